@@ -1,0 +1,59 @@
+"""natlens: where do your packets really go?
+
+Parse iptables rules, correlate them with Docker, simulate packets and audit the result.
+"""
+
+from __future__ import annotations
+
+from natlens.errors import NatlensError, ParseError, ParseWarning, SnapshotError, UsageError
+from natlens.model import (
+    Address,
+    Chain,
+    Counters,
+    Family,
+    Interface,
+    Match,
+    Option,
+    Origin,
+    Protocol,
+    Rule,
+    Ruleset,
+    Table,
+    TableName,
+    Target,
+    TargetKind,
+)
+from natlens.parse.save import parse_save
+from natlens.serialize import ruleset_to_dict, to_save
+from natlens.snapshot import Snapshot, load, load_rules
+
+__all__ = [
+    "Address",
+    "Chain",
+    "Counters",
+    "Family",
+    "Interface",
+    "Match",
+    "NatlensError",
+    "Option",
+    "Origin",
+    "ParseError",
+    "ParseWarning",
+    "Protocol",
+    "Rule",
+    "Ruleset",
+    "Snapshot",
+    "SnapshotError",
+    "Table",
+    "TableName",
+    "Target",
+    "TargetKind",
+    "UsageError",
+    "load",
+    "load_rules",
+    "parse_save",
+    "ruleset_to_dict",
+    "to_save",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""Guess what a text does not say: the table of ``-S``/``-L`` output, the address family.
+
+A table is told by its built-in chains (nat has PREROUTING, INPUT, OUTPUT and POSTROUTING; raw
+only PREROUTING and OUTPUT; mangle all five) and by targets valid only in it (DNAT, SNAT,
+MASQUERADE and REDIRECT need nat; NOTRACK and CT need raw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from natlens.model import Family, Table, TableName
+
+__all__ = ["infer_family", "infer_table"]
+
+_NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
+_RAW_TARGETS = frozenset({"NOTRACK", "CT", "TRACE"})
+_MANGLE_TARGETS = frozenset({"MARK", "TPROXY", "TCPMSS", "TOS", "TTL", "HL", "DSCP", "ECN",
+                             "CHECKSUM", "CLASSIFY"})
+
+
+def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableName:
+    """The table whose built-in chains and targets fit best (filter when nothing tells)."""
+    chains = set(builtin_chains)
+    names = set(targets)
+    if names & _NAT_TARGETS:
+        return TableName.NAT
+    if "FORWARD" in chains and ("PREROUTING" in chains or "POSTROUTING" in chains):
+        return TableName.MANGLE
+    if "POSTROUTING" in chains or ("PREROUTING" in chains and "INPUT" in chains):
+        return TableName.NAT
+    if "PREROUTING" in chains:
+        return TableName.MANGLE if names & _MANGLE_TARGETS else TableName.RAW
+    if names & _RAW_TARGETS and "INPUT" not in chains:
+        return TableName.RAW
+    if names & _MANGLE_TARGETS:
+        return TableName.MANGLE
+    return TableName.FILTER
+
+
+def infer_family(tool: str | None, tables: Sequence[Table]) -> Family:
+    """IPv6 when the header names ip6tables-save or any address is IPv6, else IPv4."""
+    if tool == "ip6tables":
+        return Family.IPV6
+    if tool == "iptables":
+        return Family.IPV4
+    for table in tables:
+        for rule in table.rules:
+            for addr in (rule.source, rule.destination):
+                if addr is not None:
+                    return Family.IPV6 if addr.network.version == 6 else Family.IPV4
+            if rule.protocol is not None and rule.protocol.name == "ipv6-icmp":
+                return Family.IPV6
+    return Family.IPV4

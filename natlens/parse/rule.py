@@ -1,0 +1,422 @@
+"""Parse the arguments of one rule (everything after ``-A CHAIN``) into a ``Rule``.
+
+Grammar as iptables(8) and iptables-restore accept it: the IP part (``[!] -s/-d/-i/-o/-p/-f``)
+may appear anywhere, ``-m MODULE`` opens a match whose options follow, ``-j``/``-g`` names the
+target whose options follow, ``!`` negates the next option. Old iptables (< 1.4.3) wrote the ``!``
+after the option (``-d ! 10.0.0.0/8``); that form is read and re-serialised in the modern order.
+Long options may be abbreviated to a unique prefix, as getopt_long allows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+
+from natlens.errors import did_you_mean
+from natlens.model import (
+    VERDICT_TARGETS,
+    Address,
+    Counters,
+    Interface,
+    Match,
+    Option,
+    Origin,
+    Protocol,
+    Rule,
+    Target,
+    TargetKind,
+)
+from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
+from natlens.parse.values import canonical_address, canonical_args
+
+__all__ = ["RuleSyntaxError", "parse_rule_args", "PROTOCOL_NAMES"]
+
+
+class RuleSyntaxError(ValueError):
+    """A bad argument at ``index`` (or the rule as a whole when ``index`` is None)."""
+
+    def __init__(self, reason: str, index: int | None = None, token: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
+        self.token = token
+
+
+PROTOCOL_NAMES = {
+    "0": "all", "1": "icmp", "2": "igmp", "4": "ipencap", "6": "tcp", "17": "udp", "33": "dccp",
+    "41": "ipv6", "47": "gre", "50": "esp", "51": "ah", "58": "ipv6-icmp", "132": "sctp",
+    "136": "udplite", "icmpv6": "ipv6-icmp",
+}
+_KNOWN_PROTOCOLS = frozenset(
+    {"all", "tcp", "udp", "udplite", "icmp", "ipv6-icmp", "esp", "ah", "sctp", "mh", "gre",
+     "dccp", "igmp", "ipencap", "ipv6", "ipip", "ospf", "vrrp", "pim", "l2tp", "rsvp",
+     "ipv6-route", "ipv6-frag", "ipv6-nonxt", "ipv6-opts", "hopopt", "encap", "egp", "pup",
+     "idp", "xtp", "ddp", "idpr-cmtp", "ipcomp", "etherip", "isis", "rspf", "vmtp", "l2tp",
+     "mptcp"}
+)
+# Protocol names iptables-save prints for protocol numbers it does not name itself.
+_PROTO_FOR_MATCH = {"ipv6-icmp": "icmp6", "icmpv6": "icmp6"}
+
+_CORE_ADDR = {"-s": "source", "--source": "source", "--src": "source",
+              "-d": "destination", "--destination": "destination", "--dst": "destination"}
+_CORE_IFACE = {"-i": "in_interface", "--in-interface": "in_interface",
+               "-o": "out_interface", "--out-interface": "out_interface"}
+_CORE_PROTO = frozenset({"-p", "--protocol"})
+_CORE_FRAG = frozenset({"-f", "--fragment"})
+_MATCH = frozenset({"-m", "--match"})
+_JUMP = frozenset({"-j", "--jump"})
+_GOTO = frozenset({"-g", "--goto"})
+_COUNTERS = frozenset({"-c", "--set-counters"})
+_IFNAMSIZ = 15
+
+
+@dataclass(slots=True)
+class _MatchBuilder:
+    module: str
+    spec: ModuleSpec | None
+    implicit: bool = False
+    options: list[Option] = field(default_factory=list)
+
+    def build(self) -> Match:
+        opts = self.options
+        if self.spec is not None and len(opts) > 1:
+            by = self.spec.by_name
+            opts = sorted(opts, key=lambda o: by[o.name].order if o.name in by else 999)
+        return Match(self.module, tuple(opts), self.spec is not None, self.implicit)
+
+
+@dataclass(slots=True)
+class _TargetBuilder:
+    name: str
+    spec: ModuleSpec | None
+    kind: TargetKind
+    options: list[Option] = field(default_factory=list)
+
+
+def parse_rule_args(
+    chain: str,
+    args: list[str],
+    *,
+    quoted: frozenset[int] = frozenset(),
+    origin: Origin | None = None,
+    counters: Counters | None = None,
+    chains: Container[str] = frozenset(),
+    lenient: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[Rule]:
+    """Parse ``args`` into rules (several when ``-s``/``-d`` list more than one address).
+
+    ``chains`` are the names of the table's chains (a ``-j`` to one of them is a jump). In
+    ``lenient`` mode, unquoted words after ``--comment`` are joined to the comment (kube-proxy's
+    test fixtures write them so) and ``warn`` is told.
+    """
+    p = _RuleParser(args, quoted, chains, lenient, warn)
+    p.run()
+    return p.build(chain, origin, counters)
+
+
+class _RuleParser:
+    __slots__ = (
+        "args", "quoted", "chains", "lenient", "warn", "i", "negate", "negate_index",
+        "sources", "destinations", "in_iface", "out_iface", "protocol", "fragment",
+        "matches", "target", "goto", "counters", "context",
+    )
+
+    def __init__(
+        self,
+        args: list[str],
+        quoted: frozenset[int],
+        chains: Container[str],
+        lenient: bool,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self.args = args
+        self.quoted = quoted
+        self.chains = chains
+        self.lenient = lenient
+        self.warn = warn
+        self.i = 0
+        self.negate = False
+        self.negate_index = -1
+        self.sources: list[Address] = []
+        self.destinations: list[Address] = []
+        self.in_iface: Interface | None = None
+        self.out_iface: Interface | None = None
+        self.protocol: Protocol | None = None
+        self.fragment: bool | None = None
+        self.matches: list[_MatchBuilder] = []
+        self.target: _TargetBuilder | None = None
+        self.goto = False
+        self.counters: Counters | None = None
+        self.context: _MatchBuilder | _TargetBuilder | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _take_negation(self) -> bool:
+        neg = self.negate
+        self.negate = False
+        return neg
+
+    def _value(self, option: str) -> tuple[str, bool]:
+        """The single argument after ``option`` (at self.i), with old-style ``!`` handled."""
+        args = self.args
+        i = self.i
+        negated = self._take_negation()
+        if i < len(args) and args[i] == "!" and i not in self.quoted:
+            if negated:
+                raise RuleSyntaxError("multiple '!' flags not allowed", i, "!")
+            negated = True
+            i += 1
+        if i >= len(args):
+            raise RuleSyntaxError(f"option {option!r} requires an argument", i - 1, option)
+        self.i = i + 1
+        return args[i], negated
+
+    def _is_option_token(self, index: int) -> bool:
+        tok = self.args[index]
+        if index in self.quoted or not tok.startswith("-") or tok == "-":
+            return False
+        return not tok[1:].replace(".", "", 1).isdigit()
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        args = self.args
+        n = len(args)
+        while self.i < n:
+            index = self.i
+            tok = args[index]
+            self.i += 1
+            if tok == "!" and index not in self.quoted:
+                if self.negate:
+                    raise RuleSyntaxError("multiple '!' flags not allowed", index, tok)
+                self.negate = True
+                self.negate_index = index
+                continue
+            if index in self.quoted or not tok.startswith("-"):
+                self._stray(index, tok)
+                continue
+            if tok in _CORE_ADDR:
+                self._address(tok, index)
+            elif tok in _CORE_IFACE:
+                self._interface(tok, index)
+            elif tok in _CORE_PROTO:
+                self._protocol(tok, index)
+            elif tok in _CORE_FRAG:
+                self.fragment = not self._take_negation()
+            elif tok in _MATCH:
+                self._match(tok, index)
+            elif tok in _JUMP or tok in _GOTO:
+                self._target(tok, index)
+            elif tok in _COUNTERS:
+                self._set_counters(tok, index)
+            else:
+                self._option(tok, index)
+        if self.negate:
+            raise RuleSyntaxError("'!' not followed by an option", self.negate_index, "!")
+
+    def _stray(self, index: int, tok: str) -> None:
+        last = self.context.options[-1] if self.context and self.context.options else None
+        if self.lenient and last is not None and last.name == "--comment":
+            self.context.options[-1] = Option(last.name, (f"{last.args[0]} {tok}",), last.negated)  # type: ignore[union-attr]
+            if self.warn:
+                self.warn(f"unquoted word {tok!r} joined to the comment (quote multi-word comments)")
+            return
+        if self.context is not None and self.context.spec is None and self.context.options:
+            # An unknown module's option taking another argument.
+            opt = self.context.options[-1]
+            self.context.options[-1] = Option(opt.name, (*opt.args, tok), opt.negated)
+            return
+        raise RuleSyntaxError(f"bad argument {tok!r}", index, tok)
+
+    def _address(self, tok: str, index: int) -> None:
+        value, negated = self._value(tok)
+        field_name = _CORE_ADDR[tok]
+        target = self.sources if field_name == "source" else self.destinations
+        if target:
+            raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
+        for part in value.split(","):
+            try:
+                net = ipaddress.ip_network(canonical_address(part))
+            except ValueError:
+                raise RuleSyntaxError(
+                    f"bad address {part!r} (natlens does not resolve host names)", index + 1, value
+                ) from None
+            target.append(Address(net, negated))
+        if negated and len(target) > 1:
+            raise RuleSyntaxError("! not allowed with multiple source or destination IP addresses",
+                                  index + 1, value)
+
+    def _interface(self, tok: str, index: int) -> None:
+        value, negated = self._value(tok)
+        if len(value) > _IFNAMSIZ:
+            raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 characters",
+                                  index + 1, value)
+        iface = Interface(value, negated)
+        if _CORE_IFACE[tok] == "in_interface":
+            if self.in_iface is not None:
+                raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
+            self.in_iface = iface
+        else:
+            if self.out_iface is not None:
+                raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
+            self.out_iface = iface
+
+    def _protocol(self, tok: str, index: int) -> None:
+        value, negated = self._value(tok)
+        if self.protocol is not None:
+            raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
+        name = value.lower()
+        name = PROTOCOL_NAMES.get(name, name)
+        if name not in _KNOWN_PROTOCOLS and not (name.isdigit() and int(name) < 256):
+            raise RuleSyntaxError(f"unknown protocol {value!r}", index + 1, value)
+        self.protocol = Protocol(name, negated)
+
+    def _match(self, tok: str, index: int) -> None:
+        if self.negate:
+            raise RuleSyntaxError("'!' cannot negate -m", self.negate_index, "!")
+        if self.i >= len(self.args):
+            raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
+        module = self.args[self.i]
+        self.i += 1
+        spec = MATCHES.get(module)
+        builder = _MatchBuilder(module, spec)
+        self.matches.append(builder)
+        self.context = builder
+
+    def _target(self, tok: str, index: int) -> None:
+        if self.negate:
+            raise RuleSyntaxError(f"'!' cannot negate {tok}", self.negate_index, "!")
+        if self.target is not None:
+            raise RuleSyntaxError("multiple -j flags not allowed", index, tok)
+        if self.i >= len(self.args):
+            raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
+        name = self.args[self.i]
+        self.i += 1
+        self.goto = tok in _GOTO
+        spec: ModuleSpec | None = None
+        if name in self.chains:
+            kind = TargetKind.CHAIN
+        elif name in VERDICT_TARGETS:
+            kind = TargetKind.VERDICT
+        elif name in TARGETS:
+            kind = TargetKind.EXTENSION
+            spec = TARGETS[name]
+        else:
+            kind = TargetKind.UNKNOWN
+        if self.goto and kind is not TargetKind.CHAIN and kind is not TargetKind.UNKNOWN:
+            raise RuleSyntaxError(f"-g needs a user-defined chain, not {name!r}", index + 1, name)
+        self.target = _TargetBuilder(name, spec, kind)
+        self.context = self.target
+
+    def _set_counters(self, tok: str, index: int) -> None:
+        try:
+            packets, byte_count = int(self.args[self.i]), int(self.args[self.i + 1])
+        except (ValueError, IndexError):
+            raise RuleSyntaxError(f"{tok} needs packet and byte counts", index, tok) from None
+        self.i += 2
+        self.counters = Counters(packets, byte_count)
+
+    def _option(self, tok: str, index: int) -> None:
+        owner, spec_name, nargs, kind = self._find_owner(tok, index)
+        negated = self._take_negation()
+        args = self.args
+        values: list[str] = []
+        i = self.i
+        if nargs >= 0:
+            if nargs > 0 and i < len(args) and args[i] == "!" and i not in self.quoted:
+                if negated:
+                    raise RuleSyntaxError("multiple '!' flags not allowed", i, "!")
+                negated = True
+                i += 1
+            if i + nargs > len(args):
+                raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
+            values = args[i:i + nargs]
+            i += nargs
+        else:  # unknown module: arguments up to the next option
+            if i < len(args) and args[i] == "!" and i + 1 < len(args) and not \
+                    self._is_option_token(i + 1) and i not in self.quoted:
+                negated = True
+                i += 1
+            while i < len(args) and not self._is_option_token(i) and not (
+                args[i] == "!" and i not in self.quoted
+            ):
+                values.append(args[i])
+                i += 1
+        self.i = i
+        try:
+            canon = canonical_args(kind, tuple(values))
+        except ValueError as exc:
+            raise RuleSyntaxError(str(exc), index + 1, values[0] if values else tok) from None
+        quoted = any(j in self.quoted for j in range(i - len(values), i))
+        owner.options.append(Option(spec_name, canon, negated, quoted))
+
+    def _find_owner(
+        self, tok: str, index: int
+    ) -> tuple[_MatchBuilder | _TargetBuilder, str, int, str]:
+        context = self.context
+        if context is not None and context.spec is not None:
+            spec = context.spec.lookup(tok)
+            if spec is not None:
+                return context, spec.name, spec.nargs, spec.kind
+        for builder in reversed(self.matches):
+            if builder.spec is not None and builder is not context:
+                spec = builder.spec.lookup(tok)
+                if spec is not None:
+                    return builder, spec.name, spec.nargs, spec.kind
+        proto = self.protocol.name if self.protocol else None
+        module = _PROTO_FOR_MATCH.get(proto, proto) if proto else None
+        if module in PROTOCOL_MATCHES:
+            spec_m = MATCHES[module]
+            spec = spec_m.lookup(tok)
+            if spec is not None:
+                builder = _MatchBuilder(module, spec_m, implicit=True)
+                self.matches.append(builder)
+                return builder, spec.name, spec.nargs, spec.kind
+        if context is not None and context.spec is None:
+            return context, tok, -1, "str"
+        if context is None and not self.matches:
+            raise RuleSyntaxError(f"unknown option {tok!r}", index, tok)
+        names: list[str] = []
+        for b in (*self.matches, *([self.target] if self.target else [])):
+            if b.spec is not None:
+                names.extend(b.spec.by_name)
+        where = f" for {context.name if isinstance(context, _TargetBuilder) else '-m ' + context.module}" \
+            if context is not None else ""
+        raise RuleSyntaxError(f"unknown option {tok!r}{where}{did_you_mean(tok, names)}",
+                              index, tok)
+
+    # -- result --------------------------------------------------------------------------------
+
+    def build(self, chain: str, origin: Origin | None, counters: Counters | None) -> list[Rule]:
+        for builder in self.matches:
+            if builder.module in PROTOCOL_MATCHES and not builder.implicit:
+                proto = self.protocol.name if self.protocol else None
+                want = "ipv6-icmp" if builder.module == "icmp6" else builder.module
+                if proto != want or (self.protocol and self.protocol.negated):
+                    raise RuleSyntaxError(f"-m {builder.module} requires -p {want}")
+        matches = tuple(b.build() for b in self.matches)
+        target: Target | None = None
+        if self.target is not None:
+            target = Target(self.target.name, tuple(self.target.options), self.target.kind)
+        rules: list[Rule] = []
+        for src in self.sources or [None]:
+            for dst in self.destinations or [None]:
+                rules.append(
+                    Rule(
+                        chain=chain,
+                        source=src,
+                        destination=dst,
+                        in_interface=self.in_iface,
+                        out_interface=self.out_iface,
+                        protocol=self.protocol,
+                        fragment=self.fragment,
+                        matches=matches,
+                        target=target,
+                        goto=self.goto,
+                        counters=self.counters if self.counters is not None else counters,
+                        origin=origin,
+                    )
+                )
+        return rules

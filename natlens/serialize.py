@@ -1,0 +1,164 @@
+"""Write a Ruleset back out: iptables-save text, or a JSON-ready dict.
+
+The save form follows iptables-save (iptables/iptables-save.c, ``print_rule4``): ``[p:b]`` counters,
+``-A CHAIN``, then ``-s -d -i -o -p -f`` with ``!`` before the negated option, the matches in
+order with their options in the module's print order, then ``-j``/``-g`` and the target's
+options. Strings that need it are double-quoted with backslash escapes (``xtables_save_string``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from natlens.model import Chain, Match, Option, Rule, Ruleset, Table, Target
+from natlens.parse.tokens import needs_quotes, quote
+
+__all__ = ["rule_to_save", "ruleset_to_dict", "rule_to_dict", "to_save"]
+
+_STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--string",
+                             "--helper", "--timeout"})
+
+
+def _option_text(opt: Option) -> str:
+    parts = ["!", opt.name] if opt.negated else [opt.name]
+    for arg in opt.args:
+        if opt.name in _STRING_OPTIONS:
+            parts.append(quote(arg, force=opt.quoted))
+        elif needs_quotes(arg) and (not arg or any(c in arg for c in " \t\"'\\")):
+            parts.append(quote(arg))
+        else:
+            parts.append(arg)
+    return " ".join(parts)
+
+
+def _match_text(match: Match) -> str:
+    head = f"-m {match.module}"
+    if not match.options:
+        return head
+    return head + " " + " ".join(_option_text(o) for o in match.options)
+
+
+def _target_text(target: Target, goto: bool) -> str:
+    head = f"{'-g' if goto else '-j'} {target.name}"
+    if not target.options:
+        return head
+    return head + " " + " ".join(_option_text(o) for o in target.options)
+
+
+def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
+    """One rule as iptables-save prints it (``[p:b] -A CHAIN ...``)."""
+    parts: list[str] = []
+    if counters and rule.counters is not None:
+        parts.append(str(rule.counters))
+    parts.append(f"-A {rule.chain}")
+    for flag, addr in (("-s", rule.source), ("-d", rule.destination)):
+        if addr is not None:
+            parts.append(f"{'! ' if addr.negated else ''}{flag} {addr.network}")
+    for flag, iface in (("-i", rule.in_interface), ("-o", rule.out_interface)):
+        if iface is not None:
+            parts.append(f"{'! ' if iface.negated else ''}{flag} {iface.name}")
+    if rule.protocol is not None and rule.protocol.name != "all":
+        parts.append(f"{'! ' if rule.protocol.negated else ''}-p {rule.protocol.name}")
+    if rule.fragment is not None:
+        parts.append("-f" if rule.fragment else "! -f")
+    parts.extend(_match_text(m) for m in rule.matches)
+    if rule.target is not None:
+        parts.append(_target_text(rule.target, rule.goto))
+    return " ".join(parts)
+
+
+def _chain_decl(chain: Chain, counters: bool) -> str:
+    policy = chain.policy if chain.builtin and chain.policy else "-"
+    c = chain.counters if counters and chain.counters is not None else None
+    return f":{chain.name} {policy} {c if c is not None else '[0:0]'}"
+
+
+def _table_lines(table: Table, counters: bool, comments: bool) -> list[str]:
+    lines: list[str] = list(table.comments_before) if comments else []
+    lines.append(f"*{table.name.value}")
+    lines.extend(_chain_decl(chain, counters) for chain in table.chains)
+    for chain in table.chains:
+        lines.extend(rule_to_save(rule, counters=counters) for rule in chain.rules)
+    lines.append("COMMIT")
+    if comments:
+        lines.extend(table.comments_after)
+    return lines
+
+
+def to_save(ruleset: Ruleset, *, counters: bool = True, comments: bool = True) -> str:
+    """The ruleset as iptables-save text (``comments``: keep the ``#`` lines read with it)."""
+    lines: list[str] = []
+    for table in ruleset.tables:
+        lines.extend(_table_lines(table, counters, comments))
+    if comments:
+        lines.extend(ruleset.comments_after)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _options(options: tuple[Option, ...]) -> list[dict[str, Any]]:
+    return [{"name": o.name, "args": list(o.args), "negated": o.negated} for o in options]
+
+
+def rule_to_dict(rule: Rule, index: int | None = None) -> dict[str, Any]:
+    """A JSON-ready dict of one rule (``index``: its 1-based position in the chain)."""
+
+    def neg(value: object, negated: bool) -> dict[str, Any] | None:
+        return None if value is None else {"value": str(value), "negated": negated}
+
+    out: dict[str, Any] = {"chain": rule.chain}
+    if index is not None:
+        out["index"] = index
+    out.update(
+        source=neg(rule.source.network, rule.source.negated) if rule.source else None,
+        destination=neg(rule.destination.network, rule.destination.negated)
+        if rule.destination else None,
+        in_interface=neg(rule.in_interface.name, rule.in_interface.negated)
+        if rule.in_interface else None,
+        out_interface=neg(rule.out_interface.name, rule.out_interface.negated)
+        if rule.out_interface else None,
+        protocol=neg(rule.protocol.name, rule.protocol.negated) if rule.protocol else None,
+        fragment=rule.fragment,
+        matches=[{"module": m.module, "known": m.known, "options": _options(m.options)}
+                 for m in rule.matches],
+        target=None if rule.target is None else {
+            "name": rule.target.name, "kind": rule.target.kind.value,
+            "options": _options(rule.target.options)},
+        goto=rule.goto,
+        counters=None if rule.counters is None else {
+            "packets": rule.counters.packets, "bytes": rule.counters.bytes},
+        unknown=sorted(rule.unknown),
+        text=rule_to_save(rule, counters=False),
+        origin=None if rule.origin is None else {
+            "source": rule.origin.source, "line": rule.origin.line},
+    )
+    return out
+
+
+def ruleset_to_dict(ruleset: Ruleset) -> dict[str, Any]:
+    """A JSON-ready dict of the whole ruleset."""
+    return {
+        "family": ruleset.family.value,
+        "source": ruleset.source,
+        "format": ruleset.format,
+        "backend": ruleset.backend,
+        "version": ruleset.version,
+        "legacy_tables_present": ruleset.legacy_tables_present,
+        "notes": list(ruleset.notes),
+        "tables": [
+            {
+                "name": table.name.value,
+                "chains": [
+                    {
+                        "name": chain.name,
+                        "builtin": chain.builtin,
+                        "policy": chain.policy,
+                        "counters": None if chain.counters is None else {
+                            "packets": chain.counters.packets, "bytes": chain.counters.bytes},
+                        "rules": [rule_to_dict(r, i) for i, r in enumerate(chain.rules, 1)],
+                    }
+                    for chain in table.chains
+                ],
+            }
+            for table in ruleset.tables
+        ],
+    }
