@@ -106,14 +106,30 @@ class Address:
 
     network: IPNetwork
     negated: bool = False
+    mask: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    """Only for a non-contiguous netmask (``10.0.0.1/255.0.255.0``); ``network`` is then the
+    masked address as a host network."""
 
     def contains(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         """Whether ``ip`` satisfies this condition (negation applied)."""
-        inside = ip.version == self.network.version and ip in self.network
+        if ip.version != self.network.version:
+            inside = False
+        elif self.mask is not None:
+            mask = int(self.mask)
+            inside = int(ip) & mask == int(self.network.network_address) & mask
+        else:
+            inside = ip in self.network
         return inside != self.negated
 
+    @property
+    def text(self) -> str:
+        """The address as iptables-save prints it (``10.0.0.0/8``)."""
+        if self.mask is not None:
+            return f"{self.network.network_address}/{self.mask}"
+        return str(self.network)
+
     def __str__(self) -> str:
-        return f"{'!' if self.negated else ''}{self.network}"
+        return f"{'!' if self.negated else ''}{self.text}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
     parts.append(f"-A {rule.chain}")
     for flag, addr in (("-s", rule.source), ("-d", rule.destination)):
         if addr is not None:
-            parts.append(f"{'! ' if addr.negated else ''}{flag} {addr.network}")
+            parts.append(f"{'! ' if addr.negated else ''}{flag} {addr.text}")
     for flag, iface in (("-i", rule.in_interface), ("-o", rule.out_interface)):
         if iface is not None:
             parts.append(f"{'! ' if iface.negated else ''}{flag} {iface.name}")
@@ -109,8 +109,8 @@ def rule_to_dict(rule: Rule, index: int | None = None) -> dict[str, Any]:
     if index is not None:
         out["index"] = index
     out.update(
-        source=neg(rule.source.network, rule.source.negated) if rule.source else None,
-        destination=neg(rule.destination.network, rule.destination.negated)
+        source=neg(rule.source.text, rule.source.negated) if rule.source else None,
+        destination=neg(rule.destination.text, rule.destination.negated)
         if rule.destination else None,
         in_interface=neg(rule.in_interface.name, rule.in_interface.negated)
         if rule.in_interface else None,

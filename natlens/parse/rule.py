@@ -10,6 +10,7 @@ Long options may be abbreviated to a unique prefix, as getopt_long allows.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
 from natlens.parse.values import canonical_address, canonical_args
 
@@ -69,6 +71,7 @@ _JUMP = frozenset({"-j", "--jump"})
 _GOTO = frozenset({"-g", "--goto"})
 _COUNTERS = frozenset({"-c", "--set-counters"})
 _IFNAMSIZ = 15
+_ATTACHED = frozenset({"-s", "-d", "-i", "-o", "-p", "-j", "-g", "-m"})
 
 
 @dataclass(slots=True)
@@ -83,7 +86,11 @@ class _MatchBuilder:
         if self.spec is not None and len(opts) > 1:
             by = self.spec.by_name
             opts = sorted(opts, key=lambda o: by[o.name].order if o.name in by else 999)
-        return Match(self.module, tuple(opts), self.spec is not None, self.implicit)
+        options = tuple(opts)
+        rewrite = CANONICAL_MATCH.get(self.module)
+        if rewrite is not None and self.spec is not None:
+            options = rewrite(options)
+        return Match(self.module, options, self.spec is not None, self.implicit)
 
 
 @dataclass(slots=True)
@@ -114,6 +121,65 @@ def parse_rule_args(
     p = _RuleParser(args, quoted, chains, lenient, warn)
     p.run()
     return p.build(chain, origin, counters)
+
+
+_ADDRESS_CACHE: dict[tuple[str, bool], Address] = {}
+
+
+def _fast_ipv4_network(text: str) -> ipaddress.IPv4Network | None:
+    """``a.b.c.d[/n]`` in plain decimal → network (host bits cleared); None for anything else."""
+    addr, _, prefix = text.partition("/")
+    parts = addr.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for p in parts:
+        if not p.isdigit() or len(p) > 3 or (len(p) > 1 and p[0] == "0"):
+            return None
+        octet = int(p)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    if not prefix:
+        bits = 32
+    elif prefix.isdigit() and len(prefix) <= 2 and int(prefix) <= 32:
+        bits = int(prefix)
+    else:
+        return None
+    value &= (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+    return ipaddress.IPv4Network((value, bits))
+
+
+def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
+    key = (part, negated)
+    cached = _ADDRESS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    net = _fast_ipv4_network(part)
+    if net is not None:
+        address = Address(net, negated)
+    else:
+        try:
+            address = Address(ipaddress.ip_network(canonical_address(part)), negated)
+        except ValueError:
+            address = _parse_masked_address(part, negated, index, value)
+    if len(_ADDRESS_CACHE) < 100_000:
+        _ADDRESS_CACHE[key] = address
+    return address
+
+
+def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> Address:
+    addr_text, _, mask_text = part.partition("/")
+    try:
+        addr = ipaddress.ip_address(addr_text)
+        mask = ipaddress.ip_address(mask_text)
+    except ValueError:
+        raise RuleSyntaxError(f"bad address {part!r} (natlens does not resolve host names)",
+                              index, value) from None
+    if addr.version != mask.version:
+        raise RuleSyntaxError(f"bad netmask in {part!r}", index, value)
+    masked = ipaddress.ip_address(int(addr) & int(mask))
+    return Address(ipaddress.ip_network(masked), negated, mask)
 
 
 class _RuleParser:
@@ -179,14 +245,17 @@ class _RuleParser:
             return False
         return not tok[1:].replace(".", "", 1).isdigit()
 
+    def _split_token(self, index: int, name: str, value: str) -> None:
+        """``--opt=value`` / ``-pvalue`` (getopt forms) → two arguments."""
+        self.args = [*self.args[:index], name, value, *self.args[index + 1:]]
+        self.quoted = frozenset(q + 1 if q > index else q for q in self.quoted)
+
     # -- main loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        args = self.args
-        n = len(args)
-        while self.i < n:
+        while self.i < len(self.args):
             index = self.i
-            tok = args[index]
+            tok = self.args[index]
             self.i += 1
             if tok == "!" and index not in self.quoted:
                 if self.negate:
@@ -197,22 +266,18 @@ class _RuleParser:
             if index in self.quoted or not tok.startswith("-"):
                 self._stray(index, tok)
                 continue
-            if tok in _CORE_ADDR:
-                self._address(tok, index)
-            elif tok in _CORE_IFACE:
-                self._interface(tok, index)
-            elif tok in _CORE_PROTO:
-                self._protocol(tok, index)
-            elif tok in _CORE_FRAG:
-                self.fragment = not self._take_negation()
-            elif tok in _MATCH:
-                self._match(tok, index)
-            elif tok in _JUMP or tok in _GOTO:
-                self._target(tok, index)
-            elif tok in _COUNTERS:
-                self._set_counters(tok, index)
-            else:
+            if "=" in tok and tok.startswith("--"):
+                name, _, value = tok.partition("=")
+                self._split_token(index, name, value)
+                tok = name
+            elif len(tok) > 2 and tok[1] in "sdiopjgm" and tok[:2] in _ATTACHED:
+                self._split_token(index, tok[:2], tok[2:])
+                tok = tok[:2]
+            handler = _DISPATCH.get(tok)
+            if handler is None:
                 self._option(tok, index)
+            else:
+                handler(self, tok, index)
         if self.negate:
             raise RuleSyntaxError("'!' not followed by an option", self.negate_index, "!")
 
@@ -237,23 +302,22 @@ class _RuleParser:
         if target:
             raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
         for part in value.split(","):
-            try:
-                net = ipaddress.ip_network(canonical_address(part))
-            except ValueError:
-                raise RuleSyntaxError(
-                    f"bad address {part!r} (natlens does not resolve host names)", index + 1, value
-                ) from None
-            target.append(Address(net, negated))
+            target.append(_parse_address(part, negated, index + 1, value))
         if negated and len(target) > 1:
             raise RuleSyntaxError("! not allowed with multiple source or destination IP addresses",
                                   index + 1, value)
+
+    def _fragment(self, tok: str, index: int) -> None:
+        self.fragment = not self._take_negation()
 
     def _interface(self, tok: str, index: int) -> None:
         value, negated = self._value(tok)
         if len(value) > _IFNAMSIZ:
             raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 characters",
                                   index + 1, value)
-        iface = Interface(value, negated)
+        iface: Interface | None = Interface(value, negated)
+        if value == "+" and not negated:
+            iface = None  # matches every interface; iptables-save omits it
         if _CORE_IFACE[tok] == "in_interface":
             if self.in_iface is not None:
                 raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
@@ -270,7 +334,10 @@ class _RuleParser:
         name = value.lower()
         name = PROTOCOL_NAMES.get(name, name)
         if name not in _KNOWN_PROTOCOLS and not (name.isdigit() and int(name) < 256):
-            raise RuleSyntaxError(f"unknown protocol {value!r}", index + 1, value)
+            try:
+                socket.getprotobyname(name)
+            except OSError:
+                raise RuleSyntaxError(f"unknown protocol {value!r}", index + 1, value) from None
         self.protocol = Protocol(name, negated)
 
     def _match(self, tok: str, index: int) -> None:
@@ -311,11 +378,17 @@ class _RuleParser:
         self.context = self.target
 
     def _set_counters(self, tok: str, index: int) -> None:
+        args = self.args
         try:
-            packets, byte_count = int(self.args[self.i]), int(self.args[self.i + 1])
+            if self.i < len(args) and "," in args[self.i]:
+                packet_text, byte_text = args[self.i].split(",", 1)
+                packets, byte_count = int(packet_text), int(byte_text)
+                self.i += 1
+            else:
+                packets, byte_count = int(args[self.i]), int(args[self.i + 1])
+                self.i += 2
         except (ValueError, IndexError):
             raise RuleSyntaxError(f"{tok} needs packet and byte counts", index, tok) from None
-        self.i += 2
         self.counters = Counters(packets, byte_count)
 
     def _option(self, tok: str, index: int) -> None:
@@ -399,7 +472,14 @@ class _RuleParser:
         matches = tuple(b.build() for b in self.matches)
         target: Target | None = None
         if self.target is not None:
-            target = Target(self.target.name, tuple(self.target.options), self.target.kind)
+            options = tuple(self.target.options)
+            rewrite = CANONICAL_TARGET.get(self.target.name)
+            if rewrite is not None and self.target.kind is TargetKind.EXTENSION:
+                try:
+                    options = rewrite(options)
+                except ValueError as exc:
+                    raise RuleSyntaxError(str(exc)) from None
+            target = Target(self.target.name, options, self.target.kind)
         rules: list[Rule] = []
         for src in self.sources or [None]:
             for dst in self.destinations or [None]:
@@ -420,3 +500,15 @@ class _RuleParser:
                     )
                 )
         return rules
+
+
+_Handler = Callable[[_RuleParser, str, int], None]
+_DISPATCH: dict[str, _Handler] = {
+    **{tok: _RuleParser._address for tok in _CORE_ADDR},
+    **{tok: _RuleParser._interface for tok in _CORE_IFACE},
+    **{tok: _RuleParser._protocol for tok in _CORE_PROTO},
+    **{tok: _RuleParser._fragment for tok in _CORE_FRAG},
+    **{tok: _RuleParser._match for tok in _MATCH},
+    **{tok: _RuleParser._target for tok in _JUMP | _GOTO},
+    **{tok: _RuleParser._set_counters for tok in _COUNTERS},
+}

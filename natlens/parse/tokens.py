@@ -36,8 +36,53 @@ def split_args(line: str) -> tuple[list[str], frozenset[int]]:
     """Fast path: the arguments of ``line`` and the indexes of those that were quoted."""
     if '"' not in line:
         return line.split(), frozenset()
+    if "\\" not in line:
+        if line.count('"') == 2:
+            pre, inside, post = line.split('"')
+            if (not pre or pre[-1] in _BLANKS) and (not post or post[0] in _BLANKS):
+                args = pre.split()
+                index = len(args)
+                args.append(inside)
+                args.extend(post.split())
+                return args, frozenset((index,))
+        return _split_simple_quotes(line)
     tokens = _tokenize_quoted(line)
     return list(tokens.args), tokens.quoted
+
+
+_BLANKS = " \t\r\n\f\v"
+
+
+def _split_simple_quotes(line: str) -> tuple[list[str], frozenset[int]]:
+    """Quotes without backslashes: even pieces of ``line.split('"')`` are outside quotes."""
+    pieces = line.split('"')
+    if len(pieces) % 2 == 0:
+        raise TokenizeError("unterminated quoted string", line.rfind('"') + 1)
+    args: list[str] = []
+    quoted: set[int] = set()
+    open_token = False  # the last argument may still grow (no blank since it started)
+    for i, piece in enumerate(pieces):
+        if i % 2:  # inside quotes: glue to the current argument
+            if open_token:
+                args[-1] += piece
+            else:
+                args.append(piece)
+                open_token = True
+            quoted.add(len(args) - 1)
+            continue
+        if not piece:
+            continue
+        words = piece.split()
+        if not words:
+            open_token = False
+            continue
+        start = 0
+        if open_token and piece[0] not in _BLANKS:
+            args[-1] += words[0]
+            start = 1
+        args.extend(words[start:])
+        open_token = piece[-1] not in _BLANKS
+    return args, frozenset(quoted)
 
 
 def column_of(line: str, index: int) -> int:

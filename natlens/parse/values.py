@@ -19,6 +19,8 @@ _ADDR_TYPES = frozenset(
     "UNSPEC UNICAST LOCAL BROADCAST ANYCAST MULTICAST BLACKHOLE UNREACHABLE PROHIBIT THROW NAT "
     "XRESOLVE".split()
 )
+# Names some /etc/services files (Debian 12) no longer carry.
+_FALLBACK_SERVICES = {"ftp-data": 20, "http-alt": 8080, "webcache": 8080}
 _TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
 
@@ -33,6 +35,8 @@ def parse_port(text: str) -> int:
     try:
         return socket.getservbyname(text)
     except OSError:
+        if text in _FALLBACK_SERVICES:
+            return _FALLBACK_SERVICES[text]
         raise ValueError(f"invalid port/service {text!r}") from None
 
 
@@ -147,25 +151,37 @@ def _iprange(args: tuple[str, ...]) -> tuple[str, ...]:
     return (f"{a}-{b}",)
 
 
+def _is_plain_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
+    )
+
+
 def _natrange(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``ADDR[-ADDR][:PORT[-PORT][/BASE]]`` (IPv6 in brackets) with service names resolved."""
     text = args[0]
     if text.startswith("["):
         addr_part, _, port_part = text[1:].partition("]")
         port_part = port_part[1:] if port_part.startswith(":") else port_part
         _check_addr_range(addr_part, text)
+        head = f"[{addr_part}]"
+    elif text.count(":") > 1:
+        _check_addr_range(text, text)  # bare IPv6 address (range), no port
+        return args
     else:
         addr_part, _, port_part = text.partition(":")
-        if addr_part.count(":") or text.count(":") > 1 and "." not in addr_part:
-            _check_addr_range(text, text)
-            return args
         if addr_part:
             _check_addr_range(addr_part, text)
-    if port_part:
-        _check_nat_ports(port_part, text)
-    return args
+        head = addr_part
+    if not port_part:
+        return args
+    return (f"{head}:{_check_nat_ports(port_part, text)}",)
 
 
 def _check_addr_range(part: str, whole: str) -> None:
+    if _is_plain_ipv4(part):
+        return
     for addr in part.split("-"):
         try:
             ipaddress.ip_address(addr)
@@ -173,18 +189,27 @@ def _check_addr_range(part: str, whole: str) -> None:
             raise ValueError(f"bad IP address in {whole!r}") from None
 
 
-def _check_nat_ports(part: str, whole: str) -> None:
-    low_s, _, rest = part.partition("-")
-    high_s = rest.split("/")[0] if rest else low_s
-    if not (low_s.isdigit() and high_s.isdigit()) or int(low_s) > int(high_s):
-        raise ValueError(f"bad port range in {whole!r}")
-    if int(high_s) > 65535 or int(low_s) == 0:
-        raise ValueError(f"port out of range in {whole!r}")
+def _check_nat_ports(part: str, whole: str) -> str:
+    ports, _, base = part.partition("/")
+    try:
+        try:
+            low = high = parse_port(ports)  # a service name may contain '-' (ftp-data)
+        except ValueError:
+            low_s, _, high_s = ports.partition("-")
+            low = parse_port(low_s)
+            high = parse_port(high_s) if high_s else low
+        if base:
+            parse_port(base)
+    except ValueError:
+        raise ValueError(f"bad port range in {whole!r}") from None
+    if low > high:
+        raise ValueError(f"bad port range in {whole!r} (start above end)")
+    text = str(low) if low == high else f"{low}-{high}"
+    return f"{text}/{parse_port(base)}" if base else text
 
 
 def _natports(args: tuple[str, ...]) -> tuple[str, ...]:
-    _check_nat_ports(args[0], args[0])
-    return args
+    return (_check_nat_ports(args[0], args[0]),)
 
 
 CANONICAL: dict[str, Callable[[tuple[str, ...]], tuple[str, ...]]] = {
@@ -217,3 +242,133 @@ def canonical_address(text: str) -> str:
     ``ValueError`` for anything that is not an address or network.
     """
     return str(ipaddress.ip_network(text, strict=False))
+
+
+_ICMP4 = {
+    "any": (255, 0, 255), "echo-reply": (0, 0, 255), "pong": (0, 0, 255),
+    "destination-unreachable": (3, 0, 255), "network-unreachable": (3, 0, 0),
+    "host-unreachable": (3, 1, 1), "protocol-unreachable": (3, 2, 2),
+    "port-unreachable": (3, 3, 3), "fragmentation-needed": (3, 4, 4),
+    "source-route-failed": (3, 5, 5), "network-unknown": (3, 6, 6), "host-unknown": (3, 7, 7),
+    "network-prohibited": (3, 9, 9), "host-prohibited": (3, 10, 10),
+    "TOS-network-unreachable": (3, 11, 11), "TOS-host-unreachable": (3, 12, 12),
+    "communication-prohibited": (3, 13, 13), "host-precedence-violation": (3, 14, 14),
+    "precedence-cutoff": (3, 15, 15), "source-quench": (4, 0, 255), "redirect": (5, 0, 255),
+    "network-redirect": (5, 0, 0), "host-redirect": (5, 1, 1), "TOS-network-redirect": (5, 2, 2),
+    "TOS-host-redirect": (5, 3, 3), "echo-request": (8, 0, 255), "ping": (8, 0, 255),
+    "router-advertisement": (9, 0, 255), "router-solicitation": (10, 0, 255),
+    "time-exceeded": (11, 0, 255), "ttl-exceeded": (11, 0, 255),
+    "ttl-zero-during-transit": (11, 0, 0), "ttl-zero-during-reassembly": (11, 1, 1),
+    "parameter-problem": (12, 0, 255), "ip-header-bad": (12, 0, 0),
+    "required-option-missing": (12, 1, 1), "timestamp-request": (13, 0, 255),
+    "timestamp-reply": (14, 0, 255), "address-mask-request": (17, 0, 255),
+    "address-mask-reply": (18, 0, 255),
+}
+_ICMP6 = {
+    "destination-unreachable": (1, 0, 255), "no-route": (1, 0, 0),
+    "communication-prohibited": (1, 1, 1), "beyond-scope": (1, 2, 2),
+    "address-unreachable": (1, 3, 3), "port-unreachable": (1, 4, 4), "failed-policy": (1, 5, 5),
+    "reject-route": (1, 6, 6), "packet-too-big": (2, 0, 255), "time-exceeded": (3, 0, 255),
+    "ttl-exceeded": (3, 0, 255), "ttl-zero-during-transit": (3, 0, 0),
+    "ttl-zero-during-reassembly": (3, 1, 1), "parameter-problem": (4, 0, 255),
+    "bad-header": (4, 0, 0), "unknown-header-type": (4, 1, 1), "unknown-option": (4, 2, 2),
+    "echo-request": (128, 0, 255), "ping": (128, 0, 255), "echo-reply": (129, 0, 255),
+    "pong": (129, 0, 255), "mld-listener-query": (130, 0, 255),
+    "mld-listener-report": (131, 0, 255), "mld-listener-done": (132, 0, 255),
+    "mld-listener-reduction": (132, 0, 255), "router-solicitation": (133, 0, 255),
+    "router-advertisement": (134, 0, 255), "neighbour-solicitation": (135, 0, 255),
+    "neighbor-solicitation": (135, 0, 255), "neighbour-advertisement": (136, 0, 255),
+    "neighbor-advertisement": (136, 0, 255), "redirect": (137, 0, 255),
+}
+
+
+def icmp_type_range(text: str, v6: bool = False) -> tuple[int, int, int]:
+    """``echo-request`` / ``8`` / ``3/1`` / ``255/0:255`` → (type, code low, code high)."""
+    names = _ICMP6 if v6 else _ICMP4
+    for name, value in names.items():
+        if name.lower() == text.lower():
+            return value
+    type_text, _, code_text = text.partition("/")
+    try:
+        icmp_type = int(type_text)
+        if code_text:
+            low_text, colon, high_text = code_text.partition(":")
+            low = int(low_text) if low_text else 0
+            high = (int(high_text) if high_text else 255) if colon else low
+        else:
+            low, high = 0, 255
+    except ValueError:
+        raise ValueError(f"invalid ICMP{'v6' if v6 else ''} type {text!r}") from None
+    if not (0 <= icmp_type <= 255 and 0 <= low <= high <= 255):
+        raise ValueError(f"ICMP type {text!r} out of range")
+    return icmp_type, low, high
+
+
+def _icmp_text(args: tuple[str, ...], v6: bool) -> tuple[str, ...]:
+    icmp_type, low, high = icmp_type_range(args[0], v6)
+    if not v6 and (icmp_type, low, high) == (255, 0, 255):
+        return ("any",)
+    if (low, high) == (0, 255):
+        return (str(icmp_type),)
+    return (f"{icmp_type}/{low}" if low == high else f"{icmp_type}/{low}:{high}",)
+
+
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+               "hour": 3600, "d": 86400, "day": 86400}
+_LIMIT_SCALE = 10000
+
+
+def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--limit 3/minute`` → ``3/min`` exactly as libxt_limit's print_rate does."""
+    count_text, _, unit = args[0].partition("/")
+    unit = unit or "sec"
+    mult = None
+    for name, seconds in _RATE_UNITS.items():
+        if name.startswith(unit) or unit.startswith(name) and unit in (name, name + "s"):
+            mult = seconds
+            break
+    if mult is None or not count_text.isdigit() or int(count_text) == 0:
+        return args  # leave unusual rates (hashlimit's "40mb/s") as written
+    period = _LIMIT_SCALE * mult // int(count_text)
+    if period == 0:
+        return args
+    scales = (("day", _LIMIT_SCALE * 86400), ("hour", _LIMIT_SCALE * 3600),
+              ("min", _LIMIT_SCALE * 60), ("sec", _LIMIT_SCALE))
+    i = 1
+    while i < len(scales):
+        m = scales[i][1]
+        if period > m or m // period < m % period:
+            break
+        i += 1
+    name, m = scales[i - 1]
+    return (f"{m // period}/{name}",)
+
+
+def _ctaddr(args: tuple[str, ...]) -> tuple[str, ...]:
+    net = ipaddress.ip_network(canonical_address(args[0]))
+    if net.prefixlen == net.max_prefixlen:
+        return (str(net.network_address),)
+    return (str(net),)
+
+
+def _range32(args: tuple[str, ...]) -> tuple[str, ...]:
+    low_text, colon, high_text = args[0].partition(":")
+    if not colon:
+        return args
+    try:
+        low = int(low_text) if low_text else 0
+        high = int(high_text) if high_text else 0xFFFFFFFF
+    except ValueError:
+        raise ValueError(f"invalid range {args[0]!r}") from None
+    return (str(low) if low == high else f"{low}:{high}",)
+
+
+CANONICAL.update(
+    {
+        "icmptype": lambda a: _icmp_text(a, False),
+        "icmp6type": lambda a: _icmp_text(a, True),
+        "rate": _rate,
+        "ctaddr": _ctaddr,
+        "range32": _range32,
+    }
+)
