@@ -154,6 +154,12 @@ def _direct_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | No
     return Match(module, result, True, False)
 
 
+def _has_core(r: Rule) -> bool:
+    """Whether a segment parse picked up IP-part options or counters (not its own)."""
+    return (r.source is not None or r.destination is not None or r.in_interface is not None
+            or r.out_interface is not None or r.fragment is not None or r.counters is not None)
+
+
 def _parse_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | None:
     direct = _direct_match(tokens, quoted)
     if direct is not None:
@@ -169,6 +175,8 @@ def _parse_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | Non
         return None
     r = rules[0]
     if len(r.matches) != 1 or r.target is not None or (r.protocol is not None) != bool(prefix):
+        return None
+    if _has_core(r):
         return None
     return r.matches[0]
 
@@ -215,7 +223,7 @@ def _parse_target(tokens: tuple[str, ...], quoted: frozenset[int], is_chain: boo
     except RuleSyntaxError:
         return None
     r = rules[0]
-    if r.matches or r.target is None or r.counters is not None:
+    if r.matches or r.target is None or r.protocol is not None or _has_core(r):
         return None
     if (r.target.name in chains) != is_chain:
         return None
