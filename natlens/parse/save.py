@@ -367,6 +367,7 @@ class _SaveParser:
                                 tuple(state.comments_after), tuple(state.comments_inside)))
         if family is None:
             family = infer_family(self.tool, tables)
+        self.check_family(family, tables)
         return Ruleset(
             family=family,
             tables=tuple(tables),
@@ -378,6 +379,20 @@ class _SaveParser:
             comments_after=tuple(self.pending_comments),
             notes=tuple(self.notes),
         )
+
+    def check_family(self, family: Family, tables: list[Table]) -> None:
+        """IPv4 addresses in ip6tables rules (or the reverse) are refused, as iptables does."""
+        want = 6 if family is Family.IPV6 else 4
+        for table in tables:
+            for rule in table.rules:
+                for addr in (rule.source, rule.destination):
+                    if addr is not None and addr.network.version != want:
+                        origin = rule.origin
+                        tool = "ip6tables" if want == 6 else "iptables"
+                        raise ParseError(
+                            f"IPv{addr.network.version} address {addr.text} in {tool} rules",
+                            source=self.source, line_no=origin.line if origin else 0,
+                            line=origin.text if origin else "", token=None)
 
     @staticmethod
     def finish_chain(table: _TableState, state: _ChainState) -> Chain:
