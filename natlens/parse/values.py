@@ -241,6 +241,15 @@ def canonical_address(text: str) -> str:
     Host bits are cleared as the kernel does (iptables stores address and mask). Raises
     ``ValueError`` for anything that is not an address or network.
     """
+    addr, slash, mask = text.partition("/")
+    if slash and ("." in mask or (":" in mask)):
+        # A dotted netmask must be contiguous ones; ipaddress would also take a hostmask.
+        mask_value = int(ipaddress.ip_address(mask))
+        bits = ipaddress.ip_address(mask).max_prefixlen
+        prefix = bin(mask_value).count("1")
+        if mask_value != ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1):
+            raise ValueError(f"non-contiguous netmask {mask}")
+        text = f"{addr}/{prefix}"
     return str(ipaddress.ip_network(text, strict=False))
 
 
