@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["NatlensError", "ParseError", "ParseWarning", "SnapshotError", "UsageError", "did_you_mean"]
+__all__ = [
+    "NatlensError", "ParseError", "ParseWarning", "SnapshotError", "UsageError", "did_you_mean",
+]
 
 
 class NatlensError(Exception):

@@ -51,7 +51,7 @@ def natlens_snapshot(request: pytest.FixtureRequest) -> SnapshotFactory:
         p = Path(path)
         return load(p if p.is_absolute() else base / p, strict=strict)
 
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 from natlens.errors import SnapshotError
 from natlens.model import Family, Ruleset
+from natlens.parse.listing import parse_listing
 from natlens.parse.save import parse_save
 
 __all__ = ["SNAPSHOT_FILES", "Snapshot", "detect_format", "load", "load_rules", "read_text"]
@@ -78,7 +79,7 @@ def detect_format(text: str) -> str:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("Chain ") or line.startswith("target ") or line.startswith("pkts "):
+        if line.startswith(("Chain ", "target ", "pkts ")):
             return "listing"
         return "save"
     return "save"
@@ -94,8 +95,6 @@ def load_rules(
 ) -> Ruleset:
     """Parse rule text of any supported format (detected) into a Ruleset."""
     if detect_format(text) == "listing":
-        from natlens.parse.listing import parse_listing
-
         return parse_listing(text, source=source, family=family, table=table)
     return parse_save(text, source=source, strict=strict, family=family, table=table)
 

@@ -13,7 +13,7 @@ from natlens import ParseWarning, parse_save, to_save
 from natlens.model import Ruleset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from gen_kube import generate  # noqa: E402
+from gen_kube import generate
 
 
 def _both(text: str, monkeypatch: pytest.MonkeyPatch, strict: bool) -> tuple[Ruleset, Ruleset]:

@@ -98,7 +98,8 @@ def test_model_of_a_docker_rule() -> None:
     text = (
         "*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n"
         "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"
-        '[3:180] -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -m comment --comment "a \\"b\\"" '
+        "[3:180] -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 "
+        '-m comment --comment "a \\"b\\"" '
         "-j DNAT --to-destination 172.17.0.2:80\nCOMMIT\n"
     )
     rs = parse_save(text, source="x.txt")

@@ -11,11 +11,12 @@ the same Rule.
 from __future__ import annotations
 
 from collections.abc import Container
+from typing import Any
 from dataclasses import dataclass, field
 
 from natlens.model import (
+    VERDICT_TARGETS,
     Address,
-    Counters,
     Interface,
     Match,
     Option,
@@ -26,17 +27,17 @@ from natlens.model import (
     TargetKind,
 )
 from natlens.parse.canonical import CANONICAL_MATCH
-from natlens.model import VERDICT_TARGETS
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
+from natlens.parse.rule import RuleSyntaxError, _parse_address, parse_rule_args
 from natlens.parse.tokens import split_args
 from natlens.parse.values import canonical_args
-from natlens.parse.rule import RuleSyntaxError, _parse_address, parse_rule_args
 
 __all__ = ["SegmentCache", "parse_line_fast"]
 
 _Core = tuple[Address | None, Address | None, Interface | None, Interface | None,
               Protocol | None, bool | None]
 _BOUNDARY = frozenset({"-m", "-j", "-g"})
+_UNSET: Any = object()  # cache miss marker (None is a cached "not fast-path material")
 
 
 @dataclass(slots=True)
@@ -135,14 +136,14 @@ def _direct_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | No
         if end > n:
             return None
         args = tokens[i + 1:end]
-        if opt.kind != "str" and opt.kind != "string":
+        if opt.kind not in ("str", "string"):
             try:
                 if canonical_args(opt.kind, args) != args:
                     return None
             except ValueError:
                 return None
         for a in args:
-            if a == "!" or a.startswith("-") and a[1:2].isalpha():
+            if a == "!" or (a.startswith("-") and a[1:2].isalpha()):
                 return None
         was_quoted = bool(quoted) and any(q in quoted for q in range(i + 1, end))
         options.append(Option(opt.name, args, negated, was_quoted))
@@ -264,8 +265,8 @@ def parse_line_fast(
         return None
     pieces = head.split(" -m ")
     core_text = pieces[0]
-    core = cache.core.get(core_text, ())
-    if core == ():
+    core = cache.core.get(core_text, _UNSET)
+    if core is _UNSET:
         if '"' in core_text:
             core = None
         else:
@@ -274,13 +275,13 @@ def parse_line_fast(
         cache.core[core_text] = core
     if core is None:
         return None
-    proto = core[4]  # type: ignore[index]
+    proto = core[4]
     matches: list[Match] = []
     for text in pieces[1:]:
         if quotes and text.count('"') % 2:
             return None
-        match = cache.matches.get(text, False)  # type: ignore[call-overload]
-        if match is False:
+        match = cache.matches.get(text, _UNSET)
+        if match is _UNSET:
             tokens, quoted = _split_tokens(text)
             match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
             cache.matches[text] = match
@@ -296,8 +297,8 @@ def parse_line_fast(
         name = tail.split(" ", 1)[0]
         is_chain = name in chains
         key = (tail, is_chain, goto)
-        found = cache.targets.get(key, False)  # type: ignore[call-overload]
-        if found is False:
+        found = cache.targets.get(key, _UNSET)
+        if found is _UNSET:
             tokens, quoted = _split_tokens(tail)
             flag = "-g" if goto else "-j"
             found = _parse_target((flag, *tokens), frozenset(q + 1 for q in quoted), is_chain,
@@ -305,7 +306,7 @@ def parse_line_fast(
             cache.targets[key] = found
         if found is None:
             return None
-        target = found[0]  # type: ignore[index]
-    src, dst, iface_in, iface_out, _, frag = core  # type: ignore[misc]
+        target = found[0]
+    src, dst, iface_in, iface_out, _, frag = core
     return Rule(chain, src, dst, iface_in, iface_out, proto, frag, tuple(matches), target, goto,
                 None, origin)

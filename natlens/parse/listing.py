@@ -60,6 +60,7 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.infer import infer_table
 from natlens.parse.modules import MATCHES, TARGETS
 from natlens.parse.rule import PROTOCOL_NAMES
@@ -285,10 +286,34 @@ def _canonical(kind: str, args: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 def _match(module: str, options: list[Option]) -> Match:
-    """A match with options sorted as ``parse_save`` sorts them (spec order)."""
+    """A match built as ``parse_save`` builds it: values canonical, options in spec order,
+    then the module's whole-match rewrite (``natlens.parse.canonical``)."""
     by = MATCHES[module].by_name
-    opts = sorted(options, key=lambda o: by[o.name].order)
-    return Match(module, tuple(opts))
+    opts = sorted((_canonical_option(by[o.name].kind, o) for o in options),
+                  key=lambda o: by[o.name].order)
+    rewrite = CANONICAL_MATCH.get(module)
+    try:
+        return Match(module, rewrite(tuple(opts)) if rewrite else tuple(opts))
+    except (ValueError, LookupError):
+        raise _UndecodableError from None
+
+
+def _target_options(name: str, options: tuple[Option, ...]) -> tuple[Option, ...]:
+    """Target options as ``parse_save`` builds them (values canonical, whole-target rewrite)."""
+    by = TARGETS[name].by_name
+    opts = tuple(_canonical_option(by[o.name].kind, o) for o in options)
+    rewrite = CANONICAL_TARGET.get(name)
+    try:
+        return rewrite(opts) if rewrite else opts
+    except (ValueError, LookupError):
+        raise _UndecodableError from None
+
+
+def _canonical_option(kind: str, option: Option) -> Option:
+    args = _canonical(kind, option.args)
+    if args is None:
+        raise _UndecodableError
+    return option if args == option.args else Option(option.name, args, option.negated)
 
 
 # -- the words of the match/target text ----------------------------------------------------------
@@ -1213,13 +1238,13 @@ class _ListingParser:
         counters = "pkts" in words
         iface = "in" in words
         num = words[0] == "num"
-        columns = _Columns(num, counters, iface, len(words), words.index("opt"))
         expect = ["num"] if num else []
         expect += ["pkts", "bytes"] if counters else []
         expect += ["target", "prot", "opt"] + (["in", "out"] if iface else [])
         expect += ["source", "destination"]
         if words != expect:
             raise self.error("unexpected column header", words[0])
+        columns = _Columns(num, counters, iface, len(words), words.index("opt"))
         if self.columns is not None and self.columns != columns:
             raise self.error("column header differs from the one before (mixed listings)")
         self.columns = columns
@@ -1423,7 +1448,7 @@ class _ListingParser:
             c.i = start
             if target_decoder is not None and target_opts is None:
                 try:
-                    opts = target_decoder(name, c)
+                    opts = _target_options(name, target_decoder(name, c))
                 except (_UndecodableError, ValueError, LookupError):
                     opts = None
                 if opts is not None and c.i > start:

@@ -54,8 +54,7 @@ _KNOWN_PROTOCOLS = frozenset(
     {"all", "tcp", "udp", "udplite", "icmp", "ipv6-icmp", "esp", "ah", "sctp", "mh", "gre",
      "dccp", "igmp", "ipencap", "ipv6", "ipip", "ospf", "vrrp", "pim", "l2tp", "rsvp",
      "ipv6-route", "ipv6-frag", "ipv6-nonxt", "ipv6-opts", "hopopt", "encap", "egp", "pup",
-     "idp", "xtp", "ddp", "idpr-cmtp", "ipcomp", "etherip", "isis", "rspf", "vmtp", "l2tp",
-     "mptcp"}
+     "idp", "xtp", "ddp", "idpr-cmtp", "ipcomp", "etherip", "isis", "rspf", "vmtp", "mptcp"}
 )
 # Protocol names iptables-save prints for protocol numbers it does not name itself.
 _PROTO_FOR_MATCH = {"ipv6-icmp": "icmp6", "icmpv6": "icmp6"}
@@ -170,9 +169,25 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
 
 class _RuleParser:
     __slots__ = (
-        "args", "quoted", "chains", "lenient", "warn", "i", "negate", "negate_index",
-        "sources", "destinations", "in_iface", "out_iface", "protocol", "fragment",
-        "matches", "target", "goto", "counters", "context",
+        "args",
+        "chains",
+        "context",
+        "counters",
+        "destinations",
+        "fragment",
+        "goto",
+        "i",
+        "in_iface",
+        "lenient",
+        "matches",
+        "negate",
+        "negate_index",
+        "out_iface",
+        "protocol",
+        "quoted",
+        "sources",
+        "target",
+        "warn",
     )
 
     def __init__(
@@ -272,7 +287,8 @@ class _RuleParser:
         if self.lenient and last is not None and last.name == "--comment":
             self.context.options[-1] = Option(last.name, (f"{last.args[0]} {tok}",), last.negated)  # type: ignore[union-attr]
             if self.warn:
-                self.warn(f"unquoted word {tok!r} joined to the comment (quote multi-word comments)")
+                self.warn(f"unquoted word {tok!r} joined to the comment "
+                          "(quote multi-word comments)")
             return
         if self.context is not None and self.context.spec is None and self.context.options:
             # An unknown module's option taking another argument.
@@ -438,11 +454,16 @@ class _RuleParser:
         if context is None and not self.matches:
             raise RuleSyntaxError(f"unknown option {tok!r}", index, tok)
         names: list[str] = []
-        for b in (*self.matches, *([self.target] if self.target else [])):
-            if b.spec is not None:
-                names.extend(b.spec.by_name)
-        where = f" for {context.name if isinstance(context, _TargetBuilder) else '-m ' + context.module}" \
-            if context is not None else ""
+        for known in (b.spec for b in self.matches):
+            if known is not None:
+                names.extend(known.by_name)
+        if self.target is not None and self.target.spec is not None:
+            names.extend(self.target.spec.by_name)
+        where = ""
+        if isinstance(context, _TargetBuilder):
+            where = f" for {context.name}"
+        elif context is not None:
+            where = f" for -m {context.module}"
         raise RuleSyntaxError(f"unknown option {tok!r}{where}{did_you_mean(tok, names)}",
                               index, tok)
 
@@ -467,8 +488,10 @@ class _RuleParser:
                     raise RuleSyntaxError(str(exc)) from None
             target = Target(self.target.name, options, self.target.kind)
         rules: list[Rule] = []
-        for src in self.sources or [None]:
-            for dst in self.destinations or [None]:
+        sources: list[Address | None] = [*self.sources] or [None]
+        destinations: list[Address | None] = [*self.destinations] or [None]
+        for src in sources:
+            for dst in destinations:
                 rules.append(
                     Rule(
                         chain=chain,
@@ -490,11 +513,11 @@ class _RuleParser:
 
 _Handler = Callable[[_RuleParser, str, int], None]
 _DISPATCH: dict[str, _Handler] = {
-    **{tok: _RuleParser._address for tok in _CORE_ADDR},
-    **{tok: _RuleParser._interface for tok in _CORE_IFACE},
-    **{tok: _RuleParser._protocol for tok in _CORE_PROTO},
-    **{tok: _RuleParser._fragment for tok in _CORE_FRAG},
-    **{tok: _RuleParser._match for tok in _MATCH},
-    **{tok: _RuleParser._target for tok in _JUMP | _GOTO},
-    **{tok: _RuleParser._set_counters for tok in _COUNTERS},
+    **dict.fromkeys(_CORE_ADDR, _RuleParser._address),
+    **dict.fromkeys(_CORE_IFACE, _RuleParser._interface),
+    **dict.fromkeys(_CORE_PROTO, _RuleParser._protocol),
+    **dict.fromkeys(_CORE_FRAG, _RuleParser._fragment),
+    **dict.fromkeys(_MATCH, _RuleParser._match),
+    **dict.fromkeys(_JUMP | _GOTO, _RuleParser._target),
+    **dict.fromkeys(_COUNTERS, _RuleParser._set_counters),
 }

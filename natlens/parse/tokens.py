@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Tokens", "TokenizeError", "column_of", "needs_quotes", "quote", "split_args", "tokenize"]
+__all__ = [
+    "TokenizeError", "Tokens", "column_of", "needs_quotes", "quote", "split_args", "tokenize",
+]
 
 _NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 

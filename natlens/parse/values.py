@@ -16,8 +16,8 @@ __all__ = ["CANONICAL", "canonical_address", "canonical_args", "parse_port", "pa
 
 _CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 _ADDR_TYPES = frozenset(
-    "UNSPEC UNICAST LOCAL BROADCAST ANYCAST MULTICAST BLACKHOLE UNREACHABLE PROHIBIT THROW NAT "
-    "XRESOLVE".split()
+    ("UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",
+     "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE")
 )
 # Names some /etc/services files (Debian 12) no longer carry.
 _FALLBACK_SERVICES = {"ftp-data": 20, "http-alt": 8080, "webcache": 8080}
@@ -66,7 +66,7 @@ def _port(args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _ports(args: tuple[str, ...]) -> tuple[str, ...]:
-    parts = [p for p in args[0].split(",")]
+    parts = args[0].split(",")
     if not all(parts):
         raise ValueError(f"invalid port list {args[0]!r}")
     if len(parts) > 15:
@@ -322,8 +322,7 @@ def _icmp_text(args: tuple[str, ...], v6: bool) -> tuple[str, ...]:
     return (f"{icmp_type}/{low}" if low == high else f"{icmp_type}/{low}:{high}",)
 
 
-_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
-               "hour": 3600, "d": 86400, "day": 86400}
+_RATE_UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 _LIMIT_SCALE = 10000
 
 
@@ -331,11 +330,8 @@ def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
     """``--limit 3/minute`` → ``3/min`` exactly as libxt_limit's print_rate does."""
     count_text, _, unit = args[0].partition("/")
     unit = unit or "sec"
-    mult = None
-    for name, seconds in _RATE_UNITS.items():
-        if name.startswith(unit) or unit.startswith(name) and unit in (name, name + "s"):
-            mult = seconds
-            break
+    # libxt_limit's parse_rate: the unit is any prefix of second, minute, hour or day.
+    mult = next((sec for full, sec in _RATE_UNITS if full.startswith(unit)), None)
     if mult is None or not count_text.isdigit() or int(count_text) == 0:
         return args  # leave unusual rates (hashlimit's "40mb/s") as written
     period = _LIMIT_SCALE * mult // int(count_text)
