@@ -5,6 +5,7 @@
     NatlensError                 base of everything natlens raises on purpose
      ├── ParseError              malformed rule text (source, line, column, token, reason)
      ├── SnapshotError           a snapshot folder or one of its files is unusable
+     ├── DockerError             the Docker daemon cannot be reached or answers nonsense
      └── UsageError              a caller asked for something impossible (bad packet, bad option)
 
 Every error renders as one line naming the file and line, so the CLI can print it and exit 2.
@@ -16,7 +17,8 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
-    "NatlensError", "ParseError", "ParseWarning", "SnapshotError", "UsageError", "did_you_mean",
+    "DockerError", "NatlensError", "ParseError", "ParseWarning", "SnapshotError", "UsageError",
+    "did_you_mean",
 ]
 
 
@@ -84,6 +86,10 @@ class ParseWarning(Warning):
 
 class SnapshotError(NatlensError):
     """A snapshot folder, or one of its files, cannot be used."""
+
+
+class DockerError(NatlensError):
+    """The Docker daemon cannot be reached, or its answer is unusable."""
 
 
 class UsageError(NatlensError):

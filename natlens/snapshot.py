@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from natlens.docker import Inventory
 from natlens.errors import SnapshotError
 from natlens.model import Family, Ruleset
 from natlens.parse.listing import parse_listing
@@ -29,6 +30,8 @@ SNAPSHOT_FILES = {
     "addresses": "ip-addr.json",
     "routes": "ip-route.json",
     "meta": "meta.json",
+    "other_backend": "iptables-save.other-backend.txt",
+    "other_backend6": "ip6tables-save.other-backend.txt",
 }
 
 
@@ -49,6 +52,11 @@ class Snapshot:
     networks: list[Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    inventory: Inventory | None = None
+    """Containers and networks as Docker reported them (None without Docker data)."""
+    other_backend: Ruleset | None = None
+    """Rules found in the backend iptables does not point at (legacy vs nf_tables), if any."""
+    other_backend6: Ruleset | None = None
 
     def rules_for(self, family: Family) -> Ruleset:
         """The ruleset of ``family`` (IPv6 packets walk the ip6tables rules)."""
@@ -135,6 +143,20 @@ def _load_folder(folder: Path, strict: bool) -> Snapshot:
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise SnapshotError(f"{folder / SNAPSHOT_FILES['meta']}: expected a JSON object")
+    others: dict[str, Ruleset | None] = {}
+    for key, fam in (("other_backend", Family.IPV4), ("other_backend6", Family.IPV6)):
+        path = folder / SNAPSHOT_FILES[key]
+        others[key] = None
+        if path.is_file():
+            text_o, name_o = read_text(path)
+            others[key] = load_rules(text_o, source=name_o, strict=False, family=fam)
+    inventory = None
+    if "containers" in data or "networks" in data:
+        inventory = Inventory.from_json(data.get("containers") or [], data.get("networks") or [],
+                                        meta, source=str(folder))
+    backend = meta.get("iptables_backend") or ruleset.backend
+    if backend:
+        notes.append(f"rules read from the {backend} backend")
     return Snapshot(
         ruleset=ruleset,
         ruleset6=ruleset6,
@@ -145,6 +167,9 @@ def _load_folder(folder: Path, strict: bool) -> Snapshot:
         networks=data.get("networks"),
         meta=meta,
         notes=tuple(notes),
+        inventory=inventory,
+        other_backend=others["other_backend"],
+        other_backend6=others["other_backend6"],
     )
 
 

@@ -157,10 +157,11 @@ def _service(name: str, proto: str) -> int:
 
 @lru_cache(maxsize=1024)
 def _service_name(name: str, proto: str) -> int:
-    try:
-        return socket.getservbyname(name, proto) if proto else parse_port(name)
-    except OSError:
-        pass
+    if proto:
+        try:
+            return socket.getservbyname(name, proto)
+        except OSError:
+            pass
     try:
         return parse_port(name)  # without protocol, and the names some services files lack
     except ValueError:
@@ -229,7 +230,7 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
         body = "0.0.0.0/0" if version == 4 else "::/0"
     host, slash, mask = body.partition("/")
     status = ""
-    if host and not (host[0].isdigit() or ":" in host):
+    if host and ":" not in host and host.strip("0123456789."):  # a host or network name
         known = _WELL_KNOWN.get((version, host))
         if known is None:
             return None, "unknown"
@@ -269,12 +270,9 @@ def _tcp_flag_names(value: int) -> str:
 
 def _option(module: str, name: str, args: tuple[str, ...], negated: bool = False,
             targets: bool = False) -> Option:
-    """An option in iptables-save's canonical form (through the spec's value checker)."""
+    """An option under its iptables-save name (``_match``/``_target_options`` canonicalise)."""
     spec = (TARGETS if targets else MATCHES)[module].by_name[name]
-    canon = _canonical(spec.kind, args)
-    if canon is None:
-        raise _UndecodableError
-    return Option(spec.name, canon, negated)
+    return Option(spec.name, args, negated)
 
 
 @lru_cache(maxsize=16384)
@@ -310,6 +308,9 @@ def _target_options(name: str, options: tuple[Option, ...]) -> tuple[Option, ...
 
 
 def _canonical_option(kind: str, option: Option) -> Option:
+    if kind == "port" and option.args[0].isdigit() and len(option.args[0]) < 6 \
+            and int(option.args[0]) <= 65535:
+        return option  # a single port number is already in canonical form
     args = _canonical(kind, option.args)
     if args is None:
         raise _UndecodableError
@@ -359,7 +360,6 @@ class _Cursor:
     words: list[str]
     i: int = 0
     proto: str = ""
-    family: int = 4
 
     def peek(self, k: int = 0) -> str:
         j = self.i + k
@@ -780,9 +780,7 @@ def _dscp(c: _Cursor, neg: bool) -> Match:
 
 
 def _tos(c: _Cursor, neg: bool) -> Match:
-    w = c.take()
-    if w != "tos":
-        raise _UndecodableError
+    c.expect("tos")
     w = c.take()
     if w == "match":
         value = c.take()
@@ -790,10 +788,6 @@ def _tos(c: _Cursor, neg: bool) -> Match:
         value = w[5:]
     else:
         raise _UndecodableError
-    return _tos_value(value, neg)
-
-
-def _tos_value(value: str, neg: bool) -> Match:
     value, inv = _bang(value)
     value = _TOS_NAMES.get(value, value)
     if not value.startswith("0x") or neg:
@@ -912,7 +906,7 @@ def _reject(name: str, c: _Cursor) -> tuple[Option, ...]:
     return (Option("--reject-with", (c.take(),)),)
 
 
-def _xmark(c: _Cursor, mark_word: str) -> Option:
+def _xmark(c: _Cursor) -> Option:
     """``MARK set/or/and/xor/xset`` → ``--set-xmark VALUE/MASK`` (libxt_MARK.c print v2)."""
     verb = c.take()
     value_text = c.take()
@@ -946,7 +940,7 @@ def _mark_target(name: str, c: _Cursor) -> tuple[Option, ...]:
             raise _UndecodableError
         return (Option(f"--{verb}-mark"), Option("--nfmask", (_hex(nfmask),)),
                 Option("--ctmask", (_hex(ctmask),)))
-    return (_xmark(c, name),)
+    return (_xmark(c),)
 
 
 def _log(name: str, c: _Cursor) -> tuple[Option, ...]:
@@ -1138,7 +1132,6 @@ class _ListingParser:
     def __init__(self, source: str, table: TableName | None) -> None:
         self.source = source
         self.sections: list[_Section] = [_Section(table)]
-        self.forced_table = table
         self.chain: _ChainState | None = None
         self.columns: _Columns | None = None
         self.legacy_present = False
@@ -1168,7 +1161,7 @@ class _ListingParser:
                 word = line.split()[0]
                 raise self.error(f"unexpected {word!r} before the first 'Chain' line "
                                  "(not an iptables -L listing?)", word)
-            elif self.columns is None or line.startswith(("target ", "num ", "pkts ")):
+            elif self.columns is None:  # the line after each 'Chain' line
                 self.column_header(line)
             else:
                 self.chain.rows.append(self.row(raw))
@@ -1229,6 +1222,7 @@ class _ListingParser:
                             Origin(self.source, self.line_no, self.line))
         section.chains[name] = state
         self.chain = state
+        self.columns = None
 
     def column_header(self, line: str) -> None:
         words = line.split()
@@ -1245,8 +1239,6 @@ class _ListingParser:
         if words != expect:
             raise self.error("unexpected column header", words[0])
         columns = _Columns(num, counters, iface, len(words), words.index("opt"))
-        if self.columns is not None and self.columns != columns:
-            raise self.error("column header differs from the one before (mixed listings)")
         self.columns = columns
 
     def count(self, text: str) -> tuple[int, bool]:
@@ -1330,7 +1322,9 @@ class _ListingParser:
             if not section.chains and (section.table is None or len(self.sections) > 1):
                 continue
             tables.append(self.table(section, version))
+        # Only iptables-nft warns about legacy tables, so the warning tells the backend.
         return Ruleset(family=family, tables=tuple(tables), source=self.source, format="listing",
+                       backend="nf_tables" if self.legacy_present else None,
                        legacy_tables_present=self.legacy_present, notes=tuple(self.make_notes()))
 
     def table(self, section: _Section, version: int) -> Table:
@@ -1423,8 +1417,7 @@ class _ListingParser:
         if words and words[0] == "[goto]":
             goto = True
             words = words[1:]
-        c = _Cursor(words, 0, protocol.name if protocol and not protocol.negated else "",
-                    version)
+        c = _Cursor(words, 0, protocol.name if protocol and not protocol.negated else "")
         matches: list[Match] = []
         raw: list[str] = []
         target_opts: tuple[Option, ...] | None = None
