@@ -78,7 +78,13 @@ def _table_lines(table: Table, counters: bool, comments: bool) -> list[str]:
     lines.append(f"*{table.name.value}")
     lines.extend(_chain_decl(chain, counters) for chain in table.chains)
     for chain in table.chains:
-        lines.extend(rule_to_save(rule, counters=counters) for rule in chain.rules)
+        for rule in chain.rules:
+            text = rule_to_save(rule, counters=counters)
+            if rule.unknown:
+                # A listing did not show everything: restoring a guess would change the rule.
+                unknown = ", ".join(sorted(rule.unknown))
+                text = f"# natlens: not restorable, unknown {unknown}: {text}"
+            lines.append(text)
     lines.append("COMMIT")
     if comments:
         lines.extend(table.comments_after)
@@ -86,8 +92,16 @@ def _table_lines(table: Table, counters: bool, comments: bool) -> list[str]:
 
 
 def to_save(ruleset: Ruleset, *, counters: bool = True, comments: bool = True) -> str:
-    """The ruleset as iptables-save text (``comments``: keep the ``#`` lines read with it)."""
+    """The ruleset as iptables-save text (``comments``: keep the ``#`` lines read with it).
+
+    Rules with parts the source could not tell (``Rule.unknown``, from ``iptables -L``
+    listings) are written as ``# natlens: not restorable ...`` comment lines, never guessed.
+    """
     lines: list[str] = []
+    if ruleset.format == "listing":
+        partial = sum(1 for t in ruleset.tables for r in t.rules if r.unknown)
+        lines.append(f"# natlens: converted from an iptables -L listing ({ruleset.source}); "
+                     f"{partial} rule(s) could not be reconstructed in full and are commented out")
     for table in ruleset.tables:
         lines.extend(_table_lines(table, counters, comments))
     if comments:

@@ -88,3 +88,28 @@ def test_stdin_and_lenient_warning(monkeypatch: pytest.MonkeyPatch,
     assert out.err == ("natlens: warning: <stdin>:2: built-in chain PREROUTING has policy '-' "
                        "(iptables-save always prints ACCEPT or DROP; iptables-restore would keep "
                        "the old policy)\n")
+
+
+def test_listing_to_save_comments_out_what_it_cannot_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listing = tmp_path / "nat.txt"
+    listing.write_text(
+        "Chain PREROUTING (policy ACCEPT)\n"
+        "target     prot opt source               destination\n"
+        "DOCKER     all  --  0.0.0.0/0            0.0.0.0/0            "
+        "ADDRTYPE match dst-type LOCAL\n"
+        "\n"
+        "Chain DOCKER (1 references)\n"
+        "target     prot opt source               destination\n"
+        "DNAT       tcp  --  0.0.0.0/0            0.0.0.0/0            "
+        "tcp dpt:8080 to:172.17.0.4:80\n"
+    )
+    assert main(["parse", str(listing)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# natlens: converted from an iptables -L listing")
+    assert "2 rule(s) could not be reconstructed" in out[0]
+    assert (
+        "# natlens: not restorable, unknown in_interface, out_interface: "
+        "-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.4:80"
+    ) in out
