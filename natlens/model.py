@@ -223,7 +223,8 @@ class Rule:
     """One rule of a chain.
 
     ``unknown`` names the fields the source could not tell (an ``iptables -L`` listing without
-    ``-v`` does not show interfaces): ``"in_interface"``, ``"out_interface"``, ``"matches"``,
+    ``-v`` does not show interfaces or counters): ``"in_interface"``, ``"out_interface"``,
+    ``"counters"``, ``"source"``, ``"destination"`` (unresolvable host names), ``"matches"``,
     ``"target_options"``. A consumer must treat those as unknown, not as absent.
     """
 
