@@ -11,8 +11,8 @@ the same Rule.
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from natlens.model import (
     VERDICT_TARGETS,

@@ -8,8 +8,8 @@ built-in chains and targets.
 
 Strict mode (the default) refuses what iptables-restore refuses, plus a ``-`` policy on a built-in
 chain (iptables-save never writes one). Lenient mode accepts the looser input tools write
-(kube-proxy's test fixtures: unquoted multi-word comments, ``-`` policies, rules for undeclared chains) and
-records a warning naming the line for each concession.
+(kube-proxy's test fixtures: unquoted multi-word comments, ``-`` policies, rules for undeclared
+chains) and records a warning naming the line for each concession.
 """
 
 from __future__ import annotations

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
-__all__ = ["CANONICAL", "canonical_address", "canonical_args", "parse_port", "parse_port_range"]
+__all__ = [
+    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "canonical_address", "canonical_args",
+    "icmp_type_range", "parse_port", "parse_port_range",
+]
 
 _CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 _ADDR_TYPES = frozenset(
@@ -253,7 +256,8 @@ def canonical_address(text: str) -> str:
     return str(ipaddress.ip_network(text, strict=False))
 
 
-_ICMP4 = {
+# ICMP type names as libipt_icmp.c / libip6t_icmp6.c know them: name -> (type, code range).
+ICMP4_TYPES: Mapping[str, tuple[int, int, int]] = {
     "any": (255, 0, 255), "echo-reply": (0, 0, 255), "pong": (0, 0, 255),
     "destination-unreachable": (3, 0, 255), "network-unreachable": (3, 0, 0),
     "host-unreachable": (3, 1, 1), "protocol-unreachable": (3, 2, 2),
@@ -273,7 +277,7 @@ _ICMP4 = {
     "timestamp-reply": (14, 0, 255), "address-mask-request": (17, 0, 255),
     "address-mask-reply": (18, 0, 255),
 }
-_ICMP6 = {
+ICMP6_TYPES: Mapping[str, tuple[int, int, int]] = {
     "destination-unreachable": (1, 0, 255), "no-route": (1, 0, 0),
     "communication-prohibited": (1, 1, 1), "beyond-scope": (1, 2, 2),
     "address-unreachable": (1, 3, 3), "port-unreachable": (1, 4, 4), "failed-policy": (1, 5, 5),
@@ -293,7 +297,7 @@ _ICMP6 = {
 
 def icmp_type_range(text: str, v6: bool = False) -> tuple[int, int, int]:
     """``echo-request`` / ``8`` / ``3/1`` / ``255/0:255`` → (type, code low, code high)."""
-    names = _ICMP6 if v6 else _ICMP4
+    names = ICMP6_TYPES if v6 else ICMP4_TYPES
     for name, value in names.items():
         if name.lower() == text.lower():
             return value
