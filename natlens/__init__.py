@@ -6,6 +6,8 @@ Parse iptables rules, correlate them with Docker, simulate packets and audit the
 from __future__ import annotations
 
 from natlens.errors import NatlensError, ParseError, ParseWarning, SnapshotError, UsageError
+from natlens.docker import Inventory
+from natlens.errors import DockerError
 from natlens.model import (
     Address,
     Chain,
@@ -23,6 +25,8 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.netfilter import Host, Packet, Trace, simulate
+from natlens.parse.listing import parse_listing
 from natlens.parse.save import parse_save
 from natlens.serialize import ruleset_to_dict, to_save
 from natlens.snapshot import Snapshot, load, load_rules
@@ -31,12 +35,16 @@ __all__ = [
     "Address",
     "Chain",
     "Counters",
+    "DockerError",
     "Family",
+    "Host",
     "Interface",
+    "Inventory",
     "Match",
     "NatlensError",
     "Option",
     "Origin",
+    "Packet",
     "ParseError",
     "ParseWarning",
     "Protocol",
@@ -48,11 +56,14 @@ __all__ = [
     "TableName",
     "Target",
     "TargetKind",
+    "Trace",
     "UsageError",
     "load",
     "load_rules",
+    "parse_listing",
     "parse_save",
     "ruleset_to_dict",
+    "simulate",
     "to_save",
 ]
 

@@ -51,6 +51,95 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from natlens.capture import capture  # noqa: PLC0415  (only this command needs subprocess/SDK)
+
+    result = capture(args.dir, force=args.force, docker=not args.no_docker)
+    sys.stdout.write(f"natlens: snapshot of {result.meta.get('hostname')} written to "
+                     f"{result.directory} (iptables backend: "
+                     f"{result.meta.get('iptables_backend')})\n")
+    for name in result.files:
+        sys.stdout.write(f"  {name}\n")
+    for note in result.notes:
+        sys.stdout.write(f"  note: {note}\n")
+    return 0
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from natlens.netfilter import Packet, simulate  # noqa: PLC0415  (only this command simulates)
+
+    packet = Packet(in_interface=args.in_interface, local_origin=args.local_origin,
+                    src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
+                    dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
+    trace = simulate(load(args.path, strict=not args.lenient), packet)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(trace.to_dict(), indent=2) + "\n")
+    elif args.format == "kernel":
+        sys.stdout.write("".join(f"TRACE: {line}\n" for line in trace.kernel_lines()))
+    else:
+        sys.stdout.write(f"{trace}\n")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from natlens import report  # noqa: PLC0415  (keeps `natlens parse` light)
+    from natlens.audit import Severity, audit  # noqa: PLC0415
+
+    snap = load(args.path, strict=not args.lenient)
+    findings = audit(snap)
+    if args.format == "json":
+        sys.stdout.write(report.dumps(report.to_json(findings, snap)))
+    elif args.format == "sarif":
+        sys.stdout.write(report.dumps(report.to_sarif(findings, snap)))
+    else:
+        sys.stdout.write(report.to_table(findings, snap))
+    threshold = Severity(args.fail_on)
+    return 1 if any(f.severity >= threshold for f in findings) else 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from natlens import graph  # noqa: PLC0415  (networkx only for this command)
+    from natlens.model import Family  # noqa: PLC0415
+
+    snap = load(args.path, strict=not args.lenient)
+    if args.family is not None:
+        ruleset = snap.rules_for(Family(args.family))
+    else:
+        ruleset = snap.ruleset if snap.ruleset.tables else snap.ruleset6
+    chains = graph.build(ruleset)
+    if args.format == "dot":
+        text = graph.to_dot(chains, table=args.table)
+    elif args.format == "mermaid":
+        text = graph.to_mermaid(chains, table=args.table)
+    elif args.format == "svg":
+        text = graph.to_svg(chains, table=args.table)
+    else:
+        text = json.dumps(graph.to_json(chains, table=args.table), indent=2) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise NatlensError(f"{args.output}: cannot write: {exc.strerror}") from None
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from natlens.errors import UsageError  # noqa: PLC0415
+    from natlens.verify import verify  # noqa: PLC0415  (namespaces and raw sockets: root only)
+
+    if args.packets < 1:
+        raise UsageError("--packets must be at least 1")
+    report = verify(load(args.path, strict=not args.lenient), packets=args.packets,
+                    seed=args.seed)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.render())
+    return 1 if report.disagreements else 0
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``natlens`` command (also used to document the CLI)."""
     parser = _ArgumentParser(prog="natlens", description="Where do your packets really go? "
@@ -67,6 +156,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-counters", action="store_true", help="omit [packets:bytes] counters")
     p.add_argument("--no-comments", action="store_true", help="omit '#' comment lines")
     p.set_defaults(handler=_cmd_parse)
+
+    p = sub.add_parser("snapshot", help="capture this host into a snapshot folder (needs root)",
+                       description="Write iptables-save, ip6tables-save, Docker inspect JSON, "
+                       "ip addr/route and meta.json of this host into DIR. Read-only.")
+    p.add_argument("dir", metavar="DIR", help="folder to write (created when missing)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the snapshot files of a non-empty DIR")
+    p.add_argument("--no-docker", action="store_true", help="do not ask the Docker daemon")
+    p.set_defaults(handler=_cmd_snapshot)
+
+    p = sub.add_parser("trace", help="follow one packet through the hooks, rule by rule",
+                       description="Simulate one packet: which rules it meets in which table "
+                       "and hook, how NAT rewrites it, and where it ends up.")
+    _add_common(p)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--in", dest="in_interface", metavar="IFACE",
+                       help="interface the packet arrives on")
+    where.add_argument("--local-origin", action="store_true",
+                       help="the packet is sent by a process on the host")
+    p.add_argument("--src", required=True, metavar="IP", help="source address")
+    p.add_argument("--dst", required=True, metavar="IP", help="destination address")
+    p.add_argument("--proto", default="tcp", metavar="PROTO",
+                   help="tcp, udp, icmp, icmpv6 or sctp (default: tcp)")
+    p.add_argument("--dport", type=int, metavar="N", help="destination port")
+    p.add_argument("--sport", type=int, metavar="N", help="source port")
+    p.add_argument("--icmp-type", metavar="TYPE", help="ICMP type (number or name; default: "
+                   "echo-request)")
+    p.add_argument("--state", default="new", metavar="STATE",
+                   help="conntrack state: new, established or related (default: new)")
+    p.add_argument("--mark", default="0", metavar="MARK", help="packet mark (default: 0)")
+    p.add_argument("--format", choices=("table", "json", "kernel"), default="table",
+                   help="table: numbered steps; json: the trace object; kernel: the lines the "
+                        "TRACE target would log (default: table)")
+    p.set_defaults(handler=_cmd_trace)
+    p = sub.add_parser("report", help="audit the rules and report what is wrong",
+                       description="Run every check (stale/duplicate/dead rules, loops, unused "
+                       "chains, split backends, ...) and print the findings. Exit status: 0 "
+                       "clean, 1 findings at or above --fail-on, 2 bad input.")
+    _add_common(p)
+    p.add_argument("--format", choices=("table", "json", "sarif"), default="table",
+                   help="table: for people; json: findings and summary; sarif: SARIF 2.1.0 for "
+                        "code scanning (default: table)")
+    p.add_argument("--fail-on", choices=("low", "medium", "high"), default="medium",
+                   help="exit 1 when a finding has this severity or a higher one "
+                        "(default: medium)")
+    p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("graph", help="draw the chain graph (which chain jumps where)",
+                       description="Print the chains and jumps of each table as Graphviz DOT, "
+                       "Mermaid, JSON or SVG (SVG needs Graphviz's dot). Built-in chains are "
+                       "drawn bold with a double border, missing chains dashed red.")
+    _add_common(p)
+    p.add_argument("--table", metavar="TABLE", help="only this table (raw, mangle, nat, filter, "
+                   "security; default: all)")
+    p.add_argument("--family", choices=("ipv4", "ipv6"), help="ruleset to draw (default: ipv4, "
+                   "or ipv6 when there are no IPv4 rules)")
+    p.add_argument("--format", choices=("dot", "mermaid", "json", "svg"), default="dot",
+                   help="output format (default: dot)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=_cmd_graph)
+
+    p = sub.add_parser("verify", help="replay the snapshot in throwaway network namespaces and "
+                       "compare natlens with the kernel (needs root)",
+                       description="Build network namespaces that mirror the snapshot's "
+                       "interfaces, addresses, routes and rules, send real packets (every "
+                       "published port from outside, from containers and from the host, plus "
+                       "seeded random ones) and report every packet where the simulator and "
+                       "the kernel disagree. Exit status 0: none; 1: some; 2: bad input or "
+                       "not root.")
+    _add_common(p)
+    p.add_argument("--packets", type=int, default=60, metavar="N",
+                   help="at least N packets (default: 60)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the random packets (default: 0)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: one line per packet, disagreements in full; json (default: "
+                        "table)")
+    p.set_defaults(handler=_cmd_verify)
     return parser
 
 

@@ -1,0 +1,72 @@
+"""The packet as the hooks see it while it moves: addresses after NAT, interfaces, marks, conntrack.
+
+``Flow`` is what matches read and targets rewrite. Conntrack fields follow nf_conntrack: the
+*original* tuple is the packet as it was first seen (before any NAT), the connection's status
+records whether a destination or source manipulation happened (``--ctstate DNAT``/``SNAT`` in
+iptables-extensions(8), conntrack), (the engine sets each NAT manip up once per connection,
+``nf_nat_initialized``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from natlens.netfilter.host import Host
+from natlens.netfilter.packet import Packet
+
+__all__ = ["Flow", "MatchContext"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Mutable-by-copy packet state during a walk (``dataclasses.replace`` makes the next one).
+
+    ``out_known`` is False when the routing decision could not be made from the snapshot (no
+    routes): ``-o`` matches are then uncertain. ``ctmark_known`` is False for a packet of an
+    existing connection whose connmark the snapshot cannot tell.
+    """
+
+    src: IPAddress
+    dst: IPAddress
+    proto: str
+    sport: int | None
+    dport: int | None
+    icmp_type: int | None
+    in_iface: str | None
+    out_iface: str | None
+    local_origin: bool
+    ctstate: str
+    mark: int = 0
+    ctmark: int = 0
+    ctmark_known: bool = True
+    out_known: bool = True
+    dnat: bool = False
+    snat: bool = False
+    orig_src: IPAddress | None = None
+    orig_dst: IPAddress | None = None
+    orig_sport: int | None = None
+    orig_dport: int | None = None
+
+    @classmethod
+    def from_packet(cls, packet: Packet) -> Flow:
+        """The flow of ``packet`` before the first hook."""
+        return cls(
+            src=packet.src, dst=packet.dst, proto=packet.proto, sport=packet.sport,
+            dport=packet.dport, icmp_type=packet.icmp_type, in_iface=packet.in_interface,
+            out_iface=None, local_origin=packet.local_origin, ctstate=packet.state.upper(),
+            mark=packet.mark, ctmark_known=packet.state == "new",
+            orig_src=packet.src, orig_dst=packet.dst, orig_sport=packet.sport,
+            orig_dport=packet.dport,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MatchContext:
+    """Where a rule is evaluated: the host (addresses, bridges), hook and table."""
+
+    host: Host
+    hook: str = "PREROUTING"
+    table: str = "filter"

@@ -1,0 +1,371 @@
+"""The host a packet meets: its interfaces, local addresses and routes.
+
+Built from ``ip -j addr show`` and ``ip -j route show`` (iproute2's JSON output). The routing
+decision follows the kernel's FIB: an address of the host (the ``local`` routing table, which also
+holds all of 127.0.0.0/8 on ``lo``) is delivered locally; anything else takes the longest matching
+route of the ``main`` table (ip-route(8)). ``-m addrtype`` asks the same ``local`` table
+(``inet_addr_type``; iptables-extensions(8), addrtype): LOCAL for host addresses, BROADCAST for
+subnet broadcasts, MULTICAST for 224.0.0.0/4 and ff00::/8, UNICAST otherwise.
+
+Where the snapshot lacks these files, the Docker networks (``docker network inspect``) supply
+bridge names and gateways; every such derivation is recorded in ``Host.assumptions``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from natlens.errors import SnapshotError
+
+if TYPE_CHECKING:
+    from natlens.snapshot import Snapshot
+
+__all__ = ["Host", "Route", "bridge_name", "with_assumed"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_LOOPBACK4 = ipaddress.ip_network("127.0.0.0/8")
+_LOOPBACK6 = ipaddress.ip_network("::1/128")
+_MULTICAST4 = ipaddress.ip_network("224.0.0.0/4")
+_MULTICAST6 = ipaddress.ip_network("ff00::/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
+_ZERO4 = ipaddress.ip_network("0.0.0.0/8")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of the main table. ``kind`` is ip-route(8)'s type: unicast, blackhole, ..."""
+
+    network: IPNetwork
+    dev: str | None
+    gateway: IPAddress | None = None
+    prefsrc: IPAddress | None = None
+    metric: int = 0
+    kind: str = "unicast"
+
+    def __str__(self) -> str:
+        parts = [str(self.network) if self.network.prefixlen else "default"]
+        if self.kind != "unicast":
+            parts.insert(0, self.kind)
+        if self.gateway is not None:
+            parts.append(f"via {self.gateway}")
+        if self.dev is not None:
+            parts.append(f"dev {self.dev}")
+        return " ".join(parts)
+
+
+def bridge_name(network: Mapping[str, Any]) -> str:
+    """The Linux bridge of a Docker bridge network: its option, else ``br-<id[:12]>``."""
+    options = network.get("Options") or {}
+    name = options.get("com.docker.network.bridge.name")
+    if isinstance(name, str) and name:
+        return name
+    if network.get("Name") == "bridge":
+        return "docker0"
+    return f"br-{str(network.get('Id', ''))[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """Interfaces, their addresses, bridge ports and routes of one host.
+
+    ``addresses`` maps an interface to its addresses (with prefix length); ``broadcasts`` holds
+    the IPv4 subnet broadcast addresses; ``masters`` maps a bridge port to its bridge;
+    ``known_addresses`` is False when the host's own addresses were not in the snapshot (then only
+    loopback and Docker gateways are known to be local).
+    """
+
+    interfaces: tuple[str, ...] = ("lo",)
+    addresses: Mapping[str, tuple[IPInterface, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    routes: tuple[Route, ...] = ()
+    routes6: tuple[Route, ...] = ()
+    broadcasts: frozenset[IPAddress] = frozenset()
+    masters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    bridges: frozenset[str] = frozenset()
+    known_addresses: bool = True
+    known_routes: bool = True
+    known_routes6: bool = True
+    assumptions: tuple[str, ...] = ()
+    _local: Mapping[IPAddress, str] = field(
+        default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        local: dict[IPAddress, str] = {}
+        for iface, addrs in self.addresses.items():
+            for a in addrs:
+                local.setdefault(a.ip, iface)
+        object.__setattr__(self, "_local", MappingProxyType(local))
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> Host:
+        """The host of a snapshot; missing files are derived from Docker networks and noted."""
+        return cls.from_json(snap.addresses, snap.routes, snap.networks)
+
+    @classmethod
+    def from_json(
+        cls,
+        addresses: Sequence[Any] | None,
+        routes: Sequence[Any] | None,
+        networks: Sequence[Any] | None = None,
+    ) -> Host:
+        """Build from ``ip -j addr``, ``ip -j route`` and ``docker network inspect`` JSON."""
+        assumptions: list[str] = []
+        ifaces: dict[str, list[IPInterface]] = {"lo": []}
+        masters: dict[str, str] = {}
+        broadcasts: set[IPAddress] = set()
+        bridges: set[str] = set()
+        if addresses is not None:
+            _read_addresses(addresses, ifaces, masters, broadcasts)
+            bridges.update(masters.values())
+        else:
+            assumptions.append("ip-addr.json missing: local addresses are loopback and Docker "
+                               "network gateways only")
+        if not any(a.ip.version == 4 and a.ip.is_loopback for a in ifaces["lo"]):
+            ifaces["lo"].append(ipaddress.ip_interface("127.0.0.1/8"))
+        if not any(a.ip.version == 6 and a.ip.is_loopback for a in ifaces["lo"]):
+            ifaces["lo"].append(ipaddress.ip_interface("::1/128"))
+        docker_routes = _docker_networks(networks or (), ifaces, bridges, broadcasts,
+                                         assumptions, derive=addresses is None)
+        route_list: list[Route] = []
+        if routes is not None:
+            route_list = _read_routes(routes)
+        else:
+            assumptions.append("ip-route.json missing: routes derived from interface addresses "
+                               "(no default route known)")
+        route6 = [r for r in route_list if r.network.version == 6]
+        route_list = [r for r in route_list if r.network.version == 4]
+        have = {r.network for r in route_list} | {r.network for r in route6}
+        for iface, addrs in ifaces.items():
+            for a in addrs:
+                if a.ip.is_loopback or a.network in have:
+                    continue
+                if a.network.version == 6:
+                    route6.append(Route(a.network, iface, prefsrc=a.ip))
+                elif routes is None:
+                    route_list.append(Route(a.network, iface, prefsrc=a.ip))
+                else:
+                    continue  # the snapshot's IPv4 routes are authoritative
+                have.add(a.network)
+        for r in docker_routes:
+            if r.network not in have:
+                if routes is not None:
+                    assumptions.append(f"route {r} derived from Docker network (not in "
+                                       "ip-route.json)")
+                (route6 if r.network.version == 6 else route_list).append(r)
+                have.add(r.network)
+        return cls(
+            interfaces=tuple(ifaces),
+            addresses=MappingProxyType({k: tuple(v) for k, v in ifaces.items()}),
+            routes=tuple(route_list),
+            routes6=tuple(route6),
+            broadcasts=frozenset(broadcasts),
+            masters=MappingProxyType(masters),
+            bridges=frozenset(bridges),
+            known_addresses=addresses is not None,
+            known_routes=routes is not None,
+            known_routes6=any(r.network.version == 6 for r in _read_routes(routes or ())),
+            assumptions=tuple(assumptions),
+        )
+
+    # -- questions the simulator asks -----------------------------------------------------------
+
+    def is_local(self, ip: IPAddress) -> bool:
+        """Whether ``ip`` is an address of this host (incl. all of 127.0.0.0/8)."""
+        if ip in self._local:
+            return True
+        return ip in _LOOPBACK4 if ip.version == 4 else ip in _LOOPBACK6
+
+    def local_interface(self, ip: IPAddress) -> str | None:
+        """The interface holding local address ``ip`` (``lo`` for loopback), or None."""
+        iface = self._local.get(ip)
+        if iface is not None:
+            return iface
+        if (ip in _LOOPBACK4) if ip.version == 4 else (ip in _LOOPBACK6):
+            return "lo"
+        return None
+
+    def address_type(self, ip: IPAddress, dev: str | None = None) -> str:
+        """``-m addrtype`` type of ``ip``: LOCAL, BROADCAST, MULTICAST or UNICAST.
+
+        With ``dev`` (``--limit-iface-in/out``) a local address counts as LOCAL only on the
+        interface that holds it (loopback addresses on ``lo``), as ``inet_dev_addr_type`` does.
+        """
+        if ip.version == 4:
+            if ip == _LIMITED_BROADCAST or ip in _ZERO4:
+                return "BROADCAST"
+            if ip in _MULTICAST4:
+                return "MULTICAST"
+            if ip in self.broadcasts:
+                return "BROADCAST"
+        elif ip in _MULTICAST6:
+            return "MULTICAST"
+        holder = self.local_interface(ip)
+        if holder is not None and (dev is None or dev == holder):
+            return "LOCAL"
+        return "UNICAST"
+
+    def route(self, dst: IPAddress) -> Route | None:
+        """Longest-prefix match in the main table (lowest metric wins a tie), or None."""
+        best: Route | None = None
+        for r in self.routes if dst.version == 4 else self.routes6:
+            if dst in r.network and (
+                best is None
+                or r.network.prefixlen > best.network.prefixlen
+                or (r.network.prefixlen == best.network.prefixlen and r.metric < best.metric)
+            ):
+                best = r
+        return best
+
+    def primary_address(self, iface: str | None, version: int) -> IPAddress | None:
+        """The first address of ``version`` on ``iface`` (what REDIRECT and MASQUERADE pick)."""
+        if iface is None:
+            return None
+        for a in self.addresses.get(iface, ()):
+            if a.ip.version == version and not (version == 6 and a.ip.is_link_local):
+                return a.ip
+        return None
+
+    def source_address(self, out_iface: str | None, dst: IPAddress) -> IPAddress | None:
+        """The source address the kernel picks to reach ``dst`` via ``out_iface``.
+
+        The route's ``prefsrc`` when it has one, else the interface address in the subnet of the
+        next hop (the gateway, or ``dst`` itself), else the interface's first address
+        (``inet_select_addr``, as MASQUERADE uses it).
+        """
+        r = self.route(dst)
+        if r is not None and r.prefsrc is not None and (out_iface is None or r.dev == out_iface):
+            return r.prefsrc
+        nexthop = r.gateway if r is not None and r.gateway is not None else dst
+        for a in self.addresses.get(out_iface or "", ()):
+            if a.ip.version == nexthop.version and nexthop in a.network:
+                return a.ip
+        return self.primary_address(out_iface, dst.version)
+
+    def is_bridge(self, iface: str | None) -> bool:
+        """Whether ``iface`` is a Linux bridge (a master of ports, or a Docker bridge network)."""
+        return iface is not None and iface in self.bridges
+
+    def knows(self, iface: str) -> bool:
+        """Whether the snapshot names this interface."""
+        return iface in self.addresses
+
+
+def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
+                    masters: dict[str, str], broadcasts: set[IPAddress]) -> None:
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("ifname"), str):
+            raise SnapshotError(f"ip-addr.json: entry without 'ifname': {entry!r:.80}")
+        name = entry["ifname"]
+        addrs = ifaces.setdefault(name, [])
+        if isinstance(entry.get("master"), str):
+            masters[name] = entry["master"]
+        for info in entry.get("addr_info") or ():
+            if info.get("family") not in ("inet", "inet6") or "local" not in info:
+                continue
+            try:
+                iface = ipaddress.ip_interface(f"{info['local']}/{info.get('prefixlen', 32)}")
+            except ValueError:
+                raise SnapshotError(f"ip-addr.json: bad address {info.get('local')!r} on "
+                                    f"{name}") from None
+            addrs.append(iface)
+            if isinstance(info.get("broadcast"), str):
+                broadcasts.add(ipaddress.ip_address(info["broadcast"]))
+
+
+def _read_routes(data: Sequence[Any]) -> list[Route]:
+    out: list[Route] = []
+    for entry in data:
+        if not isinstance(entry, dict) or "dst" not in entry:
+            raise SnapshotError(f"ip-route.json: entry without 'dst': {entry!r:.80}")
+        dst = entry["dst"]
+        try:
+            net: IPNetwork = (ipaddress.ip_network("0.0.0.0/0") if dst == "default"
+                              else ipaddress.ip_network(dst, strict=False))
+            gateway = ipaddress.ip_address(entry["gateway"]) if "gateway" in entry else None
+            prefsrc = ipaddress.ip_address(entry["prefsrc"]) if "prefsrc" in entry else None
+        except ValueError:
+            raise SnapshotError(f"ip-route.json: bad route {entry!r:.80}") from None
+        if dst == "default" and gateway is not None and gateway.version == 6:
+            net = ipaddress.ip_network("::/0")
+        out.append(Route(net, entry.get("dev"), gateway, prefsrc,
+                         int(entry.get("metric", 0)), str(entry.get("type", "unicast"))))
+    return out
+
+
+def _docker_networks(networks: Sequence[Any], ifaces: dict[str, list[IPInterface]],
+                     bridges: set[str], broadcasts: set[IPAddress], assumptions: list[str],
+                     *, derive: bool) -> list[Route]:
+    routes: list[Route] = []
+    for net in networks:
+        if not isinstance(net, dict) or net.get("Driver") != "bridge":
+            continue
+        name = bridge_name(net)
+        bridges.add(name)
+        for cfg in (net.get("IPAM") or {}).get("Config") or ():
+            subnet_text = cfg.get("Subnet")
+            if not subnet_text:
+                continue
+            try:
+                subnet = ipaddress.ip_network(subnet_text, strict=False)
+            except ValueError:
+                continue
+            gw_text = cfg.get("Gateway")
+            gw: IPAddress
+            if gw_text:
+                gw = ipaddress.ip_address(gw_text)
+            else:
+                gw = ipaddress.ip_address(int(subnet.network_address) + 1)
+                if derive:
+                    assumptions.append(f"Docker network {net.get('Name')!r}: no gateway given, "
+                                       f"assumed {gw} (the subnet's first address)")
+            iface = ipaddress.ip_interface(f"{gw}/{subnet.prefixlen}")
+            known = ifaces.get(name)
+            if known is None or (derive and iface not in known):
+                if not derive:
+                    assumptions.append(f"bridge {name} of Docker network {net.get('Name')!r} "
+                                       f"is not in ip-addr.json: assumed {iface}")
+                ifaces.setdefault(name, []).append(iface)
+                if derive:
+                    assumptions.append(f"{iface} on {name} from Docker network "
+                                       f"{net.get('Name')!r}")
+                if subnet.version == 4 and subnet.prefixlen < 31:
+                    broadcasts.add(subnet.broadcast_address)
+            routes.append(Route(subnet, name, prefsrc=gw if gw.version == 4 else None))
+    return routes
+
+
+def with_assumed(host: Host, *, local: tuple[IPAddress, str] | None = None,
+                 routes: tuple[Route, ...] = (), note: str | None = None) -> Host:
+    """A copy of ``host`` with an assumed local address and/or extra routes, noted."""
+    addresses = dict(host.addresses)
+    interfaces = list(host.interfaces)
+    if local is not None:
+        ip, iface = local
+        prefix = 32 if ip.version == 4 else 128
+        addresses[iface] = (*addresses.get(iface, ()), ipaddress.ip_interface(f"{ip}/{prefix}"))
+        if iface not in interfaces:
+            interfaces.append(iface)
+    v4 = tuple(r for r in routes if r.network.version == 4)
+    v6 = tuple(r for r in routes if r.network.version == 6)
+    return Host(
+        interfaces=tuple(interfaces),
+        addresses=MappingProxyType(addresses),
+        routes=host.routes + v4,
+        routes6=host.routes6 + v6,
+        broadcasts=host.broadcasts,
+        masters=host.masters,
+        bridges=host.bridges,
+        known_addresses=host.known_addresses,
+        known_routes=host.known_routes,
+        known_routes6=host.known_routes6,
+        assumptions=host.assumptions + ((note,) if note else ()),
+    )

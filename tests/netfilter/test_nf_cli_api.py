@@ -1,0 +1,148 @@
+"""``natlens trace`` (exit codes, whole output lines), ``simulate`` on snapshot folders, speed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import natlens
+from natlens.cli import main
+from natlens.netfilter import Packet, Simulator, simulate
+from natlens.netfilter.engine import prepare
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = REPO / "tests" / "netfilter" / "golden" / "docker-seed-published-port.json"
+
+
+@pytest.fixture
+def seed_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.txt"
+    path.write_text("\n".join(json.loads(SEED.read_text())["rules"]) + "\n")
+    return path
+
+
+def test_cli_trace_json(seed_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["trace", str(seed_file), "--in", "eth0", "--src", "198.51.100.7",
+                   "--dst", "192.0.2.2", "--dport", "8080", "--sport", "40000",
+                   "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert set(out) == {"packet", "verdict", "path", "final_dst", "final_src", "out_interface",
+                        "steps", "branches", "uncertain", "assumptions"}
+    assert (out["verdict"], out["path"], out["final_dst"], out["out_interface"]) == \
+        ("ACCEPT", "forward", "172.17.0.2:80", "docker0")
+    assert all(set(s) == {"hook", "table", "chain", "rule", "target", "text"}
+               for s in out["steps"])
+    # a single file has no host data: what was assumed is said
+    assert any("192.0.2.2 assumed to be an address of this host" in a
+               for a in out["assumptions"])
+    assert any("inferred from nat:POSTROUTING rule 1" in a for a in out["assumptions"])
+
+
+def test_cli_trace_table_and_kernel(seed_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["trace", str(seed_file), "--local-origin", "--src", "127.0.0.1", "--dst",
+            "127.0.0.1", "--dport", "8080"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "packet: Packet(local, tcp 127.0.0.1 -> 127.0.0.1:8080, new)"
+    assert "=> ACCEPT (local) 127.0.0.1 -> 127.0.0.1:8080 via lo" in lines
+    assert main([*args[:2], "--in", "eth0", "--src", "198.51.100.7", "--dst", "192.0.2.2",
+                 "--dport", "8080", "--format", "kernel"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "TRACE: nat:PREROUTING:rule:1", "TRACE: nat:DOCKER:rule:2", "TRACE: filter:FORWARD:rule:1",
+        "TRACE: filter:DOCKER-USER:rule:1", "TRACE: filter:FORWARD:rule:3",
+        "TRACE: filter:DOCKER:rule:1", "TRACE: nat:POSTROUTING:policy:2"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--in", "eth0", "--src", "198.51.100.7", "--dst", "192.0.2.2", "--state", "bogus"],
+     "natlens: error: unknown state 'bogus'"),
+    (["--src", "198.51.100.7", "--dst", "192.0.2.2"],
+     "natlens: error: one of the arguments --in --local-origin is required"),
+    (["--in", "eth0", "--local-origin", "--src", "1.2.3.4", "--dst", "1.2.3.5"],
+     "natlens: error: argument --local-origin: not allowed with argument --in"),
+])
+def test_cli_trace_usage_errors(seed_file: Path, capsys: pytest.CaptureFixture[str],
+                                args: list[str], message: str) -> None:
+    try:
+        status = main(["trace", str(seed_file), *args])  # bad values: NatlensError -> 2
+    except SystemExit as exc:  # bad command line: argparse exits 2
+        status = exc.code  # type: ignore[assignment]
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+
+
+def test_simulate_on_snapshot_folders() -> None:
+    snap = natlens.load(REPO / "fixtures" / "default-bridge-8080")
+    t = simulate(snap, Packet(in_interface="eth0", src="198.51.100.7", dst="192.0.2.2",
+                              sport=40000, dport=8080))
+    assert (t.verdict.value, t.final_dst, t.out_interface) == ("ACCEPT", "172.17.0.2:80",
+                                                               "docker0")
+    assert t.assumptions == ("IP forwarding enabled (net.ipv4.ip_forward=1, as Docker sets it)",)
+    six = natlens.load(REPO / "fixtures" / "ipv6")
+    t = simulate(six, Packet(in_interface="eth0", src="2001:db8::7", dst="fd00::2", sport=40000,
+                             dport=8080))
+    assert (t.verdict.value, t.final_dst, t.final_src) == \
+        ("ACCEPT", "[fd00:dead:beef::242:ac11:2]:80", "[2001:db8::7]:40000")
+    assert simulate(six, Packet(in_interface="eth0", src="2001:db8::7", dst="fd00::2",
+                                sport=40000, dport=8080)) == t  # cached simulator, same result
+
+
+def _kube_dump(services: int, endpoints: int) -> str:
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from gen_kube import generate
+    finally:
+        sys.path.pop(0)
+    text: str = generate(services, endpoints)
+    return text
+
+
+def test_large_ruleset_prepares_and_traces_fast() -> None:
+    from nf_helpers import standard_host
+
+    rs = natlens.parse_save(_kube_dump(10_000, 3))
+    assert len(rs["nat"]["KUBE-SERVICES"]) > 9_000
+    start = time.perf_counter()
+    prepare(rs)
+    sim = Simulator(standard_host(), rs)
+    prep = time.perf_counter() - start
+    packets = [Packet(in_interface="eth0", src="198.51.100.7",
+                      dst=f"10.96.{(10 + i) // 256}.{(10 + i) % 256}", sport=40000,
+                      dport=80 + i % 20) for i in range(0, 10_000, 7)]
+    for p in packets:
+        sim.trace(p)  # compile the rules these packets meet (checks compile on first use)
+    start = time.perf_counter()
+    traces = [sim.trace(p) for p in packets]
+    per_trace = (time.perf_counter() - start) / len(packets)
+    assert prep < 2.0
+    assert per_trace < 0.002
+    served = [t for t in traces if t.branches]
+    assert served
+    assert all(len(t.branches) == 3 for t in served)
+
+
+def test_public_names_sorted_and_present() -> None:
+    import natlens.netfilter as nf
+
+    assert list(nf.__all__) == sorted(nf.__all__)
+    assert all(hasattr(nf, name) for name in nf.__all__)
+    assert nf.simulate is simulate
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from natlens.netfilter import matches, packet
+
+    for module in (matches, packet):
+        result = doctest.testmod(module)
+        assert result.attempted > 0
+        assert result.failed == 0

@@ -1,0 +1,101 @@
+"""The real snapshots in fixtures/ (captured from dockerd): what each README says a trace shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import natlens
+from natlens.netfilter import Packet, simulate
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+OUT = {"in_interface": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "sport": 40000}
+UNI = "br-7164ac749e0f"
+NOICC = "br-15235b17cea3"
+
+# fixture, packet, expected (verdict, path, final_dst, out_interface), a step that must be there
+# as (table, chain, target) or None.
+CASES: list[tuple[str, dict[str, Any], tuple[str, str, str, str | None],
+                  tuple[str, str, str] | None]] = [
+    ("default-bridge-8080", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("default-bridge-8080", {"local_origin": True, "src": "192.0.2.2", "dst": "192.0.2.2",
+                             "dport": 8080},
+     ("ACCEPT", "output", "172.17.0.2:80", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("default-bridge-8080", {"local_origin": True, "src": "127.0.0.1", "dst": "127.0.0.1",
+                             "dport": 8080},
+     ("ACCEPT", "local", "127.0.0.1:8080", "lo"), None),
+    ("docker-user-policy", {**OUT, "src": "203.0.113.9", "dport": 8080},
+     ("DROP", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER-USER", "DROP")),
+    ("docker-user-policy", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("internal-network", {**OUT, "dst": "10.99.2.2", "dport": 80},
+     ("DROP", "forward", "10.99.2.2:80", "br-d8eb1291d06c"),
+     ("filter", "DOCKER-ISOLATION-STAGE-1", "DROP")),
+    ("internal-network", {"in_interface": "br-d8eb1291d06c", "src": "10.99.2.2",
+                          "dst": "198.51.100.7", "sport": 40000, "dport": 443},
+     ("DROP", "forward", "198.51.100.7:443", "eth0"),
+     ("filter", "DOCKER-ISOLATION-STAGE-1", "DROP")),
+    ("internal-network", {**OUT, "dport": 8083}, ("ACCEPT", "local", "192.0.2.2:8083", None),
+     None),
+    ("ipv6", {**OUT, "src": "2001:db8::7", "dst": "fd00::2", "dport": 8080},
+     ("ACCEPT", "forward", "[fd00:dead:beef::242:ac11:2]:80", "docker0"),
+     ("nat", "DOCKER", "DNAT")),
+    ("loopback-9000", {**OUT, "dport": 9000}, ("ACCEPT", "local", "192.0.2.2:9000", None), None),
+    ("loopback-9000", {"local_origin": True, "src": "127.0.0.1", "dst": "127.0.0.1",
+                       "dport": 9000},
+     ("ACCEPT", "local", "127.0.0.1:9000", "lo"), None),
+    ("loopback-9000", {**OUT, "dst": "172.17.0.2", "dport": 80},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("no-icc", {"in_interface": NOICC, "src": "10.99.1.3", "dst": "10.99.1.2", "sport": 40000,
+                "dport": 80},
+     ("DROP", "forward", "10.99.1.2:80", NOICC), ("filter", "FORWARD", "DROP")),
+    ("no-icc", {**OUT, "dport": 8080}, ("ACCEPT", "forward", "10.99.1.2:80", NOICC),
+     ("filter", "DOCKER", "ACCEPT")),
+    ("no-icc", {"in_interface": NOICC, "src": "10.99.1.3", "dst": "192.0.2.2", "sport": 40000,
+                "dport": 8080},
+     ("ACCEPT", "local", "192.0.2.2:8080", None), ("nat", "DOCKER", "RETURN")),
+    ("no-userland-proxy", {"local_origin": True, "src": "127.0.0.1", "dst": "127.0.0.1",
+                           "dport": 8080},
+     ("ACCEPT", "output", "172.17.0.2:80", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("no-userland-proxy", {"in_interface": "docker0", "src": "172.17.0.2", "dst": "192.0.2.2",
+                           "sport": 40000, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("nat", "POSTROUTING", "MASQUERADE")),
+    ("planted-faults", {**OUT, "dport": 8090},
+     ("DROP", "forward", "172.17.0.99:80", "docker0"), ("filter", "FORWARD", "DROP")),
+    ("planted-faults", {**OUT, "dport": 8081},
+     ("ACCEPT", "local", "192.0.2.2:3128", None), ("nat", "PREROUTING", "REDIRECT")),
+    ("planted-faults", {**OUT, "dst": "203.0.113.5", "dport": 8082},
+     ("ACCEPT", "forward", "172.17.0.4:80", "docker0"), ("nat", "PREROUTING", "DNAT")),
+    ("planted-faults", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("planted-faults", {"in_interface": "docker0", "src": "172.17.0.2", "dst": "198.51.100.7",
+                        "sport": 40000, "dport": 8080},
+     ("DROP", "forward", "198.51.100.7:8080", "eth0"), ("filter", "DOCKER-USER", "DROP")),
+    ("port-range", {**OUT, "dport": 7001}, ("ACCEPT", "forward", "172.17.0.2:7001", "docker0"),
+     ("filter", "DOCKER", "ACCEPT")),
+    ("port-range", {**OUT, "dport": 7003}, ("ACCEPT", "local", "192.0.2.2:7003", None), None),
+    ("udp-5353", {**OUT, "proto": "udp", "dport": 5353},
+     ("ACCEPT", "forward", "172.17.0.2:53", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("udp-5353", {**OUT, "dport": 5353}, ("ACCEPT", "local", "192.0.2.2:5353", None), None),
+    ("user-network", {**OUT, "dport": 8081}, ("ACCEPT", "forward", "10.99.0.2:80", UNI),
+     ("filter", "DOCKER", "ACCEPT")),
+    ("user-network", {"in_interface": "docker0", "src": "172.17.0.2", "dst": "10.99.0.2",
+                      "sport": 40000, "dport": 80},
+     ("DROP", "forward", "10.99.0.2:80", UNI), ("filter", "DOCKER-ISOLATION-STAGE-2", "DROP")),
+]
+
+
+@pytest.mark.parametrize(("fixture", "pkt", "expected", "step"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_fixture_trace(fixture: str, pkt: dict[str, Any],
+                       expected: tuple[str, str, str, str | None],
+                       step: tuple[str, str, str] | None) -> None:
+    trace = simulate(natlens.load(FIXTURES / fixture), Packet(**pkt))
+    got = (trace.verdict.value, trace.path.value, trace.final_dst, trace.out_interface)
+    assert got == expected, str(trace)
+    if step is not None:
+        assert step in [(s.table, s.chain, s.target) for s in trace.steps], str(trace)
+    assert not trace.branches, str(trace)
