@@ -12,13 +12,16 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from natlens.docker import Inventory
 from natlens.errors import SnapshotError
 from natlens.model import Family, Ruleset
 from natlens.parse.listing import parse_listing
 from natlens.parse.save import parse_save
+
+if TYPE_CHECKING:
+    from natlens.netfilter.host import Host
 
 __all__ = ["SNAPSHOT_FILES", "Snapshot", "detect_format", "load", "load_rules", "read_text"]
 
@@ -57,6 +60,13 @@ class Snapshot:
     other_backend: Ruleset | None = None
     """Rules found in the backend iptables does not point at (legacy vs nf_tables), if any."""
     other_backend6: Ruleset | None = None
+
+    @property
+    def host(self) -> Host:
+        """Host addresses, interfaces and routes (derived, with assumptions, when files lack)."""
+        from natlens.netfilter.host import Host  # noqa: PLC0415  (netfilter imports this module)
+
+        return Host.from_snapshot(self)
 
     def rules_for(self, family: Family) -> Ruleset:
         """The ruleset of ``family`` (IPv6 packets walk the ip6tables rules)."""
