@@ -255,6 +255,24 @@ class Inventory:
         """The network called ``name`` or whose id starts with ``name``, or None."""
         return next((n for n in self.networks if name in (n.name, n.id[: len(name)])), None)
 
+    def publisher(self, ip: IPAddress | str, port: int,
+                  proto: str = "tcp") -> tuple[Container, PublishedPort] | None:
+        """The running container publishing ``ip:port/proto`` on the host, if any.
+
+        A binding without an address, or on ``0.0.0.0``/``::``, covers every host address of
+        its family.
+        """
+        addr = ipaddress.ip_address(ip)
+        for container in self.running:
+            for binding in container.ports:
+                if binding.proto.value != proto or port not in binding.host_ports:
+                    continue
+                host_ip = binding.host_ip
+                if host_ip is None or host_ip == addr or (
+                        host_ip.is_unspecified and host_ip.version == addr.version):
+                    return container, binding
+        return None
+
     def holder(self, ip: IPAddress | str) -> Container | None:
         """The running container that holds address ``ip`` (None: nobody, a stale target)."""
         addr = ipaddress.ip_address(ip)
