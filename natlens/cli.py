@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from natlens.errors import NatlensError, ParseWarning
+from natlens.explain import proxy_notes
 from natlens.serialize import ruleset_to_dict, to_save
 from natlens.snapshot import load
 
@@ -71,13 +72,18 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     packet = Packet(in_interface=args.in_interface, local_origin=args.local_origin,
                     src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
                     dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
-    trace = simulate(load(args.path, strict=not args.lenient), packet)
+    snap = load(args.path, strict=not args.lenient)
+    trace = simulate(snap, packet)
+    notes = proxy_notes(snap, trace)
     if args.format == "json":
-        sys.stdout.write(json.dumps(trace.to_dict(), indent=2) + "\n")
+        data = trace.to_dict()
+        data["notes"] = notes
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif args.format == "kernel":
         sys.stdout.write("".join(f"TRACE: {line}\n" for line in trace.kernel_lines()))
     else:
         sys.stdout.write(f"{trace}\n")
+        sys.stdout.write("".join(f"note: {note}\n" for note in notes))
     return 0
 
 
