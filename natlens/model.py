@@ -198,7 +198,7 @@ class Match:
     module: str
     options: tuple[Option, ...] = ()
     known: bool = True
-    implicit: bool = False
+    implicit: bool = field(default=False, compare=False)
 
     def get(self, name: str) -> Option | None:
         """The option called ``name`` (e.g. ``"--dport"``), or None."""

@@ -67,16 +67,22 @@ def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
     return " ".join(parts)
 
 
-def _chain_decl(chain: Chain, counters: bool) -> str:
+def _chain_decl(chain: Chain, counters: bool) -> str | None:
+    if chain.builtin and chain.policy is None and chain.origin is None:
+        return None  # a built-in chain the input never declared: restore keeps its policy
     policy = chain.policy if chain.builtin and chain.policy else "-"
-    c = chain.counters if counters and chain.counters is not None else None
-    return f":{chain.name} {policy} {c if c is not None else '[0:0]'}"
+    if chain.counters is None:
+        return f":{chain.name} {policy}"
+    return f":{chain.name} {policy} {chain.counters if counters else '[0:0]'}"
 
 
 def _table_lines(table: Table, counters: bool, comments: bool) -> list[str]:
     lines: list[str] = list(table.comments_before) if comments else []
     lines.append(f"*{table.name.value}")
-    lines.extend(_chain_decl(chain, counters) for chain in table.chains)
+    for chain in table.chains:
+        decl = _chain_decl(chain, counters)
+        if decl is not None:
+            lines.append(decl)
     for chain in table.chains:
         for rule in chain.rules:
             text = rule_to_save(rule, counters=counters)

@@ -167,6 +167,11 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
     return Address(ipaddress.ip_network(masked), negated, mask)
 
 
+def _is_name(text: str) -> bool:
+    """Module, target, chain and interface names: non-empty, no blanks or quotes."""
+    return bool(text) and not any(c.isspace() or c in "\"'" for c in text)
+
+
 class _RuleParser:
     __slots__ = (
         "args",
@@ -314,6 +319,8 @@ class _RuleParser:
 
     def _interface(self, tok: str, index: int) -> None:
         value, negated = self._value(tok)
+        if not _is_name(value.lstrip("!")) or "/" in value:
+            raise RuleSyntaxError(f"bad interface name {value!r}", index + 1, value)
         if len(value) > _IFNAMSIZ:
             raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 characters",
                                   index + 1, value)
@@ -338,7 +345,7 @@ class _RuleParser:
         if name not in _KNOWN_PROTOCOLS and not (name.isdigit() and int(name) < 256):
             try:
                 socket.getprotobyname(name)
-            except OSError:
+            except (OSError, ValueError):
                 raise RuleSyntaxError(f"unknown protocol {value!r}", index + 1, value) from None
         self.protocol = Protocol(name, negated)
 
@@ -348,6 +355,8 @@ class _RuleParser:
         if self.i >= len(self.args):
             raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
         module = self.args[self.i]
+        if not _is_name(module):
+            raise RuleSyntaxError(f"bad match module name {module!r}", self.i, module)
         self.i += 1
         spec = MATCHES.get(module)
         builder = _MatchBuilder(module, spec)
@@ -362,6 +371,8 @@ class _RuleParser:
         if self.i >= len(self.args):
             raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
         name = self.args[self.i]
+        if not _is_name(name):
+            raise RuleSyntaxError(f"bad target name {name!r}", self.i, name)
         self.i += 1
         self.goto = tok in _GOTO
         spec: ModuleSpec | None = None
@@ -440,7 +451,8 @@ class _RuleParser:
                 spec = builder.spec.lookup(tok)
                 if spec is not None:
                     return builder, spec.name, spec.nargs, spec.kind
-        proto = self.protocol.name if self.protocol else None
+        # iptables loads the protocol's match implicitly only for a non-negated -p.
+        proto = self.protocol.name if self.protocol and not self.protocol.negated else None
         module = _PROTO_FOR_MATCH.get(proto, proto) if proto else None
         if module in PROTOCOL_MATCHES:
             spec_m = MATCHES[module]

@@ -255,7 +255,7 @@ class _SaveParser:
 
     def command(self, line: str) -> None:
         current = self.current
-        if line[1] == "A" and current is not None and not current.committed:
+        if line.startswith("-A ") and current is not None and not current.committed:
             fast = parse_line_fast(line, Origin(self.source, self.line_no, self.line),
                                    current.chains, self.segments)
             if fast is not None:
@@ -269,6 +269,8 @@ class _SaveParser:
             raise self.error(exc.reason, column=exc.column) from None
         counters: Counters | None = None
         offset = 0
+        if len(args[0]) < 2:
+            raise self.error(f"incomplete command {args[0]!r}", args[0])
         if args[0].startswith("["):
             m = _COUNTERS.match(args[0])
             if not m:
