@@ -104,3 +104,25 @@ def _update(example: Example, output: str, status: int) -> None:
     if status:
         new += f"\n[exit {status}]"
     example.doc.write_text(text.replace(old.rstrip("\n"), new, 1))
+
+
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def _python_blocks() -> list[tuple[str, str]]:
+    blocks: list[tuple[str, str]] = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for n, code in enumerate(PYTHON_BLOCK.findall(doc.read_text()), 1):
+            if "# not run" not in code:
+                blocks.append((f"{doc.name}#{n}", code))
+    return blocks
+
+
+@pytest.mark.parametrize(("name", "code"), _python_blocks(), ids=[b[0] for b in _python_blocks()])
+def test_doc_python_block(name: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(code, name, "exec"), {"__name__": "__docs__"})  # noqa: S102
+    finally:
+        os.chdir(cwd)
