@@ -123,6 +123,6 @@ def test_doc_python_block(name: str, code: str, capsys: pytest.CaptureFixture[st
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        exec(compile(code, name, "exec"), {"__name__": "__docs__"})  # noqa: S102
+        exec(compile(code, name, "exec"), {"__name__": "__docs__"})
     finally:
         os.chdir(cwd)
