@@ -1,4 +1,4 @@
-"""Every ``console`` block in docs/ and README.md is run and its output compared, so docs cannot drift.
+"""Every ``console`` and ``python`` block in docs/ and README.md runs, so docs cannot drift.
 
 A block looks like::
 
