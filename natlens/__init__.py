@@ -6,6 +6,8 @@ Parse iptables rules, correlate them with Docker, simulate packets and audit the
 from __future__ import annotations
 
 from natlens.errors import NatlensError, ParseError, ParseWarning, SnapshotError, UsageError
+from natlens.audit import audit
+from natlens.audit.findings import Finding, Severity
 from natlens.docker import Inventory
 from natlens.errors import DockerError
 from natlens.model import (
@@ -37,6 +39,7 @@ __all__ = [
     "Counters",
     "DockerError",
     "Family",
+    "Finding",
     "Host",
     "Interface",
     "Inventory",
@@ -50,6 +53,7 @@ __all__ = [
     "Protocol",
     "Rule",
     "Ruleset",
+    "Severity",
     "Snapshot",
     "SnapshotError",
     "Table",
@@ -58,6 +62,7 @@ __all__ = [
     "TargetKind",
     "Trace",
     "UsageError",
+    "audit",
     "load",
     "load_rules",
     "parse_listing",

@@ -1,0 +1,79 @@
+"""Audit: run every check over a snapshot and collect what is wrong.
+
+A check is a plain function ``check_x(ctx: AuditContext) -> Iterator[Finding]``, one family of
+checks per module; ``CHECKS`` lists them all, in the order they run. ``audit`` returns the
+findings sorted by severity (high first), then table, chain and rule index.
+
+Families here read the rules only: ``graph_checks`` (loops, unused/unreachable chains, jumps to
+missing chains, accepts before DOCKER-USER), ``duplicates``, ``coverage`` (dead rules) and
+``backends`` (split legacy/nft backends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from natlens.audit.backends import check_split_backend
+from natlens.audit.coverage import check_dead_rules
+from natlens.audit.duplicates import check_duplicate_nat, check_duplicate_rules
+from natlens.audit.findings import KINDS, AuditContext, Finding, KindInfo, RuleRef, Severity
+from natlens.audit.graph_checks import (
+    check_docker_user_order,
+    check_loops,
+    check_missing_chains,
+    check_unreachable_chains,
+    check_unused_chains,
+)
+from natlens.model import Family, Ruleset
+from natlens.snapshot import Snapshot, load_rules
+
+__all__ = [
+    "CHECKS",
+    "KINDS",
+    "AuditContext",
+    "Check",
+    "Finding",
+    "KindInfo",
+    "RuleRef",
+    "Severity",
+    "audit",
+    "audit_text",
+]
+
+Check = Callable[[AuditContext], Iterator[Finding]]
+
+CHECKS: tuple[Check, ...] = (
+    check_split_backend,
+    check_loops,
+    check_missing_chains,
+    check_unused_chains,
+    check_unreachable_chains,
+    check_docker_user_order,
+    check_duplicate_rules,
+    check_duplicate_nat,
+    check_dead_rules,
+)
+"""Every check, in the order ``audit`` runs them."""
+
+
+def audit(snapshot: Snapshot, checks: Iterable[Check] = CHECKS, *,
+          inventory: object | None = None) -> list[Finding]:
+    """Run ``checks`` over ``snapshot``; the findings sorted by severity, then rule position."""
+    ctx = AuditContext(snapshot, inventory=inventory)
+    findings: list[Finding] = []
+    for check in checks:
+        findings.extend(check(ctx))
+    return sorted(findings, key=Finding.sort_key)
+
+
+def audit_text(text: str, *checks: Check, strict: bool = True) -> list[Finding]:
+    """Audit rule text (iptables-save, ``-S`` or a listing) with ``checks`` (default: all).
+
+    Meant for examples and tests: the text is the whole snapshot (no host or Docker data).
+    """
+    ruleset = load_rules(text, strict=strict)
+    if ruleset.family is Family.IPV6:
+        snap = Snapshot(ruleset=Ruleset(Family.IPV4), ruleset6=ruleset)
+    else:
+        snap = Snapshot(ruleset=ruleset)
+    return audit(snap, checks or CHECKS)

@@ -1,0 +1,255 @@
+"""Checks on the chain graph: loops, unused and unreachable chains, jumps to chains that do not
+exist, and accepts in FORWARD that come before Docker's DOCKER-USER hook.
+
+A jump to an undeclared chain is reported as ``ineffective`` (the rule can never send packets
+where it says), not as ``unreachable-chain``: there is no chain to be unreachable. Docker's
+contract for DOCKER-USER (docs "Packet filtering and firewalls"): FORWARD jumps to it first, so
+user rules there see every forwarded packet before Docker's own accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from natlens.audit._rules import chain_ref, unconditional
+from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.errors import did_you_mean
+from natlens.graph import can_reach_verdict, loops, missing_jumps, unreachable_chains, unused_chains
+from natlens.model import Chain, Family, Interface, Rule, Table, TableName
+
+__all__ = [
+    "check_docker_user_order",
+    "check_loops",
+    "check_missing_chains",
+    "check_unreachable_chains",
+    "check_unused_chains",
+]
+
+
+def _tool(family: Family) -> str:
+    return "ip6tables" if family is Family.IPV6 else "iptables"
+
+
+def check_loops(ctx: AuditContext) -> Iterator[Finding]:
+    """Chains that jump to each other in a cycle (the kernel refuses such a table).
+
+    >>> from natlens.audit import audit_text
+    >>> [f.message for f in audit_text('''*filter
+    ... :INPUT ACCEPT [0:0]
+    ... :A - [0:0]
+    ... :B - [0:0]
+    ... -A INPUT -j A
+    ... -A A -j B
+    ... -A B -j A
+    ... COMMIT
+    ... ''', check_loops)]
+    ['chains jump in a loop: A -> B -> A (iptables-restore refuses this table)']
+    """
+    for rs in ctx.rulesets():
+        graph = ctx.graph(rs.family)
+        for table in rs.tables:
+            g = graph[table.name.value]
+            for cycle in loops(g):
+                refs: list[RuleRef] = []
+                for i, src in enumerate(cycle):
+                    dst = cycle[(i + 1) % len(cycle)]
+                    position = min(g[src][dst])
+                    rule = table[src].rules[position - 1]
+                    refs.append(RuleRef.of(rule, table.name, position, rs.family))
+                path = " -> ".join((*cycle, cycle[0]))
+                yield Finding(
+                    kind="loop", severity=Severity.HIGH,
+                    message=f"chains jump in a loop: {path} (iptables-restore refuses this table)",
+                    rule=refs[-1], related=tuple(refs[:-1]),
+                    fix=f"remove the jump back to {cycle[0]} ({refs[-1].where})",
+                )
+
+
+def _has_effect(chain: Chain) -> bool:
+    """Whether a chain does anything besides an unconditional final RETURN."""
+    rules = chain.rules
+    if rules and rules[-1].target_name == "RETURN" and unconditional(rules[-1]):
+        rules = rules[:-1]
+    return bool(rules)
+
+
+def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
+    """User chains that no rule jumps or goes to (medium for a DOCKER-USER with rules in it).
+
+    >>> from natlens.audit import audit_text
+    >>> [str(f) for f in audit_text('''*filter
+    ... :INPUT ACCEPT [0:0]
+    ... :OLD - [0:0]
+    ... -A OLD -j DROP
+    ... COMMIT
+    ... ''', check_unused_chains)]
+    ['[low] unused-chain: filter OLD #0: chain OLD has 1 rule but no rule jumps to it']
+    """
+    for rs in ctx.rulesets():
+        graph = ctx.graph(rs.family)
+        tool = _tool(rs.family)
+        for table in rs.tables:
+            for name in unused_chains(graph[table.name.value]):
+                chain = table[name]
+                n = len(chain.rules)
+                severity = Severity.LOW
+                if name == "DOCKER-USER" and _has_effect(chain):
+                    severity = Severity.MEDIUM
+                yield Finding(
+                    kind="unused-chain", severity=severity,
+                    message=f"chain {name} has {n} rule{'' if n == 1 else 's'} but no rule "
+                            "jumps to it",
+                    rule=chain_ref(chain, table, rs.family),
+                    fix=(f"{tool} -t filter -I FORWARD 1 -j DOCKER-USER"
+                         if name == "DOCKER-USER" else
+                         f"delete it ({tool} -t {table.name.value} -F {name} && {tool} -t "
+                         f"{table.name.value} -X {name}) or add the missing jump"),
+                )
+
+
+def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
+    """Chains that rules jump to, but only from chains no built-in chain reaches.
+
+    >>> from natlens.audit import audit_text
+    >>> [f.message for f in audit_text('''*filter
+    ... :INPUT ACCEPT [0:0]
+    ... :A - [0:0]
+    ... :B - [0:0]
+    ... -A A -j B
+    ... COMMIT
+    ... ''', check_unreachable_chains)]
+    ['chain B is only jumped to from chains no packet reaches (A)']
+    """
+    for rs in ctx.rulesets():
+        graph = ctx.graph(rs.family)
+        for table in rs.tables:
+            g = graph[table.name.value]
+            for name in unreachable_chains(g):
+                callers = sorted({u for u, _ in g.in_edges(name)})
+                related = tuple(
+                    RuleRef.of(table[u].rules[k - 1], table.name, k, rs.family)
+                    for u, _, k in sorted(g.in_edges(name, keys=True)) if u in table)
+                yield Finding(
+                    kind="unreachable-chain", severity=Severity.LOW,
+                    message=f"chain {name} is only jumped to from chains no packet reaches "
+                            f"({', '.join(callers)})",
+                    rule=chain_ref(table[name], table, rs.family), related=related,
+                    fix=f"jump to {callers[0]} from a built-in chain, or delete the unused chains",
+                )
+
+
+def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
+    """Rules that jump (``-j``/``-g``) to a chain the table does not declare (kind
+    ``ineffective``: the rule never sends packets there, and iptables-restore refuses the file).
+
+    >>> from natlens.audit import audit_text
+    >>> [f.message for f in audit_text('''*filter
+    ... :INPUT ACCEPT [0:0]
+    ... :DOCKER-USER - [0:0]
+    ... -A INPUT -j DOCKER-USR
+    ... COMMIT
+    ... ''', check_missing_chains, strict=False)]
+    ["jumps to chain DOCKER-USR, which table filter does not declare (did you mean 'DOCKER-USER'?)"]
+    """
+    for rs in ctx.rulesets():
+        graph = ctx.graph(rs.family)
+        for table in rs.tables:
+            for jump in missing_jumps(graph[table.name.value]):
+                rule = table[jump.source].rules[jump.position - 1]
+                hint = did_you_mean(jump.target, [c.name for c in table.chains])
+                yield Finding(
+                    kind="ineffective", severity=Severity.HIGH,
+                    message=f"{'goes' if jump.goto else 'jumps'} to chain {jump.target}, which "
+                            f"table {table.name.value} does not declare{hint}",
+                    rule=RuleRef.of(rule, table.name, jump.position, rs.family),
+                    fix=f"declare the chain (:{jump.target} - [0:0]) or correct the target name",
+                )
+
+
+_ESTABLISHED_ONLY = frozenset({"ESTABLISHED", "RELATED"})
+
+
+def _established_only(rule: Rule) -> bool:
+    """Whether the rule only matches packets of connections already seen (not the first one)."""
+    for module, name in (("conntrack", "--ctstate"), ("state", "--state")):
+        match = rule.match(module)
+        opt = match.get(name) if match is not None else None
+        if opt is not None and not opt.negated:
+            states = {s.upper() for a in opt.args for s in a.split(",")}
+            if states <= _ESTABLISHED_ONLY:
+                return True
+    return False
+
+
+def _docker_interfaces(table: Table) -> set[str]:
+    """Interfaces Docker's own chains (DOCKER*, but not DOCKER-USER) name: its bridges."""
+    names: set[str] = set()
+    for chain in table.chains:
+        if chain.name.startswith("DOCKER") and chain.name != "DOCKER-USER":
+            for rule in chain.rules:
+                for iface in (rule.in_interface, rule.out_interface):
+                    if iface is not None:
+                        names.add(iface.name)
+    return names
+
+
+def _may_be_docker(iface: Interface | None, bridges: set[str]) -> bool:
+    if iface is None or iface.negated or not bridges:
+        return True
+    if iface.name.endswith("+"):
+        return any(b.startswith(iface.name[:-1]) for b in bridges)
+    return iface.name in bridges
+
+
+def check_docker_user_order(ctx: AuditContext) -> Iterator[Finding]:
+    """Rules in filter FORWARD that can accept Docker traffic before FORWARD jumps to
+    DOCKER-USER: DOCKER-USER's rules never see those packets (kind ``ineffective``).
+
+    Rules that only accept established/related packets do not count (DOCKER-USER still sees the
+    first packet of each connection), nor rules whose ``-i``/``-o`` names none of Docker's bridges.
+
+    >>> from natlens.audit import audit_text
+    >>> found = audit_text('''*filter
+    ... :FORWARD DROP [0:0]
+    ... :DOCKER-USER - [0:0]
+    ... -A FORWARD -p tcp --dport 80 -j ACCEPT
+    ... -A FORWARD -j DOCKER-USER
+    ... -A DOCKER-USER -s 10.0.0.0/8 -j DROP
+    ... COMMIT
+    ... ''', check_docker_user_order)
+    >>> for f in found: print(f)  # doctest: +NORMALIZE_WHITESPACE
+    [medium] ineffective: filter FORWARD #1: accepts forwarded packets before FORWARD #2 jumps
+    to DOCKER-USER: the rules in DOCKER-USER never see them
+    """
+    for rs in ctx.rulesets():
+        table = rs.get(TableName.FILTER)
+        if table is None or "DOCKER-USER" not in table or "FORWARD" not in table:
+            continue
+        forward = table["FORWARD"].rules
+        hook = next((i for i, r in enumerate(forward, 1) if r.target_name == "DOCKER-USER"), None)
+        if hook is None:
+            continue
+        g = ctx.graph(rs.family)[table.name.value]
+        bridges = _docker_interfaces(table)
+        effect = _has_effect(table["DOCKER-USER"])
+        hook_ref = RuleRef.of(forward[hook - 1], table.name, hook, rs.family)
+        for index, rule in enumerate(forward[: hook - 1], 1):
+            name = rule.target_name
+            if name is None or rule.unknown:
+                continue
+            accepts = name == "ACCEPT" or (rule.jumps_to_chain
+                                           and can_reach_verdict(g, table, name, "ACCEPT"))
+            if not accepts or _established_only(rule):
+                continue
+            if not (_may_be_docker(rule.in_interface, bridges)
+                    or _may_be_docker(rule.out_interface, bridges)):
+                continue
+            verb = "accepts" if name == "ACCEPT" else f"jumps to {name}, which accepts"
+            yield Finding(
+                kind="ineffective", severity=Severity.MEDIUM if effect else Severity.LOW,
+                message=f"{verb} forwarded packets before FORWARD #{hook} jumps to DOCKER-USER: "
+                        f"the rules in DOCKER-USER never see them"
+                        + ("" if effect else " (DOCKER-USER is empty now)"),
+                rule=RuleRef.of(rule, table.name, index, rs.family), related=(hook_ref,),
+                fix="put this rule in DOCKER-USER, or move it below the jump to DOCKER-USER",
+            )

@@ -1,0 +1,230 @@
+"""Render audit findings: a table for people, JSON for scripts, SARIF 2.1.0 for code scanning.
+
+JSON (DESIGN.md): ``{"findings": [...], "summary": {"total", "by_severity", "by_kind",
+"snapshot", "notes"}}``. SARIF follows OASIS SARIF 2.1.0 (errata 01): one ``reportingDescriptor``
+per finding kind with its help text, results with level ``error`` (high), ``warning`` (medium)
+or ``note`` (low), located at the blamed rule's file and line (relative to the snapshot folder,
+``uriBaseId`` ``SNAPSHOT``) and, logically, at ``table/chain/index``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from natlens.audit.findings import KINDS, Finding, RuleRef, Severity
+from natlens.snapshot import Snapshot
+
+__all__ = ["SARIF_SCHEMA", "SARIF_VERSION", "dumps", "to_json", "to_sarif", "to_table"]
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
+                "sarif-schema-2.1.0.json")
+_LEVEL = {Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note"}
+_ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+
+
+def _notes(snapshot: Snapshot | None) -> list[str]:
+    if snapshot is None:
+        return []
+    notes = list(snapshot.notes)
+    for rs in (snapshot.ruleset, snapshot.ruleset6):
+        notes.extend(n for n in rs.notes if n not in notes)
+    return notes
+
+
+def to_json(findings: Sequence[Finding], snapshot: Snapshot | None = None) -> dict[str, Any]:
+    """``{"findings": [...], "summary": {...}}`` (DESIGN.md), findings in the given order."""
+    by_kind = Counter(f.kind for f in findings)
+    by_severity = Counter(f.severity for f in findings)
+    return {
+        "findings": [f.to_dict() for f in findings],
+        "summary": {
+            "total": len(findings),
+            "by_severity": {s.value: by_severity.get(s, 0) for s in _ORDER},
+            "by_kind": dict(sorted(by_kind.items())),
+            "snapshot": snapshot.path if snapshot is not None else None,
+            "notes": _notes(snapshot),
+        },
+    }
+
+
+def _where(ref: RuleRef | None) -> str:
+    if ref is None:
+        return "-"
+    where = ref.where if ref.index else f"{ref.where.removesuffix(' #0')} (chain)"
+    if ref.source and ref.line:
+        where += f"\n{Path(ref.source).name}:{ref.line}"
+    return where
+
+
+def _wrap(text: str, width: int) -> str:
+    words = text.split()
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
+             width: int = 72) -> str:
+    """Plain-text report: one table per severity (high first), then a one-line summary.
+
+    Each row names the kind, where the blamed rule is (``table chain #index`` and
+    ``file:line``), the message with the rule's text, and the fix.
+    """
+    out: list[str] = []
+    if snapshot is not None:
+        out.append(f"natlens report for {snapshot.path}")
+        out.append("")
+    for severity in _ORDER:
+        group = [f for f in findings if f.severity is severity]
+        if not group:
+            continue
+        out.append(f"{severity.value.upper()} ({len(group)})")
+        rows = []
+        for f in group:
+            text = _wrap(f.message, width)
+            about = [x for x in (f"container {f.container}" if f.container else "",
+                                 f"{f.proto or 'port'}/{f.host_port}" if f.host_port else "")
+                     if x]
+            if about:
+                text = f"[{', '.join(about)}]\n{text}"
+            if f.rule is not None and f.rule.index:
+                text += "\n" + _wrap(f"rule: {f.rule.text}", width)
+            if f.fix:
+                text += "\n" + _wrap(f"fix: {f.fix}", width)
+            rows.append([f.kind, _where(f.rule), text])
+        out.append(tabulate(rows, headers=["kind", "where", "finding"], tablefmt="simple",
+                            disable_numparse=True))
+        out.append("")
+    counts = Counter(f.severity for f in findings)
+    if findings:
+        parts = ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
+        out.append(f"{len(findings)} finding{'' if len(findings) == 1 else 's'} ({parts})")
+    else:
+        out.append("no findings")
+    out.extend(f"note: {n}" for n in _notes(snapshot))
+    return "\n".join(out) + "\n"
+
+
+def _rule_id(kind: str) -> str:
+    return "".join(part.capitalize() for part in kind.split("-"))
+
+
+def _descriptors() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for kind, info in KINDS.items():
+        rules.append({
+            "id": kind,
+            "name": _rule_id(kind),
+            "shortDescription": {"text": info.title},
+            "fullDescription": {"text": info.help},
+            "help": {"text": info.help,
+                     "markdown": f"**{info.title}** (`{kind}`)\n\n{info.help}"},
+            "defaultConfiguration": {"level": "warning"},
+        })
+    return rules
+
+
+def _artifact(ref: RuleRef, base: Path | None) -> dict[str, Any] | None:
+    if not ref.source or ref.source.startswith("<"):
+        return None
+    path = Path(ref.source)
+    if base is not None:
+        try:
+            rel = path.resolve().relative_to(base)
+        except ValueError:
+            pass
+        else:
+            return {"uri": rel.as_posix(), "uriBaseId": "SNAPSHOT"}
+    if path.is_absolute():
+        return {"uri": path.as_uri()}
+    return {"uri": path.as_posix()}
+
+
+def _location(ref: RuleRef, base: Path | None) -> dict[str, Any]:
+    loc: dict[str, Any] = {}
+    artifact = _artifact(ref, base)
+    if artifact is not None:
+        physical: dict[str, Any] = {"artifactLocation": artifact}
+        if ref.line:
+            physical["region"] = {"startLine": ref.line}
+        loc["physicalLocation"] = physical
+    name = f"{ref.table}/{ref.chain}" + (f"/{ref.index}" if ref.index else "")
+    if ref.family == "ipv6":
+        name = f"ip6/{name}"
+    loc["logicalLocations"] = [{"fullyQualifiedName": name, "name": ref.chain,
+                                "kind": "object" if ref.index else "namespace"}]
+    loc["message"] = {"text": f"{ref.where}: {ref.text}"}
+    return loc
+
+
+def _base(snapshot: Snapshot | None) -> Path | None:
+    if snapshot is None or snapshot.path.startswith("<") or snapshot.path == "-":
+        return None
+    path = Path(snapshot.path).resolve()
+    return path if path.is_dir() else path.parent
+
+
+def to_sarif(findings: Sequence[Finding], snapshot: Snapshot | None = None,
+             *, version: str = "0.1.0") -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run of tool ``natlens``."""
+    kinds = list(KINDS)
+    base = _base(snapshot)
+    results: list[dict[str, Any]] = []
+    for f in findings:
+        text = f.message if f.rule is None else f"{f.rule.where}: {f.message}"
+        if f.fix:
+            text += f"{'' if text.endswith(('.', '!', '?')) else '.'} Fix: {f.fix}"
+        result: dict[str, Any] = {
+            "ruleId": f.kind,
+            "ruleIndex": kinds.index(f.kind),
+            "level": _LEVEL[f.severity],
+            "message": {"text": text},
+            "properties": {k: v for k, v in (
+                ("severity", f.severity.value), ("proto", f.proto), ("host_port", f.host_port),
+                ("container", f.container), ("fix", f.fix), ("cis", f.cis),
+                ("packet", None if f.packet is None else dict(f.packet))) if v is not None},
+        }
+        if f.rule is not None:
+            result["locations"] = [_location(f.rule, base)]
+            result["partialFingerprints"] = {
+                "natlensRule/v1": f"{f.kind}:{f.rule.family}:{f.rule.table}:{f.rule.chain}:"
+                                  f"{f.rule.text}"}
+        if f.related:
+            result["relatedLocations"] = [
+                {"id": i, **_location(r, base)} for i, r in enumerate(f.related, 1)]
+        results.append(result)
+    run: dict[str, Any] = {
+        "tool": {"driver": {"name": "natlens", "version": version, "rules": _descriptors()}},
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+    }
+    if base is not None:
+        run["originalUriBaseIds"] = {"SNAPSHOT": {"uri": base.as_uri() + "/"}}
+    notes = _notes(snapshot)
+    if notes:
+        run["invocations"] = [{
+            "executionSuccessful": True,
+            "toolExecutionNotifications": [{"message": {"text": n}, "level": "note"}
+                                           for n in notes],
+        }]
+    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """JSON text as the CLI prints it (2-space indent, trailing newline)."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
