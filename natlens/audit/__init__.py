@@ -6,7 +6,9 @@ findings sorted by severity (high first), then table, chain and rule index.
 
 Families here read the rules only: ``graph_checks`` (loops, unused/unreachable chains, jumps to
 missing chains, accepts before DOCKER-USER), ``duplicates``, ``coverage`` (dead rules) and
-``backends`` (split legacy/nft backends).
+``backends`` (split legacy/nft backends). Families that correlate with Docker decide by
+simulation: ``docker_checks`` (stale, shadowed, mismatch, missing, ineffective) and ``exposure``
+(exposed, bypass).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 
 from natlens.audit.backends import check_split_backend
 from natlens.audit.coverage import check_dead_rules
+from natlens.audit.docker_checks import (
+    check_docker_user_ports,
+    check_published_ports,
+    check_stale_dnat,
+    check_unknown_interfaces,
+)
 from natlens.audit.duplicates import check_duplicate_nat, check_duplicate_rules
+from natlens.audit.exposure import check_bypass, check_exposed
 from natlens.audit.findings import KINDS, AuditContext, Finding, KindInfo, RuleRef, Severity
 from natlens.audit.graph_checks import (
     check_docker_user_order,
@@ -52,6 +61,12 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_rules,
     check_duplicate_nat,
     check_dead_rules,
+    check_stale_dnat,
+    check_published_ports,
+    check_docker_user_ports,
+    check_unknown_interfaces,
+    check_exposed,
+    check_bypass,
 )
 """Every check, in the order ``audit`` runs them."""
 

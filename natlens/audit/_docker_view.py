@@ -1,0 +1,486 @@
+"""What the Docker-aware checks share: the inventory (what Docker says), a simulator (what the
+rules do) and the probe packets that compare the two.
+
+A *binding* is one published host port of a running container in one address family, with the
+addresses the container holds there. A *probe* is a packet from one kind of source: an outside
+interface (another host), a neighbour container on the container's own bridge, or the host
+itself (``local_origin``). The checks decide by simulation (``natlens.netfilter``), never by
+guessing from rule text: where a probe lands is compared with where Docker says it should.
+
+Docker's published-port contract (docs "Packet filtering and firewalls", "Port publishing and
+mapping"): a DNAT per host port in ``nat DOCKER`` (reached from PREROUTING and OUTPUT for local
+destinations), an ACCEPT per container port in ``filter DOCKER``; with the userland proxy on,
+``docker-proxy`` also listens on the host port and serves what the nat rules skip (the host's own
+``127.0.0.1``, hairpin traffic from the container's bridge).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from natlens.audit._rules import chain_ref
+from natlens.audit.findings import AuditContext, RuleRef
+from natlens.docker import Container, Inventory, Network, PublishedPort, inventory_from_snapshot
+from natlens.model import Family, Rule, Ruleset, TableName
+from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Trace, Verdict
+from natlens.netfilter.packet import endpoint
+from natlens.netfilter.targets import parse_nat_range
+from natlens.parse.values import parse_port_range
+
+__all__ = [
+    "NAT_REWRITES",
+    "Binding",
+    "DockerView",
+    "IPAddress",
+    "Outcome",
+    "Probe",
+    "dnat_target",
+    "docker_chain",
+    "docker_view",
+    "outcomes",
+    "port_set",
+    "routed",
+    "step_text",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAT_REWRITES = frozenset({"DNAT", "REDIRECT", "NETMAP"})
+"""Targets that rewrite a packet's destination."""
+
+SPORT = 40000
+"""Source port of every probe (an ephemeral port no rule is written for)."""
+
+_ASSUMED_HOST = {4: ipaddress.ip_address("203.0.113.2"),
+                 6: ipaddress.ip_address("2001:db8:ffff::2")}
+_OUTSIDE_SOURCES = {
+    4: tuple(ipaddress.ip_address(a) for a in ("198.51.100.7", "203.0.113.77", "100.64.7.7")),
+    6: tuple(ipaddress.ip_address(a) for a in ("2001:db8:7::7", "2001:db8:77::7")),
+}
+_SHARED_NETNS = ("host", "none")
+
+
+def docker_chain(name: str) -> bool:
+    """Whether a chain is Docker's own (``DOCKER``, ``DOCKER-FORWARD``, ...; not DOCKER-USER)."""
+    return name.startswith("DOCKER") and name != "DOCKER-USER"
+
+
+def port_set(rule: Rule) -> list[tuple[int, int]] | None:
+    """The destination ports a rule's positive ``--dport``/``--dports`` accept, as ranges; None
+    when it names none (or only negated ones)."""
+    out: list[tuple[int, int]] = []
+    named = False
+    for m in rule.matches:
+        for name in ("--dport", "--dports", "--destination-port", "--destination-ports"):
+            opt = m.get(name)
+            if opt is None:
+                continue
+            if opt.negated:
+                return None
+            named = True
+            for part in ",".join(opt.args).split(","):
+                try:
+                    out.append(parse_port_range(part))
+                except ValueError:
+                    return None
+    return out if named else None
+
+
+def _in_ports(port: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    return any(lo <= port <= hi for lo, hi in ranges)
+
+
+def step_text(step: Step) -> str:
+    """``nat:DOCKER#3`` for a rule step, ``filter:FORWARD policy DROP`` for a policy."""
+    if step.kind is StepKind.POLICY:
+        return f"{step.table}:{step.chain} policy {step.target}"
+    if step.kind is StepKind.RETURN:
+        return f"{step.table}:{step.chain} return"
+    return f"{step.table}:{step.chain}#{step.rule}"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One published host port of a running container in one family (``4`` or ``6``)."""
+
+    container: Container
+    port: PublishedPort
+    family: int
+    host_port: int
+    container_port: int
+    targets: tuple[IPAddress, ...]
+    """The container's addresses of this family on its bridge networks."""
+    networks: tuple[tuple[Network, IPAddress], ...]
+
+    @property
+    def proto(self) -> str:
+        """``tcp``, ``udp`` or ``sctp``."""
+        return self.port.proto.value
+
+    @property
+    def loopback(self) -> bool:
+        """Published on a loopback address only (``-p 127.0.0.1:...``)."""
+        return self.port.loopback_only
+
+    @property
+    def expected(self) -> frozenset[str]:
+        """Where the packets should land: ``IP:PORT`` of each of the container's addresses."""
+        return frozenset(endpoint(ip, self.container_port) for ip in self.targets)
+
+    @property
+    def label(self) -> str:
+        """``natlens-web's 8080/tcp`` (with the address when not every address)."""
+        ip = self.port.host_ip
+        where = "" if ip is None or ip.is_unspecified else f" on {ip}"
+        fam = " (IPv6)" if self.family == 6 else ""
+        return f"{self.container.name}'s {self.host_port}/{self.proto}{where}{fam}"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A probe packet and the kind of source it stands for (``eth0``, ``docker0``, ``host``)."""
+
+    source: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One certain way a probe ends (statistic branches each count; uncertain ones do not)."""
+
+    verdict: Verdict
+    path: str
+    final_dst: str
+    out_interface: str | None
+    steps: tuple[Step, ...]
+
+    @property
+    def rewrite(self) -> Step | None:
+        """The nat step that rewrote the destination (DNAT, REDIRECT, NETMAP), if any."""
+        return next((s for s in self.steps if s.kind is StepKind.RULE and s.table == "nat"
+                     and s.target in NAT_REWRITES), None)
+
+    @property
+    def decider(self) -> Step | None:
+        """The step that dropped or rejected the packet (None when it was accepted)."""
+        if self.verdict is Verdict.ACCEPT:
+            return None
+        real = [s for s in self.steps if s.kind is not StepKind.NOTE]
+        return real[-1] if real else None
+
+    def path_text(self) -> list[str]:
+        """The rule steps as ``table:chain#n`` (what a finding's packet shows)."""
+        return [step_text(s) for s in self.steps if s.kind in (StepKind.RULE, StepKind.POLICY)]
+
+
+def outcomes(trace: Trace) -> list[Outcome]:
+    """The certain outcomes of a trace.
+
+    Without ``branches`` every fork of the walk ended alike, so the trace's outcome is certain
+    even when some match was undecidable. With branches, those that rest on an assumption about
+    an undecidable match are left out (statistic branches stay: each happens).
+    """
+    if not trace.branches:
+        return [Outcome(trace.verdict, trace.path.value, trace.final_dst, trace.out_interface,
+                        trace.steps)]
+    return [Outcome(b.verdict, b.path.value, b.final_dst, b.out_interface, b.steps)
+            for b in trace.branches if not b.assumed]
+
+
+def _forwarding(meta: dict[str, Any], family: int) -> bool:
+    sysctl = meta.get("sysctl")
+    if not isinstance(sysctl, dict):
+        return True
+    key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
+    return sysctl.get(key) != "0"
+
+
+class DockerView:
+    """The inventory, the simulator and the probe sources of one audit (see module docstring)."""
+
+    def __init__(self, ctx: AuditContext, inventory: Inventory, sim: Simulator) -> None:
+        self.ctx = ctx
+        self.snapshot = ctx.snapshot
+        self.inventory = inventory
+        self.sim = sim
+        self.host: Host = sim.host
+        self.proxy: bool = inventory.daemon.userland_proxy is not False
+        """docker-proxy serves published ports too (Docker's default when not known)."""
+        self.bridges = {n.bridge for n in inventory.networks if n.bridge} | set(self.host.bridges)
+        self.outside = self._outside_interface()
+        self._holders = self._endpoint_holders()
+
+    # -- the host -------------------------------------------------------------------------------
+
+    def _outside_interface(self) -> str:
+        host = self.host
+        if not host.known_addresses:
+            return "eth0" if "eth0" not in self.bridges else "ext0"
+        candidates = [
+            i for i in host.interfaces
+            if i != "lo" and i not in self.bridges and i not in host.masters
+            and any(not a.ip.is_loopback and not a.ip.is_link_local
+                    for a in host.addresses.get(i, ()))]
+        default = next((r.dev for r in host.routes if r.network.prefixlen == 0 and r.dev), None)
+        if default in candidates:
+            return str(default)
+        return candidates[0] if candidates else "eth0"
+
+    def host_address(self, family: int) -> IPAddress | None:
+        """The outside interface's address of ``family`` (assumed when the snapshot has none)."""
+        if not self.host.known_addresses:
+            return _ASSUMED_HOST[family]
+        for a in self.host.addresses.get(self.outside, ()):
+            if a.ip.version == family and not a.ip.is_link_local and not a.ip.is_loopback:
+                return a.ip
+        return None
+
+    def outside_source(self, family: int) -> IPAddress:
+        """An address of another host: in none of the host's or Docker's networks."""
+        nets: list[IPNetwork] = [a.network for addrs in self.host.addresses.values()
+                                 for a in addrs if a.ip.version == family]
+        nets += [s for n in self.inventory.networks for s in n.subnets if s.version == family]
+        for ip in _OUTSIDE_SOURCES[family]:
+            if not any(ip in n for n in nets):
+                return ip
+        return _OUTSIDE_SOURCES[family][-1]
+
+    def forwarding(self, family: int) -> bool:
+        """Whether the host forwards ``family`` packets (meta.json sysctl; assumed on)."""
+        return _forwarding(self.snapshot.meta, family)
+
+    def ruleset(self, family: int) -> Ruleset:
+        """The iptables (4) or ip6tables (6) rules."""
+        return self.snapshot.rules_for(Family.IPV4 if family == 4 else Family.IPV6)
+
+    def managed(self, family: int) -> bool:
+        """Whether the daemon writes this family's rules (``--iptables``/``--ip6tables``)."""
+        daemon = self.inventory.daemon
+        flag = daemon.iptables if family == 4 else daemon.ip6tables
+        if flag is not None:
+            return flag
+        nat = self.ruleset(family).get(TableName.NAT)
+        return nat is not None and "DOCKER" in nat
+
+    # -- who holds an address -------------------------------------------------------------------
+
+    def _endpoint_holders(self) -> dict[IPAddress, str]:
+        held: dict[IPAddress, str] = {}
+        for c in self.inventory.running:
+            for ip in c.addresses:
+                held.setdefault(ip, c.name)
+        # `docker network inspect` also lists endpoints that are no container (ingress-sbox, lb-*)
+        for net in self.snapshot.networks or ():
+            if not isinstance(net, dict):
+                continue
+            for cid, ep in (net.get("Containers") or {}).items():
+                if not isinstance(ep, dict):
+                    continue
+                for key in ("IPv4Address", "IPv6Address"):
+                    text = str(ep.get(key) or "").split("/")[0]
+                    try:
+                        ip = ipaddress.ip_address(text)
+                    except ValueError:
+                        continue
+                    held.setdefault(ip, str(ep.get("Name") or cid[:12]))
+        return held
+
+    def holder(self, ip: IPAddress) -> str | None:
+        """Name of the running container (or network endpoint) holding ``ip``, or None."""
+        return self._holders.get(ip)
+
+    def docker_network_of(self, ip: IPAddress) -> Network | None:
+        """The Docker network whose subnet contains ``ip``."""
+        return next((n for n in self.inventory.networks
+                     if any(ip in s for s in n.subnets if s.version == ip.version)), None)
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def rule(self, family: int, table: str, chain: str, index: int) -> Rule | None:
+        """The rule at ``index`` (1-based) of ``table``/``chain``."""
+        t = self.ruleset(family).get(table)
+        c = t.get(chain) if t is not None else None
+        if c is None or not 1 <= index <= len(c.rules):
+            return None
+        return c.rules[index - 1]
+
+    def ref(self, family: int, step: Step) -> RuleRef | None:
+        """The RuleRef of a trace step (the chain's declaration for a policy)."""
+        fam = Family.IPV4 if family == 4 else Family.IPV6
+        if step.table is None or step.chain is None:
+            return None
+        if step.kind is StepKind.POLICY:
+            t = self.ruleset(family).get(step.table)
+            chain = t.get(step.chain) if t is not None else None
+            if t is None or chain is None:
+                return None
+            return chain_ref(chain, t, fam)
+        if step.rule is None:
+            return None
+        rule = self.rule(family, step.table, step.chain, step.rule)
+        return None if rule is None else RuleRef.of(rule, step.table, step.rule, fam)
+
+    def docker_rules(self, b: Binding) -> list[RuleRef]:
+        """The DNAT rules that serve binding ``b`` as Docker writes them: proto and host port,
+        ``--to-destination`` one of the container's addresses and its port (any nat chain)."""
+        fam = Family.IPV4 if b.family == 4 else Family.IPV6
+        nat = self.ruleset(b.family).get(TableName.NAT)
+        found: list[RuleRef] = []
+        if nat is None:
+            return found
+        for chain in nat.chains:
+            for index, rule in enumerate(chain.rules, 1):
+                if rule.target_name != "DNAT" or rule.target is None:
+                    continue
+                if rule.protocol is None or rule.protocol.negated or rule.protocol.name != b.proto:
+                    continue
+                ports = port_set(rule)
+                if ports is None or not _in_ports(b.host_port, ports):
+                    continue
+                dest = dnat_target(rule, b.family)
+                if dest is None:
+                    continue
+                ip, port = dest
+                if ip in b.targets and (port or b.host_port) == b.container_port:
+                    found.append(RuleRef.of(rule, TableName.NAT, index, fam))
+        found.sort(key=lambda r: (not docker_chain(r.chain), r.chain, r.index))
+        return found
+
+    # -- containers and probes ------------------------------------------------------------------
+
+    def bridged(self, c: Container, family: int) -> tuple[tuple[Network, IPAddress], ...]:
+        """The container's (network, address) pairs of ``family`` on bridge networks."""
+        out: list[tuple[Network, IPAddress]] = []
+        for ep in c.networks:
+            net = self.inventory.network(ep.name) or self.inventory.network(ep.network_id)
+            if net is None or net.driver != "bridge" or net.bridge is None:
+                continue
+            ip = ep.ipv4 if family == 4 else ep.ipv6
+            if ip is not None:
+                out.append((net, ip))
+        return tuple(out)
+
+    def containers(self) -> Iterator[Container]:
+        """Running containers with their own network namespace."""
+        for c in self.inventory.running:
+            if c.network_mode in _SHARED_NETNS or c.network_mode.startswith("container:"):
+                continue
+            yield c
+
+    def bindings(self) -> Iterator[Binding]:
+        """Every published host port of every running container, per family it is bound in."""
+        for c in self.containers():
+            for p in c.ports:
+                ip = p.host_ip
+                families = (4, 6) if ip is None else (ip.version,)
+                for fam in families:
+                    nets = tuple((n, a) for n, a in self.bridged(c, fam) if not routed(n, fam))
+                    if not nets:
+                        continue
+                    for offset, hp in enumerate(p.host_ports):
+                        cport = p.container_port + (offset if p.host_end > p.host_start else 0)
+                        yield Binding(c, p, fam, hp, cport, tuple(ip for _, ip in nets), nets)
+
+    def neighbour(self, net: Network, family: int) -> IPAddress | None:
+        """A free address on ``net`` (another container's, as far as the rules can tell)."""
+        for subnet in net.subnets:
+            if subnet.version != family or subnet.num_addresses < 8:
+                continue
+            top = int(subnet.broadcast_address) if family == 4 else (
+                int(subnet.network_address) + 0xFFFE)
+            for k in range(1, 16):
+                ip = ipaddress.ip_address(top - k)
+                if ip not in self._holders and ip not in net.gateways:
+                    return ip
+        return None
+
+    def probes(self, b: Binding) -> list[Probe]:
+        """The probes of binding ``b``: outside, a neighbour on each of the container's bridges,
+        the host itself (for a loopback binding: the host only)."""
+        out: list[Probe] = []
+        ip = b.port.host_ip
+        if b.loopback:
+            assert ip is not None
+            out.append(Probe("host", Packet(local_origin=True, src=ip, dst=ip, proto=b.proto,
+                                            sport=SPORT, dport=b.host_port)))
+            return out
+        dst = ip if ip is not None and not ip.is_unspecified else self.host_address(b.family)
+        if dst is None:
+            return out
+        out.append(Probe(self.outside, Packet(
+            in_interface=self.outside, src=self.outside_source(b.family), dst=dst,
+            proto=b.proto, sport=SPORT, dport=b.host_port)))
+        for net, _ in b.networks:
+            src = self.neighbour(net, b.family)
+            if src is not None and net.bridge is not None:
+                out.append(Probe(net.bridge, Packet(in_interface=net.bridge, src=src, dst=dst,
+                                                    proto=b.proto, sport=SPORT,
+                                                    dport=b.host_port)))
+        out.append(Probe("host", Packet(local_origin=True, src=dst, dst=dst, proto=b.proto,
+                                        sport=SPORT, dport=b.host_port)))
+        return out
+
+    def trace(self, packet: Packet) -> Trace:
+        """Simulate ``packet`` on this snapshot."""
+        return self.sim.trace(packet)
+
+    def without(self, family: int, refs: Sequence[RuleRef]) -> Simulator:
+        """A simulator of the same host with the rules ``refs`` deleted (a what-if)."""
+        gone = {(r.table, r.chain, r.index) for r in refs if r.family == (
+            Family.IPV4.value if family == 4 else Family.IPV6.value)}
+        rs = self.ruleset(family)
+        tables = tuple(
+            replace(t, chains=tuple(
+                replace(c, rules=tuple(r for i, r in enumerate(c.rules, 1)
+                                       if (t.name.value, c.name, i) not in gone))
+                for c in t.chains))
+            for t in rs.tables)
+        changed = replace(rs, tables=tables)
+        if family == 4:
+            return Simulator(self.host, changed, self.snapshot.ruleset6)
+        return Simulator(self.host, self.snapshot.ruleset, changed)
+
+
+def routed(net: Network, family: int) -> bool:
+    """Whether ``net`` runs in routed mode for ``family`` (no NAT: ports open on the container's
+    address, ``com.docker.network.bridge.gateway_mode_ipv4=routed``)."""
+    key = "com.docker.network.bridge.gateway_mode_ipv4" if family == 4 else (
+        "com.docker.network.bridge.gateway_mode_ipv6")
+    return net.option(key) == "routed"
+
+
+def dnat_target(rule: Rule, family: int) -> tuple[IPAddress, int | None] | None:
+    """``--to-destination`` of a DNAT rule as (address, port); None when absent or unreadable."""
+    opt = rule.target.get("--to-destination") if rule.target is not None else None
+    if opt is None:
+        return None
+    try:
+        ip, port, _ = parse_nat_range(opt.value, family)
+    except ValueError:
+        return None
+    return None if ip is None else (ip, port)
+
+
+_VIEWS: dict[int, tuple[AuditContext, DockerView | None]] = {}
+
+
+def docker_view(ctx: AuditContext) -> DockerView | None:
+    """The view of ``ctx`` (built once per context); None when the snapshot has no Docker data."""
+    cached = _VIEWS.get(id(ctx))
+    if cached is not None and cached[0] is ctx:
+        return cached[1]
+    inv = ctx.inventory if isinstance(ctx.inventory, Inventory) else inventory_from_snapshot(
+        ctx.snapshot)
+    view: DockerView | None = None
+    if inv is not None:
+        sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else (
+            Simulator.from_snapshot(ctx.snapshot))
+        view = DockerView(ctx, inv, sim)
+    if len(_VIEWS) >= 8:
+        _VIEWS.pop(next(iter(_VIEWS)))
+    _VIEWS[id(ctx)] = (ctx, view)
+    return view

@@ -1,0 +1,539 @@
+"""Docker-aware checks on published ports: ``stale``, ``shadowed``, ``mismatch``, ``missing`` and
+``ineffective`` (rules that never see the traffic they name).
+
+Each check compares what the Docker Engine says (``natlens.docker.Inventory``) with where the
+simulator sends probe packets (``natlens.audit._docker_view``): for every published port, a packet
+from an outside interface, from a neighbour container and from the host itself. Docker's rule
+layout (20.10 to 29: ``nat DOCKER`` DNATs, ``filter DOCKER`` ACCEPTs, DOCKER-USER first in
+FORWARD) is described in its docs "Packet filtering and firewalls" and moby's
+``integration/network/bridge/iptablesdoc``; none of the checks depends on one era's rule text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from natlens.audit._docker_view import (
+    Binding,
+    DockerView,
+    Outcome,
+    Probe,
+    dnat_target,
+    docker_chain,
+    docker_view,
+    outcomes,
+    port_set,
+)
+from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.model import Family, Rule, TableName
+from natlens.netfilter import Host, Packet, StepKind, Verdict
+from natlens.netfilter.packet import endpoint
+
+__all__ = [
+    "check_docker_user_ports",
+    "check_published_ports",
+    "check_stale_dnat",
+    "check_unknown_interfaces",
+]
+
+CIS_USERLAND_PROXY = "CIS Docker Benchmark 2.16 (ex 2.15): disable the userland proxy"
+
+
+def _tool(family: int | str) -> str:
+    return "ip6tables" if family in (6, Family.IPV6.value) else "iptables"
+
+
+def _delete(ref: RuleRef) -> str:
+    """``iptables -t nat -D DOCKER ! -i docker0 ...`` (by specification, safe to re-run)."""
+    spec = re.sub(r"^-A\s+", "", ref.text)
+    return f"{_tool(ref.family)} -t {ref.table} -D {spec}"
+
+
+def _packet(packet: Packet, outcome: Outcome | None = None, **extra: object) -> dict[str, object]:
+    out: dict[str, object] = dict(packet.to_dict())
+    if outcome is not None:
+        out["verdict"] = outcome.verdict.value
+        out["final_dst"] = outcome.final_dst
+        out["trace"] = outcome.path_text()
+    out.update(extra)
+    return out
+
+
+def _fate(view: DockerView, family: int, o: Outcome) -> str:
+    """``forwarded towards 172.17.0.99:80 via docker0 and dropped by filter FORWARD policy DROP``
+    and the like: what happened to a probe, in words."""
+    if o.verdict is Verdict.ACCEPT:
+        return (f"forwarded to {o.final_dst} via {o.out_interface}" if o.path == "forward"
+                 else f"delivered to {o.final_dst} on the host" if o.path == "local"
+                 else f"sent to {o.final_dst}")
+    d = o.decider
+    by = ""
+    if d is not None:
+        ref = view.ref(family, d)
+        by = f" by {ref.where}" if ref is not None and d.kind is StepKind.RULE else (
+            f" by {d.table} {d.chain} policy {d.target}" if d.kind is StepKind.POLICY else "")
+    verb = "rejected" if o.verdict is Verdict.REJECT else "dropped"
+    if o.path == "forward" and o.out_interface:
+        return f"forwarded towards {o.final_dst} via {o.out_interface} and {verb}{by}"
+    return f"{verb}{by}"
+
+
+# -- stale ---------------------------------------------------------------------------------------
+
+
+def _witnesses(view: DockerView, family: int, rule: Rule) -> Iterator[Packet]:
+    """Packets that should meet ``rule`` (a nat rule): from outside and from the host."""
+    proto = rule.protocol.name if rule.protocol is not None and not rule.protocol.negated and \
+        rule.protocol.name in ("tcp", "udp", "sctp") else "tcp"
+    ports = port_set(rule)
+    dport = ports[0][0] if ports else None
+    dst = view.host_address(family)
+    d = rule.destination
+    if d is not None and not d.negated and d.network.version == family:
+        net = d.network
+        dst = net.network_address if net.num_addresses == 1 else net.network_address + 1
+    if dst is None:
+        return
+    src = view.outside_source(family)
+    s = rule.source
+    if s is not None and not s.negated and s.network.version == family:
+        src = s.network.network_address if s.network.num_addresses == 1 else (
+            s.network.network_address + 1)
+    iface = view.outside
+    i = rule.in_interface
+    if i is not None and not i.negated and not i.name.endswith("+"):
+        iface = i.name
+    elif i is not None and i.negated and i.name == iface:
+        iface = "eth9"
+    yield Packet(in_interface=iface, src=src, dst=dst, proto=proto, sport=40000, dport=dport)
+    if i is None or i.negated:
+        yield Packet(local_origin=True, src=view.host_address(family) or dst, dst=dst,
+                     proto=proto, sport=40000, dport=dport)
+
+
+def check_stale_dnat(ctx: AuditContext) -> Iterator[Finding]:
+    """DNAT rules that send traffic to an address no container (nor Docker endpoint) holds, in
+    Docker's chains or into a Docker network: left behind by a crash or written by hand.
+
+    >>> from natlens.audit._docker_example import container_json, example
+    >>> ctx = example('''*nat
+    ... :PREROUTING ACCEPT [0:0]
+    ... :DOCKER - [0:0]
+    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8090 -j DNAT --to-destination 172.17.0.99:80
+    ... COMMIT
+    ... ''', container_json("web", "172.17.0.2"))
+    >>> for f in check_stale_dnat(ctx):
+    ...     print(f)  # doctest: +ELLIPSIS
+    [high] stale: nat DOCKER #1: DNAT tcp/8090 to 172.17.0.99:80, an address no container holds...
+    """
+    view = docker_view(ctx)
+    if view is None:
+        return
+    for family in (4, 6):
+        fam = Family.IPV4 if family == 4 else Family.IPV6
+        nat = view.ruleset(family).get(TableName.NAT)
+        if nat is None:
+            continue
+        for chain in nat.chains:
+            for index, rule in enumerate(chain.rules, 1):
+                if rule.target_name != "DNAT":
+                    continue
+                dest = dnat_target(rule, family)
+                if dest is None:
+                    continue
+                ip, port = dest
+                if view.holder(ip) is not None or view.host.is_local(ip):
+                    continue
+                net = view.docker_network_of(ip)
+                if net is None and not docker_chain(chain.name):
+                    continue  # a DNAT to another machine: not Docker's business
+                ref = RuleRef.of(rule, TableName.NAT, index, fam)
+                ports = port_set(rule)
+                proto = rule.protocol.name if rule.protocol is not None else None
+                hport = ports[0][0] if ports and ports[0][0] == ports[0][1] else None
+                what = f"{proto}/{hport}" if proto and hport else (proto or "all traffic")
+                subnet = next((str(x) for x in (net.subnets if net is not None else ())
+                               if ip in x), "")
+                inside = (f" (in Docker network {net.name}, {subnet})" if net is not None
+                          else "")
+                msg = (f"DNAT {what} to {endpoint(ip, port)}, an address no container "
+                       f"holds{inside}")
+                pkt: dict[str, object] | None = None
+                for witness in _witnesses(view, family, rule):
+                    hit = [o for o in outcomes(view.trace(witness)) if any(
+                        s.kind is StepKind.RULE and (s.table, s.chain, s.rule) ==
+                        ("nat", chain.name, index) for s in o.steps)]
+                    if hit:
+                        msg += f"; a packet {_describe(witness)} is {_fate(view, family, hit[0])}"
+                        pkt = _packet(witness, hit[0])
+                        break
+                yield Finding(
+                    kind="stale", severity=Severity.HIGH, message=msg, proto=proto,
+                    host_port=hport, rule=ref,
+                    fix=f"delete it: {_delete(ref)} (or restart dockerd to rewrite its chains)",
+                    packet=pkt,
+                )
+
+
+def _describe(p: Packet) -> str:
+    where = "from the host" if p.local_origin else f"from {p.in_interface}"
+    return f"{where} to {endpoint(p.dst, p.dport)}/{p.proto}"
+
+
+# -- published ports: shadowed, mismatch, missing -------------------------------------------------
+
+
+@dataclass
+class _Verdicts:
+    """What the probes of one binding found. ``primary`` classifies the first probe (from
+    outside; from the host for a loopback binding): ``served``, ``proxied`` (delivered to the
+    host port unchanged, where docker-proxy listens), ``unserved``, ``dropped`` (DNATed right,
+    then dropped by Docker's chains or FORWARD's policy), ``filtered`` (dropped by someone
+    else's rule, on purpose), ``caught`` (rewritten elsewhere), or None when uncertain."""
+
+    primary: str | None = None
+    primary_item: tuple[Probe, Outcome] | None = None
+    served: list[str] = field(default_factory=list)
+    proxied: list[str] = field(default_factory=list)
+    reached: list[str] = field(default_factory=list)
+    """Sources that still reach the container (directly or through docker-proxy), in order."""
+    caught: dict[tuple[str, str, int], list[tuple[Probe, Outcome]]] = field(default_factory=dict)
+
+
+def _classify(view: DockerView, b: Binding, probe: Probe, o: Outcome) -> str:
+    if o.final_dst in b.expected:
+        if o.verdict is Verdict.ACCEPT:
+            return "served"
+        d = o.decider
+        if d is not None and ((d.kind is StepKind.POLICY and d.chain == "FORWARD")
+                              or (d.chain is not None and docker_chain(d.chain))):
+            return "dropped"
+        return "filtered"  # DOCKER-USER or another rule of the administrator's
+    rw = o.rewrite
+    if rw is not None and rw.chain is not None and rw.rule is not None:
+        return "caught"
+    if o.path == "local" and o.final_dst == endpoint(probe.packet.dst, probe.packet.dport):
+        return "proxied" if view.proxy and o.verdict is Verdict.ACCEPT else "unserved"
+    return "filtered" if o.verdict is not Verdict.ACCEPT else "unserved"
+
+
+def _judge(view: DockerView, b: Binding) -> _Verdicts:
+    v = _Verdicts()
+    for n, probe in enumerate(view.probes(b)):
+        outs = outcomes(view.trace(probe.packet))
+        if not outs:
+            continue  # the outcome rests on assumptions: nothing certain to report
+        o = outs[0]
+        cls = _classify(view, b, probe, o)
+        if n == 0:
+            v.primary, v.primary_item = cls, (probe, o)
+        if cls == "served":
+            v.served.append(probe.source)
+            v.reached.append(probe.source)
+        elif cls == "proxied":
+            v.proxied.append(probe.source)
+            v.reached.append(probe.source)
+        elif cls == "caught":
+            rw = o.rewrite
+            if rw is not None and rw.chain is not None and rw.rule is not None:
+                v.caught.setdefault((rw.table or "nat", rw.chain, rw.rule), []).append(
+                    (probe, o))
+    return v
+
+
+def _names(sources: list[str]) -> str:
+    """``eth0, docker0 and the host``."""
+    names = list(dict.fromkeys("the host" if s == "host" else s for s in sources))
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _sources(items: list[tuple[Probe, Outcome]]) -> str:
+    return _names([p.source for p, _ in items])
+
+
+def check_published_ports(ctx: AuditContext) -> Iterator[Finding]:
+    """Each published port of each running container, probed from outside, from a neighbour
+    container and from the host: ``shadowed`` when an earlier rule catches it before Docker's
+    DNAT, ``mismatch`` when the DNAT for the port goes to another address or port, ``missing``
+    when no rule serves it (medium when docker-proxy alone does) or FORWARD drops it.
+
+    >>> from natlens.audit._docker_example import container_json, example
+    >>> ctx = example('''*nat
+    ... :PREROUTING ACCEPT [0:0]
+    ... :OUTPUT ACCEPT [0:0]
+    ... :DOCKER - [0:0]
+    ... -A PREROUTING -i eth0 -p tcp -m tcp --dport 8081 -j REDIRECT --to-ports 3128
+    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 172.17.0.3:80
+    ... COMMIT
+    ... ''', container_json("api", "172.17.0.3", "8081:80"))
+    >>> [f.kind for f in check_published_ports(ctx)]
+    ['shadowed']
+    """
+    view = docker_view(ctx)
+    if view is None:
+        return
+    for b in view.bindings():
+        if not view.managed(b.family):
+            continue  # Docker writes no rules for this family: docker-proxy serves it by design
+        yield from _report_binding(view, b)
+
+
+def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
+    v = _judge(view, b)
+    mine = view.docker_rules(b)
+    fam = b.family
+    for (table, chain, index), items in v.caught.items():
+        rule = view.rule(fam, table, chain, index)
+        if rule is None:
+            continue
+        ref = RuleRef.of(rule, table, index, Family.IPV4 if fam == 4 else Family.IPV6)
+        others = [r for r in mine if (r.chain, r.index) != (chain, index)]
+        probe, o = items[0]
+        lands = o.final_dst
+        tail = (f"; from {_names(v.reached)} it still reaches {b.container.name}"
+                if v.reached else "")
+        if others:
+            docker_ref = others[0]
+            yield Finding(
+                kind="shadowed", severity=Severity.HIGH,
+                message=f"{b.label} is caught from {_sources(items)} by {ref.where} "
+                        f"({rule.target_name} to {lands}) before {docker_ref.where} can DNAT "
+                        f"it to {', '.join(sorted(b.expected))}{tail}",
+                proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
+                related=(docker_ref,),
+                fix=f"remove or narrow the earlier rule: {_delete(ref)}",
+                packet=_packet(probe.packet, o),
+            )
+        elif docker_chain(chain) and rule.target_name == "DNAT":
+            yield Finding(
+                kind="mismatch", severity=Severity.HIGH,
+                message=f"{b.label} is DNATed by {ref.where} to {lands}, but "
+                        f"{b.container.name} is at {', '.join(sorted(b.expected))}",
+                proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
+                fix=f"recreate {b.container.name} (or restart dockerd) so Docker rewrites the "
+                    f"rule; by hand: {_delete(ref)}",
+                packet=_packet(probe.packet, o),
+            )
+        elif not mine:
+            yield Finding(
+                kind="missing", severity=Severity.HIGH,
+                message=f"{b.label} has no DNAT to {b.container.name}; traffic from "
+                        f"{_sources(items)} is caught by {ref.where} ({rule.target_name} to "
+                        f"{lands}) instead",
+                proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
+                fix=f"recreate {b.container.name} or restart dockerd; remove {ref.where} if "
+                    "it is not wanted",
+                packet=_packet(probe.packet, o),
+            )
+    if v.primary_item is None or v.caught:
+        return
+    probe, o = v.primary_item
+    src = "the host" if probe.source == "host" else probe.source
+    what = ("has no DNAT rule" if not mine else
+            f"never reaches Docker's DNAT ({mine[0].where}) from {src}")
+    fix = (f"restart dockerd (or recreate {b.container.name}) so it writes the nat rules again"
+           if not mine else "restore the jump to DOCKER in nat PREROUTING/OUTPUT (restart "
+           "dockerd)")
+    if v.primary == "proxied" and not b.loopback:
+        yield Finding(
+            kind="missing", severity=Severity.MEDIUM,
+            message=f"{b.label} {what}: docker-proxy alone serves it (from "
+                    f"{_names(v.proxied)}); the container sees the proxy's address, not the "
+                    "client's, and DOCKER-USER never sees the traffic",
+            proto=b.proto, host_port=b.host_port, container=b.container.name,
+            related=tuple(mine[:1]), fix=fix, cis=CIS_USERLAND_PROXY,
+            packet=_packet(probe.packet, o),
+        )
+    elif v.primary == "unserved":
+        yield Finding(
+            kind="missing", severity=Severity.HIGH,
+            message=f"{b.label} {what} and nothing forwards it: a packet "
+                    f"{_describe(probe.packet)} is {_fate(view, fam, o)}"
+                    + ("" if view.proxy else " (userland proxy off)"),
+            proto=b.proto, host_port=b.host_port, container=b.container.name,
+            related=tuple(mine[:1]), fix=fix, packet=_packet(probe.packet, o),
+        )
+    elif v.primary == "dropped":
+        d = o.decider
+        blame = view.ref(fam, d) if d is not None else None
+        yield Finding(
+            kind="missing", severity=Severity.HIGH,
+            message=f"{b.label} is DNATed to {o.final_dst}, but FORWARD has no ACCEPT for it: "
+                    f"from {src} it is {_fate(view, fam, o)}",
+            proto=b.proto, host_port=b.host_port, container=b.container.name, rule=blame,
+            related=tuple(mine[:1]),
+            fix=f"restart dockerd (or recreate {b.container.name}) so it writes the filter "
+                "DOCKER ACCEPT again",
+            packet=_packet(probe.packet, o),
+        )
+
+
+# -- ineffective -------------------------------------------------------------------------------
+
+
+def _forward_chains(view: DockerView, family: int) -> list[str]:
+    """Filter chains FORWARD reaches that are not Docker's own (FORWARD, DOCKER-USER, ...)."""
+    filt = view.ruleset(family).get(TableName.FILTER)
+    if filt is None or "FORWARD" not in filt:
+        return []
+    seen: list[str] = []
+    todo = ["FORWARD"]
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in filt:
+            continue
+        seen.append(name)
+        for rule in filt[name].rules:
+            t = rule.target_name
+            if rule.jumps_to_chain and t is not None and not docker_chain(t):
+                todo.append(t)
+    return seen
+
+
+def _ctorig_fix(ref: RuleRef) -> str:
+    spec = re.sub(r"^-A\s+\S+\s+", "", ref.text)
+    new, n = re.subn(r"-m (?:tcp|udp|sctp) --dport (\S+)",
+                     r"-m conntrack --ctorigdstport \1 --ctdir ORIGINAL", spec)
+    if not n:
+        new, n = re.subn(r"--dport (\S+)", r"-m conntrack --ctorigdstport \1 --ctdir ORIGINAL",
+                         spec)
+    if not n:
+        return ("match the published port before DNAT with -m conntrack --ctorigdstport PORT "
+                "--ctdir ORIGINAL")
+    return f"match the port before DNAT: {_tool(ref.family)} -R {ref.chain} {ref.index} {new}"
+
+
+def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
+    """Rules in FORWARD's chains (DOCKER-USER above all) written for a published *host* port:
+    FORWARD sees the packet only after DNAT, with the container's port, so the rule never applies
+    to it (it matches other traffic to that port instead). Decided by simulating the published
+    port's packet through the chain.
+
+    >>> from natlens.audit._docker_example import container_json, example
+    >>> ctx = example('''*nat
+    ... :PREROUTING ACCEPT [0:0]
+    ... :DOCKER - [0:0]
+    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
+    ... COMMIT
+    ... *filter
+    ... :FORWARD DROP [0:0]
+    ... :DOCKER-USER - [0:0]
+    ... -A FORWARD -j DOCKER-USER
+    ... -A FORWARD -o docker0 -j ACCEPT
+    ... -A DOCKER-USER -p tcp -m tcp --dport 8080 -j DROP
+    ... COMMIT
+    ... ''', container_json("web", "172.17.0.2", "8080:80"))
+    >>> [f.rule.where for f in check_docker_user_ports(ctx)]
+    ['filter DOCKER-USER #1']
+    """
+    view = docker_view(ctx)
+    if view is None:
+        return
+    for family in (4, 6):
+        filt = view.ruleset(family).get(TableName.FILTER)
+        if filt is None:
+            continue
+        bindings = [b for b in view.bindings() if b.family == family and not b.loopback]
+        if not bindings:
+            continue
+        for chain_name in _forward_chains(view, family):
+            for index, rule in enumerate(filt[chain_name].rules, 1):
+                yield from _user_port_rule(view, family, chain_name, index, rule,
+                                           bindings=bindings)
+
+
+def _user_port_rule(view: DockerView, family: int, chain_name: str, index: int, rule: Rule, *,
+                    bindings: list[Binding]) -> Iterator[Finding]:
+    fam = Family.IPV4 if family == 4 else Family.IPV6
+    ports = port_set(rule)
+    if ports is None or (rule.match("conntrack") is not None and rule.option("--ctorigdstport")):
+        return
+    proto = rule.protocol.name if rule.protocol is not None and not rule.protocol.negated else None
+    hits: list[tuple[Binding, Packet, Outcome]] = []
+    for b in bindings:
+        if proto not in (None, b.proto) or not any(lo <= b.host_port <= hi for lo, hi in ports):
+            continue
+        if any(lo <= b.container_port <= hi for lo, hi in ports):
+            continue  # after DNAT the port still matches
+        for probe in view.probes(b)[:1]:
+            for o in outcomes(view.trace(probe.packet)):
+                if o.final_dst not in b.expected or o.path != "forward":
+                    continue
+                passed = any(s.chain == chain_name and s.table == "filter" for s in o.steps)
+                matched = any(s.kind is StepKind.RULE and (s.table, s.chain, s.rule) ==
+                              ("filter", chain_name, index) for s in o.steps)
+                if passed and not matched:
+                    hits.append((b, probe.packet, o))
+                    break
+    if not hits:
+        return
+    ref = RuleRef.of(rule, TableName.FILTER, index, fam)
+    b, pkt, o = hits[0]
+    names = ", ".join(dict.fromkeys(f"{h.container.name}'s {h.host_port}/{h.proto} (seen as "
+                                    f"{h.targets[0]}:{h.container_port})" for h, _, _ in hits))
+    sev = Severity.MEDIUM if rule.target_name in ("DROP", "REJECT", "ACCEPT") else Severity.LOW
+    yield Finding(
+        kind="ineffective", severity=sev,
+        message=f"written for published host port {b.host_port}/{b.proto}, but FORWARD sees "
+                f"{names} only after DNAT: the rule never applies to it (the packet is "
+                f"{_fate(view, family, o)}); it hits forwarded traffic whose real destination "
+                f"port is {b.host_port} instead",
+        proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
+        fix=_ctorig_fix(ref), packet=_packet(pkt, o),
+    )
+
+
+def check_unknown_interfaces(ctx: AuditContext) -> Iterator[Finding]:
+    """Rules whose ``-i``/``-o`` names an interface the host does not have (one finding per
+    interface, the first rule to blame and the others related). Only when the snapshot lists the
+    host's interfaces (``ip-addr.json``); Docker's bridges count as present. Needs no Docker
+    data.
+
+    >>> from natlens.audit._docker_example import example
+    >>> ctx = example('''*filter
+    ... :INPUT ACCEPT [0:0]
+    ... -A INPUT -i wg0 -p udp -m udp --dport 51820 -j ACCEPT
+    ... COMMIT
+    ... ''')
+    >>> [f.message for f in check_unknown_interfaces(ctx)]  # doctest: +ELLIPSIS
+    ['1 rule matches interface wg0, which the host does not have...']
+    """
+    view = docker_view(ctx)
+    host = view.host if view is not None else Host.from_snapshot(ctx.snapshot)
+    if not host.known_addresses:
+        return
+    present = set(host.interfaces) | set(host.bridges) | set(host.masters)
+    if view is not None:
+        present |= view.bridges
+    for rs in ctx.rulesets():
+        by_iface: dict[str, list[RuleRef]] = {}
+        for table in rs.tables:
+            for chain in table.chains:
+                for index, rule in enumerate(chain.rules, 1):
+                    for iface in (rule.in_interface, rule.out_interface):
+                        if iface is None or iface.negated:
+                            continue
+                        name = iface.name
+                        known = (any(p.startswith(name[:-1]) for p in present)
+                                 if name.endswith("+") else name in present)
+                        if not known:
+                            refs = by_iface.setdefault(name, [])
+                            ref = RuleRef.of(rule, table.name, index, rs.family)
+                            if ref not in refs:
+                                refs.append(ref)
+        for name, refs in by_iface.items():
+            n = len(refs)
+            yield Finding(
+                kind="ineffective", severity=Severity.LOW,
+                message=f"{n} rule{'' if n == 1 else 's'} match{'es' if n == 1 else ''} "
+                        f"interface {name}, which the host does not have (not in ip-addr.json): "
+                        "they never see a packet until it appears",
+                rule=refs[0], related=tuple(refs[1:]),
+                fix=f"delete the rules for {name} if it is gone for good (a removed Docker "
+                    "network's bridge: restart dockerd)",
+            )
