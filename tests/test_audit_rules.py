@@ -17,6 +17,7 @@ from natlens import graph
 from natlens.audit import (
     CHECKS,
     KINDS,
+    RULE_CHECKS,
     AuditContext,
     Finding,
     RuleRef,
@@ -523,11 +524,11 @@ def test_docker_docs_filter_and_nat_together(corpus: Path) -> None:
                                   "ipv6", "loopback-9000", "no-icc", "no-userland-proxy",
                                   "port-range", "udp-5353", "user-network"])
 def test_fixtures_have_no_rule_findings(name: str) -> None:
-    assert audit(natlens.load(FIXTURES / name)) == []
+    assert audit(natlens.load(FIXTURES / name), RULE_CHECKS) == []
 
 
 def test_planted_faults_rule_findings() -> None:
-    findings = audit(natlens.load(FIXTURES / "planted-faults"))
+    findings = audit(natlens.load(FIXTURES / "planted-faults"), RULE_CHECKS)
     assert _where(findings) == [("duplicate", "low", "PREROUTING", 1)]
 
 

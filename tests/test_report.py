@@ -140,9 +140,10 @@ def test_cli_clean_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_findings_exit_1_at_or_above_fail_on(capsys: pytest.CaptureFixture[str]) -> None:
     planted = str(FIXTURES / "planted-faults")
-    # the rule-only checks find one low duplicate there
-    assert main(["report", planted]) == 0
-    assert main(["report", planted, "--fail-on", "low"]) == 1
+    # planted-faults: high stale/shadowed, medium ineffective, low duplicate
+    assert main(["report", planted]) == 1
+    assert main(["report", str(FIXTURES / "default-bridge-8080"), "--fail-on", "low"]) == 0
+    assert main(["report", planted, "--fail-on", "high"]) == 1
     assert main(["report", str(FAULTS), "--fail-on", "high", "--format", "sarif"]) == 1
     capsys.readouterr()
 

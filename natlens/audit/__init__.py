@@ -38,11 +38,13 @@ from natlens.snapshot import Snapshot, load_rules
 
 __all__ = [
     "CHECKS",
+    "DOCKER_CHECKS",
     "KINDS",
     "AuditContext",
     "Check",
     "Finding",
     "KindInfo",
+    "RULE_CHECKS",
     "RuleRef",
     "Severity",
     "audit",
@@ -51,7 +53,7 @@ __all__ = [
 
 Check = Callable[[AuditContext], Iterator[Finding]]
 
-CHECKS: tuple[Check, ...] = (
+RULE_CHECKS: tuple[Check, ...] = (
     check_split_backend,
     check_loops,
     check_missing_chains,
@@ -61,6 +63,10 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_rules,
     check_duplicate_nat,
     check_dead_rules,
+)
+"""Checks that read the rules alone."""
+
+DOCKER_CHECKS: tuple[Check, ...] = (
     check_stale_dnat,
     check_published_ports,
     check_docker_user_ports,
@@ -68,6 +74,9 @@ CHECKS: tuple[Check, ...] = (
     check_exposed,
     check_bypass,
 )
+"""Checks that correlate the rules with Docker's inventory, by simulation."""
+
+CHECKS: tuple[Check, ...] = RULE_CHECKS + DOCKER_CHECKS
 """Every check, in the order ``audit`` runs them."""
 
 
