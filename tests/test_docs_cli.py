@@ -17,3 +17,12 @@ def test_every_design_command_is_documented() -> None:
     text = DOC.read_text()
     for command in ("report", "trace", "graph", "parse", "snapshot", "verify"):
         assert f"## natlens {command}\n" in text, command
+
+
+def test_every_finding_kind_is_documented_with_an_example() -> None:
+    from natlens.audit import KINDS
+
+    text = (DOC.parent / "findings.md").read_text()
+    for kind in KINDS:
+        assert f"## `{kind}`:" in text, kind
+    assert text.count("$ natlens report ") >= 7
