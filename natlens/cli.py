@@ -12,8 +12,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from natlens.errors import NatlensError, ParseWarning
+from natlens.errors import NatlensError, ParseWarning, UsageError
 from natlens.explain import proxy_notes
+from natlens.netfilter import Packet, Step, simulate
 from natlens.serialize import ruleset_to_dict, to_save
 from natlens.snapshot import load
 
@@ -66,12 +67,34 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_trace(args: argparse.Namespace) -> int:
-    from natlens.netfilter import Packet, simulate  # noqa: PLC0415  (only this command simulates)
+def _add_packet(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """The packet options shared by ``trace`` and ``graph --trace``."""
+    where = p.add_mutually_exclusive_group(required=required)
+    where.add_argument("--in", dest="in_interface", metavar="IFACE",
+                       help="interface the packet arrives on")
+    where.add_argument("--local-origin", action="store_true",
+                       help="the packet is sent by a process on the host")
+    p.add_argument("--src", required=required, metavar="IP", help="source address")
+    p.add_argument("--dst", required=required, metavar="IP", help="destination address")
+    p.add_argument("--proto", default="tcp", metavar="PROTO",
+                   help="tcp, udp, icmp, icmpv6 or sctp (default: tcp)")
+    p.add_argument("--dport", type=int, metavar="N", help="destination port")
+    p.add_argument("--sport", type=int, metavar="N", help="source port")
+    p.add_argument("--icmp-type", metavar="TYPE", help="ICMP type (number or name; default: "
+                   "echo-request)")
+    p.add_argument("--state", default="new", metavar="STATE",
+                   help="conntrack state: new, established or related (default: new)")
+    p.add_argument("--mark", default="0", metavar="MARK", help="packet mark (default: 0)")
 
-    packet = Packet(in_interface=args.in_interface, local_origin=args.local_origin,
-                    src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
-                    dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
+
+def _packet(args: argparse.Namespace) -> Packet:
+    return Packet(in_interface=args.in_interface, local_origin=args.local_origin,
+                  src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
+                  dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    packet = _packet(args)
     snap = load(args.path, strict=not args.lenient)
     trace = simulate(snap, packet)
     notes = proxy_notes(snap, trace)
@@ -113,14 +136,20 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     else:
         ruleset = snap.ruleset if snap.ruleset.tables else snap.ruleset6
     chains = graph.build(ruleset)
+    path: tuple[Step, ...] = ()
+    if args.trace:
+        if args.src is None or args.dst is None or not (args.in_interface or args.local_origin):
+            raise UsageError("--trace needs --in IFACE or --local-origin, --src and --dst")
+        path = simulate(snap, _packet(args)).steps
     if args.format == "dot":
-        text = graph.to_dot(chains, table=args.table)
+        text = graph.to_dot(chains, table=args.table, highlight=path)
     elif args.format == "mermaid":
-        text = graph.to_mermaid(chains, table=args.table)
+        text = graph.to_mermaid(chains, table=args.table, highlight=path)
     elif args.format == "svg":
-        text = graph.to_svg(chains, table=args.table)
+        text = graph.to_svg(chains, table=args.table, highlight=path)
     else:
-        text = json.dumps(graph.to_json(chains, table=args.table), indent=2) + "\n"
+        text = json.dumps(graph.to_json(chains, table=args.table, highlight=path),
+                          indent=2) + "\n"
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -133,7 +162,6 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from natlens.errors import UsageError  # noqa: PLC0415
     from natlens.verify import verify  # noqa: PLC0415  (namespaces and raw sockets: root only)
 
     if args.packets < 1:
@@ -176,22 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Simulate one packet: which rules it meets in which table "
                        "and hook, how NAT rewrites it, and where it ends up.")
     _add_common(p)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--in", dest="in_interface", metavar="IFACE",
-                       help="interface the packet arrives on")
-    where.add_argument("--local-origin", action="store_true",
-                       help="the packet is sent by a process on the host")
-    p.add_argument("--src", required=True, metavar="IP", help="source address")
-    p.add_argument("--dst", required=True, metavar="IP", help="destination address")
-    p.add_argument("--proto", default="tcp", metavar="PROTO",
-                   help="tcp, udp, icmp, icmpv6 or sctp (default: tcp)")
-    p.add_argument("--dport", type=int, metavar="N", help="destination port")
-    p.add_argument("--sport", type=int, metavar="N", help="source port")
-    p.add_argument("--icmp-type", metavar="TYPE", help="ICMP type (number or name; default: "
-                   "echo-request)")
-    p.add_argument("--state", default="new", metavar="STATE",
-                   help="conntrack state: new, established or related (default: new)")
-    p.add_argument("--mark", default="0", metavar="MARK", help="packet mark (default: 0)")
+    _add_packet(p, required=True)
     p.add_argument("--format", choices=("table", "json", "kernel"), default="table",
                    help="table: numbered steps; json: the trace object; kernel: the lines the "
                         "TRACE target would log (default: table)")
@@ -221,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("dot", "mermaid", "json", "svg"), default="dot",
                    help="output format (default: dot)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--trace", action="store_true",
+                   help="highlight the path of the packet given by the options below")
+    _add_packet(p, required=False)
     p.set_defaults(handler=_cmd_graph)
 
     p = sub.add_parser("verify", help="replay the snapshot in throwaway network namespaces and "
