@@ -1,0 +1,37 @@
+"""Shared test helpers: where the corpus of real dumps lives.
+
+The corpus (third-party iptables dumps, see its README.md) sits outside the repository, at
+``$NATLENS_CORPUS`` or, by default, ``../shared/corpus`` relative to the repository root.
+Tests that need it take the ``corpus`` fixture, which fails loudly when it is missing: a
+silently skipped corpus would let those tests pass without testing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def corpus_path() -> Path:
+    """The corpus folder: ``$NATLENS_CORPUS`` or ``<repo>/../shared/corpus`` (may not exist)."""
+    env = os.environ.get("NATLENS_CORPUS")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (REPO_ROOT.parent / "shared" / "corpus").resolve()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The corpus folder; the test fails (not skips) when it is missing."""
+    path = corpus_path()
+    if not (path / "README.md").is_file():
+        pytest.fail(
+            f"natlens corpus not found at {path} (set NATLENS_CORPUS to the folder holding "
+            "README.md, kube-proxy/, real-world/ ...)",
+            pytrace=False,
+        )
+    return path
