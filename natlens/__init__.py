@@ -5,11 +5,17 @@ Parse iptables rules, correlate them with Docker, simulate packets and audit the
 
 from __future__ import annotations
 
-from natlens.errors import NatlensError, ParseError, ParseWarning, SnapshotError, UsageError
 from natlens.audit import audit
 from natlens.audit.findings import Finding, Severity
 from natlens.docker import Inventory
-from natlens.errors import DockerError
+from natlens.errors import (
+    DockerError,
+    NatlensError,
+    ParseError,
+    ParseWarning,
+    SnapshotError,
+    UsageError,
+)
 from natlens.model import (
     Address,
     Chain,

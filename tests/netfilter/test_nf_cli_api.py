@@ -31,7 +31,7 @@ def test_cli_trace_json(seed_file: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = json.loads(capsys.readouterr().out)
     assert status == 0
     assert set(out) == {"packet", "verdict", "path", "final_dst", "final_src", "out_interface",
-                        "steps", "branches", "uncertain", "assumptions"}
+                        "steps", "branches", "uncertain", "assumptions", "notes"}
     assert (out["verdict"], out["path"], out["final_dst"], out["out_interface"]) == \
         ("ACCEPT", "forward", "172.17.0.2:80", "docker0")
     assert all(set(s) == {"hook", "table", "chain", "rule", "target", "text"}
