@@ -10,7 +10,7 @@ the same Rule.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,6 +307,45 @@ def parse_line_fast(
         if found is None:
             return None
         target = found[0]
-    src, dst, iface_in, iface_out, _, frag = core
-    return Rule(chain, src, dst, iface_in, iface_out, proto, frag, tuple(matches), target, goto,
-                None, origin)
+    rule = _new_rule(Rule)
+    _set_chain(rule, chain)
+    _set_source(rule, core[0])
+    _set_destination(rule, core[1])
+    _set_in(rule, core[2])
+    _set_out(rule, core[3])
+    _set_protocol(rule, proto)
+    _set_fragment(rule, core[5])
+    _set_matches(rule, tuple(matches))
+    _set_target(rule, target)
+    _set_goto(rule, goto)
+    _set_counters(rule, None)
+    _set_origin(rule, origin)
+    _set_unknown(rule, _NOTHING_UNKNOWN)
+    return rule
+
+
+# Building the frozen Rule through its slot descriptors costs half of its generated __init__;
+# tests/test_parse_fastpath.py checks the result equals what the general parser builds.
+_new_rule = object.__new__
+
+
+def _slot(name: str) -> Callable[[Rule, object], None]:
+    setter: Callable[[Rule, object], None] = vars(Rule)[name].__set__
+    return setter
+
+
+_set_chain = _slot("chain")
+_set_source = _slot("source")
+_set_destination = _slot("destination")
+_set_in = _slot("in_interface")
+_set_out = _slot("out_interface")
+_set_protocol = _slot("protocol")
+_set_fragment = _slot("fragment")
+_set_matches = _slot("matches")
+_set_target = _slot("target")
+_set_goto = _slot("goto")
+_set_counters = _slot("counters")
+_set_origin = _slot("origin")
+_set_unknown = _slot("unknown")
+_NOTHING_UNKNOWN: frozenset[str] = frozenset()
+assert len(Rule.__slots__) == 13, "update the setters above with Rule's fields"

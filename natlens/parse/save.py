@@ -436,8 +436,8 @@ def parse_save(
     gc.disable()
     try:
         parser.feed(text)
+        fmt = "commands" if parser.command_mode else "save"
+        return parser.result(Family(family) if family is not None else None, fmt)
     finally:
         if collect:
             gc.enable()
-    fmt = "commands" if parser.command_mode else "save"
-    return parser.result(Family(family) if family is not None else None, fmt)
