@@ -162,17 +162,28 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
+
     from natlens.verify import verify  # noqa: PLC0415  (namespaces and raw sockets: root only)
 
     if args.packets < 1:
         raise UsageError("--packets must be at least 1")
-    report = verify(load(args.path, strict=not args.lenient), packets=args.packets,
-                    seed=args.seed)
+    snap = load(args.path, strict=not args.lenient)
+
+    def _terminated(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through verify(), which removes its namespaces
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        report = verify(snap, packets=args.packets, seed=args.seed)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(report.render())
     return 1 if report.disagreements else 0
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``natlens`` command (also used to document the CLI)."""

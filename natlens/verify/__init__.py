@@ -1,0 +1,36 @@
+"""``natlens verify``: replay a snapshot in throwaway network namespaces and compare the kernel
+with the simulator, packet by packet.
+
+``topology`` mirrors the snapshot's host in namespaces, ``probe`` sends one packet and records
+what the kernel did, ``generate`` picks the packets, ``compare`` puts it together (its
+``compare(trace, observation, hooks)`` judges one packet)::
+
+    report = natlens.verify.verify(natlens.load("fixtures/default-bridge-8080"), packets=60)
+    report.disagreements    # [] when natlens and the kernel agree on every packet
+
+Needs root; every namespace (``nlv-<pid>-…``) is removed when the run ends, also on errors.
+"""
+
+from __future__ import annotations
+
+from natlens.verify.compare import Result, VerifyError, VerifyReport, chain_hooks, verify
+from natlens.verify.generate import Probe, generate
+from natlens.verify.ns import cleanup
+from natlens.verify.probe import Observation, Prober
+from natlens.verify.topology import Topology, TopologyPlan, plan
+
+__all__ = [
+    "Observation",
+    "Probe",
+    "Prober",
+    "Result",
+    "Topology",
+    "TopologyPlan",
+    "VerifyError",
+    "VerifyReport",
+    "chain_hooks",
+    "cleanup",
+    "generate",
+    "plan",
+    "verify",
+]

@@ -1,0 +1,390 @@
+"""Compare the simulator with the kernel, packet by packet, and run a whole verification.
+
+For each probe natlens's ``Trace`` and the kernel's ``Observation`` must agree on:
+
+* the verdict (ACCEPT / DROP / REJECT: delivered somewhere, silently gone, or answered with an
+  ICMP error or TCP reset by the host);
+* for an accepted packet: the path (local / forward / output), the final destination and
+  source ``IP:PORT`` (what the receiving namespace saw: DNAT and MASQUERADE/SNAT results) and the
+  output interface, and the conntrack entry's NAT mapping;
+* the rules and policies that counted the packet (``iptables-save -c`` before/after) against the
+  rules and policies the trace matched. A chain is compared exactly unless the host itself
+  answered in a hook that reaches it (a TCP reset or ICMP error from a locally delivered or
+  rejected probe walks OUTPUT/POSTROUTING, and for local origin PREROUTING/INPUT too; IPv6
+  neighbour/MLD traffic may walk OUTPUT/POSTROUTING): there the trace's rules must be among the
+  kernel's. nat chains only see the first packet of a connection, so the host's answers do not
+  count there, except a REJECT's answer, which walks nat POSTROUTING (the rejected packet's
+  conntrack entry never had its source NAT set up). When the trace has branches
+  (``statistic``), agreeing with one branch is agreeing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from natlens.errors import NatlensError
+from natlens.model import Ruleset
+from natlens.netfilter.engine import Simulator
+from natlens.netfilter.packet import endpoint
+from natlens.netfilter.trace import Path, Step, StepKind, Trace, Verdict
+from natlens.snapshot import Snapshot
+from natlens.verify import ns as netns
+from natlens.verify.generate import Probe, dnat_targets, generate
+from natlens.verify.probe import Observation, Prober
+from natlens.verify.topology import Topology, plan
+
+__all__ = ["Result", "VerifyError", "VerifyReport", "chain_hooks", "compare", "verify"]
+
+_HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
+class VerifyError(NatlensError):
+    """verify cannot run here (not root, no iptables) or the snapshot cannot be mirrored."""
+
+
+def chain_hooks(ruleset: Ruleset) -> dict[tuple[str, str], frozenset[str]]:
+    """For each (table, chain): the hooks whose built-in chains reach it by jumps and gotos."""
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for table in ruleset.tables:
+        t = str(table.name.value)
+        edges: dict[str, set[str]] = {}
+        for chain in table.chains:
+            edges[chain.name] = {r.target_name for r in chain.rules
+                                 if r.jumps_to_chain and r.target_name}
+        for chain in table.chains:
+            if chain.name not in _HOOKS:
+                continue
+            todo, seen = [chain.name], {chain.name}
+            while todo:
+                name = todo.pop()
+                out[(t, name)] = out.get((t, name), frozenset()) | {chain.name}
+                for nxt in edges.get(name, ()):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        todo.append(nxt)
+    return out
+
+
+def _step_label(step: Step) -> str | None:
+    if step.kind is StepKind.RULE:
+        return f"{step.table}:{step.chain}#{step.rule}"
+    if step.kind is StepKind.POLICY:
+        return f"{step.table}:{step.chain}:policy"
+    return None
+
+
+def _chain_of(label: str) -> tuple[str, str]:
+    table, _, rest = label.partition(":")
+    chain = rest.split("#", 1)[0]
+    if chain.endswith(":policy"):
+        chain = chain[: -len(":policy")]
+    return table, chain
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    verdict: Verdict
+    path: Path
+    final_dst: str
+    final_src: str
+    out_interface: str | None
+    rules: tuple[str, ...]
+    probability: float = 1.0
+
+    def describe(self) -> str:
+        if self.verdict is Verdict.ACCEPT:
+            via = f" via {self.out_interface}" if self.out_interface else ""
+            head = (f"ACCEPT {self.path.value} {self.final_src} -> {self.final_dst}{via}")
+        else:
+            head = f"{self.verdict.value} ({self.path.value}, at {self.final_dst})"
+        return head
+
+
+def _outcomes(trace: Trace) -> list[_Outcome]:
+    def rules(steps: Sequence[Step]) -> tuple[str, ...]:
+        return tuple(lbl for lbl in (_step_label(s) for s in steps) if lbl)
+
+    if trace.branches:
+        return [_Outcome(b.verdict, b.path, b.final_dst, b.final_src, b.out_interface,
+                         rules(b.steps), b.probability) for b in trace.branches]
+    return [_Outcome(trace.verdict, trace.path, trace.final_dst, trace.final_src,
+                     trace.out_interface, rules(trace.steps))]
+
+
+def _noisy_hooks(obs: Observation) -> frozenset[str]:
+    """Hooks the host's own answers (or IPv6 housekeeping) may have walked during the probe."""
+    answered = obs.path is Path.LOCAL or bool(obs.errors)
+    noisy: set[str] = set()
+    if answered:
+        noisy |= {"OUTPUT", "POSTROUTING"}
+        if obs.packet.local_origin:
+            noisy |= {"PREROUTING", "INPUT"}
+    if obs.packet.family == 6:
+        noisy |= {"OUTPUT", "POSTROUTING"}
+    return frozenset(noisy)
+
+
+def _delivery_differences(o: _Outcome, path: Path | None, final_dst: str | None,
+                          final_src: str | None, out_interface: str | None) -> list[str]:
+    diffs: list[str] = []
+    if o.path is not path:
+        diffs.append(f"path: natlens {o.path.value}, kernel {path.value if path else None}")
+    if o.final_dst != final_dst:
+        diffs.append(f"final destination: natlens {o.final_dst}, kernel {final_dst}")
+    if o.final_src != final_src:
+        diffs.append(f"final source: natlens {o.final_src}, kernel {final_src}")
+    if o.out_interface != out_interface:
+        diffs.append(f"output interface: natlens {o.out_interface}, kernel {out_interface}")
+    return diffs
+
+
+def _differences(o: _Outcome, obs: Observation,
+                 hooks: dict[tuple[str, str], frozenset[str]]) -> list[str]:
+    diffs: list[str] = []
+    if o.verdict is not obs.verdict:
+        diffs.append(f"verdict: natlens {o.verdict.value}, kernel {obs.verdict.value}")
+    elif o.verdict is Verdict.ACCEPT:
+        where = [(obs.path, obs.final_dst, obs.final_src, obs.out_interface), *obs.also]
+        options: list[list[str]] = [_delivery_differences(o, *w) for w in where]
+        closest = min(options, key=len)
+        diffs.extend(closest)
+    p = obs.packet
+    if o.verdict is Verdict.ACCEPT:
+        sent = (endpoint(p.src, p.sport), endpoint(p.dst, p.dport))
+        for ct in obs.conntrack:
+            if ct.original != sent:
+                continue
+            if ct.nat_dst != o.final_dst:
+                diffs.append(f"conntrack NAT destination: natlens {o.final_dst}, kernel "
+                             f"{ct.nat_dst} ({ct.text})")
+            if ct.nat_src != o.final_src:
+                diffs.append(f"conntrack NAT source: natlens {o.final_src}, kernel "
+                             f"{ct.nat_src} ({ct.text})")
+    noisy = _noisy_hooks(obs)
+    # a REJECT's reset or ICMP error carries the rejected packet's conntrack entry, whose source
+    # NAT was never set up: it walks nat POSTROUTING (nf_reject attaches the ct; nf_nat_inet_fn
+    # runs the chain while the manip is uninitialised). The host's other answers do not.
+    nat_noisy = noisy if obs.verdict is Verdict.REJECT else frozenset()
+    kernel = {h.label() for h in obs.hits}
+    mine = set(o.rules)
+    for key in sorted({_chain_of(x) for x in kernel | mine}):
+        k = {x for x in kernel if _chain_of(x) == key}
+        n = {x for x in mine if _chain_of(x) == key}
+        reach = hooks.get(key, frozenset(_HOOKS))
+        loose = bool(reach & (nat_noisy if key[0] == "nat" else noisy))
+        if loose:
+            if not n <= k:
+                diffs.append(f"rules in {key[0]}:{key[1]}: natlens matched "
+                             f"{', '.join(sorted(n - k))}, kernel counters did not move")
+        elif k != n:
+            extra_k = ", ".join(sorted(k - n)) or "-"
+            extra_n = ", ".join(sorted(n - k)) or "-"
+            diffs.append(f"rules in {key[0]}:{key[1]}: only kernel {extra_k}; only natlens "
+                         f"{extra_n}")
+    return diffs
+
+
+def compare(trace: Trace, obs: Observation,
+            hooks: dict[tuple[str, str], frozenset[str]]) -> list[str]:
+    """The differences between ``trace`` and ``obs`` (empty: they agree). With branches, the
+    closest branch is reported."""
+    best: list[str] | None = None
+    for o in _outcomes(trace):
+        diffs = _differences(o, obs, hooks)
+        if best is None or len(diffs) < len(best):
+            best = diffs
+        if not diffs:
+            return []
+    return best or []
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One probe: what natlens said, what the kernel did, and where they differ."""
+
+    probe: Probe
+    trace: Trace
+    observation: Observation
+    differences: tuple[str, ...]
+    partial: bool = False
+    """The snapshot lacks ip-addr.json or ip-route.json: the namespaces were built from the same
+    assumptions natlens made, so a difference on a packet natlens made assumptions for proves
+    nothing either way."""
+
+    @property
+    def agrees(self) -> bool:
+        """Whether natlens and the kernel agree on everything compared."""
+        return not self.differences
+
+    @property
+    def inconclusive(self) -> bool:
+        """They differ, but natlens said it could not decide (``Trace.uncertain``), or the
+        snapshot is partial and natlens had to assume things for this packet."""
+        doubt = bool(self.trace.uncertain) or (self.partial and bool(self.trace.assumptions))
+        return bool(self.differences) and doubt
+
+    @property
+    def status(self) -> str:
+        """``agree``, ``disagree`` or ``inconclusive``."""
+        if self.agrees:
+            return "agree"
+        return "inconclusive" if self.inconclusive else "disagree"
+
+    def natlens_says(self) -> str:
+        """One line: verdict, path, addresses and matched rules of the trace."""
+        parts = []
+        for o in _outcomes(self.trace):
+            prob = f"p={o.probability:.3g} " if self.trace.branches else ""
+            parts.append(f"{prob}{o.describe()}; rules {', '.join(o.rules) or '-'}")
+        return " | ".join(parts)
+
+    def kernel_says(self) -> str:
+        """One line: verdict, path, addresses, counters that moved, conntrack."""
+        obs = self.observation
+        if obs.verdict is Verdict.ACCEPT:
+            via = f" via {obs.out_interface}" if obs.out_interface else ""
+            head = (f"ACCEPT {obs.path.value if obs.path else '?'} {obs.final_src} -> "
+                    f"{obs.final_dst}{via}")
+        elif obs.verdict is Verdict.REJECT:
+            head = "REJECT (" + "; ".join(s.describe() for s in obs.errors) + ")"
+        else:
+            head = "DROP (seen nowhere)"
+        rules = ", ".join(h.label() for h in obs.hits) or "-"
+        ct = "; ".join(c.text for c in obs.conntrack) or "none"
+        return f"{head}; counters {rules}; conntrack {ct}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "packet": self.probe.packet.to_dict(),
+            "source": self.probe.source,
+            "why": self.probe.why,
+            "agrees": self.agrees,
+            "status": self.status,
+            "differences": list(self.differences),
+            "natlens": {**{k: v for k, v in self.trace.to_dict().items() if k != "packet"}},
+            "kernel": self.observation.to_dict(),
+        }
+
+
+@dataclass
+class VerifyReport:
+    """Every probe of one verification run."""
+
+    snapshot: str
+    seed: int
+    results: list[Result] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    backend: str = ""
+
+    @property
+    def tried(self) -> int:
+        """Number of packets sent."""
+        return len(self.results)
+
+    @property
+    def agreements(self) -> int:
+        """Packets on which natlens and the kernel agree."""
+        return sum(1 for r in self.results if r.agrees)
+
+    @property
+    def disagreements(self) -> list[Result]:
+        """Packets on which they differ (natlens was sure of its answer)."""
+        return [r for r in self.results if r.status == "disagree"]
+
+    @property
+    def inconclusive(self) -> list[Result]:
+        """Packets on which they differ where natlens said it was uncertain."""
+        return [r for r in self.results if r.status == "inconclusive"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: summary, disagreements in full, every result."""
+        return {
+            "snapshot": self.snapshot,
+            "seed": self.seed,
+            "backend": self.backend,
+            "summary": {"tried": self.tried, "agreements": self.agreements,
+                        "disagreements": len(self.disagreements),
+                        "inconclusive": len(self.inconclusive)},
+            "disagreements": [r.to_dict() for r in self.disagreements],
+            "inconclusive": [r.to_dict() for r in self.inconclusive],
+            "results": [{"packet": r.probe.packet.to_dict(), "source": r.probe.source,
+                         "why": r.probe.why, "agrees": r.agrees, "status": r.status,
+                         "natlens": r.natlens_says(), "kernel": r.kernel_says()}
+                        for r in self.results],
+            "notes": list(self.notes),
+        }
+
+    def render(self) -> str:
+        """Plain-text report: one line per probe, then each disagreement in full."""
+        lines = [f"natlens verify {self.snapshot} (seed {self.seed}, iptables backend "
+                 f"{self.backend}): {self.tried} packets, {self.agreements} agree, "
+                 f"{len(self.disagreements)} disagree"
+                 + (f", {len(self.inconclusive)} inconclusive (natlens uncertain or assuming)"
+                    if self.inconclusive else "")]
+        width = max((len(repr(r.probe.packet)) for r in self.results), default=0)
+        for r in self.results:
+            mark = {"agree": "ok  ", "disagree": "DIFF", "inconclusive": "??  "}[r.status]
+            lines.append(f"  {mark} {r.probe.source:<9} {r.probe.packet!r:<{width}}  "
+                         f"{r.observation.verdict.value:<6} "
+                         f"{r.observation.final_dst or ''}")
+        numbered = [(f"disagreement {n}", r) for n, r in enumerate(self.disagreements, 1)]
+        numbered += [(f"inconclusive {n}", r) for n, r in enumerate(self.inconclusive, 1)]
+        for title, r in numbered:
+            lines += [
+                "",
+                f"{title}: {r.probe.packet!r} ({r.probe.source}: {r.probe.why})",
+                f"  natlens says: {r.natlens_says()}",
+                f"  kernel says:  {r.kernel_says()}",
+                *(f"  - {d}" for d in r.differences),
+                *(f"  (natlens was uncertain: {u})" for u in r.trace.uncertain),
+            ]
+        if self.notes:
+            lines += ["", "notes:", *(f"  {n}" for n in self.notes)]
+        return "\n".join(lines) + "\n"
+
+
+def verify(
+    snapshot: Snapshot,
+    *,
+    packets: int = 60,
+    seed: int = 0,
+    expectation: Snapshot | None = None,
+    probes: Iterable[Probe] | None = None,
+    settle: float = 0.04,
+) -> VerifyReport:
+    """Replay ``snapshot`` in network namespaces and compare every probe with the simulator.
+
+    ``expectation``: simulate against this snapshot instead (tests plant a wrong one to see the
+    check fail); ``probes``: use these instead of generating ``packets`` probes from ``seed``.
+    Needs root; every namespace is removed before returning (also on errors and Ctrl-C).
+    """
+    if os.geteuid() != 0:
+        raise VerifyError("natlens verify needs root (it creates network namespaces)")
+    netns.cleanup()
+    draft = plan(snapshot)
+    chosen = list(probes) if probes is not None else generate(snapshot, draft, count=packets,
+                                                               seed=seed)
+    extra = [p.packet.dst for p in chosen]
+    extra += dnat_targets(snapshot.ruleset) + dnat_targets(snapshot.ruleset6)
+    final = plan(snapshot, extra_addresses=extra)
+    sim = Simulator.from_snapshot(expectation or snapshot)
+    hooks = {4: chain_hooks(snapshot.ruleset), 6: chain_hooks(snapshot.ruleset6)}
+    report = VerifyReport(snapshot.path, seed, notes=list(final.notes), backend=final.backend)
+    partial = snapshot.addresses is None or snapshot.routes is None
+    if partial:
+        report.notes.insert(0, "ip-addr.json or ip-route.json missing: the namespaces follow "
+                               "natlens's own assumptions, so differences on packets natlens "
+                               "made assumptions for are reported as inconclusive")
+    with Topology(final) as topo, Prober(topo, settle=settle) as prober:
+        for n, probe in enumerate(chosen):
+            obs = prober.probe(probe.packet, (0x6E6C0000 + (seed << 12) + n) & 0xFFFFFFFF)
+            trace = sim.trace(probe.packet)
+            diffs = compare(trace, obs, hooks[probe.packet.family])
+            report.results.append(Result(probe, trace, obs, tuple(diffs), partial))
+        report.notes.extend(topo.notes)
+    return report
+
