@@ -6,20 +6,10 @@ host, the ports the NAT rules name, container traffic, seeded random packets) go
 kernel; natlens must agree on verdict, path, final addresses, output interface, conntrack's NAT
 mapping and the rules whose counters moved. Needs root (``kernel`` marker); skipped otherwise.
 
-Known simulator bugs (kept visible, not filtered away):
-
-* martian sources arriving from outside (the host's own address, 127.0.0.1, 0.0.0.0): the
-  kernel drops them in routing after PREROUTING, natlens forwards them
-  (``test_martian_sources_are_dropped``; such packets are not among the generated ones);
-* MASQUERADE of a packet leaving through ``lo`` (the host talking to one of its own addresses
-  from a Docker subnet address, e.g. 172.17.0.1 -> 172.17.0.1, matched by
-  ``-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE``). natlens takes lo's 127.0.0.1 (``::1``); the
-  kernel never uses a host-scope address there (``inet_select_addr(lo, dst, RT_SCOPE_UNIVERSE)``
-  skips 127.0.0.1 and takes the first device's global address, 192.0.2.2 on eth0; IPv6 source
-  selection takes the destination itself). The fixture runs hit it through their random
-  packets: they are ``xfail(strict=True)`` with ``raises=MasqueradeViaLo``, which is raised only
-  when *every* disagreement is of that kind, so any other disagreement still fails them, and a
-  fixed simulator turns them into XPASS failures.
+Two simulator bugs this check found are pinned by focused tests: MASQUERADE of a packet leaving
+through ``lo`` (the kernel's ``inet_select_addr`` never takes the host-scope 127.0.0.1; IPv6
+source selection keeps the destination itself), and martian sources arriving from outside (the
+host's own address, 127.0.0.1, 0.0.0.0), which the kernel's routing drops after PREROUTING.
 """
 
 from __future__ import annotations
@@ -38,27 +28,13 @@ import natlens
 from natlens.cli import main
 from natlens.netfilter import Packet
 from natlens.verify import ns as netns
-from natlens.verify.compare import Result, VerifyError, verify
+from natlens.verify.compare import VerifyError, verify
 from natlens.verify.generate import Probe
 from natlens.verify.probe import Prober, parse_conntrack, parse_counters
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "iptables-save.txt").is_file())
-
-
-class MasqueradeViaLo(Exception):  # noqa: N818  (named after the simulator bug it stands for)
-    """Every disagreement of a run is the known MASQUERADE-out-of-lo source address bug."""
-
-
-MASQUERADE_VIA_LO = pytest.mark.xfail(
-    strict=True,
-    raises=MasqueradeViaLo,
-    reason="simulator bug: MASQUERADE out of lo picks 127.0.0.1/::1; the kernel picks the first "
-           "device's global address (192.0.2.2) / the destination itself (IPv6)",
-)
-# fixtures whose seed-0 run has random host-to-own-bridge-address packets hitting the bug
-HITS_MASQUERADE_VIA_LO = frozenset(NAMES)
 
 
 def _needs_root() -> None:
@@ -73,39 +49,18 @@ def _mine() -> list[str]:
     return [n for n in netns.listing() if n.startswith(f"{netns.PREFIX}{os.getpid()}-")]
 
 
-def _is_masquerade_via_lo(r: Result) -> bool:
-    trace, obs = r.trace, r.observation
-    if not (r.probe.packet.local_origin and obs.path is not None and obs.path.value == "local"):
-        return False
-    lo_src = trace.final_src.startswith(("127.0.0.1", "[::1]")) or trace.final_src == "::1"
-    masq = any(s.table == "nat" and s.chain == "POSTROUTING" and s.target == "MASQUERADE"
-               for s in trace.steps)
-    only_source = all(d.startswith(("final source:", "conntrack NAT source:"))
-                      for d in r.differences)
-    return lo_src and masq and only_source
-
-
-def _fixture_param(name: str) -> object:
-    if name in HITS_MASQUERADE_VIA_LO:
-        return pytest.param(name, marks=MASQUERADE_VIA_LO)
-    return name
-
-
 # -- the differential check per fixture ---------------------------------------------------------
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("name", [_fixture_param(n) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_fixture_agrees_with_kernel(name: str) -> None:
     _needs_root()
     report = verify(natlens.load(FIXTURES / name), packets=60, seed=0)
     assert _mine() == [], "namespaces left behind"
     assert report.tried >= 50
     assert {r.probe.source for r in report.results} == {"outside", "container", "host"}
-    others = [r for r in report.disagreements if not _is_masquerade_via_lo(r)]
-    assert not others, report.render()
-    if report.disagreements:
-        raise MasqueradeViaLo(report.render())
+    assert report.disagreements == [], report.render()
 
 
 @pytest.mark.kernel
@@ -128,8 +83,6 @@ def test_every_published_port_is_tried_from_every_source() -> None:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="simulator bug: MASQUERADE out of lo (IPv4) uses "
-                   "127.0.0.1; the kernel uses 192.0.2.2 (first device's global address)")
 def test_masquerade_out_of_lo_ipv4() -> None:
     _needs_root()
     packet = Packet(local_origin=True, src="172.17.0.1", dst="172.17.0.1", proto="udp",
@@ -142,8 +95,6 @@ def test_masquerade_out_of_lo_ipv4() -> None:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="simulator bug: MASQUERADE out of lo (IPv6) uses ::1; "
-                   "the kernel's source selection keeps fd00:dead:beef::1")
 def test_masquerade_out_of_lo_ipv6() -> None:
     _needs_root()
     packet = Packet(local_origin=True, src="fd00:dead:beef::1", dst="fd00:dead:beef::1",
@@ -156,10 +107,6 @@ def test_masquerade_out_of_lo_ipv6() -> None:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="simulator bug: a packet arriving from outside with a "
-                   "martian source (the host's own address, 127.0.0.1, 0.0.0.0) is dropped by "
-                   "the kernel's routing after PREROUTING (fib_validate_source / "
-                   "martian source); natlens DNATs and forwards it")
 def test_martian_sources_are_dropped() -> None:
     _needs_root()
     probes = [Probe(Packet(in_interface="eth0", src=src, dst="192.0.2.2", sport=20001 + n,
@@ -182,7 +129,7 @@ def test_legacy_backend() -> None:
     report = verify(legacy, packets=50, seed=1)
     assert report.backend == "legacy"
     assert report.tried >= 50
-    assert [r for r in report.disagreements if not _is_masquerade_via_lo(r)] == []
+    assert report.disagreements == [], report.render()
     icc = [r for r in report.results
            if r.probe.source == "container"
            and r.probe.packet.dst == ipaddress.ip_address("10.99.1.2")]
@@ -255,7 +202,7 @@ def test_reject_is_seen_as_reject(tmp_path: Path) -> None:
     assert [r.observation.verdict.value for r in report.results] == ["REJECT"] * 4
     assert report.disagreements == [], report.render()
     more = verify(snap, packets=50, seed=2)
-    assert [r for r in more.disagreements if not _is_masquerade_via_lo(r)] == [], more.render()
+    assert more.disagreements == [], more.render()
 
 
 # -- cleanup ------------------------------------------------------------------------------------

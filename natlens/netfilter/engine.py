@@ -26,12 +26,14 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import itertools
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import overload
 
 from natlens.model import Family, Rule, Ruleset, TargetKind
 from natlens.netfilter.flow import Flow, MatchContext
-from natlens.netfilter.host import Host, Route, with_assumed
+from natlens.netfilter.host import Host, IPAddress, Route, with_assumed
 from natlens.netfilter.matches import (
     PROTOCOL_ALIASES,
     Check,
@@ -68,6 +70,8 @@ _INDEX_MIN_RULES = 16
 _MAX_OUTCOMES = 512
 _MAX_RULE_VISITS = 2_000_000
 _LOOPBACK4 = ipaddress.ip_network("127.0.0.0/8")
+_ZERONET = ipaddress.ip_network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 IndexKey = tuple[str | None, object, int | None]
 
@@ -106,6 +110,13 @@ class CompiledRule:
         o = self.rule.origin
         return f"{o.source}:{o.line}" if o is not None else None
 
+    def renumbered(self, index: int) -> CompiledRule:
+        """The same rule at another position (compiled checks and text shared)."""
+        moved = CompiledRule(self.rule, index)
+        moved._checks = self._checks
+        moved._text = self._text
+        return moved
+
 
 def _index_key(rule: Rule) -> IndexKey:
     proto: str | None = None
@@ -137,7 +148,8 @@ class PreparedChain:
         self.name = name
         self.builtin = builtin
         self.policy = policy
-        self.rules = tuple(CompiledRule(r, i) for i, r in enumerate(rules, 1))
+        self.rules: Sequence[CompiledRule] = tuple(CompiledRule(r, i)
+                                                   for i, r in enumerate(rules, 1))
         self.index: dict[IndexKey, list[int]] | None = None
         if index and len(self.rules) >= _INDEX_MIN_RULES:
             by_key: dict[IndexKey, list[int]] = {}
@@ -159,19 +171,117 @@ class PreparedChain:
             return found[0]
         return sorted(set().union(*found)) if found else []
 
+    def without(self, positions: Collection[int]) -> PreparedChain:
+        """This chain with the rules at ``positions`` (1-based) deleted: the rules after them
+        move up, as if the chain had been prepared without them. Built in O(deleted rules):
+        the rules are renumbered when a walk reaches them, the index is the original one."""
+        removed = sorted({p - 1 for p in positions if 1 <= p <= len(self.rules)})
+        if not removed:
+            return self
+        return _PrunedChain(self, removed)
+
+
+class _PrunedRules(Sequence[CompiledRule]):
+    """The rules of a chain minus some positions, renumbered on access."""
+
+    __slots__ = ("_base", "_moved", "_removed")
+
+    def __init__(self, base: Sequence[CompiledRule], removed: list[int]) -> None:
+        self._base = base
+        self._removed = removed  # 0-based positions in ``base``, ascending
+        self._moved: dict[int, CompiledRule] = {}
+
+    def __len__(self) -> int:
+        return len(self._base) - len(self._removed)
+
+    def _at(self, i: int) -> CompiledRule:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("rule position out of range")
+        old = i
+        for r in self._removed:
+            if r > old:
+                break
+            old += 1
+        cr = self._base[old]
+        if old == i:
+            return cr
+        moved = self._moved.get(i)
+        if moved is None:
+            moved = self._moved[i] = cr.renumbered(i + 1)
+        return moved
+
+    @overload
+    def __getitem__(self, i: int) -> CompiledRule: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[CompiledRule, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> CompiledRule | tuple[CompiledRule, ...]:
+        if isinstance(i, slice):
+            return tuple(self._at(k) for k in range(*i.indices(len(self))))
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[CompiledRule]:
+        for k in range(len(self)):
+            yield self._at(k)
+
+
+class _PrunedChain(PreparedChain):
+    """``PreparedChain.without``: the base chain's rules and index, minus some positions."""
+
+    __slots__ = ("_base", "_gone", "_removed")
+
+    def __init__(self, base: PreparedChain, removed: list[int]) -> None:
+        # no super().__init__: nothing is compiled or indexed again
+        self.name = base.name
+        self.builtin = base.builtin
+        self.policy = base.policy
+        self.index = None
+        self.rules = _PrunedRules(base.rules, removed)
+        self._base = base
+        self._removed = removed
+        self._gone = frozenset(removed)
+
+    def candidates(self, flow: Flow) -> list[int] | None:
+        found = self._base.candidates(flow)
+        if found is None:
+            return None
+        removed, gone = self._removed, self._gone
+        return [p - bisect.bisect_left(removed, p) for p in found if p not in gone]
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedRuleset:
     """All chains of a ruleset, compiled: ``tables[table][chain]``."""
 
     family: Family
-    tables: dict[str, dict[str, PreparedChain]]
+    tables: Mapping[str, Mapping[str, PreparedChain]]
     source: Ruleset
 
     def chain(self, table: str, name: str) -> PreparedChain | None:
         """The chain ``name`` of ``table``, or None."""
         t = self.tables.get(table)
         return None if t is None else t.get(name)
+
+    def without(self, gone: Mapping[tuple[str, str], Collection[int]]) -> PreparedRuleset:
+        """The ruleset with the rules ``gone[(table, chain)]`` (1-based positions) deleted,
+        exactly as ``prepare`` of the ruleset without them would compile it; the chains left
+        alone are shared (``source`` stays this ruleset's)."""
+        changed: dict[str, dict[str, PreparedChain]] = {}
+        for (table, name), positions in gone.items():
+            chains = self.tables.get(table)
+            if chains is None or name not in chains:
+                continue
+            changed.setdefault(table, {})[name] = chains[name].without(positions)
+        # the changed chains over the shared ones (no copy of a table's thousands of chains)
+        tables: dict[str, Mapping[str, PreparedChain]] = dict(self.tables)
+        for table, chains in changed.items():
+            base = self.tables[table]
+            tables[table] = ChainMap(chains, base if isinstance(base, dict) else dict(base))
+        return PreparedRuleset(self.family, tables, self.source)
 
 
 _PREPARED: dict[tuple[int, bool], PreparedRuleset] = {}
@@ -284,6 +394,18 @@ class Simulator:
                           index=index)
         self._hosts = {4: self._with_inferred_routes(host, self.v4),
                        6: self._with_inferred_routes(host, self.v6)}
+
+    def without(self, family: int, gone: Mapping[tuple[str, str], Collection[int]]) -> Simulator:
+        """A simulator of the same host with the ``family`` rules ``gone[(table, chain)]``
+        (1-based positions) deleted: what ``Simulator(host, ruleset minus those rules)`` does,
+        without compiling the ruleset again (a what-if costs O(deleted rules))."""
+        sim = Simulator.__new__(Simulator)
+        sim.host = self.host
+        sim.v4 = self.v4.without(gone) if family == 4 else self.v4
+        sim.v6 = self.v6.without(gone) if family == 6 else self.v6
+        sim._hosts = {4: sim._with_inferred_routes(self.host, sim.v4),
+                      6: sim._with_inferred_routes(self.host, sim.v6)}
+        return sim
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Simulator:
@@ -409,6 +531,27 @@ class _Walker:
             todo = more + todo
         return [_Outcome(Verdict.ACCEPT, path)]
 
+    def _martian_source(self, src: IPAddress, in_iface: str | None) -> str | None:
+        """Why the input route lookup refuses a packet's source (``ip_route_input_slow``,
+        ``fib_validate_source`` with accept_local=0; ``ipv6_rcv`` for IPv6), or None."""
+        if in_iface in (None, "lo"):
+            return None
+        if src.is_multicast:
+            return "multicast source"
+        if src.version == 6:
+            return "loopback source" if src.is_loopback else None
+        if src in _ZERONET:
+            return "zero network source"
+        if src == _LIMITED_BROADCAST:
+            return "broadcast source"
+        if src in _LOOPBACK4:
+            self.run_.assume("net.ipv4.conf.*.route_localnet=0 (the kernel default)")
+            return "loopback source"
+        if self.host.known_addresses and self.host.address_type(src) == "LOCAL":
+            self.run_.assume("net.ipv4.conf.*.accept_local=0 (the kernel default)")
+            return "a local address of this host"
+        return None
+
     def _routes_known(self, version: int) -> bool:
         return self.host.known_routes if version == 4 else self.host.known_routes6
 
@@ -416,6 +559,12 @@ class _Walker:
         flow, host = path.flow, self.host
         hook = "ROUTING"
         dst = flow.dst
+        martian = self._martian_source(flow.src, flow.in_iface)
+        if martian is not None:
+            p = _note(path, hook, f"martian source {flow.src} on {flow.in_iface} ({martian}): "
+                                  "dropped by the routing code")
+            where = Path.LOCAL if host.address_type(dst) == "LOCAL" else Path.FORWARD
+            return _Outcome(Verdict.DROP, replace(p, kind=where))
         if dst.version == 4 and dst in _LOOPBACK4 and flow.in_iface != "lo":
             self.run_.assume("net.ipv4.conf.*.route_localnet=0 (the kernel default)")
             p = _note(path, hook, f"martian destination {dst} on {flow.in_iface}: dropped by "
@@ -528,7 +677,7 @@ class _Walker:
         return results
 
     def walk(self, start: _Cursor, hook: str, table: str,
-             chains: dict[str, PreparedChain]) -> list[tuple[Action, _Path]]:
+             chains: Mapping[str, PreparedChain]) -> list[tuple[Action, _Path]]:
         run = self.run_
         ctx = self.ctx(hook, table)
         pending = [start]
@@ -636,7 +785,7 @@ class _Walker:
             results.append(finished)
         return results
 
-    def _policy(self, hook: str, table: str, chains: dict[str, PreparedChain], *, flow: Flow,
+    def _policy(self, hook: str, table: str, chains: Mapping[str, PreparedChain], *, flow: Flow,
                 steps: list[Step], path: _Path) -> tuple[Action, _Path]:
         base = chains[hook]
         policy = base.policy

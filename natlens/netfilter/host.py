@@ -244,11 +244,43 @@ class Host:
         r = self.route(dst)
         if r is not None and r.prefsrc is not None and (out_iface is None or r.dev == out_iface):
             return r.prefsrc
+        if dst.version == 6:
+            return self._select_ipv6(out_iface, dst)
         nexthop = r.gateway if r is not None and r.gateway is not None else dst
-        for a in self.addresses.get(out_iface or "", ()):
-            if a.ip.version == nexthop.version and nexthop in a.network:
+        # inet_select_addr(dev, nexthop, RT_SCOPE_UNIVERSE): host-scope addresses (127/8) never
+        # qualify; an address in the next hop's subnet first, else the device's first one, else
+        # the first usable address of any device in device order (lo's 127.0.0.1 is skipped).
+        usable = [a for a in self.addresses.get(out_iface or "", ())
+                  if a.ip.version == 4 and not a.ip.is_loopback]
+        for a in usable:
+            if nexthop in a.network:
                 return a.ip
-        return self.primary_address(out_iface, dst.version)
+        if usable:
+            return usable[0].ip
+        for iface in self.interfaces:
+            for other in self.addresses.get(iface, ()):
+                ip = other.ip
+                if ip.version == 4 and not ip.is_loopback and not ip.is_link_local:
+                    return ip
+        return None
+
+    def _select_ipv6(self, out_iface: str | None, dst: IPAddress) -> IPAddress | None:
+        """RFC 6724 source selection as ``ipv6_dev_get_saddr`` does it, for the rules that
+        decide on one host: the destination itself when local, then matching scope, the
+        outgoing interface, and the longest common prefix."""
+        candidates: list[tuple[int, int, int, IPAddress]] = []
+        for iface in self.interfaces:
+            for a in self.addresses.get(iface, ()):
+                ip = a.ip
+                if ip.version != 6:
+                    continue
+                if ip == dst:
+                    return ip
+                if ip.is_loopback or (ip.is_link_local != dst.is_link_local):
+                    continue
+                common = _common_prefix(int(ip), int(dst))
+                candidates.append((0 if iface == out_iface else 1, -common, len(candidates), ip))
+        return min(candidates)[3] if candidates else None
 
     def is_bridge(self, iface: str | None) -> bool:
         """Whether ``iface`` is a Linux bridge (a master of ports, or a Docker bridge network)."""
@@ -257,6 +289,10 @@ class Host:
     def knows(self, iface: str) -> bool:
         """Whether the snapshot names this interface."""
         return iface in self.addresses
+
+
+def _common_prefix(a: int, b: int) -> int:
+    return 128 - (a ^ b).bit_length()
 
 
 def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
