@@ -16,7 +16,7 @@ from natlens.parse.tokens import needs_quotes, quote
 __all__ = ["rule_to_save", "ruleset_to_dict", "rule_to_dict", "to_save"]
 
 _STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--string",
-                             "--helper", "--timeout"})
+                             "--hex-string", "--helper", "--timeout"})
 
 
 def _option_text(opt: Option) -> str:

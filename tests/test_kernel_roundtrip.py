@@ -379,9 +379,9 @@ def test_generated_rules_kernel_round_trip(data: st.DataObject) -> None:
     assert normalise(a) == normalise(b), _diff(normalise(a), normalise(b))
 
 
-# Rules iptables-restore refuses (checked against the kernel below) that natlens's strict mode
-# accepts, although strict mode promises to refuse what iptables-restore refuses.
-STRICTNESS_GAPS = [
+# Rules iptables-restore refuses (checked against the kernel below); strict mode must refuse them
+# too (each was once accepted).
+STRICT_REFUSALS = [
     pytest.param("filter", '-j LOG --log-prefix ""', id="empty-log-prefix"),
     pytest.param("nat", "-j DNAT --to-destination 1.2.3.4:80", id="dnat-port-without-proto"),
     pytest.param("nat", "-j MASQUERADE --to-ports 1024-2048", id="masquerade-ports-without-proto"),
@@ -390,15 +390,7 @@ STRICTNESS_GAPS = [
 ]
 
 
-class StrictnessGapError(Exception):
-    """natlens (strict) accepted a rule the kernel refused."""
-
-
-@pytest.mark.xfail(strict=True, raises=StrictnessGapError,
-                   reason="KNOWN BUG: strict mode accepts rules iptables-restore "
-                   "refuses (empty --log-prefix; DNAT/MASQUERADE ports without -p tcp/udp; DROP "
-                   "in nat; multiport range start not below its end)")
-@pytest.mark.parametrize(("table", "rule"), STRICTNESS_GAPS)
+@pytest.mark.parametrize(("table", "rule"), STRICT_REFUSALS)
 def test_strict_mode_refuses_what_iptables_restore_refuses(table: str, rule: str) -> None:
     nft = BACKENDS[0]
     _require(nft)
@@ -406,8 +398,5 @@ def test_strict_mode_refuses_what_iptables_restore_refuses(table: str, rule: str
     loaded, error = restore_and_save(nft, Family.IPV4, text)
     assert loaded is None, "the kernel accepts this rule after all: drop it from the list"
     assert error
-    try:
+    with pytest.raises(ParseError):
         _parse(text, True, None)
-    except ParseError:
-        return
-    raise StrictnessGapError(f"strict mode accepts {rule!r}; iptables-restore says: {error}")

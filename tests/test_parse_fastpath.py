@@ -65,7 +65,7 @@ def test_fast_path_equals_full_parser_on_kube_dump(monkeypatch: pytest.MonkeyPat
         "-A INPUT -s 10.0.0.1 -j ACCEPT",
         "-A INPUT ! -s 10.0.0.0/8 ! -i eth0 -p udp -m udp ! --dport 53 -g FOO",
         "-A INPUT -j LOG --log-prefix \"a \\\"b\\\"\"",
-        "-A INPUT -j DNAT --to-destination 10.0.0.1:80-90",
+        "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:80-90",
         "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         "-A INPUT -m mark --mark 1 -j MARK --set-mark 2",
         "-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment \"web\" -j FOO",

@@ -593,9 +593,6 @@ def test_negated_protocol_does_not_load_its_match() -> None:
                      "COMMIT\n", True)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG: an undeclared built-in chain used before a "
-                   "declared chain loses its place: to_save writes no declaration for it, so the "
-                   "re-read lists the declared chain first and the Tables differ in chain order")
 def test_undeclared_builtin_chain_keeps_its_place() -> None:
     # iptables-restore accepts this (declarations may follow rules).
     text = "*filter\n-A INPUT -j ACCEPT\n:lan - [0:0]\n-A lan -j DROP\nCOMMIT\n"
@@ -604,9 +601,6 @@ def test_undeclared_builtin_chain_keeps_its_place() -> None:
     assert [c.name for c in again.tables[0].chains] == [c.name for c in ruleset.tables[0].chains]
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG: chain names from -N, and leniently from -A/-I "
-                   "of an undeclared chain, are not checked like declared ones (blanks, quotes, "
-                   "empty, > 28 characters); to_save then writes ':a b -', which does not parse")
 @pytest.mark.parametrize(("line", "strict"), [
     ('-N "a b"', True),
     ('-A "X -j ACCEPT" -j DROP', False),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from natlens.audit._rules import chain_ref
@@ -191,6 +191,10 @@ def outcomes(trace: Trace) -> list[Outcome]:
             for b in trace.branches if not b.assumed]
 
 
+_Dnat = tuple[str, int, Rule, str, list[tuple[int, int]], tuple["IPAddress", int | None]]
+"""A DNAT rule of nat: chain, 1-based index, rule, protocol, destination ports, target."""
+
+
 def _forwarding(meta: dict[str, Any], family: int) -> bool:
     sysctl = meta.get("sysctl")
     if not isinstance(sysctl, dict):
@@ -213,6 +217,9 @@ class DockerView:
         self.bridges = {n.bridge for n in inventory.networks if n.bridge} | set(self.host.bridges)
         self.outside = self._outside_interface()
         self._holders = self._endpoint_holders()
+        self._dnats: dict[int, tuple[dict[tuple[str, int], list[_Dnat]], list[_Dnat]]] = {}
+        self._traces: dict[Packet, Trace] = {}
+        self._outside_sources: dict[int, IPAddress] = {}
 
     # -- the host -------------------------------------------------------------------------------
 
@@ -241,6 +248,12 @@ class DockerView:
 
     def outside_source(self, family: int) -> IPAddress:
         """An address of another host: in none of the host's or Docker's networks."""
+        found = self._outside_sources.get(family)
+        if found is None:
+            found = self._outside_sources[family] = self._outside_source(family)
+        return found
+
+    def _outside_source(self, family: int) -> IPAddress:
         nets: list[IPNetwork] = [a.network for addrs in self.host.addresses.values()
                                  for a in addrs if a.ip.version == family]
         nets += [s for n in self.inventory.networks for s in n.subnets if s.version == family]
@@ -328,27 +341,47 @@ class DockerView:
         """The DNAT rules that serve binding ``b`` as Docker writes them: proto and host port,
         ``--to-destination`` one of the container's addresses and its port (any nat chain)."""
         fam = Family.IPV4 if b.family == 4 else Family.IPV6
-        nat = self.ruleset(b.family).get(TableName.NAT)
+        by_port, wide = self._dnat_index(b.family)
         found: list[RuleRef] = []
-        if nat is None:
-            return found
-        for chain in nat.chains:
+        for entry in (*by_port.get((b.proto, b.host_port), ()), *wide):
+            _chain, index, rule, proto, ports, (ip, port) = entry
+            if proto != b.proto or not _in_ports(b.host_port, ports):
+                continue
+            if ip in b.targets and (port or b.host_port) == b.container_port:
+                found.append(RuleRef.of(rule, TableName.NAT, index, fam))
+        found.sort(key=lambda r: (not docker_chain(r.chain), r.chain, r.index))
+        return found
+
+    def _dnat_index(self, family: int) -> tuple[dict[tuple[str, int], list[_Dnat]], list[_Dnat]]:
+        """The nat table's DNAT rules with a positive protocol, destination ports and a readable
+        ``--to-destination`` (built once per family): by (proto, port) for those naming single
+        ports, and the others (port ranges) in a list."""
+        cached = self._dnats.get(family)
+        if cached is not None:
+            return cached
+        by_port: dict[tuple[str, int], list[_Dnat]] = {}
+        wide: list[_Dnat] = []
+        nat = self.ruleset(family).get(TableName.NAT)
+        for chain in nat.chains if nat is not None else ():
             for index, rule in enumerate(chain.rules, 1):
                 if rule.target_name != "DNAT" or rule.target is None:
                     continue
-                if rule.protocol is None or rule.protocol.negated or rule.protocol.name != b.proto:
+                if rule.protocol is None or rule.protocol.negated:
                     continue
                 ports = port_set(rule)
-                if ports is None or not _in_ports(b.host_port, ports):
+                if ports is None:
                     continue
-                dest = dnat_target(rule, b.family)
+                dest = dnat_target(rule, family)
                 if dest is None:
                     continue
-                ip, port = dest
-                if ip in b.targets and (port or b.host_port) == b.container_port:
-                    found.append(RuleRef.of(rule, TableName.NAT, index, fam))
-        found.sort(key=lambda r: (not docker_chain(r.chain), r.chain, r.index))
-        return found
+                entry = (chain.name, index, rule, rule.protocol.name, ports, dest)
+                if all(lo == hi for lo, hi in ports) and len(ports) <= 64:
+                    for p in dict.fromkeys(lo for lo, _ in ports):
+                        by_port.setdefault((rule.protocol.name, p), []).append(entry)
+                else:
+                    wide.append(entry)
+        self._dnats[family] = (by_port, wide)
+        return by_port, wide
 
     # -- containers and probes ------------------------------------------------------------------
 
@@ -425,24 +458,20 @@ class DockerView:
         return out
 
     def trace(self, packet: Packet) -> Trace:
-        """Simulate ``packet`` on this snapshot."""
-        return self.sim.trace(packet)
+        """Simulate ``packet`` on this snapshot (each packet once: checks probe alike)."""
+        found = self._traces.get(packet)
+        if found is None:
+            found = self._traces[packet] = self.sim.trace(packet)
+        return found
 
     def without(self, family: int, refs: Sequence[RuleRef]) -> Simulator:
         """A simulator of the same host with the rules ``refs`` deleted (a what-if)."""
-        gone = {(r.table, r.chain, r.index) for r in refs if r.family == (
-            Family.IPV4.value if family == 4 else Family.IPV6.value)}
-        rs = self.ruleset(family)
-        tables = tuple(
-            replace(t, chains=tuple(
-                replace(c, rules=tuple(r for i, r in enumerate(c.rules, 1)
-                                       if (t.name.value, c.name, i) not in gone))
-                for c in t.chains))
-            for t in rs.tables)
-        changed = replace(rs, tables=tables)
-        if family == 4:
-            return Simulator(self.host, changed, self.snapshot.ruleset6)
-        return Simulator(self.host, self.snapshot.ruleset, changed)
+        fam = Family.IPV4.value if family == 4 else Family.IPV6.value
+        gone: dict[tuple[str, str], set[int]] = {}
+        for r in refs:
+            if r.family == fam:
+                gone.setdefault((r.table, r.chain), set()).add(r.index)
+        return self.sim.without(family, gone)
 
 
 def routed(net: Network, family: int) -> bool:

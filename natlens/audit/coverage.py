@@ -369,12 +369,14 @@ def _dead_in_chain(rules: Sequence[Rule]) -> Iterator[tuple[int, int, Rule, Rule
     """
     buckets: dict[_Key, list[tuple[int, Rule]]] = {}
     for index, rule in enumerate(rules, 1):
-        src, dst, port = _key(rule)
-        lists = [buckets[k] for k in {(s, d, p) for s in (None, src) for d in (None, dst)
-                                       for p in (None, port)} if k in buckets]
-        for earlier, cover in heapq.merge(*lists, key=lambda item: item[0]):
-            if not _same(cover, rule) and covers(cover, rule):
-                yield index, earlier, rule, cover
-                break
+        key: _Key | None = None
+        if buckets:  # the key only when some earlier rule may cover (most chains: none)
+            key = src, dst, port = _key(rule)
+            lists = [buckets[k] for k in {(s, d, p) for s in (None, src) for d in (None, dst)
+                                           for p in (None, port)} if k in buckets]
+            for earlier, cover in heapq.merge(*lists, key=lambda item: item[0]):
+                if not _same(cover, rule) and covers(cover, rule):
+                    yield index, earlier, rule, cover
+                    break
         if _terminates(rule):
-            buckets.setdefault((src, dst, port), []).append((index, rule))
+            buckets.setdefault(key if key is not None else _key(rule), []).append((index, rule))

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import networkx as nx
 
-from natlens.audit._rules import dport_of, normalised, proto_of
+from natlens.audit._rules import dport_of, proto_of
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.model import Family, Rule, Table
 
@@ -30,9 +30,14 @@ STATEFUL_MATCHES = frozenset({
 _NAT_REWRITES = frozenset({"DNAT", "SNAT", "REDIRECT", "NETMAP", "MASQUERADE"})
 
 
-def _body(rule: Rule) -> Rule:
-    """The rule without counters and chain: what makes two rules the same rule."""
-    return replace(normalised(rule), chain="")
+def _body(rule: Rule) -> tuple[object, ...]:
+    """The rule without counters and chain: what makes two rules the same rule (the fields
+    ``Rule`` equality compares, matches as ``normalised`` has them, in a tuple: building a new
+    ``Rule`` per rule is slow on big rulesets)."""
+    return (rule.source, rule.destination, rule.in_interface, rule.out_interface, rule.protocol,
+            rule.fragment, tuple(replace(m, implicit=False) if m.implicit else m
+                                 for m in rule.matches),
+            rule.target, rule.goto, rule.unknown)
 
 
 def _comparable(rule: Rule) -> bool:
@@ -62,7 +67,7 @@ def check_duplicate_rules(ctx: AuditContext) -> Iterator[Finding]:
         tool = "ip6tables" if rs.family is Family.IPV6 else "iptables"
         for table in rs.tables:
             for chain in table.chains:
-                first: dict[Rule, int] = {}
+                first: dict[tuple[object, ...], int] = {}
                 for index, rule in enumerate(chain.rules, 1):
                     if not _comparable(rule):
                         continue
@@ -109,7 +114,7 @@ def check_duplicate_nat(ctx: AuditContext) -> Iterator[Finding]:
         graph = ctx.graph(rs.family)
         for table in rs.tables:
             g = graph[table.name.value]
-            seen: dict[Rule, list[tuple[str, int, Rule]]] = {}
+            seen: dict[tuple[object, ...], list[tuple[str, int, Rule]]] = {}
             for chain in table.chains:
                 for index, rule in enumerate(chain.rules, 1):
                     if rule.target_name in _NAT_REWRITES and _comparable(rule):

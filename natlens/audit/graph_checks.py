@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import networkx as nx
+
 from natlens.audit._rules import chain_ref, unconditional
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.errors import did_you_mean
@@ -49,6 +51,8 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
         graph = ctx.graph(rs.family)
         for table in rs.tables:
             g = graph[table.name.value]
+            if _acyclic(g):
+                continue  # no cycle: skip the strongly connected components (slow on big tables)
             for cycle in loops(g):
                 refs: list[RuleRef] = []
                 for i, src in enumerate(cycle):
@@ -63,6 +67,25 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                     rule=refs[-1], related=tuple(refs[:-1]),
                     fix=f"remove the jump back to {cycle[0]} ({refs[-1].where})",
                 )
+
+
+def _acyclic(g: nx.MultiDiGraph) -> bool:
+    """Whether the chain graph has no cycle (self-jumps included): Kahn's algorithm over the
+    successor dicts, linear and much cheaper than ``loops`` on tables of thousands of chains."""
+    succ: dict[str, dict[str, object]] = g._succ
+    indegree = dict.fromkeys(succ, 0)
+    for targets in succ.values():
+        for name in targets:
+            indegree[name] += 1
+    todo = [name for name, n in indegree.items() if n == 0]
+    done = 0
+    while todo:
+        done += 1
+        for name in succ[todo.pop()]:
+            indegree[name] -= 1
+            if indegree[name] == 0:
+                todo.append(name)
+    return done == len(succ)
 
 
 def _has_effect(chain: Chain) -> bool:

@@ -28,7 +28,13 @@ from natlens.model import (
 )
 from natlens.parse.canonical import CANONICAL_MATCH
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
-from natlens.parse.rule import RuleSyntaxError, _parse_address, parse_rule_args
+from natlens.parse.rule import (
+    _PORT_PROTOCOLS,
+    RuleSyntaxError,
+    _names_ports,
+    _parse_address,
+    parse_rule_args,
+)
 from natlens.parse.tokens import split_args
 from natlens.parse.values import canonical_args
 
@@ -307,6 +313,9 @@ def parse_line_fast(
         if found is None:
             return None
         target = found[0]
+        if _names_ports(target) and (proto is None or proto.negated
+                                     or proto.name not in _PORT_PROTOCOLS):
+            return None  # the full parser says why iptables refuses it
     rule = _new_rule(Rule)
     _set_chain(rule, chain)
     _set_source(rule, core[0])

@@ -167,6 +167,24 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
     return Address(ipaddress.ip_network(masked), negated, mask)
 
 
+_PORT_PROTOCOLS = frozenset({"tcp", "udp", "udplite", "sctp", "dccp"})
+
+
+def _names_ports(target: Target) -> bool:
+    """Whether a NAT target names ports (which iptables allows only with a port protocol)."""
+    if target.name in ("MASQUERADE", "REDIRECT"):
+        return target.get("--to-ports") is not None
+    if target.name in ("DNAT", "SNAT"):
+        for opt in target.options:
+            if opt.name in ("--to-destination", "--to-source"):
+                text = opt.args[0]
+                tail = text.rsplit("]", 1)[1] if text.startswith("[") else (
+                    "" if text.count(":") > 1 else text.partition(":")[1])
+                if ":" in tail:
+                    return True
+    return False
+
+
 def _is_name(text: str) -> bool:
     """Module, target, chain and interface names: non-empty, no blanks or quotes."""
     return bool(text) and not any(c.isspace() or c in "\"'" for c in text)
@@ -479,6 +497,10 @@ class _RuleParser:
         raise RuleSyntaxError(f"unknown option {tok!r}{where}{did_you_mean(tok, names)}",
                               index, tok)
 
+    def _port_protocol(self) -> bool:
+        proto = self.protocol
+        return proto is not None and not proto.negated and proto.name in _PORT_PROTOCOLS
+
     # -- result --------------------------------------------------------------------------------
 
     def build(self, chain: str, origin: Origin | None, counters: Counters | None) -> list[Rule]:
@@ -499,6 +521,10 @@ class _RuleParser:
                 except ValueError as exc:
                     raise RuleSyntaxError(str(exc)) from None
             target = Target(self.target.name, options, self.target.kind)
+            if _names_ports(target) and not self._port_protocol():
+                raise RuleSyntaxError(f"{target.name} with a port needs -p tcp, udp, sctp or "
+                                      "dccp (iptables: 'Need TCP, UDP, SCTP or DCCP with port "
+                                      "specification')")
         rules: list[Rule] = []
         sources: list[Address | None] = [*self.sources] or [None]
         destinations: list[Address | None] = [*self.destinations] or [None]

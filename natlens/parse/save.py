@@ -219,8 +219,7 @@ class _SaveParser:
     def add_chain(self, table: _TableState, name: str, policy_text: str | None,
                   counters: Counters | None) -> None:
         builtin = self.is_builtin(table, name)
-        if len(name) > 28:
-            raise self.error(f"chain name {name!r} too long (at most 28 characters)", name)
+        self.check_chain_name(name)
         policy: str | None
         if policy_text is None or policy_text == "-":
             policy = None
@@ -261,6 +260,7 @@ class _SaveParser:
             if fast is not None:
                 chain = current.chains.get(fast.chain)
                 if chain is not None:
+                    self.check_target(current, fast)
                     chain.rules.append(fast)
                     return
         try:
@@ -327,6 +327,7 @@ class _SaveParser:
             if self.is_builtin(table, chain_name):
                 chain = _ChainState(chain_name, True, None, None, None)
             else:
+                self.check_chain_name(chain_name)
                 self.concede(f"rule for chain {chain_name!r}, which was not declared")
                 chain = _ChainState(chain_name, False, None, None, None)
             table.chains[chain_name] = chain
@@ -342,12 +343,28 @@ class _SaveParser:
         except RuleSyntaxError as exc:
             column = column_of(self.line, exc.index + shift) if exc.index is not None else 0
             raise self.error(exc.reason, exc.token, column) from None
+        for new in rules:
+            self.check_target(table, new)
         if position is None:
             chain.rules.extend(rules)
         else:
             if position > len(chain.rules) + 1:
                 raise self.error(f"index of insertion too big ({position})", str(position))
             chain.rules[position - 1:position - 1] = rules
+
+    def check_target(self, table: _TableState, rule: Rule) -> None:
+        """Targets a table refuses (iptables: nat is not for filtering)."""
+        if table.name is TableName.NAT and rule.target_name == "DROP":
+            raise self.error("DROP is not allowed in the nat table (the nat table is not "
+                             "intended for filtering)", "DROP")
+
+    def check_chain_name(self, name: str) -> None:
+        """Chain names iptables accepts: 1 to 28 characters, no blanks or quotes, no leading
+        ``-`` or ``!``."""
+        if not name or len(name) > 28:
+            raise self.error(f"chain name {name!r} must have 1 to 28 characters", name or None)
+        if any(c.isspace() or c in "\"'" for c in name) or name[0] in "-!":
+            raise self.error(f"invalid chain name {name!r}", name)
 
     def commit(self) -> None:
         if self.current is None or self.current.committed:
@@ -367,7 +384,11 @@ class _SaveParser:
                 )
                 self.notes.append(f"{self.source}: no table header; read as table {name.value} "
                                   "(inferred from its chains and targets)")
-            chains = tuple(self.finish_chain(state, c) for c in state.chains.values())
+            # iptables-save lists the built-in chains first, in hook order.
+            builtins = BUILTIN_CHAINS[name]
+            ordered = sorted(state.chains.values(), key=lambda c: (
+                builtins.index(c.name) if c.builtin and c.name in builtins else len(builtins)))
+            chains = tuple(self.finish_chain(state, c) for c in ordered)
             tables.append(Table(name, chains, tuple(state.comments_before),
                                 tuple(state.comments_after), tuple(state.comments_inside)))
         if family is None:

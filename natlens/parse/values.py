@@ -74,7 +74,21 @@ def _ports(args: tuple[str, ...]) -> tuple[str, ...]:
         raise ValueError(f"invalid port list {args[0]!r}")
     if len(parts) > 15:
         raise ValueError("too many ports specified (at most 15)")
-    return (",".join(_format_range(*parse_port_range(p)) for p in parts),)
+    out: list[str] = []
+    for part in parts:
+        low, high = parse_port_range(part)
+        if ":" in part and low >= high:
+            # libxt_multiport: a range needs its start below its end ("invalid portrange")
+            raise ValueError(f"invalid portrange {part!r} (start must be below end)")
+        out.append(_format_range(low, high))
+    return (",".join(out),)
+
+
+def _prefix(args: tuple[str, ...]) -> tuple[str, ...]:
+    """LOG/NFLOG prefixes: 1 to 29 (NFLOG: 63) characters, as libxt_LOG checks."""
+    if not args[0]:
+        raise ValueError("the prefix must have a minimum length of 1 character")
+    return args
 
 
 def _int(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -224,6 +238,7 @@ CANONICAL: dict[str, Callable[[tuple[str, ...]], tuple[str, ...]]] = {
     "addrtypes": _addrtypes,
     "tcpflags": _tcpflags,
     "probability": _probability,
+    "prefix": _prefix,
     "cidr": _cidr,
     "iprange": _iprange,
     "natrange": _natrange,

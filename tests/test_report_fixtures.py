@@ -1,0 +1,119 @@
+"""Golden reports of the real-daemon fixtures: ``natlens report fixtures/NAME --format json``
+must print exactly ``tests/golden/report/fixtures/NAME.json``.
+
+The command runs from the repository root with the folder's relative path, as a user would type
+it, so the report holds no absolute path (``summary.snapshot`` and each rule's ``source`` are
+``fixtures/NAME/...``) and no time. Regenerate with ``NATLENS_UPDATE_GOLDEN=1`` and review each
+file against the folder's README.md ("What natlens should say") before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO_ROOT
+
+from natlens.cli import main
+
+FIXTURES = REPO_ROOT / "fixtures"
+GOLDEN = REPO_ROOT / "tests" / "golden" / "report" / "fixtures"
+NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "iptables-save.txt").is_file())
+
+
+def _report(name: str, monkeypatch: pytest.MonkeyPatch,
+            capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    monkeypatch.chdir(REPO_ROOT)
+    code = main(["report", f"fixtures/{name}", "--format", "json"])
+    return code, capsys.readouterr().out
+
+
+def test_every_fixture_has_a_golden() -> None:
+    assert NAMES, f"no fixture folders in {FIXTURES}"
+    if os.environ.get("NATLENS_UPDATE_GOLDEN"):
+        return
+    goldens = sorted(p.stem for p in GOLDEN.glob("*.json"))
+    assert goldens == NAMES, "a golden report per fixture folder, and none for a missing one"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixture_report_matches_golden(name: str, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _report(name, monkeypatch, capsys)
+    got: dict[str, Any] = json.loads(out)
+    golden = GOLDEN / f"{name}.json"
+    if os.environ.get("NATLENS_UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_text(out)
+    assert golden.is_file(), f"no golden report for fixtures/{name} (NATLENS_UPDATE_GOLDEN=1)"
+    assert out == golden.read_text(), f"report of fixtures/{name} differs from {golden.name}"
+    # stable: nothing of this machine or this moment in it
+    assert str(REPO_ROOT) not in out
+    assert got["summary"]["snapshot"] == f"fixtures/{name}"
+    for finding in got["findings"]:
+        for ref in [finding["rule"], *finding["related"]]:
+            if ref is not None and ref["source"] is not None:
+                assert ref["source"].startswith(f"fixtures/{name}/"), ref
+    # exit status follows the default --fail-on medium
+    severe = any(f["severity"] in ("medium", "high") for f in got["findings"])
+    assert code == (1 if severe else 0)
+
+
+def test_report_is_the_same_run_twice(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """No set ordering or time leaks into the JSON."""
+    name = "planted-faults" if "planted-faults" in NAMES else NAMES[0]
+    first = _report(name, monkeypatch, capsys)
+    second = _report(name, monkeypatch, capsys)
+    assert first == second
+
+
+def _kinds(name: str) -> list[tuple[str, str]]:
+    data = json.loads((GOLDEN / f"{name}.json").read_text())
+    return sorted((f["kind"], f["severity"]) for f in data["findings"])
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("planted-faults",
+                                                               "loopback-9000")])
+def test_clean_fixtures_have_no_findings(name: str) -> None:
+    """Each README says "No findings" for these folders (Docker's own rules are clean)."""
+    assert _kinds(name) == []
+
+
+@pytest.mark.skipif("planted-faults" not in NAMES, reason="fixture absent")
+def test_planted_faults_as_the_readme_says() -> None:
+    """fixtures/planted-faults/README.md: stale 8090, shadowed 8081, duplicate 8082,
+    ineffective DOCKER-USER 8080; no missing."""
+    data = json.loads((GOLDEN / "planted-faults.json").read_text())
+    found = {(f["kind"], f["host_port"], f["rule"]["table"], f["rule"]["chain"],
+              f["rule"]["index"]) for f in data["findings"]}
+    assert found == {
+        ("stale", 8090, "nat", "DOCKER", 1),
+        ("shadowed", 8081, "nat", "PREROUTING", 2),
+        ("duplicate", 8082, "nat", "PREROUTING", 1),
+        ("ineffective", 8080, "filter", "DOCKER-USER", 1),
+    }
+
+
+@pytest.mark.skipif("loopback-9000" not in NAMES, reason="fixture absent")
+def test_loopback_fixture_is_exposed_as_the_readme_says() -> None:
+    """fixtures/loopback-9000/README.md: the container port is reachable by address from
+    outside although published on 127.0.0.1 only; no stale, missing or shadowed."""
+    assert _kinds("loopback-9000") == [("exposed", "high")]
+    data = json.loads((GOLDEN / "loopback-9000.json").read_text())
+    (finding,) = data["findings"]
+    assert finding["container"] == "natlens-web"
+    assert finding["host_port"] == 9000
+    assert finding["packet"]["dst"] == "172.17.0.2"
+    assert finding["packet"]["in_interface"] == "eth0"
+    assert (finding["packet"]["verdict"], finding["packet"]["final_dst"]) == ("ACCEPT",
+                                                                             "172.17.0.2:80")
+
+
+def test_goldens_name_existing_folders() -> None:
+    for path in GOLDEN.glob("*.json"):
+        assert (FIXTURES / path.stem).is_dir(), f"{path.name}: no fixtures/{path.stem}"
+        assert Path(path).read_text().endswith("\n")
