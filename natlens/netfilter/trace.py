@@ -69,9 +69,13 @@ class Step:
                 "rule": self.rule, "target": self.target, "text": self.text}
 
     def kernel_line(self) -> str | None:
-        """``nat:PREROUTING:rule:1`` etc.; None for a note."""
+        """``nat:PREROUTING:rule:1``, ``nat:DOCKER:return:3``, ``filter:FORWARD:policy:DROP``;
+        None for a note. Rules and returns are numbered as the TRACE target logs them;
+        policies name their verdict, as ``xtables-monitor --trace`` prints them."""
         if self.kind is StepKind.NOTE:
             return None
+        if self.kind is StepKind.POLICY:
+            return f"{self.table}:{self.chain}:policy:{self.target}"
         number = self.rule if self.kind is StepKind.RULE else self.position
         return f"{self.table}:{self.chain}:{self.kind.value}:{number}"
 

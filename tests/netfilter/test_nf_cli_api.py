@@ -54,7 +54,7 @@ def test_cli_trace_table_and_kernel(seed_file: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().out.splitlines() == [
         "TRACE: nat:PREROUTING:rule:1", "TRACE: nat:DOCKER:rule:2", "TRACE: filter:FORWARD:rule:1",
         "TRACE: filter:DOCKER-USER:rule:1", "TRACE: filter:FORWARD:rule:3",
-        "TRACE: filter:DOCKER:rule:1", "TRACE: nat:POSTROUTING:policy:2"]
+        "TRACE: filter:DOCKER:rule:1", "TRACE: nat:POSTROUTING:policy:ACCEPT"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
