@@ -193,7 +193,13 @@ def load(path: str | Path, *, strict: bool = True) -> Snapshot:
         return _load_folder(p, strict)
     text, name = read_text(path)
     ruleset = load_rules(text, source=name, strict=strict)
+    notes = ["single rule file: no host or Docker data"]
+    if ruleset.backend:
+        notes.append(f"rules read from the {ruleset.backend} backend")
+    if ruleset.legacy_tables_present:
+        notes.append("iptables-nft warns that iptables-legacy tables exist too: "
+                     "run iptables-legacy-save to see them")
     if ruleset.family is Family.IPV6:
         return Snapshot(ruleset=Ruleset(Family.IPV4, source=name), ruleset6=ruleset, path=name,
-                        notes=("single IPv6 rule file: no IPv4 rules",))
-    return Snapshot(ruleset=ruleset, path=name, notes=("single rule file: no host or Docker data",))
+                        notes=(*notes, "IPv6 rules only"))
+    return Snapshot(ruleset=ruleset, path=name, notes=tuple(notes))
