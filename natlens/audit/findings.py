@@ -113,8 +113,10 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
         "packet ever enters it."),
     "loop": KindInfo(
         "Chains jump in a loop",
-        "The chains jump to each other in a cycle. The kernel refuses such a table "
-        "(iptables-restore fails with 'Too many levels of links'); break the cycle."),
+        "The chains jump to each other in a cycle. The kernel refuses such a table once a "
+        "built-in chain reaches the cycle (iptables-restore fails with 'Too many levels of "
+        "links'); an unreached cycle loads, and breaks the first jump into it. Break the "
+        "cycle."),
     "unused-chain": KindInfo(
         "Chain no rule jumps to",
         "A user-defined chain no rule jumps or goes to: its rules never run. Delete it or add "

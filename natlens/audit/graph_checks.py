@@ -16,7 +16,14 @@ import networkx as nx
 from natlens.audit._rules import chain_ref, unconditional
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.errors import did_you_mean
-from natlens.graph import can_reach_verdict, loops, missing_jumps, unreachable_chains, unused_chains
+from natlens.graph import (
+    can_reach_verdict,
+    loops,
+    missing_jumps,
+    reachable,
+    unreachable_chains,
+    unused_chains,
+)
 from natlens.model import Chain, Family, Interface, Rule, Table, TableName
 
 __all__ = [
@@ -33,7 +40,7 @@ def _tool(family: Family) -> str:
 
 
 def check_loops(ctx: AuditContext) -> Iterator[Finding]:
-    """Chains that jump to each other in a cycle (the kernel refuses such a table).
+    """Chains that jump to each other in a cycle (the kernel refuses one a built-in chain reaches).
 
     >>> from natlens.audit import audit_text
     >>> [f.message for f in audit_text('''*filter
@@ -53,6 +60,7 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
             g = graph[table.name.value]
             if _acyclic(g):
                 continue  # no cycle: skip the strongly connected components (slow on big tables)
+            live = reachable(g)
             for cycle in loops(g):
                 refs: list[RuleRef] = []
                 for i, src in enumerate(cycle):
@@ -61,9 +69,13 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                     rule = table[src].rules[position - 1]
                     refs.append(RuleRef.of(rule, table.name, position, rs.family))
                 path = " -> ".join((*cycle, cycle[0]))
+                reached = any(c in live for c in cycle)
+                why = ("iptables-restore refuses this table" if reached else
+                       "no built-in chain reaches it yet; the kernel refuses the first jump "
+                       "into it from one")
                 yield Finding(
                     kind="loop", severity=Severity.HIGH,
-                    message=f"chains jump in a loop: {path} (iptables-restore refuses this table)",
+                    message=f"chains jump in a loop: {path} ({why})",
                     rule=refs[-1], related=tuple(refs[:-1]),
                     fix=f"remove the jump back to {cycle[0]} ({refs[-1].where})",
                 )
