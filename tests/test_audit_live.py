@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_helpers import docker as _docker
+from docker_helpers import run as _run
+from docker_helpers import unavailable as _unavailable
 
 from natlens.audit.docker_checks import (
     check_docker_user_ports,
@@ -48,25 +51,6 @@ CHECKS: tuple[Callable[[AuditContext], Iterator[Finding]], ...] = (
     check_stale_dnat, check_published_ports, check_docker_user_ports, check_unknown_interfaces,
     check_exposed, check_bypass,
 )
-
-
-def _unavailable(reason: str) -> None:
-    __tracebackhide__ = True
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason} (.ci/run starts dockerd with "
-                    "scripts/start-dockerd.sh)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _run(*argv: str) -> str:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _docker(*args: str) -> str:
-    return _run("docker", *args)
 
 
 def _rules() -> str:

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from docker_helpers import docker as _docker
+from docker_helpers import run as _run
+from docker_helpers import unavailable as _unavailable
 
 from natlens.audit import audit
 from natlens.audit.findings import Finding, Severity
@@ -45,25 +48,6 @@ TAG = f"NLK{os.getpid()}"  # user chains the test creates (iptables allows 28 ch
 WEB, API, APP = 48371, 48372, 48373
 OURS = (WEB, API, APP)
 SAVE_TOOLS = ("iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save")
-
-
-def _unavailable(reason: str) -> None:
-    __tracebackhide__ = True
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason} (.ci/run starts dockerd with "
-                    "scripts/start-dockerd.sh)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _run(*argv: str) -> str:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _docker(*args: str) -> str:
-    return _run("docker", *args)
 
 
 def _state() -> dict[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_helpers import unavailable as _unavailable
 
 from natlens.docker import DockerError, Inventory, PortProto, connect
 
@@ -30,14 +31,6 @@ PREFIX = f"natlens-test-{os.getpid()}"
 SUBNET = "10.98.0.0/24"
 # Host ports away from the fixtures' 8080/9000/5353/7000 so a developer's containers don't clash.
 WEB, LOOP, UDP, RANGE, STOPPED, USER = 18080, 19000, 15353, 17000, 18082, 18081
-
-
-def _unavailable(reason: str) -> None:
-    __tracebackhide__ = True
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason} (.ci/run starts dockerd with "
-                    "scripts/start-dockerd.sh)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _docker(*args: str) -> str:
