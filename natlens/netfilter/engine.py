@@ -588,9 +588,14 @@ class _Walker:
             p = _note(path, hook, f"route {route}: {route.kind}")
             verdict = Verdict.DROP if route.kind == "blackhole" else Verdict.REJECT
             return _Outcome(verdict, replace(p, kind=Path.FORWARD))
-        self.run_.assume(f"IP forwarding enabled (net.ipv{dst.version}."
-                         f"{'ip_forward' if dst.version == 4 else 'conf.all.forwarding'}=1, as "
-                         "Docker sets it)")
+        sysctl = (f"net.ipv{dst.version}."
+                  f"{'ip_forward' if dst.version == 4 else 'conf.all.forwarding'}")
+        forwarding = host.forwarding.get(dst.version)
+        if forwarding is False:
+            p = _note(path, hook, f"forward {dst}: {sysctl}=0 (forwarding off): dropped")
+            return _Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+        if forwarding is None:
+            self.run_.assume(f"IP forwarding enabled ({sysctl}=1, as Docker sets it)")
         p = _note(path, hook, f"forward {dst}: route {route}")
         p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_iface=route.dev))
         return p, (*_hook("FORWARD"), *_hook("POSTROUTING"), ("send",))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,8 @@ class Host:
     known_routes: bool = True
     known_routes6: bool = True
     assumptions: tuple[str, ...] = ()
+    forwarding: Mapping[int, bool] = field(default_factory=lambda: MappingProxyType({}))
+    """IP forwarding per IP version (4, 6) as meta.json's sysctls say; absent when unknown."""
     _local: Mapping[IPAddress, str] = field(
         default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False)
 
@@ -108,7 +110,16 @@ class Host:
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Host:
         """The host of a snapshot; missing files are derived from Docker networks and noted."""
-        return cls.from_json(snap.addresses, snap.routes, snap.networks)
+        host = cls.from_json(snap.addresses, snap.routes, snap.networks)
+        sysctl = snap.meta.get("sysctl")
+        if not isinstance(sysctl, Mapping):
+            return host
+        forwarding: dict[int, bool] = {}
+        for version, key in ((4, "net.ipv4.ip_forward"), (6, "net.ipv6.conf.all.forwarding")):
+            value = sysctl.get(key)
+            if value is not None and str(value).strip() in ("0", "1"):
+                forwarding[version] = str(value).strip() == "1"
+        return replace(host, forwarding=MappingProxyType(forwarding))
 
     @classmethod
     def from_json(

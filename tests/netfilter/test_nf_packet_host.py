@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,23 @@ def test_masquerade_source_is_in_the_gateways_subnet() -> None:
     ip = ipaddress.ip_address
     assert host.source_address("eth0", ip("203.0.113.1")) == ip("192.0.2.2")
     assert host.source_address("eth0", ip("10.0.0.9")) == ip("10.0.0.5")
+
+
+def test_forwarding_sysctl_from_meta_decides_forwarding(tmp_path: Path) -> None:
+    """meta.json's sysctls replace the assumption; forwarding off drops forwarded packets."""
+    import json
+    import shutil
+
+    import natlens
+
+    folder = tmp_path / "snap"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "fixtures" / "default-bridge-8080",
+                    folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["sysctl"]["net.ipv4.ip_forward"] = "0"
+    (folder / "meta.json").write_text(json.dumps(meta))
+    trace = natlens.simulate(natlens.load(folder), natlens.Packet(
+        in_interface="eth0", src="198.51.100.7", dst="192.0.2.2", proto="tcp", dport=8080))
+    assert (trace.verdict.value, trace.path.value) == ("DROP", "forward")
+    assert "net.ipv4.ip_forward=0 (forwarding off): dropped" in str(trace)
+    assert not any("forwarding" in a for a in trace.assumptions)
