@@ -25,6 +25,8 @@ from typing import Any
 
 from natlens.docker import DockerError, connect, daemon_facts_live, inspect_live
 from natlens.errors import NatlensError
+from natlens.legacy_check import compare_counts, iptc_rule_counts
+from natlens.parse.save import parse_save
 from natlens.snapshot import SNAPSHOT_FILES
 
 __all__ = ["OTHER_BACKEND_FILES", "CaptureResult", "capture", "has_rules", "iptables_backend"]
@@ -183,6 +185,7 @@ def capture(directory: str | Path, *, force: bool = False, docker: bool = True,
         notes.append("ip6tables-save not found: no IPv6 rules captured")
     meta.update(iptables_version=version, iptables_backend=backend,
                 iptables_version_line=version_line, ip6tables_backend=backend6)
+    meta["python_iptables"] = _python_iptables(backend, save4, notes)
 
     other = "legacy" if backend == "nf_tables" else "nf_tables"
     suffix = "legacy" if other == "legacy" else "nft"
@@ -292,3 +295,22 @@ def _json_text(text: str, command: str) -> str:
         return json.dumps(json.loads(text), indent=4) + "\n"
     except ValueError:
         raise NatlensError(f"{command} printed no JSON (iproute2 too old?)") from None
+
+
+def _python_iptables(backend: str | None, save4: str, notes: list[str]) -> dict[str, Any]:
+    """Cross-check with python-iptables where it can see the rules (the legacy backend)."""
+    if backend != "legacy":
+        return {"used": False, "why": "python-iptables reads only the legacy backend; iptables "
+                                      f"uses {backend or 'an unknown backend'} here"}
+    counts = iptc_rule_counts()
+    if counts is None:
+        return {"used": False, "why": "python-iptables is not installed (natlens[iptc])"}
+    try:
+        differences = compare_counts(parse_save(save4, source="iptables-save", strict=False),
+                                     counts)
+    except NatlensError as exc:
+        return {"used": False, "why": f"iptables-save output unreadable: {exc}"}
+    if differences:
+        notes.append("python-iptables (libiptc) disagrees with iptables-save: "
+                     + "; ".join(differences[:5]))
+    return {"used": True, "agrees": not differences, "differences": differences}
