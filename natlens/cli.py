@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from natlens.errors import NatlensError, ParseWarning, UsageError
 from natlens.explain import proxy_notes
 from natlens.netfilter import Packet, Step, simulate
 from natlens.serialize import ruleset_to_dict, to_save
-from natlens.snapshot import load
+from natlens.snapshot import Snapshot, load
 
 __all__ = ["build_parser", "main"]
 
@@ -31,8 +34,9 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="snapshot folder, iptables-save / -S / -L file, or - for stdin")
+def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> None:
+    p.add_argument("path", nargs="?" if optional_path else None,
+                   help="snapshot folder, iptables-save / -S / -L file, or - for stdin")
     p.add_argument("--lenient", action="store_true",
                    help="accept restore input iptables-save never writes (unquoted comments, "
                         "'-' policies on built-in chains), with a warning per line")
@@ -110,11 +114,23 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_snapshot() -> Snapshot:
+    """Capture this host into a temporary folder (read-only on the host) and load it."""
+    from natlens.capture import capture  # noqa: PLC0415  (only live mode runs the tools)
+
+    with tempfile.TemporaryDirectory(prefix="natlens-live-") as tmp:
+        capture(Path(tmp) / "snapshot")
+        snap = load(Path(tmp) / "snapshot", strict=False)
+    return replace(snap, path="live host")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from natlens import report  # noqa: PLC0415  (keeps `natlens parse` light)
     from natlens.audit import Severity, audit  # noqa: PLC0415
 
-    snap = load(args.path, strict=not args.lenient)
+    if args.live == (args.path is not None):
+        raise UsageError("report needs a PATH, or --live to capture this host")
+    snap = _live_snapshot() if args.live else load(args.path, strict=not args.lenient)
     findings = audit(snap)
     if args.format == "json":
         sys.stdout.write(report.dumps(report.to_json(findings, snap)))
@@ -224,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every check (stale/duplicate/dead rules, loops, unused "
                        "chains, split backends, ...) and print the findings. Exit status: 0 "
                        "clean, 1 findings at or above --fail-on, 2 bad input.")
-    _add_common(p)
+    _add_common(p, optional_path=True)
+    p.add_argument("--live", action="store_true",
+                   help="capture this host first (root; read-only; as natlens snapshot does) "
+                        "instead of reading PATH")
     p.add_argument("--format", choices=("table", "json", "sarif"), default="table",
                    help="table: for people; json: findings and summary; sarif: SARIF 2.1.0 for "
                         "code scanning (default: table)")

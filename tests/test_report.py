@@ -199,3 +199,22 @@ def test_table_names_container_and_port() -> None:
     assert any(ln.startswith("missing  -") and ln.endswith("[container web, tcp/8080]")
                for ln in lines)
     assert any(ln.strip() == "no DNAT serves it" for ln in lines)
+
+
+def test_cli_report_live_captures_this_host(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root")
+    status = main(["report", "--live", "--format", "json", "--fail-on", "high"])
+    data = json.loads(capsys.readouterr().out)
+    assert status in (0, 1)
+    assert data["summary"]["snapshot"] == "live host"
+    assert any("backend" in note for note in data["summary"]["notes"])
+
+
+def test_cli_report_needs_path_or_live(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report"]) == 2
+    assert capsys.readouterr().err == (
+        "natlens: error: report needs a PATH, or --live to capture this host\n")
+    assert main(["report", str(FIXTURES / "default-bridge-8080"), "--live"]) == 2
