@@ -16,6 +16,8 @@ from natlens.errors import (
     SnapshotError,
     UsageError,
 )
+from natlens.graph import ChainGraph
+from natlens.graph import build as chain_graph
 from natlens.model import (
     Address,
     Chain,
@@ -42,6 +44,7 @@ from natlens.snapshot import Snapshot, load, load_rules
 __all__ = [
     "Address",
     "Chain",
+    "ChainGraph",
     "Counters",
     "DockerError",
     "Family",
@@ -69,6 +72,7 @@ __all__ = [
     "Trace",
     "UsageError",
     "audit",
+    "chain_graph",
     "load",
     "load_rules",
     "parse_listing",
