@@ -137,6 +137,8 @@ class Container:
     requested: tuple[PublishedPort, ...] = ()
     """What ``-p`` asked for (``HostConfig.PortBindings``; host address None = unspecified).
     A running container may have fewer ``ports``: Docker binds nothing on an internal network."""
+    exposed: tuple[tuple[str, int], ...] = ()
+    """``Config.ExposedPorts`` (the image's EXPOSE, ``--expose``) as sorted (proto, port)."""
 
     @property
     def running(self) -> bool:
@@ -180,6 +182,8 @@ class Network:
     masquerade: bool
     enable_ipv6: bool
     options: tuple[tuple[str, str], ...] = ()
+    endpoints: tuple[tuple[str, IPAddress], ...] = ()
+    """(name, address) of every endpoint on the network, containers or not (``ingress-sbox``)."""
 
     def option(self, key: str, default: str | None = None) -> str | None:
         """The driver option ``key`` (``com.docker.network.bridge.*``), or ``default``."""
@@ -598,7 +602,31 @@ def _container(obj: Any, source: str) -> Container:
         networks=networks,
         ports=_ports(settings.get("Ports") if running else host_config.get("PortBindings")),
         requested=_ports(host_config.get("PortBindings")),
+        exposed=_exposed(config.get("ExposedPorts")),
     )
+
+
+def _exposed(data: Any) -> tuple[tuple[str, int], ...]:
+    out: set[tuple[str, int]] = set()
+    for key in data or {}:
+        port, _, proto = str(key).partition("/")
+        if port.isdigit() and (proto or "tcp") in {p.value for p in PortProto}:
+            out.add((proto or "tcp", int(port)))
+    return tuple(sorted(out))
+
+
+def _endpoints(data: Any) -> tuple[tuple[str, IPAddress], ...]:
+    """``docker network inspect``'s ``Containers``: every endpoint (containers, but also swarm's
+    ``ingress-sbox`` and load balancers) with its addresses."""
+    out: list[tuple[str, IPAddress]] = []
+    for cid, ep in (data or {}).items():
+        if not isinstance(ep, dict):
+            continue
+        for key in ("IPv4Address", "IPv6Address"):
+            ip = _ip(str(ep.get(key) or "").split("/")[0])
+            if ip is not None:
+                out.append((str(ep.get("Name") or str(cid)[:12]), ip))
+    return tuple(sorted(out, key=lambda e: (e[0], str(e[1]))))
 
 
 def _network(obj: Any, source: str) -> Network:
@@ -637,4 +665,5 @@ def _network(obj: Any, source: str) -> Network:
         masquerade=_opt_bool(options.get(ENABLE_MASQUERADE)) is not False,
         enable_ipv6=bool(obj.get("EnableIPv6")),
         options=tuple(sorted(options.items())),
+        endpoints=_endpoints(obj.get("Containers")),
     )

@@ -244,3 +244,24 @@ def test_single_rule_file_has_no_inventory(tmp_path: Path) -> None:
     rules = tmp_path / "rules.txt"
     rules.write_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
     assert inventory_from_snapshot(natlens.load(rules)) is None
+
+
+def test_network_endpoints_and_exposed_ports() -> None:
+    """Endpoints that are no container (swarm's ingress-sbox) and EXPOSEd ports are part of the
+    inventory, so a live SDK inventory carries them too."""
+    import ipaddress
+    import json
+    from pathlib import Path
+
+    from natlens.audit._docker_example import container_json
+    from natlens.docker import Inventory
+
+    data = json.loads((Path(__file__).parent / "data" / "docker-corpus-inventories"
+                       / "swarm-portmap.json").read_text())
+    inv = Inventory.from_json(data["containers"], data["networks"], data["meta"])
+    gw = inv.network("docker_gwbridge")
+    assert gw is not None
+    assert gw.endpoints == (("gateway_ingress-sbox", ipaddress.ip_address("172.18.0.2")),)
+    web = container_json("web", "172.17.0.2", exposed=("80/tcp", "53/udp", "x/tcp"))
+    (c,) = Inventory.from_json([web], []).containers
+    assert c.exposed == (("tcp", 80), ("udp", 53))

@@ -287,19 +287,9 @@ class DockerView:
             for ip in c.addresses:
                 held.setdefault(ip, c.name)
         # `docker network inspect` also lists endpoints that are no container (ingress-sbox, lb-*)
-        for net in self.snapshot.networks or ():
-            if not isinstance(net, dict):
-                continue
-            for cid, ep in (net.get("Containers") or {}).items():
-                if not isinstance(ep, dict):
-                    continue
-                for key in ("IPv4Address", "IPv6Address"):
-                    text = str(ep.get(key) or "").split("/")[0]
-                    try:
-                        ip = ipaddress.ip_address(text)
-                    except ValueError:
-                        continue
-                    held.setdefault(ip, str(ep.get("Name") or cid[:12]))
+        for net in self.inventory.networks:
+            for name, ip in net.endpoints:
+                held.setdefault(ip, name)
         return held
 
     def holder(self, ip: IPAddress) -> str | None:

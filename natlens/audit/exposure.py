@@ -23,7 +23,7 @@ from natlens.audit._docker_view import (
 )
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.docker import Container, PortProto
+from natlens.docker import Container
 from natlens.netfilter import Packet, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
 
@@ -50,19 +50,6 @@ def _published(c: Container) -> tuple[set[tuple[str, int]], dict[tuple[str, int]
     lo = {(p.proto.value, p.container_port + k): p.host_start + k for p in c.ports
           if p.loopback_only for k in range(p.host_end - p.host_start + 1)}
     return wide, {k: v for k, v in lo.items() if k not in wide}
-
-
-def _exposed_in_image(view: DockerView, c: Container) -> list[tuple[str, int]]:
-    """``Config.ExposedPorts`` of the container's raw ``docker inspect`` (EXPOSE / --expose)."""
-    out: list[tuple[str, int]] = []
-    for raw in view.snapshot.containers or ():
-        if not isinstance(raw, dict) or raw.get("Id") != c.id:
-            continue
-        for key in ((raw.get("Config") or {}).get("ExposedPorts") or {}):
-            port, _, proto = str(key).partition("/")
-            if port.isdigit() and (proto or "tcp") in {p.value for p in PortProto}:
-                out.append((proto or "tcp", int(port)))
-    return sorted(out)
 
 
 def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
@@ -97,7 +84,7 @@ def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
             )
     for c in view.containers():
         wide, lo = _published(c)
-        image = [p for p in _exposed_in_image(view, c) if p not in wide and p not in lo]
+        image = [p for p in c.exposed if p not in wide and p not in lo]
         taken = wide | set(lo) | set(image)
         generic = next(("tcp", p) for p in PROBE_PORTS if ("tcp", p) not in taken)
         for family in (4, 6):
