@@ -31,7 +31,7 @@ import networkx as nx
 
 from natlens.errors import NatlensError
 from natlens.model import Family, Match, Option, Rule, Ruleset, Table, Target, TargetKind
-from natlens.serialize import rule_to_save
+from natlens.serialize import ip_part, rule_to_save
 
 __all__ = [
     "EXTENSION_TARGETS",
@@ -135,17 +135,7 @@ def match_summary(rule: Rule, width: int = 60) -> str:
     >>> match_summary(rs["filter"]["FORWARD"].rules[0])
     '! -i docker0 -p tcp --dport 8080'
     """
-    parts: list[str] = []
-    for flag, addr in (("-s", rule.source), ("-d", rule.destination)):
-        if addr is not None:
-            parts.append(f"{'! ' if addr.negated else ''}{flag} {addr.text}")
-    for flag, iface in (("-i", rule.in_interface), ("-o", rule.out_interface)):
-        if iface is not None:
-            parts.append(f"{'! ' if iface.negated else ''}{flag} {iface.name}")
-    if rule.protocol is not None and rule.protocol.name != "all":
-        parts.append(f"{'! ' if rule.protocol.negated else ''}-p {rule.protocol.name}")
-    if rule.fragment is not None:
-        parts.append("-f" if rule.fragment else "! -f")
+    parts = ip_part(rule)
     parts.extend(_match_text(m) for m in rule.matches if m.module != "comment")
     text = " ".join(p for p in parts if p)
     if len(text) > width:

@@ -13,7 +13,7 @@ from typing import Any
 from natlens.model import Chain, Match, Option, Rule, Ruleset, Table, Target
 from natlens.parse.tokens import needs_quotes, quote
 
-__all__ = ["rule_to_save", "ruleset_to_dict", "rule_to_dict", "to_save"]
+__all__ = ["ip_part", "rule_to_save", "ruleset_to_dict", "rule_to_dict", "to_save"]
 
 _STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--string",
                              "--hex-string", "--helper", "--timeout"})
@@ -45,12 +45,9 @@ def _target_text(target: Target, goto: bool) -> str:
     return head + " " + " ".join(_option_text(o) for o in target.options)
 
 
-def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
-    """One rule as iptables-save prints it (``[p:b] -A CHAIN ...``)."""
+def ip_part(rule: Rule) -> list[str]:
+    """The rule's ``-s -d -i -o -p -f`` options as iptables-save prints them."""
     parts: list[str] = []
-    if counters and rule.counters is not None:
-        parts.append(str(rule.counters))
-    parts.append(f"-A {rule.chain}")
     for flag, addr in (("-s", rule.source), ("-d", rule.destination)):
         if addr is not None:
             parts.append(f"{'! ' if addr.negated else ''}{flag} {addr.text}")
@@ -61,6 +58,16 @@ def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
         parts.append(f"{'! ' if rule.protocol.negated else ''}-p {rule.protocol.name}")
     if rule.fragment is not None:
         parts.append("-f" if rule.fragment else "! -f")
+    return parts
+
+
+def rule_to_save(rule: Rule, *, counters: bool = True) -> str:
+    """One rule as iptables-save prints it (``[p:b] -A CHAIN ...``)."""
+    parts: list[str] = []
+    if counters and rule.counters is not None:
+        parts.append(str(rule.counters))
+    parts.append(f"-A {rule.chain}")
+    parts.extend(ip_part(rule))
     parts.extend(_match_text(m) for m in rule.matches)
     if rule.target is not None:
         parts.append(_target_text(rule.target, rule.goto))
