@@ -107,32 +107,32 @@ def _log(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
     return Effect(Action.CONTINUE, flow, f"logged {prefix.value!r}" if prefix else "logged")
 
 
-def _dnat(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
-    opt = target.get("--to-destination")
+def _nat(target: Target, flow: Flow, option: str, destination: bool) -> Effect:
+    """DNAT (``destination``) or SNAT: rewrite one side of the flow to the range's first
+    address and port (``nf_nat_setup_info`` picks within the range; natlens shows the first)."""
+    opt = target.get(option)
     if opt is None:
-        return Effect(Action.ACCEPT, flow, "DNAT without --to-destination",
-                      uncertain="DNAT without --to-destination")
-    addr, port, note = parse_nat_range(opt.value, flow.dst.version)
-    new_dst = addr if addr is not None else flow.dst
-    new_port = port if port is not None and _ported(flow) else flow.dport
-    before = endpoint(flow.dst, flow.dport)
-    new = replace(flow, dst=new_dst, dport=new_port, dnat=True)
-    detail = f"DNAT {before} -> {endpoint(new_dst, new_port)}"
+        return Effect(Action.ACCEPT, flow, f"{target.name} without {option}",
+                      uncertain=f"{target.name} without {option}")
+    old_addr, old_port = (flow.dst, flow.dport) if destination else (flow.src, flow.sport)
+    addr, port, note = parse_nat_range(opt.value, old_addr.version)
+    new_addr = addr if addr is not None else old_addr
+    new_port = port if port is not None and _ported(flow) else old_port
+    if destination:
+        new = replace(flow, dst=new_addr, dport=new_port, dnat=True)
+    else:
+        new = replace(flow, src=new_addr, sport=new_port, snat=True)
+    detail = (f"{target.name} {endpoint(old_addr, old_port)} -> "
+              f"{endpoint(new_addr, new_port)}")
     return Effect(Action.ACCEPT, new, f"{detail} ({note})" if note else detail)
+
+
+def _dnat(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    return _nat(target, flow, "--to-destination", destination=True)
 
 
 def _snat(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
-    opt = target.get("--to-source")
-    if opt is None:
-        return Effect(Action.ACCEPT, flow, "SNAT without --to-source",
-                      uncertain="SNAT without --to-source")
-    addr, port, note = parse_nat_range(opt.value, flow.src.version)
-    new_src = addr if addr is not None else flow.src
-    new_port = port if port is not None and _ported(flow) else flow.sport
-    before = endpoint(flow.src, flow.sport)
-    new = replace(flow, src=new_src, sport=new_port, snat=True)
-    detail = f"SNAT {before} -> {endpoint(new_src, new_port)}"
-    return Effect(Action.ACCEPT, new, f"{detail} ({note})" if note else detail)
+    return _nat(target, flow, "--to-source", destination=False)
 
 
 def _to_ports(target: Target, flow: Flow, current: int | None) -> int | None:
