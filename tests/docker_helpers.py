@@ -28,3 +28,23 @@ def run(*argv: str) -> str:
 def docker(*args: str) -> str:
     """``docker ARGS`` → stdout."""
     return run("docker", *args)
+
+
+def require_daemon_and_image(image: str) -> None:
+    """Root, the docker CLI, iptables-save and a reachable daemon; then build ``image``."""
+    import shutil
+    from pathlib import Path
+
+    from natlens.docker import DockerError, connect
+
+    if os.geteuid() != 0:
+        unavailable("the audit on a live host needs root")
+    if shutil.which("docker") is None or shutil.which("iptables-save") is None:
+        unavailable("the docker CLI or iptables-save is not installed")
+    try:
+        connect().close()
+    except DockerError as exc:
+        unavailable(str(exc))
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make-busybox-image.sh"
+    proc = subprocess.run([str(script), image], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"make-busybox-image.sh failed: {proc.stderr}"

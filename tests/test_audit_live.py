@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from typing import Any
 
 import pytest
 from docker_helpers import docker as _docker
+from docker_helpers import require_daemon_and_image
 from docker_helpers import run as _run
-from docker_helpers import unavailable as _unavailable
 
 from natlens.audit.docker_checks import (
     check_docker_user_ports,
@@ -34,7 +33,6 @@ from natlens.audit.duplicates import check_duplicate_nat
 from natlens.audit.exposure import check_bypass, check_exposed
 from natlens.audit.findings import AuditContext, Finding, Severity
 from natlens.capture import capture
-from natlens.docker import DockerError, connect
 from natlens.snapshot import load
 
 pytestmark = pytest.mark.docker
@@ -82,17 +80,7 @@ class Scene:
 @pytest.fixture(scope="module")
 def scene() -> Iterator[Scene]:
     """Published ports of every kind on a real daemon (removed afterwards)."""
-    if os.geteuid() != 0:
-        _unavailable("the audit on a live host needs root")
-    if shutil.which("docker") is None or shutil.which("iptables-save") is None:
-        _unavailable("the docker CLI or iptables-save is not installed")
-    try:
-        connect().close()
-    except DockerError as exc:
-        _unavailable(str(exc))
-    proc = subprocess.run([str(ROOT / "scripts" / "make-busybox-image.sh"), IMAGE],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"make-busybox-image.sh failed: {proc.stderr}"
+    require_daemon_and_image(IMAGE)
     before = _rules()
     names = [f"{PREFIX}-{n}" for n in
              ("web", "api", "app", "loop", "udp", "range", "user", "stopped", "net")]

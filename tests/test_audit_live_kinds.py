@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pytest
 from docker_helpers import docker as _docker
+from docker_helpers import require_daemon_and_image
 from docker_helpers import run as _run
 from docker_helpers import unavailable as _unavailable
 
 from natlens.audit import audit
 from natlens.audit.findings import Finding, Severity
 from natlens.capture import capture
-from natlens.docker import DockerError, connect
 from natlens.snapshot import load
 
 pytestmark = pytest.mark.docker
@@ -111,17 +111,7 @@ class Scene:
 @pytest.fixture(scope="module")
 def scene() -> Iterator[Scene]:
     """Three containers publishing one port each (removed afterwards)."""
-    if os.geteuid() != 0:
-        _unavailable("the audit on a live host needs root")
-    if shutil.which("docker") is None or shutil.which("iptables-save") is None:
-        _unavailable("the docker CLI or iptables-save is not installed")
-    try:
-        connect().close()
-    except DockerError as exc:
-        _unavailable(str(exc))
-    proc = subprocess.run([str(ROOT / "scripts" / "make-busybox-image.sh"), IMAGE],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"make-busybox-image.sh failed: {proc.stderr}"
+    require_daemon_and_image(IMAGE)
     before = _state()
     names = {WEB: f"{PREFIX}-web", API: f"{PREFIX}-api", APP: f"{PREFIX}-app"}
     try:
