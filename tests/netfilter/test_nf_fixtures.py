@@ -85,6 +85,25 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, str, str | None],
     ("user-network", {"in_interface": "docker0", "src": "172.17.0.2", "dst": "10.99.0.2",
                       "sport": 40000, "dport": 80},
      ("DROP", "forward", "10.99.0.2:80", UNI), ("filter", "DOCKER-ISOLATION-STAGE-2", "DROP")),
+    # third traces per README (the host itself, the other family, the rest of a range)
+    ("docker-user-policy", {"local_origin": True, "src": "192.0.2.2", "dst": "192.0.2.2",
+                            "dport": 8080},
+     ("ACCEPT", "output", "172.17.0.2:80", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("ipv6", {"local_origin": True, "src": "fd00::2", "dst": "fd00::2", "dport": 8080},
+     ("ACCEPT", "output", "[fd00:dead:beef::242:ac11:2]:80", "docker0"),
+     ("nat", "DOCKER", "DNAT")),
+    ("ipv6", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("no-userland-proxy", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
+    ("port-range", {**OUT, "dport": 7002},
+     ("ACCEPT", "forward", "172.17.0.2:7002", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("udp-5353", {"local_origin": True, "src": "192.0.2.2", "dst": "192.0.2.2", "proto": "udp",
+                  "dport": 5353},
+     ("ACCEPT", "output", "172.17.0.2:53", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("user-network", {"local_origin": True, "src": "192.0.2.2", "dst": "192.0.2.2",
+                      "dport": 8081},
+     ("ACCEPT", "output", "10.99.0.2:80", UNI), ("nat", "DOCKER", "DNAT")),
 ]
 
 
@@ -99,3 +118,10 @@ def test_fixture_trace(fixture: str, pkt: dict[str, Any],
     if step is not None:
         assert step in [(s.table, s.chain, s.target) for s in trace.steps], str(trace)
     assert not trace.branches, str(trace)
+
+
+def test_every_fixture_readme_has_three_asserted_traces() -> None:
+    counts = {name.name: 0 for name in FIXTURES.iterdir() if (name / "README.md").is_file()}
+    for fixture, *_ in CASES:
+        counts[fixture] += 1
+    assert {name: n for name, n in counts.items() if n < 3} == {}
