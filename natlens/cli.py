@@ -40,10 +40,14 @@ def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> N
     p.add_argument("--lenient", action="store_true",
                    help="accept restore input iptables-save never writes (unquoted comments, "
                         "'-' policies on built-in chains), with a warning per line")
+    p.add_argument("--input-table", dest="input_table", metavar="TABLE",
+                   choices=("raw", "mangle", "nat", "filter", "security"),
+                   help="table of a single 'iptables -S' or '-L' file (default: inferred from "
+                        "its chains and targets)")
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    snap = load(args.path, strict=not args.lenient)
+    snap = load(args.path, strict=not args.lenient, table=args.input_table)
     rulesets = [rs for rs in (snap.ruleset, snap.ruleset6) if rs.tables]
     if args.format == "json":
         out: object = [ruleset_to_dict(rs) for rs in rulesets]
@@ -99,7 +103,7 @@ def _packet(args: argparse.Namespace) -> Packet:
 
 def _cmd_trace(args: argparse.Namespace) -> int:
     packet = _packet(args)
-    snap = load(args.path, strict=not args.lenient)
+    snap = load(args.path, strict=not args.lenient, table=args.input_table)
     trace = simulate(snap, packet)
     notes = proxy_notes(snap, trace)
     if args.format == "json":
@@ -130,7 +134,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.live == (args.path is not None):
         raise UsageError("report needs a PATH, or --live to capture this host")
-    snap = _live_snapshot() if args.live else load(args.path, strict=not args.lenient)
+    snap = _live_snapshot() if args.live else load(
+        args.path, strict=not args.lenient, table=args.input_table)
     findings = audit(snap)
     if args.format == "json":
         sys.stdout.write(report.dumps(report.to_json(findings, snap)))
@@ -146,7 +151,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens import graph  # noqa: PLC0415  (networkx only for this command)
     from natlens.model import Family  # noqa: PLC0415
 
-    snap = load(args.path, strict=not args.lenient)
+    snap = load(args.path, strict=not args.lenient, table=args.input_table)
     if args.family is not None:
         ruleset = snap.rules_for(Family(args.family))
     else:
@@ -184,7 +189,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     if args.packets < 1:
         raise UsageError("--packets must be at least 1")
-    snap = load(args.path, strict=not args.lenient)
+    snap = load(args.path, strict=not args.lenient, table=args.input_table)
 
     def _terminated(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through verify(), which removes its namespaces

@@ -183,16 +183,19 @@ def _load_folder(folder: Path, strict: bool) -> Snapshot:
     )
 
 
-def load(path: str | Path, *, strict: bool = True) -> Snapshot:
+def load(path: str | Path, *, strict: bool = True, table: str | None = None) -> Snapshot:
     """Load a snapshot folder, a single rule file (save, ``-S`` or ``-L`` listing), or ``-``.
 
+    ``table`` names the table of a single ``iptables -S`` / ``-L`` file (inferred when omitted).
     Raises ``SnapshotError`` for unusable files and ``ParseError`` for bad rule text.
     """
     p = Path(path)
     if str(path) != "-" and p.is_dir():
+        if table is not None:
+            raise SnapshotError(f"{p}: a table (--input-table) applies to a single -S or -L file, not a folder")
         return _load_folder(p, strict)
     text, name = read_text(path)
-    ruleset = load_rules(text, source=name, strict=strict)
+    ruleset = load_rules(text, source=name, strict=strict, table=table)
     notes = ["single rule file: no host or Docker data"]
     if ruleset.backend:
         notes.append(f"rules read from the {ruleset.backend} backend")

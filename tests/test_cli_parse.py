@@ -113,3 +113,16 @@ def test_listing_to_save_comments_out_what_it_cannot_tell(
         "# natlens: not restorable, unknown counters, in_interface, out_interface: "
         "-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.4:80"
     ) in out
+
+
+def test_input_table_names_the_table_of_dash_s_output(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = corpus / "docker" / "iptablesdoc-v28.5.2" / "extracted" / "usernet-portmap.raw.S.rules"
+    assert main(["parse", str(rules)]) == 0
+    assert capsys.readouterr().out.startswith("*raw\n")
+    assert main(["parse", str(rules), "--input-table", "mangle"]) == 0
+    assert capsys.readouterr().out.startswith("*mangle\n")
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "default-bridge-8080"
+    assert main(["parse", str(folder), "--input-table", "nat"]) == 2
+    assert "applies to a single -S or -L file" in capsys.readouterr().err
