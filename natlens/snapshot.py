@@ -192,7 +192,8 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None) -> 
     p = Path(path)
     if str(path) != "-" and p.is_dir():
         if table is not None:
-            raise SnapshotError(f"{p}: a table (--input-table) applies to a single -S or -L file, not a folder")
+            raise SnapshotError(f"{p}: a table (--input-table) applies to a single -S or -L "
+                                "file, not a folder")
         return _load_folder(p, strict)
     text, name = read_text(path)
     ruleset = load_rules(text, source=name, strict=strict, table=table)
