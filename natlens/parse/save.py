@@ -115,7 +115,24 @@ class _SaveParser:
     # -- lines ---------------------------------------------------------------------------------
 
     def feed(self, text: str) -> None:
-        for self.line_no, raw in enumerate(text.splitlines(), 1):
+        # The loop's hot path: an ``-A`` line in iptables-save's own spelling goes straight to
+        # the fast path (natlens.parse.fastrule); everything else through the methods below.
+        source, segments, nat = self.source, self.segments, TableName.NAT
+        line_no = 0
+        for raw in text.splitlines():
+            line_no += 1
+            current = self.current
+            if raw.startswith("-A ") and current is not None and not current.committed:
+                fast = parse_line_fast(raw, Origin(source, line_no, raw), current.chains,
+                                       segments)
+                if fast is not None:
+                    chain = current.chains.get(fast.chain)
+                    target = fast.target
+                    if chain is not None and not (
+                            current.name is nat and target is not None and target.name == "DROP"):
+                        chain.rules.append(fast)
+                        continue
+            self.line_no = line_no
             self.line = raw
             line = raw.strip()
             if not line:
@@ -135,7 +152,7 @@ class _SaveParser:
                 word = line.split()[0]
                 raise self.error(f"unexpected line starting with {word!r}"
                                  f"{did_you_mean(word, ['COMMIT'])}", word)
-        self.line_no += 1
+        self.line_no = line_no + 1
         self.line = ""
         if self.current is not None and not self.current.committed:
             if self.command_mode:
@@ -258,16 +275,6 @@ class _SaveParser:
         return name in BUILTIN_CHAINS[table.name]
 
     def command(self, line: str) -> None:
-        current = self.current
-        if line.startswith("-A ") and current is not None and not current.committed:
-            fast = parse_line_fast(line, Origin(self.source, self.line_no, self.line),
-                                   current.chains, self.segments)
-            if fast is not None:
-                chain = current.chains.get(fast.chain)
-                if chain is not None:
-                    self.check_target(current, fast)
-                    chain.rules.append(fast)
-                    return
         try:
             args, quoted = split_args(line)
         except TokenizeError as exc:
