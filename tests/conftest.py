@@ -35,3 +35,24 @@ def corpus() -> Path:
             pytrace=False,
         )
     return path
+
+
+def cases_path() -> Path:
+    """The fault cases folder: ``$NATLENS_CASES`` or ``<repo>/../shared/cases`` (may not exist)."""
+    env = os.environ.get("NATLENS_CASES")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (REPO_ROOT.parent / "shared" / "cases").resolve()
+
+
+@pytest.fixture(scope="session")
+def cases() -> Path:
+    """The cases folder (``hostile/``, ``kernel/``, ``real-world/``); fails when missing."""
+    path = cases_path()
+    if not (path / "README.md").is_file():
+        pytest.fail(
+            f"natlens cases not found at {path} (set NATLENS_CASES to the folder holding "
+            "README.md, hostile/, kernel/, real-world/)",
+            pytrace=False,
+        )
+    return path
