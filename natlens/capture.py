@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from natlens.docker import DockerError, connect, daemon_facts_live, inspect_live
-from natlens.errors import NatlensError
+from natlens.errors import CaptureError, NatlensError
 from natlens.legacy_check import compare_counts, iptc_rule_counts
 from natlens.parse.save import parse_save
+from natlens.parse.tokens import split_lines
 from natlens.snapshot import SNAPSHOT_FILES
 
 __all__ = ["OTHER_BACKEND_FILES", "CaptureResult", "capture", "has_rules", "iptables_backend"]
@@ -35,6 +36,12 @@ OTHER_BACKEND_FILES = {
     "iptables": "iptables-save.other-backend.txt",
     "ip6tables": "ip6tables-save.other-backend.txt",
 }
+"""Names natlens 0.1 wrote the other backend's dumps under (still read, and replaced by
+``--force``); snapshots now use ``iptables-legacy-save.txt`` / ``iptables-nft-save.txt``."""
+
+_OTHER_KEYS = {("legacy", "iptables"): "legacy", ("legacy", "ip6tables"): "legacy6",
+               ("nf_tables", "iptables"): "nft_backend",
+               ("nf_tables", "ip6tables"): "nft_backend6"}
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _TIMEOUT = 60
 _BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
@@ -61,9 +68,9 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(argv), capture_output=True, text=True, timeout=_TIMEOUT,
                               check=False, env={**os.environ, "LC_ALL": "C"})
     except subprocess.TimeoutExpired:
-        raise NatlensError(f"{argv[0]}: no answer within {_TIMEOUT}s") from None
+        raise CaptureError(f"{argv[0]}: no answer within {_TIMEOUT}s") from None
     except OSError as exc:
-        raise NatlensError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+        raise CaptureError(f"{argv[0]}: cannot run: {exc.strerror}") from None
 
 
 def _first_line(text: str) -> str:
@@ -74,7 +81,7 @@ def _must(argv: Sequence[str]) -> str:
     proc = _run(argv)
     if proc.returncode != 0:
         why = _first_line(proc.stderr) or f"exit status {proc.returncode}"
-        raise NatlensError(f"{' '.join(argv)} failed: {why}")
+        raise CaptureError(f"{' '.join(argv)} failed: {why}")
     return proc.stdout
 
 
@@ -98,7 +105,7 @@ def has_rules(save_text: str) -> bool:
     >>> has_rules("*nat\\n[3:180] -A PREROUTING -j ACCEPT\\nCOMMIT\\n")
     True
     """
-    for raw in save_text.splitlines():
+    for raw in split_lines(save_text):
         line = re.sub(r"^\[\d+:\d+\]\s*", "", raw.strip())  # ``-c`` puts counters first
         if line.startswith(("-A ", "-I ")):
             return True
@@ -111,12 +118,12 @@ def has_rules(save_text: str) -> bool:
 
 def _prepare(directory: Path, force: bool) -> None:
     if directory.exists() and not directory.is_dir():
-        raise NatlensError(f"{directory}: exists and is not a directory")
+        raise CaptureError(f"{directory}: exists and is not a directory")
     if directory.is_dir():
         ours = {*SNAPSHOT_FILES.values(), *OTHER_BACKEND_FILES.values()}
         present = sorted(p.name for p in directory.iterdir())
         if present and not force:
-            raise NatlensError(f"{directory}: not empty ({', '.join(present[:3])}"
+            raise CaptureError(f"{directory}: not empty ({', '.join(present[:3])}"
                                f"{', ...' if len(present) > 3 else ''}); use --force to replace "
                                "an earlier snapshot")
         for name in present:
@@ -126,7 +133,7 @@ def _prepare(directory: Path, force: bool) -> None:
         try:
             directory.mkdir(parents=True)
         except OSError as exc:
-            raise NatlensError(f"{directory}: cannot create: {exc.strerror}") from None
+            raise CaptureError(f"{directory}: cannot create: {exc.strerror}") from None
 
 
 def _write(directory: Path, name: str, text: str, written: list[str]) -> None:
@@ -143,18 +150,18 @@ def capture(directory: str | Path, *, force: bool = False, docker: bool = True,
     """Write a snapshot of this host into ``directory`` (created when missing).
 
     Needs root (reading netfilter rules needs CAP_NET_ADMIN). ``docker=False`` skips the daemon.
-    Raises ``NatlensError`` (one line) when not root, a required tool is missing or fails, or the
+    Raises ``CaptureError`` (one line) when not root, a required tool is missing or fails, or the
     folder is not empty (unless ``force``: then the snapshot files in it are replaced).
     """
     if os.geteuid() != 0:
-        raise NatlensError("snapshot needs root (reading the kernel's netfilter "
+        raise CaptureError("snapshot needs root (reading the kernel's netfilter "
                            "rules needs CAP_NET_ADMIN)")
     tools = {name: _which(name) for name in
              ("iptables", "iptables-save", "ip6tables", "ip6tables-save", "ip")}
     for required in ("iptables", "iptables-save", "ip"):
         if tools[required] is None:
             pkg = "iproute2" if required == "ip" else "iptables"
-            raise NatlensError(f"snapshot needs {required}, which is not installed "
+            raise CaptureError(f"snapshot needs {required}, which is not installed "
                                f"(install {pkg})")
     directory = Path(directory)
     notes: list[str] = []
@@ -207,8 +214,10 @@ def capture(directory: str | Path, *, force: bool = False, docker: bool = True,
         if found:
             notes.append(f"the {other} backend holds {fam} rules too ({fam}-{suffix}-save): "
                          "the kernel applies both rule sets")
+    other_files = {fam: SNAPSHOT_FILES[_OTHER_KEYS[(other, fam)]] for fam in other_texts}
     meta.update(other_backend=other, other_backend_has_rules=other_rules,
-                other_backend_files=[OTHER_BACKEND_FILES[f] for f in sorted(other_texts)])
+                other_backend_files=[other_files[f] for f in sorted(other_texts)])
+    extra = _capture_extra(tools["ip"], notes)
 
     addr = _json_text(_must([str(tools["ip"]), "-j", "addr", "show"]), "ip -j addr show")
     route = _json_text(_must([str(tools["ip"]), "-j", "route", "show"]), "ip -j route show")
@@ -241,14 +250,53 @@ def capture(directory: str | Path, *, force: bool = False, docker: bool = True,
     if save6 is not None:
         _write(directory, SNAPSHOT_FILES["ip6tables"], save6, written)
     for fam, text in sorted(other_texts.items()):
-        _write(directory, OTHER_BACKEND_FILES[fam], text, written)
+        _write(directory, other_files[fam], text, written)
     if containers is not None and networks is not None:
         _write_json(directory, SNAPSHOT_FILES["containers"], containers, written)
         _write_json(directory, SNAPSHOT_FILES["networks"], networks, written)
     _write(directory, SNAPSHOT_FILES["addresses"], addr, written)
     _write(directory, SNAPSHOT_FILES["routes"], route, written)
+    for key, text in extra.items():
+        _write(directory, SNAPSHOT_FILES[key], text, written)
     _write_json(directory, SNAPSHOT_FILES["meta"], meta, written)
     return CaptureResult(directory=directory, files=tuple(written), meta=meta, notes=tuple(notes))
+
+
+def _capture_extra(ip: str | None, notes: list[str]) -> dict[str, str]:
+    """The optional files: ``nft -j list ruleset``, ``ip -j -6 route show``, ``ss -ltnup`` and
+    the kernel switches as ``sysctl`` prints them (read from /proc/sys). A tool that is missing
+    or fails leaves its file out, with a note. → ``{SNAPSHOT_FILES key: text}``."""
+    out: dict[str, str] = {}
+    nft = _which("nft")
+    if nft is None:
+        notes.append("nft not found: native nftables tables were not captured")
+    else:
+        proc = _run([nft, "-j", "list", "ruleset"])
+        if proc.returncode != 0:
+            notes.append(f"nft -j list ruleset failed: {_first_line(proc.stderr)}")
+        else:
+            try:
+                out["nft"] = _json_text(proc.stdout, "nft -j list ruleset")
+            except NatlensError as exc:
+                notes.append(f"{exc} (nft built without JSON support?)")
+    if ip is not None:
+        proc = _run([ip, "-j", "-6", "route", "show"])
+        if proc.returncode == 0:
+            out["routes6"] = _json_text(proc.stdout or "[]", "ip -j -6 route show")
+        else:
+            notes.append(f"ip -j -6 route show failed: {_first_line(proc.stderr)}")
+    ss = _which("ss")
+    if ss is None:
+        notes.append("ss not found: listening sockets were not captured")
+    else:
+        proc = _run([ss, "-ltnup"])
+        if proc.returncode == 0:
+            out["sockets"] = proc.stdout
+        else:
+            notes.append(f"ss -ltnup failed: {_first_line(proc.stderr)}")
+    out["sysctl"] = "".join(f"{name} = {value}\n" for name, value in _sysctls().items()
+                            if value is not None)
+    return out
 
 
 _SYSCTLS = (
@@ -294,7 +342,7 @@ def _json_text(text: str, command: str) -> str:
     try:
         return json.dumps(json.loads(text), indent=4) + "\n"
     except ValueError:
-        raise NatlensError(f"{command} printed no JSON (iproute2 too old?)") from None
+        raise CaptureError(f"{command} printed no JSON (iproute2 too old?)") from None
 
 
 def _python_iptables(backend: str | None, save4: str, notes: list[str]) -> dict[str, Any]:

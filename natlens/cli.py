@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from natlens.errors import NatlensError, ParseWarning, UsageError
+from natlens.cli_errors import Context, one_line, run
+from natlens.errors import OutputError, ParseWarning, UsageError
 from natlens.explain import proxy_notes
 from natlens.netfilter import Packet, Step, simulate
 from natlens.serialize import ruleset_to_dict, to_save
-from natlens.snapshot import Snapshot, load
+from natlens.snapshot import Snapshot, load, with_stated_host
+from natlens.textsafe import terminal
 
 __all__ = ["build_parser", "main"]
 
@@ -30,7 +32,7 @@ class _ArgumentParser(argparse.ArgumentParser):
     """argparse that exits 2 with one line (no usage dump) on a bad command line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"natlens: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"natlens: error: {one_line(message)} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 
 
@@ -44,10 +46,34 @@ def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> N
                    choices=("raw", "mangle", "nat", "filter", "security"),
                    help="table of a single 'iptables -S' or '-L' file (default: inferred from "
                         "its chains and targets)")
+    p.add_argument("--restore-flush", dest="restore_flush", action="store_true",
+                   help="a table given twice replaces the earlier section (iptables-restore "
+                        "without --noflush; default: merged as with --noflush)")
+    p.add_argument("--allow-empty", dest="allow_empty", action="store_true",
+                   help="accept input with no table at all (default: an error, as an empty "
+                        "dump is nearly always a failed capture)")
+
+
+def _add_host(p: argparse.ArgumentParser) -> None:
+    """Host addresses a user states when the input has no ip-addr.json."""
+    p.add_argument("--host-addr", dest="host_addr", action="append", default=[], metavar="IP",
+                   help="an address of the host (repeatable; default: from ip-addr.json, "
+                        "else unknown)")
+    p.add_argument("--iface", dest="iface", action="append", default=[],
+                   metavar="NAME=IP/PREFIX",
+                   help="an interface of the host and its address (repeatable)")
+
+
+def _load(args: argparse.Namespace) -> Snapshot:
+    """Load PATH with the common options (and the stated host addresses, if any)."""
+    snap = load(args.path, strict=not args.lenient, table=args.input_table,
+                restore_flush=args.restore_flush, allow_empty=args.allow_empty)
+    return with_stated_host(snap, addresses=getattr(args, "host_addr", ()),
+                            interfaces=getattr(args, "iface", ()))
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    snap = load(args.path, strict=not args.lenient, table=args.input_table)
+    snap = _load(args)
     rulesets = [rs for rs in (snap.ruleset, snap.ruleset6) if rs.tables]
     if args.format == "json":
         out: object = [ruleset_to_dict(rs) for rs in rulesets]
@@ -103,7 +129,7 @@ def _packet(args: argparse.Namespace) -> Packet:
 
 def _cmd_trace(args: argparse.Namespace) -> int:
     packet = _packet(args)
-    snap = load(args.path, strict=not args.lenient, table=args.input_table)
+    snap = _load(args)
     trace = simulate(snap, packet)
     notes = proxy_notes(snap, trace)
     if args.format == "json":
@@ -111,20 +137,20 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         data["notes"] = notes
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif args.format == "kernel":
-        sys.stdout.write("".join(f"TRACE: {line}\n" for line in trace.kernel_lines()))
+        sys.stdout.write("".join(f"TRACE: {terminal(line)}\n" for line in trace.kernel_lines()))
     else:
         sys.stdout.write(f"{trace}\n")
-        sys.stdout.write("".join(f"note: {note}\n" for note in notes))
+        sys.stdout.write("".join(f"note: {terminal(note)}\n" for note in notes))
     return 0
 
 
-def _live_snapshot() -> Snapshot:
+def _live_snapshot(*, allow_empty: bool = False) -> Snapshot:
     """Capture this host into a temporary folder (read-only on the host) and load it."""
     from natlens.capture import capture  # noqa: PLC0415  (only live mode runs the tools)
 
     with tempfile.TemporaryDirectory(prefix="natlens-live-") as tmp:
         capture(Path(tmp) / "snapshot")
-        snap = load(Path(tmp) / "snapshot", strict=False)
+        snap = load(Path(tmp) / "snapshot", strict=False, allow_empty=allow_empty)
     return replace(snap, path="live host")
 
 
@@ -134,24 +160,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.live == (args.path is not None):
         raise UsageError("report needs a PATH, or --live to capture this host")
-    snap = _live_snapshot() if args.live else load(
-        args.path, strict=not args.lenient, table=args.input_table)
-    findings = audit(snap)
+    from natlens.exposure import exposure  # noqa: PLC0415
+
+    snap = _live_snapshot(allow_empty=args.allow_empty) if args.live else _load(args)
+    emap = exposure(snap)
+    findings = audit(snap, exposure=emap)
     if args.format == "json":
-        sys.stdout.write(report.dumps(report.to_json(findings, snap)))
+        sys.stdout.write(report.dumps(report.to_json(findings, snap, exposure=emap)))
     elif args.format == "sarif":
         sys.stdout.write(report.dumps(report.to_sarif(findings, snap)))
     else:
-        sys.stdout.write(report.to_table(findings, snap))
+        sys.stdout.write(report.to_table(findings, snap, exposure=emap))
     threshold = Severity(args.fail_on)
     return 1 if any(f.severity >= threshold for f in findings) else 0
+
+
+def _cmd_exposure(args: argparse.Namespace) -> int:
+    from natlens.exposure import exposure  # noqa: PLC0415
+    from natlens.exposure_render import render_table  # noqa: PLC0415
+    from natlens.report import dumps  # noqa: PLC0415
+
+    emap = exposure(_load(args))
+    if args.format == "json":
+        sys.stdout.write(dumps(emap.to_dict()))
+    else:
+        sys.stdout.write(render_table(emap) + "\n")
+    return 0
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens import graph  # noqa: PLC0415  (networkx only for this command)
     from natlens.model import Family  # noqa: PLC0415
 
-    snap = load(args.path, strict=not args.lenient, table=args.input_table)
+    snap = _load(args)
     if args.family is not None:
         ruleset = snap.rules_for(Family(args.family))
     else:
@@ -178,27 +219,37 @@ def _cmd_graph(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:
-            raise NatlensError(f"{args.output}: cannot write: {exc.strerror}") from None
+            raise OutputError(f"{args.output}: cannot write: {exc.strerror}") from None
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    import signal  # noqa: PLC0415
+    import os  # noqa: PLC0415
 
-    from natlens.verify import verify  # noqa: PLC0415  (namespaces and raw sockets: root only)
+    # namespaces and raw sockets: root only
+    from natlens.verify import Interrupted, cleanup, verify  # noqa: PLC0415
 
+    if args.cleanup:
+        if args.path is not None:
+            raise UsageError("verify --cleanup takes no PATH")
+        if os.geteuid() != 0:
+            raise UsageError("natlens verify --cleanup needs root (it removes network namespaces)")
+        removed = cleanup()
+        for run in removed:
+            sys.stdout.write(f"natlens: removed {terminal(run.describe())}\n")
+        if not removed:
+            sys.stdout.write("natlens: no namespaces of interrupted verify runs\n")
+        return 0
+    if args.path is None:
+        raise UsageError("verify needs a PATH (or --cleanup)")
     if args.packets < 1:
         raise UsageError("--packets must be at least 1")
-    snap = load(args.path, strict=not args.lenient, table=args.input_table)
-
-    def _terminated(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # unwinds through verify(), which removes its namespaces
-
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    snap = _load(args)
     try:
         report = verify(snap, packets=args.packets, seed=args.seed)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Interrupted as exc:  # verify() removed its namespaces before this
+        sys.stderr.write(f"natlens: verify interrupted ({exc}): its namespaces were removed\n")
+        return exc.exit_status
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
@@ -237,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and hook, how NAT rewrites it, and where it ends up.")
     _add_common(p)
     _add_packet(p, required=True)
+    _add_host(p)
     p.add_argument("--format", choices=("table", "json", "kernel"), default="table",
                    help="table: numbered steps; json: the trace object; kernel: the lines the "
                         "TRACE target would log (default: table)")
@@ -246,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "chains, split backends, ...) and print the findings. Exit status: 0 "
                        "clean, 1 findings at or above --fail-on, 2 bad input.")
     _add_common(p, optional_path=True)
+    _add_host(p)
     p.add_argument("--live", action="store_true",
                    help="capture this host first (root; read-only; as natlens snapshot does) "
                         "instead of reading PATH")
@@ -256,6 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a finding has this severity or a higher one "
                         "(default: medium)")
     p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("exposure", help="map who can reach each port, from where",
+                       description="For every published host port, container port and host "
+                       "service, and every ingress (each outside interface, the host itself, "
+                       "each Docker network; IPv4 and IPv6): whether a new connection gets "
+                       "through, where it lands and which rule decides.")
+    _add_common(p)
+    _add_host(p)
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: one row per port, one column per ingress; json: every cell "
+                        "(default: table)")
+    p.set_defaults(handler=_cmd_exposure)
 
     p = sub.add_parser("graph", help="draw the chain graph (which chain jumps where)",
                        description="Print the chains and jumps of each table as Graphviz DOT, "
@@ -281,8 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "published port from outside, from containers and from the host, plus "
                        "seeded random ones) and report every packet where the simulator and "
                        "the kernel disagree. Exit status 0: none; 1: some; 2: bad input or "
-                       "not root.")
-    _add_common(p)
+                       "not root; 128+N: interrupted by signal N (namespaces removed).")
+    _add_common(p, optional_path=True)
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove the namespaces that killed verify runs left (only runs whose "
+                        "process is gone; see docs/security.md) and exit")
     p.add_argument("--packets", type=int, default=60, metavar="N",
                    help="at least N packets (default: 60)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -295,24 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status (0, 1, 2; 130 when interrupted). Every failure ends
+    as one line on standard error (``natlens.cli_errors``), never a traceback."""
+    return run(lambda context: _main(argv, context))
+
+
+def _main(argv: Sequence[str] | None, context: Context) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    context.input_name = getattr(args, "path", None) or getattr(args, "dir", None)
     handler: Handler = args.handler
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ParseWarning)
-            status = handler(args)
-        for w in caught:
-            sys.stderr.write(f"natlens: warning: {w.message}\n")
-        return status
-    except NatlensError as exc:
-        sys.stderr.write(f"natlens: error: {exc}\n")
-        return 2
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParseWarning)
+        status = handler(args)
+    for w in caught:
+        sys.stderr.write(f"natlens: warning: {one_line(str(w.message))}\n")
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,16 +19,14 @@ import ipaddress
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from natlens.errors import DockerError, NatlensError
-
-if TYPE_CHECKING:
-    from natlens.snapshot import Snapshot
+from natlens.errors import DockerError, SnapshotError
+from natlens.schemas import validate
 
 __all__ = [
     "Container",
@@ -42,6 +40,7 @@ __all__ = [
     "connect",
     "daemon_facts_live",
     "inspect_live",
+    "SnapshotDockerFiles",
     "inventory_from_snapshot",
 ]
 
@@ -293,9 +292,13 @@ class Inventory:
     ) -> Inventory:
         """Build from ``docker inspect`` / ``docker network inspect`` JSON and ``meta.json``.
 
-        Raises ``NatlensError`` (naming ``source``) when an object lacks the fields every Engine
-        version prints.
+        Raises ``SnapshotJsonError`` (naming ``source`` and the JSON path) when a value does not
+        fit ``natlens.schemas`` (a field every Engine version prints missing, a wrong type, null,
+        a port out of range, an address that does not parse).
         """
+        containers, networks = list(containers), list(networks)
+        validate("containers", containers, source=f"{source} (containers)")
+        validate("networks", networks, source=f"{source} (networks)")
         nets = [_network(n, source) for n in networks]
         conts = [_container(c, source) for c in containers]
         return cls(
@@ -324,7 +327,20 @@ class Inventory:
         return cls.from_json(containers, networks, facts.to_meta(), source=source)
 
 
-def inventory_from_snapshot(snapshot: Snapshot) -> Inventory | None:
+class SnapshotDockerFiles(Protocol):
+    """The parsed Docker files of a snapshot (``natlens.snapshot.Snapshot`` has them)."""
+
+    @property
+    def containers(self) -> Sequence[Any] | None: ...
+    @property
+    def networks(self) -> Sequence[Any] | None: ...
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+    @property
+    def path(self) -> str: ...
+
+
+def inventory_from_snapshot(snapshot: SnapshotDockerFiles) -> Inventory | None:
     """The inventory of a loaded snapshot (None when it has neither containers nor networks)."""
     if snapshot.containers is None and snapshot.networks is None:
         return None
@@ -523,7 +539,7 @@ def _ip(value: Any) -> IPAddress | None:
 def _require(obj: Any, key: str, kind: str, source: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         ident = obj.get("Name") or obj.get("Id", "?") if isinstance(obj, dict) else repr(obj)[:40]
-        raise NatlensError(f"{source}: {kind} {ident!s}: no {key!r} field "
+        raise SnapshotError(f"{source}: {kind} {ident!s}: no {key!r} field "
                            "(not `docker inspect` output?)")
     return obj[key]
 
@@ -644,7 +660,8 @@ def _network(obj: Any, source: str) -> Network:
             continue
         subnets.append(subnet)
         gw = _ip(conf.get("Gateway"))
-        if gw is None and (ipam.get("Driver") or "default") == "default" and driver == "bridge":
+        if (gw is None and (ipam.get("Driver") or "default") == "default" and driver == "bridge"
+                and subnet.num_addresses > 2):
             gw = subnet.network_address + 1  # Docker's default IPAM: the first host address
         if gw is not None:
             gateways.append(gw)

@@ -32,6 +32,7 @@ import networkx as nx
 from natlens.errors import NatlensError
 from natlens.model import Family, Match, Option, Rule, Ruleset, Table, Target, TargetKind
 from natlens.serialize import ip_part, rule_to_save
+from natlens.textsafe import terminal
 
 __all__ = [
     "EXTENSION_TARGETS",
@@ -316,8 +317,23 @@ def _edges(g: nx.MultiDiGraph) -> list[tuple[str, str, int, dict[str, Any]]]:
     return sorted(g.edges(keys=True, data=True), key=lambda e: (order[e[0]], e[2]))
 
 
-def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _dot_text(text: str) -> str:
+    """One line of a DOT string: escaped for a terminal and for Graphviz, which reads ``\\``
+    and ``\\"`` escapes in quoted strings and ``&...;`` entities in labels (dot(1), "Escape
+    strings"; an undecoded entity would reach the SVG raw and break it)."""
+    return (terminal(text).replace("\\", "\\\\").replace('"', '\\"')
+            .replace("&", "&amp;"))
+
+
+def _dot_quote(*lines: str) -> str:
+    """A quoted DOT string of ``lines`` (Graphviz's ``\\n`` between them)."""
+    return '"' + "\\n".join(_dot_text(line) for line in lines) + '"'
+
+
+def _dot_id(table: str, chain: str) -> str:
+    """The node ID of ``chain``: its name with backslashes doubled before the terminal escapes,
+    so two different names never share an ID."""
+    return _dot_quote(f"{table}:{chain.replace(chr(92), chr(92) * 2)}")
 
 
 def to_dot(graph: ChainGraph, *, table: str | None = None,
@@ -334,7 +350,7 @@ def to_dot(graph: ChainGraph, *, table: str | None = None,
         lines.append(f"  subgraph {_dot_quote('cluster_' + name)} {{")
         lines.append(f"    label={_dot_quote(name)};")
         for node, data in g.nodes(data=True):
-            attrs = [f"label={_dot_quote(chr(10).join(_node_label(node, data)))}"]
+            attrs = [f"label={_dot_quote(*_node_label(node, data))}"]
             styles: list[str] = []
             if data["builtin"]:
                 attrs.append("peripheries=2")
@@ -349,7 +365,7 @@ def to_dot(graph: ChainGraph, *, table: str | None = None,
                 attrs.append('color="#cc0000"')
             if styles:
                 attrs.append(f"style={_dot_quote(','.join(styles))}")
-            lines.append(f"    {_dot_quote(name + ':' + node)} [{', '.join(attrs)}];")
+            lines.append(f"    {_dot_id(name, node)} [{', '.join(attrs)}];")
         lines.append("  }")
         for u, v, key, data in _edges(g):
             attrs = [f"label={_dot_quote(_edge_label(data))}"]
@@ -358,16 +374,25 @@ def to_dot(graph: ChainGraph, *, table: str | None = None,
             if (name, u, key) in taken:
                 attrs.append('color="#cc0000"')
                 attrs.append("penwidth=2.5")
-            lines.append(f"  {_dot_quote(name + ':' + u)} -> {_dot_quote(name + ':' + v)} "
+            lines.append(f"  {_dot_id(name, u)} -> {_dot_id(name, v)} "
                          f"[{', '.join(attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _mermaid_text(text: str) -> str:
-    """Escape text for a quoted Mermaid label (entity codes; ``#`` itself first)."""
-    return (text.replace("#", "#35;").replace("&", "#amp;").replace('"', "#quot;")
-            .replace("<", "#lt;").replace(">", "#gt;").replace("|", "#124;"))
+_MERMAID_ENTITIES = str.maketrans({
+    "#": "#35;", "&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;",
+    "[": "#91;", "]": "#93;", "{": "#123;", "}": "#125;", "(": "#40;", ")": "#41;",
+    "`": "#96;", "%": "#37;", ";": "#59;",
+})
+
+
+def _mermaid_text(*lines: str) -> str:
+    """Text for a quoted Mermaid label: escaped for a terminal, then every character Mermaid's
+    flowchart grammar gives a meaning (quotes, brackets, pipes, backticks for Markdown strings,
+    ``%%`` comments, ``#...;`` entity codes themselves) written as an entity code; ``lines``
+    joined with ``<br/>``."""
+    return "<br/>".join(terminal(line).translate(_MERMAID_ENTITIES) for line in lines)
 
 
 def to_mermaid(graph: ChainGraph, *, table: str | None = None,
@@ -388,8 +413,7 @@ def to_mermaid(graph: ChainGraph, *, table: str | None = None,
         for node, data in g.nodes(data=True):
             node_id = f"t{t_index}n{len(ids)}"
             ids[(name, node)] = node_id
-            label = _mermaid_text("<br/>".join(_node_label(node, data))).replace(
-                "#lt;br/#gt;", "<br/>")
+            label = _mermaid_text(*_node_label(node, data))
             if data["missing"]:
                 shape = f'{{{{"{label}"}}}}'
                 classes["missing"].append(node_id)

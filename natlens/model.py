@@ -24,6 +24,7 @@ __all__ = [
     "Address",
     "Chain",
     "Counters",
+    "Coverage",
     "Family",
     "Interface",
     "Match",
@@ -331,6 +332,104 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class Coverage:
+    """Which tables and chains a rule source shows, and what it says about the rest.
+
+    A full ``iptables-save`` shows every table of its family (``tables`` None: a table it lacks
+    does not exist). ``iptables -S`` and ``-L`` pastes show the tables they were run on
+    (``tables``), sometimes only some chains of a table (``partial``: table name → the chains
+    shown). A chain, or a table, that the input does not show is *not in the input*: neither
+    empty nor missing. ``references`` keeps the reference counts of ``-L`` chain headers
+    (``Chain X (N references)``, the kernel's count of jumps to the chain, whichever chains they
+    are in); ``incomplete`` names chains whose rules the input shows only in part (the dumping
+    tool failed to print some, ``diagnostics`` says why, as the tool printed it).
+    """
+
+    tables: frozenset[TableName] | None = None
+    partial: tuple[tuple[TableName, frozenset[str]], ...] = ()
+    references: tuple[tuple[TableName, str, int], ...] = ()
+    incomplete: tuple[tuple[TableName, str, str], ...] = ()
+    unknown_tables: tuple[tuple[TableName, str], ...] = ()
+    """Tables the dumping tool could not print (``# Table `nat' is incompatible``), and why."""
+    diagnostics: tuple[str, ...] = ()
+
+    @property
+    def whole(self) -> bool:
+        """True when the input shows every table and chain in full (a plain iptables-save)."""
+        return (self.tables is None and not self.partial and not self.incomplete
+                and not self.unknown_tables)
+
+    def shows_table(self, table: TableName | str) -> bool:
+        """Whether the input tells what ``table`` holds (a full dump tells it for absent
+        tables too: they do not exist)."""
+        name = TableName(table)
+        if any(t is name for t, _ in self.unknown_tables):
+            return False
+        return self.tables is None or name in self.tables
+
+    def chains_shown(self, table: TableName | str) -> frozenset[str] | None:
+        """The chains shown of a partly shown ``table``; None when every chain is shown."""
+        name = TableName(table)
+        for t, chains in self.partial:
+            if t is name:
+                return chains
+        return None
+
+    def shows_chain(self, table: TableName | str, chain: str) -> bool:
+        """Whether the input tells what ``chain`` of ``table`` holds (False: not in the input,
+        or only partly shown)."""
+        if not self.shows_table(table):
+            return False
+        shown = self.chains_shown(table)
+        if shown is not None and chain not in shown:
+            return False
+        return self.why_incomplete(table, chain) is None
+
+    def why_incomplete(self, table: TableName | str, chain: str) -> str | None:
+        """Why ``chain`` may hold rules the input does not show, or None."""
+        name = TableName(table)
+        for t, c, why in self.incomplete:
+            if t is name and c == chain:
+                return why
+        return None
+
+    def reference_count(self, table: TableName | str, chain: str) -> int | None:
+        """The ``(N references)`` of the chain's ``-L`` header, when the input has one."""
+        name = TableName(table)
+        for t, c, n in self.references:
+            if t is name and c == chain:
+                return n
+        return None
+
+    def describe(self, present: tuple[TableName, ...] = ()) -> str:
+        """One line: what the judgement rests on (``tables nat, filter (chains DOCKER-USER
+        only); not in the input: raw, mangle, security``)."""
+        if self.whole:
+            return "every table (a full dump)"
+        shown = sorted(self.tables, key=list(TableName).index) if self.tables is not None \
+            else [t for t in TableName if t in present]
+        parts = []
+        for t in shown:
+            chains = self.chains_shown(t)
+            if chains is not None:
+                parts.append(f"{t.value} (chains {', '.join(sorted(chains))} only)")
+            else:
+                parts.append(t.value)
+        text = "tables " + (", ".join(parts) if parts else "none")
+        if self.tables is not None:
+            absent = [t.value for t in TableName if t not in self.tables]
+            if absent:
+                text += "; not in the input: " + ", ".join(absent)
+        if self.unknown_tables:
+            text += "; not printed by the dumping tool: " + ", ".join(
+                t.value for t, _ in self.unknown_tables)
+        if self.incomplete:
+            text += "; shown in part: " + ", ".join(
+                f"{t.value} {c}" for t, c, _ in self.incomplete)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class Ruleset:
     """All tables of one family, as one ``iptables-save`` (or listing) describes them.
 
@@ -348,6 +447,8 @@ class Ruleset:
     legacy_tables_present: bool = field(default=False, compare=False)
     comments_after: tuple[str, ...] = field(default=(), compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
+    coverage: Coverage = field(default_factory=Coverage, compare=False)
+    """Which tables and chains the input shows (``Coverage``; the default: all of them)."""
 
     def __contains__(self, name: object) -> bool:
         return any(t.name == name for t in self.tables)

@@ -1,7 +1,8 @@
 """Render audit findings: a table for people, JSON for scripts, SARIF 2.1.0 for code scanning.
 
 JSON (DESIGN.md): ``{"findings": [...], "summary": {"total", "by_severity", "by_kind",
-"snapshot", "notes"}}``. SARIF follows OASIS SARIF 2.1.0 (errata 01): one ``reportingDescriptor``
+"snapshot", "judged_from", "notes"}}`` (``judged_from``: which tables and chains the input
+shows, per family). SARIF follows OASIS SARIF 2.1.0 (errata 01): one ``reportingDescriptor``
 per finding kind with its help text, results with level ``error`` (high), ``warning`` (medium)
 or ``note`` (low), located at the blamed rule's file and line (relative to the snapshot folder,
 ``uriBaseId`` ``SNAPSHOT``) and, logically, at ``table/chain/index``.
@@ -18,9 +19,14 @@ from typing import Any
 from tabulate import tabulate
 
 from natlens.audit.findings import KINDS, Finding, RuleRef, Severity
+from natlens.exposure import ExposureMap
+from natlens.exposure_render import render_table
+from natlens.model import TableName
 from natlens.snapshot import Snapshot
+from natlens.textsafe import json_text, terminal
 
-__all__ = ["SARIF_SCHEMA", "SARIF_VERSION", "dumps", "to_json", "to_sarif", "to_table"]
+__all__ = ["SARIF_SCHEMA", "SARIF_VERSION", "dumps", "judged_from", "to_json", "to_sarif",
+           "to_table"]
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
@@ -38,17 +44,47 @@ def _notes(snapshot: Snapshot | None) -> list[str]:
     return notes
 
 
-def to_json(findings: Sequence[Finding], snapshot: Snapshot | None = None) -> dict[str, Any]:
-    """``{"findings": [...], "summary": {...}}`` (DESIGN.md), findings in the given order."""
+def judged_from(snapshot: Snapshot | None) -> dict[str, Any]:
+    """What the report rests on, per family with rules: ``{"ipv4": {"tables": [...] (shown),
+    "partial": {table: [chains shown]}, "not_in_input": [tables], "incomplete": [{"table",
+    "chain", "why"}], "text": "..."}}`` (from each ruleset's ``coverage``)."""
+    if snapshot is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, rs in (("ipv4", snapshot.ruleset), ("ipv6", snapshot.ruleset6)):
+        if not rs.tables:
+            continue
+        cov = rs.coverage
+        present = tuple(t.name for t in rs.tables)
+        shown = [t.value for t in TableName if cov.shows_table(t) and (
+            cov.tables is not None or t in present)]
+        out[key] = {
+            "tables": shown,
+            "partial": {t.value: sorted(c) for t, c in cov.partial},
+            "not_in_input": [t.value for t in TableName if not cov.shows_table(t)],
+            "incomplete": [{"table": t.value, "chain": c, "why": why}
+                           for t, c, why in cov.incomplete],
+            "text": cov.describe(present),
+        }
+    return out
+
+
+def to_json(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
+            exposure: ExposureMap | None = None) -> dict[str, Any]:
+    """``{"exposure": {...}, "findings": [...], "summary": {...}}`` (DESIGN.md), findings in
+    the given order; ``exposure`` only when a map is given."""
     by_kind = Counter(f.kind for f in findings)
     by_severity = Counter(f.severity for f in findings)
+    head: dict[str, Any] = {} if exposure is None else {"exposure": exposure.to_dict()}
     return {
+        **head,
         "findings": [f.to_dict() for f in findings],
         "summary": {
             "total": len(findings),
             "by_severity": {s.value: by_severity.get(s, 0) for s in _ORDER},
             "by_kind": dict(sorted(by_kind.items())),
             "snapshot": snapshot.path if snapshot is not None else None,
+            "judged_from": judged_from(snapshot),
             "notes": _notes(snapshot),
         },
     }
@@ -58,13 +94,15 @@ def _where(ref: RuleRef | None) -> str:
     if ref is None:
         return "-"
     where = ref.where if ref.index else f"{ref.where.removesuffix(' #0')} (chain)"
+    where = terminal(where)
     if ref.source and ref.line:
-        where += f"\n{Path(ref.source).name}:{ref.line}"
+        where += f"\n{terminal(Path(ref.source).name)}:{ref.line}"
     return where
 
 
 def _wrap(text: str, width: int) -> str:
-    words = text.split()
+    """``text`` escaped for a terminal (``natlens.textsafe.terminal``) and wrapped at blanks."""
+    words = terminal(text).split(" ")
     lines: list[str] = []
     line = ""
     for word in words:
@@ -79,15 +117,20 @@ def _wrap(text: str, width: int) -> str:
 
 
 def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
-             width: int = 72) -> str:
-    """Plain-text report: one table per severity (high first), then a one-line summary.
+             width: int = 72, exposure: ExposureMap | None = None) -> str:
+    """Plain-text report: the exposure map when given (``natlens.exposure_render``), one table
+    of findings per severity (high first), then a one-line summary.
 
     Each row names the kind, where the blamed rule is (``table chain #index`` and
     ``file:line``), the message with the rule's text, and the fix.
     """
     out: list[str] = []
     if snapshot is not None:
-        out.append(f"natlens report for {snapshot.path}")
+        out.append(f"natlens report for {terminal(snapshot.path)}")
+        out.append("")
+    if exposure is not None:
+        out.append("EXPOSURE (who can open a connection to each port, from where)")
+        out.append(render_table(exposure))
         out.append("")
     for severity in _ORDER:
         group = [f for f in findings if f.severity is severity]
@@ -101,7 +144,7 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
                                  f"{f.proto or 'port'}/{f.host_port}" if f.host_port else "")
                      if x]
             if about:
-                text = f"[{', '.join(about)}]\n{text}"
+                text = f"[{terminal(', '.join(about))}]\n{text}"
             if f.rule is not None and f.rule.index:
                 text += "\n" + _wrap(f"rule: {f.rule.text}", width)
             if f.fix:
@@ -116,7 +159,10 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
         out.append(f"{len(findings)} finding{'' if len(findings) == 1 else 's'} ({parts})")
     else:
         out.append("no findings")
-    out.extend(f"note: {n}" for n in _notes(snapshot))
+    for key, part in judged_from(snapshot).items():
+        out.append(f"judged from ({'IPv4' if key == 'ipv4' else 'IPv6'}): "
+                   f"{terminal(part['text'])}")
+    out.extend(f"note: {terminal(n)}" for n in _notes(snapshot))
     return "\n".join(out) + "\n"
 
 
@@ -226,5 +272,6 @@ def to_sarif(findings: Sequence[Finding], snapshot: Snapshot | None = None,
 
 
 def dumps(data: dict[str, Any]) -> str:
-    """JSON text as the CLI prints it (2-space indent, trailing newline)."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    """JSON text as the CLI prints it (2-space indent, trailing newline); values exact, lone
+    surrogates as ``\\uXXXX`` escapes so the text encodes as UTF-8."""
+    return json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"

@@ -116,6 +116,14 @@ class _Dest:
     port: int | None
 
     def covers(self, final_dst: str) -> bool:
+        """Whether a trace's ``final_dst`` is this destination; a port NAT draws at random
+        (``IP:LOW-HIGH``) covers a port only when the range is that one port."""
+        head, sep, tail = final_dst.rpartition(":")
+        if sep and "-" in tail:
+            low, _, high = tail.partition("-")
+            ip, _ = _split_endpoint(head if head.startswith("[") or "." in head
+                                    else final_dst)
+            return ip == self.ip and (self.port is None or low == high == str(self.port))
         ip, port = _split_endpoint(final_dst)
         return ip == self.ip and (self.port is None or port == self.port)
 

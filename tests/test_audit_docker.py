@@ -199,9 +199,8 @@ def test_stale_dnat(tmp_path: Path) -> None:
     assert f.rule.source.endswith("iptables-save.txt")
     assert "172.17.0.99:80, an address no container holds" in f.message
     assert "dropped by filter FORWARD policy DROP" in f.message
-    assert f.fix == ("delete it: iptables -t nat -D DOCKER ! -i docker0 -p tcp -m tcp --dport 8090"
-                     " -j DNAT --to-destination 172.17.0.99:80 (or restart dockerd to rewrite "
-                     "its chains)")
+    assert f.fix == ("iptables -t nat -D DOCKER ! -i docker0 -p tcp -m tcp --dport 8090"
+                     " -j DNAT --to-destination 172.17.0.99:80")
     assert f.packet is not None
     assert f.packet["dport"] == 8090
     assert f.packet["trace"][-1] == "filter:FORWARD policy DROP"
@@ -368,7 +367,7 @@ def test_docker_user_rule_on_host_port(tmp_path: Path) -> None:
         "ineffective", Severity.MEDIUM, 8080, "web")
     assert f.rule is not None
     assert (f.rule.chain, f.rule.index) == ("DOCKER-USER", 1)
-    assert f.fix == ("match the port before DNAT: iptables -R DOCKER-USER 1 -p tcp -m conntrack "
+    assert f.fix == ("iptables -t filter -R DOCKER-USER 1 -p tcp -m conntrack "
                      "--ctorigdstport 8080 --ctdir ORIGINAL -j DROP")
     assert "172.17.0.2:80" in f.message
 
@@ -565,7 +564,7 @@ def test_ipv6_shadowed_and_ineffective(tmp_path: Path) -> None:
     [f] = run(snap)
     assert (f.kind, f.host_port) == ("ineffective", 8080)
     assert f.fix is not None
-    assert f.fix.startswith("match the port before DNAT: ip6tables -R")
+    assert f.fix.startswith("ip6tables -t filter -R DOCKER-USER 1 ")
 
 
 def test_ipv6_bypass(tmp_path: Path) -> None:

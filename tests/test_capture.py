@@ -234,7 +234,17 @@ def test_split_backend_is_recorded(tmp_path: Path) -> None:
         subprocess.run(["ip", "netns", "del", ns], check=True)
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
     assert meta["other_backend_has_rules"] is True
-    assert meta["other_backend_files"] == ["iptables-save.other-backend.txt"]
-    saved = (tmp_path / "s" / "iptables-save.other-backend.txt").read_text()
+    name = f"{other}-save.txt"
+    assert meta["other_backend_files"] == [name]
+    saved = (tmp_path / "s" / name).read_text()
     assert "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" in saved
     assert any("holds iptables rules too" in n for n in meta["notes"])
+    for extra in ("ip-route6.json", "sysctl.txt", "ss.txt", "nft-ruleset.json"):
+        assert (tmp_path / "s" / extra).is_file(), extra
+    snap = natlens.load(tmp_path / "s")
+    assert snap.other_backend is not None and snap.other_backend.rule_count == 1
+    assert "net.ipv4.ip_forward" in snap.sysctl
+    trace = natlens.simulate(snap, natlens.Packet(in_interface="lo", src="127.0.0.1",
+                                                  dst="127.0.0.1", proto="tcp", dport=22))
+    assert [(s.source, s.table, s.chain, s.rule) for s in trace.steps
+            if s.rule is not None] == [(other, "filter", "INPUT", 1)]

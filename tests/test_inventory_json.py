@@ -21,7 +21,7 @@ from natlens.docker import (
     PublishedPort,
     inventory_from_snapshot,
 )
-from natlens.errors import NatlensError
+from natlens.errors import NatlensError, SnapshotJsonError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -234,9 +234,10 @@ def test_daemon_facts_round_trip() -> None:
 
 
 def test_not_inspect_output_is_one_line_error() -> None:
-    with pytest.raises(NatlensError, match=r"docker-containers\.json: container x: no 'Id'"):
+    with pytest.raises(NatlensError,
+                       match=r"^docker-containers\.json \(containers\): \$\[0\]: no 'Id' field$"):
         Inventory.from_json([{"Name": "x"}], [], source="docker-containers.json")
-    with pytest.raises(NatlensError, match="network"):
+    with pytest.raises(NatlensError, match=r"\(networks\): \$\[0\]: expected an object"):
         Inventory.from_json([], [["not", "an", "object"]])
 
 
@@ -262,6 +263,9 @@ def test_network_endpoints_and_exposed_ports() -> None:
     gw = inv.network("docker_gwbridge")
     assert gw is not None
     assert gw.endpoints == (("gateway_ingress-sbox", ipaddress.ip_address("172.18.0.2")),)
-    web = container_json("web", "172.17.0.2", exposed=("80/tcp", "53/udp", "x/tcp"))
+    web = container_json("web", "172.17.0.2", exposed=("80/tcp", "53/udp"))
     (c,) = Inventory.from_json([web], []).containers
     assert c.exposed == (("tcp", 80), ("udp", 53))
+    bad = container_json("web", "172.17.0.2", exposed=("80/tcp", "x/tcp"))
+    with pytest.raises(SnapshotJsonError, match=r"\$\[0\]\.Config\.ExposedPorts: key 'x/tcp'"):
+        Inventory.from_json([bad], [])

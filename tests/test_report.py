@@ -66,7 +66,7 @@ def test_table_groups_by_severity() -> None:
     assert "6 findings (1 high, 3 medium, 2 low)" in lines
     assert any(ln.startswith("duplicate     filter INPUT #2") for ln in lines)
     assert any("iptables-save.txt:10" in ln for ln in lines)
-    assert any("fix: delete the copy: iptables -t filter -D INPUT 2" in ln for ln in lines)
+    assert any("fix: iptables -t filter -D INPUT 2" in ln for ln in lines)
 
 
 def test_table_without_findings() -> None:

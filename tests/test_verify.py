@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import natlens
+import natlens.verify
 from natlens.cli import main
 from natlens.netfilter import Packet
 from natlens.verify import ns as netns
@@ -240,7 +241,8 @@ def test_cleanup_removes_a_crashed_run() -> None:
     netns.add(name)
     try:
         assert name in netns.listing()
-        assert name in netns.cleanup()
+        removed = natlens.verify.cleanup()
+        assert (dead, (name,)) in [(r.pid, r.names) for r in removed]
         assert name not in netns.listing()
     finally:
         netns.delete(name)

@@ -17,6 +17,11 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 
 from natlens.audit.backends import check_split_backend
+from natlens.audit.connections import (
+    check_hairpin_from_network,
+    check_loopback_dnat,
+    check_published_connections,
+)
 from natlens.audit.coverage import check_dead_rules
 from natlens.audit.docker_checks import (
     check_docker_user_ports,
@@ -34,6 +39,7 @@ from natlens.audit.graph_checks import (
     check_unreachable_chains,
     check_unused_chains,
 )
+from natlens.audit.leftovers import check_dead_dnat_first, check_leftover_masquerade
 from natlens.model import Family, Ruleset
 from natlens.snapshot import Snapshot, load_rules
 
@@ -74,6 +80,11 @@ DOCKER_CHECKS: tuple[Check, ...] = (
     check_unknown_interfaces,
     check_exposed,
     check_bypass,
+    check_loopback_dnat,
+    check_published_connections,
+    check_hairpin_from_network,
+    check_leftover_masquerade,
+    check_dead_dnat_first,
 )
 """Checks that correlate the rules with Docker's inventory, by simulation."""
 
@@ -82,9 +93,13 @@ CHECKS: tuple[Check, ...] = RULE_CHECKS + DOCKER_CHECKS
 
 
 def audit(snapshot: Snapshot, checks: Iterable[Check] = CHECKS, *,
-          inventory: object | None = None) -> list[Finding]:
-    """Run ``checks`` over ``snapshot``; the findings sorted by severity, then rule position."""
+          inventory: object | None = None, exposure: object | None = None) -> list[Finding]:
+    """Run ``checks`` over ``snapshot``; the findings sorted by severity, then rule position.
+    ``exposure``: the snapshot's ``natlens.exposure.ExposureMap`` when the caller has it
+    (checks that read the map build it otherwise)."""
     ctx = AuditContext(snapshot, inventory=inventory)
+    if exposure is not None:
+        ctx.derived["exposure"] = exposure
     findings: list[Finding] = []
     # The checks allocate millions of small acyclic objects (traces, steps, refs) next to the
     # snapshot's: without this, full collections that walk the whole ruleset take a third of

@@ -23,12 +23,22 @@ from typing import Any
 
 from natlens.audit._rules import chain_ref
 from natlens.audit.findings import AuditContext, RuleRef
-from natlens.docker import Container, Inventory, Network, PublishedPort, inventory_from_snapshot
+from natlens.correlate import (
+    Binding,
+    Correlation,
+    bridged,
+    containers,
+    correlate,
+    dnat_target,
+    docker_chain,
+    port_set,
+    routed,
+)
+from natlens.docker import Container, Inventory, Network, inventory_from_snapshot
+from natlens.exposure import ExposureMap
+from natlens.exposure import build as build_exposure
 from natlens.model import Family, Rule, Ruleset, TableName
 from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Trace, Verdict
-from natlens.netfilter.packet import endpoint
-from natlens.netfilter.targets import parse_nat_range
-from natlens.parse.values import parse_port_range
 
 __all__ = [
     "NAT_REWRITES",
@@ -40,6 +50,7 @@ __all__ = [
     "dnat_target",
     "docker_chain",
     "docker_view",
+    "exposure_map",
     "outcomes",
     "port_set",
     "routed",
@@ -64,36 +75,6 @@ _OUTSIDE_SOURCES = {
 _SHARED_NETNS = ("host", "none")
 
 
-def docker_chain(name: str) -> bool:
-    """Whether a chain is Docker's own (``DOCKER``, ``DOCKER-FORWARD``, ...; not DOCKER-USER)."""
-    return name.startswith("DOCKER") and name != "DOCKER-USER"
-
-
-def port_set(rule: Rule) -> list[tuple[int, int]] | None:
-    """The destination ports a rule's positive ``--dport``/``--dports`` accept, as ranges; None
-    when it names none (or only negated ones)."""
-    out: list[tuple[int, int]] = []
-    named = False
-    for m in rule.matches:
-        for name in ("--dport", "--dports", "--destination-port", "--destination-ports"):
-            opt = m.get(name)
-            if opt is None:
-                continue
-            if opt.negated:
-                return None
-            named = True
-            for part in ",".join(opt.args).split(","):
-                try:
-                    out.append(parse_port_range(part))
-                except ValueError:
-                    return None
-    return out if named else None
-
-
-def _in_ports(port: int, ranges: Sequence[tuple[int, int]]) -> bool:
-    return any(lo <= port <= hi for lo, hi in ranges)
-
-
 def step_text(step: Step) -> str:
     """``nat:DOCKER#3`` for a rule step, ``filter:FORWARD policy DROP`` for a policy."""
     if step.kind is StepKind.POLICY:
@@ -101,43 +82,6 @@ def step_text(step: Step) -> str:
     if step.kind is StepKind.RETURN:
         return f"{step.table}:{step.chain} return"
     return f"{step.table}:{step.chain}#{step.rule}"
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """One published host port of a running container in one family (``4`` or ``6``)."""
-
-    container: Container
-    port: PublishedPort
-    family: int
-    host_port: int
-    container_port: int
-    targets: tuple[IPAddress, ...]
-    """The container's addresses of this family on its bridge networks."""
-    networks: tuple[tuple[Network, IPAddress], ...]
-
-    @property
-    def proto(self) -> str:
-        """``tcp``, ``udp`` or ``sctp``."""
-        return self.port.proto.value
-
-    @property
-    def loopback(self) -> bool:
-        """Published on a loopback address only (``-p 127.0.0.1:...``)."""
-        return self.port.loopback_only
-
-    @property
-    def expected(self) -> frozenset[str]:
-        """Where the packets should land: ``IP:PORT`` of each of the container's addresses."""
-        return frozenset(endpoint(ip, self.container_port) for ip in self.targets)
-
-    @property
-    def label(self) -> str:
-        """``natlens-web's 8080/tcp`` (with the address when not every address)."""
-        ip = self.port.host_ip
-        where = "" if ip is None or ip.is_unspecified else f" on {ip}"
-        fam = " (IPv6)" if self.family == 6 else ""
-        return f"{self.container.name}'s {self.host_port}/{self.proto}{where}{fam}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,17 +126,16 @@ def outcomes(trace: Trace) -> list[Outcome]:
 
     Without ``branches`` every fork of the walk ended alike, so the trace's outcome is certain
     even when some match was undecidable. With branches, those that rest on an assumption about
-    an undecidable match are left out (statistic branches stay: each happens).
+    an undecidable match are left out (statistic branches stay: each happens). A trace through
+    a part of the ruleset the input does not show has no certain outcome.
     """
+    if trace.rests_on_unseen and not trace.branches:
+        return []
     if not trace.branches:
         return [Outcome(trace.verdict, trace.path.value, trace.final_dst, trace.out_interface,
                         trace.steps)]
     return [Outcome(b.verdict, b.path.value, b.final_dst, b.out_interface, b.steps)
             for b in trace.branches if not b.assumed]
-
-
-_Dnat = tuple[str, int, Rule, str, list[tuple[int, int]], tuple["IPAddress", int | None]]
-"""A DNAT rule of nat: chain, 1-based index, rule, protocol, destination ports, target."""
 
 
 def _forwarding(meta: dict[str, Any], family: int) -> bool:
@@ -217,7 +160,7 @@ class DockerView:
         self.bridges = {n.bridge for n in inventory.networks if n.bridge} | set(self.host.bridges)
         self.outside = self._outside_interface()
         self._holders = self._endpoint_holders()
-        self._dnats: dict[int, tuple[dict[tuple[str, int], list[_Dnat]], list[_Dnat]]] = {}
+        self._correlation: Correlation | None = None
         self._traces: dict[Packet, Trace] = {}
         self._outside_sources: dict[int, IPAddress] = {}
 
@@ -329,84 +272,31 @@ class DockerView:
 
     def docker_rules(self, b: Binding) -> list[RuleRef]:
         """The DNAT rules that serve binding ``b`` as Docker writes them: proto and host port,
-        ``--to-destination`` one of the container's addresses and its port (any nat chain)."""
+        ``--to-destination`` one of the container's addresses and its port (any nat chain;
+        ``natlens.correlate``)."""
         fam = Family.IPV4 if b.family == 4 else Family.IPV6
-        by_port, wide = self._dnat_index(b.family)
-        found: list[RuleRef] = []
-        for entry in (*by_port.get((b.proto, b.host_port), ()), *wide):
-            _chain, index, rule, proto, ports, (ip, port) = entry
-            if proto != b.proto or not _in_ports(b.host_port, ports):
-                continue
-            if ip in b.targets and (port or b.host_port) == b.container_port:
-                found.append(RuleRef.of(rule, TableName.NAT, index, fam))
-        found.sort(key=lambda r: (not docker_chain(r.chain), r.chain, r.index))
-        return found
-
-    def _dnat_index(self, family: int) -> tuple[dict[tuple[str, int], list[_Dnat]], list[_Dnat]]:
-        """The nat table's DNAT rules with a positive protocol, destination ports and a readable
-        ``--to-destination`` (built once per family): by (proto, port) for those naming single
-        ports, and the others (port ranges) in a list."""
-        cached = self._dnats.get(family)
-        if cached is not None:
-            return cached
-        by_port: dict[tuple[str, int], list[_Dnat]] = {}
-        wide: list[_Dnat] = []
-        nat = self.ruleset(family).get(TableName.NAT)
-        for chain in nat.chains if nat is not None else ():
-            for index, rule in enumerate(chain.rules, 1):
-                if rule.target_name != "DNAT" or rule.target is None:
-                    continue
-                if rule.protocol is None or rule.protocol.negated:
-                    continue
-                ports = port_set(rule)
-                if ports is None:
-                    continue
-                dest = dnat_target(rule, family)
-                if dest is None:
-                    continue
-                entry = (chain.name, index, rule, rule.protocol.name, ports, dest)
-                if all(lo == hi for lo, hi in ports) and len(ports) <= 64:
-                    for p in dict.fromkeys(lo for lo, _ in ports):
-                        by_port.setdefault((rule.protocol.name, p), []).append(entry)
-                else:
-                    wide.append(entry)
-        self._dnats[family] = (by_port, wide)
-        return by_port, wide
+        return [RuleRef.of(r.rule, TableName.NAT, r.index, fam) for r in b.dnat]
 
     # -- containers and probes ------------------------------------------------------------------
 
     def bridged(self, c: Container, family: int) -> tuple[tuple[Network, IPAddress], ...]:
         """The container's (network, address) pairs of ``family`` on bridge networks."""
-        out: list[tuple[Network, IPAddress]] = []
-        for ep in c.networks:
-            net = self.inventory.network(ep.name) or self.inventory.network(ep.network_id)
-            if net is None or net.driver != "bridge" or net.bridge is None:
-                continue
-            ip = ep.ipv4 if family == 4 else ep.ipv6
-            if ip is not None:
-                out.append((net, ip))
-        return tuple(out)
+        return bridged(self.inventory, c, family)
 
     def containers(self) -> Iterator[Container]:
         """Running containers with their own network namespace."""
-        for c in self.inventory.running:
-            if c.network_mode in _SHARED_NETNS or c.network_mode.startswith("container:"):
-                continue
-            yield c
+        return containers(self.inventory)
+
+    @property
+    def correlation(self) -> Correlation:
+        """Bindings and unpublished ports with their rules (``natlens.correlate``, built once)."""
+        if self._correlation is None:
+            self._correlation = correlate(self.inventory, self.ruleset(4), self.ruleset(6))
+        return self._correlation
 
     def bindings(self) -> Iterator[Binding]:
         """Every published host port of every running container, per family it is bound in."""
-        for c in self.containers():
-            for p in c.ports:
-                ip = p.host_ip
-                families = (4, 6) if ip is None else (ip.version,)
-                for fam in families:
-                    nets = tuple((n, a) for n, a in self.bridged(c, fam) if not routed(n, fam))
-                    if not nets:
-                        continue
-                    for offset, hp in enumerate(p.host_ports):
-                        cport = p.container_port + (offset if p.host_end > p.host_start else 0)
-                        yield Binding(c, p, fam, hp, cport, tuple(ip for _, ip in nets), nets)
+        return iter(self.correlation.bindings)
 
     def neighbour(self, net: Network, family: int) -> IPAddress | None:
         """A free address on ``net`` (another container's, as far as the rules can tell)."""
@@ -464,42 +354,33 @@ class DockerView:
         return self.sim.without(family, gone)
 
 
-def routed(net: Network, family: int) -> bool:
-    """Whether ``net`` runs in routed mode for ``family`` (no NAT: ports open on the container's
-    address, ``com.docker.network.bridge.gateway_mode_ipv4=routed``)."""
-    key = "com.docker.network.bridge.gateway_mode_ipv4" if family == 4 else (
-        "com.docker.network.bridge.gateway_mode_ipv6")
-    return net.option(key) == "routed"
-
-
-def dnat_target(rule: Rule, family: int) -> tuple[IPAddress, int | None] | None:
-    """``--to-destination`` of a DNAT rule as (address, port); None when absent or unreadable."""
-    opt = rule.target.get("--to-destination") if rule.target is not None else None
-    if opt is None:
+def exposure_map(ctx: AuditContext) -> ExposureMap | None:
+    """The exposure map of ``ctx`` (the caller's, or built once from the Docker view and kept
+    in ``ctx.derived``); None when the snapshot has no Docker data."""
+    cached = ctx.derived.get("exposure")
+    if isinstance(cached, ExposureMap):
+        return cached
+    view = docker_view(ctx)
+    if view is None:
         return None
-    try:
-        ip, port, _ = parse_nat_range(opt.value, family)
-    except ValueError:
-        return None
-    return None if ip is None else (ip, port)
-
-
-_VIEWS: dict[int, tuple[AuditContext, DockerView | None]] = {}
+    emap = build_exposure(ctx.snapshot, view.inventory, view.sim,
+                          correlation=view.correlation, trace=view.trace)
+    ctx.derived["exposure"] = emap
+    return emap
 
 
 def docker_view(ctx: AuditContext) -> DockerView | None:
-    """The view of ``ctx`` (built once per context); None when the snapshot has no Docker data."""
-    cached = _VIEWS.get(id(ctx))
-    if cached is not None and cached[0] is ctx:
-        return cached[1]
+    """The view of ``ctx`` (built once per context, kept in ``ctx.derived``); None when the
+    snapshot has no Docker data."""
+    if "docker_view" in ctx.derived:
+        cached = ctx.derived["docker_view"]
+        return cached if isinstance(cached, DockerView) else None
     inv = ctx.inventory if isinstance(ctx.inventory, Inventory) else inventory_from_snapshot(
         ctx.snapshot)
     view: DockerView | None = None
     if inv is not None:
         sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else (
-            Simulator.from_snapshot(ctx.snapshot))
+            ctx.snapshot.simulator)
         view = DockerView(ctx, inv, sim)
-    if len(_VIEWS) >= 8:
-        _VIEWS.pop(next(iter(_VIEWS)))
-    _VIEWS[id(ctx)] = (ctx, view)
+    ctx.derived["docker_view"] = view
     return view

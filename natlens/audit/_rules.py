@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from natlens.audit.findings import AuditContext, RuleRef
+from natlens.inputs import is_decimal as _decimal
 from natlens.model import Chain, Family, Rule, Ruleset, Table
 
 __all__ = ["chain_ref", "chains", "dport_of", "normalised", "proto_of", "unconditional"]
@@ -38,7 +39,7 @@ def proto_of(rule: Rule) -> str | None:
 def dport_of(rule: Rule) -> int | None:
     """The single destination port a rule names (``--dport 8080``), else None."""
     opt = rule.option("--dport")
-    if opt is None or opt.negated or len(opt.args) != 1 or not opt.args[0].isdigit():
+    if opt is None or opt.negated or len(opt.args) != 1 or not _decimal(opt.args[0]):
         return None
     return int(opt.args[0])
 

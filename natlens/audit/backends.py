@@ -2,10 +2,13 @@
 
 The kernel runs both rule sets, one after the other at each hook, but ``iptables`` shows only the
 backend it is built for. ``natlens snapshot`` saves the other backend's rules next to the main
-ones (``iptables-save.other-backend.txt``, ``ip6tables-save.other-backend.txt``) and records in
-``meta.json`` which backend that is (``other_backend``) and whether it holds rules
-(``other_backend_has_rules``). Without those, iptables-nft's own warning
-(``# Warning: iptables-legacy tables present, use iptables-legacy to see them``) still tells.
+ones (``iptables-legacy-save.txt`` or ``iptables-nft-save.txt``, and the ip6tables ones; older
+snapshots: ``iptables-save.other-backend.txt``) and records in ``meta.json`` which backend that
+is (``other_backend``) and whether it holds rules (``other_backend_has_rules``); the loader reads
+them into ``Snapshot.other_backend``. The finding says what those rules do to packets
+(``natlens.audit.backend_effects``: the same packets traced with and without them). Without
+the dumps, iptables-nft's own warning (``# Warning: iptables-legacy tables present, use
+iptables-legacy to see them``) still tells.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from natlens.audit.backend_effects import BackendEffect, backend_effects
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.errors import NatlensError
+from natlens.audit.fixes import command, tool
+from natlens.errors import NatlensError, SnapshotError
 from natlens.model import BUILTIN_CHAINS, Family, Ruleset
-from natlens.snapshot import load_rules, read_text
+from natlens.netfilter import Simulator
+from natlens.snapshot import Snapshot, load_rules, read_text
 
 __all__ = ["OTHER_BACKEND_FILES", "check_split_backend", "holds_rules"]
 
@@ -64,9 +70,17 @@ def _first_rule(ruleset: Ruleset) -> RuleRef | None:
     return None
 
 
-def _tool(family: Family, backend: str) -> str:
-    base = "ip6tables" if family is Family.IPV6 else "iptables"
-    return f"{base}-{'legacy' if backend == 'legacy' else 'nft'}-save"
+def _flush(ruleset: Ruleset, program: str) -> list[list[str]]:
+    """The commands that empty every table of ``ruleset``: built-in policies back to ACCEPT,
+    then ``-F`` (flush every chain) and ``-X`` (delete every user chain), per iptables(8)."""
+    argvs: list[list[str]] = []
+    for table in ruleset.tables:
+        t = table.name.value
+        argvs.extend([program, "-t", t, "-P", c.name, "ACCEPT"] for c in table.chains
+                     if c.builtin and c.policy not in (None, "ACCEPT"))
+        argvs.append([program, "-t", t, "-F"])
+        argvs.append([program, "-t", t, "-X"])
+    return argvs
 
 
 def check_split_backend(ctx: AuditContext) -> Iterator[Finding]:
@@ -84,36 +98,34 @@ def check_split_backend(ctx: AuditContext) -> Iterator[Finding]:
     natlens has not seen them
     """
     snap = ctx.snapshot
-    folder = Path(snap.path) if snap.path not in ("", "-", "<string>", "<stdin>") else None
-    if folder is not None and not folder.is_dir():
-        folder = None
     meta = snap.meta
-    copies = {f: folder / n for f, n in OTHER_BACKEND_FILES.items()
-              if folder is not None and (folder / n).is_file()}
+    copies = {f: r for f, r in ((Family.IPV4, snap.other_backend),
+                                (Family.IPV6, snap.other_backend6)) if r is not None}
     for family in (Family.IPV4, Family.IPV6):
         main = snap.rules_for(family)
         name = "ip6tables" if family is Family.IPV6 else "iptables"
-        path = copies.get(family)
-        other = _read_other(path, family) if path is not None else None
+        other = copies.get(family)
         if other is not None and holds_rules(other):
-            backend = _other_backend(meta, main)
+            backend = snap.other_backend_name or _other_backend(meta, main)
             count = other.rule_count
-            tool = _tool(family, backend).removesuffix("-save")
+            effects = _effects(snap, other, backend)
+            what = ("; " + "; ".join(e.describe() for e in effects)) if effects else \
+                "; natlens found no packet whose fate they change (they may still mark, count " \
+                "or log)"
             yield Finding(
                 kind="split-backend", severity=Severity.HIGH,
                 message=f"the {backend} backend holds {name} rules too ({count} "
-                        f"rule{'' if count == 1 else 's'} in {path.name if path else '?'}): "
-                        "the kernel applies both rule sets, iptables shows only one",
+                        f"rule{'' if count == 1 else 's'} in {Path(other.source).name}): "
+                        f"the kernel applies both rule sets, iptables shows only one{what}",
                 rule=_first_rule(other),
-                fix=f"move the rules to one backend and flush the other ({tool} -t TABLE -F, "
-                    "then -X, for each table)",
+                fix=command(*_flush(other, tool(family, backend))),
+                packet=effects[0].packet.to_dict() if effects else None,
             )
         elif main.legacy_tables_present and other is None:
             yield Finding(
                 kind="split-backend", severity=Severity.MEDIUM,
                 message=f"iptables-legacy tables are present besides these {name} rules; "
                         "natlens has not seen them",
-                fix=f"check {_tool(family, 'legacy')}; keep one backend only",
             )
     if meta.get("other_backend_has_rules") is True and not copies:
         backend = _other_backend(meta, snap.ruleset)
@@ -121,8 +133,16 @@ def check_split_backend(ctx: AuditContext) -> Iterator[Finding]:
             kind="split-backend", severity=Severity.HIGH,
             message=f"meta.json says the {backend} backend holds rules too, but the snapshot "
                     "has no copy of them: the kernel applies both rule sets",
-            fix=f"inspect them with {_tool(Family.IPV4, backend)}; keep one backend only",
         )
+
+
+def _effects(snap: Snapshot, other: Ruleset, backend: str) -> list[BackendEffect]:
+    """Packets the other backend's tables change (natlens.audit.backend_effects)."""
+    full = snap.simulator
+    alone = Simulator(full.host, snap.ruleset, snap.ruleset6, backend=snap.backend,
+                      nft=snap.nft)
+    source = "iptables-legacy" if backend == "legacy" else "iptables-nft"
+    return list(backend_effects(full, alone, other, source))
 
 
 def _read_other(path: Path, family: Family) -> Ruleset:
@@ -130,4 +150,4 @@ def _read_other(path: Path, family: Family) -> Ruleset:
     try:
         return load_rules(text, source=source, strict=False, family=family)
     except NatlensError as exc:
-        raise NatlensError(f"{path}: {exc}") from None
+        raise SnapshotError(f"{path}: {exc}") from None

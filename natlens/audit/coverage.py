@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from natlens.audit._rules import normalised
 from natlens.audit.duplicates import STATEFUL_MATCHES
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.audit.fixes import command, delete_spec
 from natlens.model import Address, Interface, Match, Option, Protocol, Rule, TargetKind
 from natlens.parse.values import parse_port_range
 
@@ -297,10 +298,6 @@ def covers(a: Rule, b: Rule) -> bool:
     return all(_inside(b_ports[k], a_ports[k]) for k in ("sport", "dport"))
 
 
-def _same(a: Rule, b: Rule) -> bool:
-    return normalised(a) == normalised(b)
-
-
 def check_dead_rules(ctx: AuditContext) -> Iterator[Finding]:
     """Rules an earlier terminating rule of the same chain covers entirely (medium when their
     targets differ: the later rule's intent never happens; low when they agree).
@@ -325,58 +322,265 @@ def check_dead_rules(ctx: AuditContext) -> Iterator[Finding]:
                     differs = (cover.target_name, cover.target.options if cover.target
                                else ()) != (rule.target_name,
                                             rule.target.options if rule.target else ())
+                    dead = RuleRef.of(rule, table.name, index, rs.family)
                     yield Finding(
                         kind="dead-rule",
                         severity=Severity.MEDIUM if differs else Severity.LOW,
                         message=f"never matches: {ref.where} ({jump}) catches all its "
                                 "packets first",
-                        rule=RuleRef.of(rule, table.name, index, rs.family),
-                        related=(ref,),
-                        fix="delete this rule, or move it above "
-                            f"{ref.where} if it is meant to win",
+                        rule=dead, related=(ref,),
+                        fix=command(delete_spec(dead)),
                     )
 
 
-_Key = tuple[object, object, object]
+# -- the index of earlier terminating rules ----------------------------------------------------
+#
+# ``_dead_in_chain`` must find, for each rule B, the first earlier terminating rule A that covers
+# it. Comparing B with every earlier rule is quadratic (a 10,000-rule /24 block list: 5e7 pairs).
+# Instead the earlier rules are filed under what B must share with them for ``covers`` to hold,
+# one level per condition, and B looks up only the keys it can match:
+#
+#   source, destination  A's network (version, prefix length, prefix bits); B probes its own
+#                        supernets, for the prefix lengths filed so far (a /24 has 25 of them);
+#   protocol             A's positive protocol; B probes its own;
+#   -i, -o               A's exact name or ``+`` prefix; B probes its name and its prefixes;
+#   one exact match      an option of A that B must carry verbatim (``--mark 0x1``, an
+#                        ``iprange``), or A's whole option set for a non-conjunctive module;
+#   ports                A's --dport (else --sport) intervals in a segment tree over 0..65535;
+#                        B stabs it at its lowest port (A must contain that port).
+#
+# A condition the index cannot key (negations, non-contiguous masks) files A under ``_OTHER``,
+# which every B probes; no key means "any" (``None``), also always probed. The candidates come
+# out in chain order and ``covers`` decides, so the result is exactly the pairwise scan's. Rules
+# that can never cover (unknown or stateful matches, unreadable ports) are not filed, and a later
+# exact copy of a filed rule is not filed again (the first copy covers whatever it covers).
+
+_OTHER = "other"
+_NEVER = object()  # a rule that covers nothing
+_PORTS = 1 << 16
+_Entry = tuple[int, Rule]
 
 
-def _host(addr: Address | None) -> object:
-    if addr is None or addr.negated or addr.mask is not None:
+def _addr_key(addr: Address | None) -> object:
+    if addr is None:
         return None
+    if addr.negated or addr.mask is not None:
+        return _OTHER
     net = addr.network
-    return net if net.prefixlen == net.max_prefixlen else None
+    shift = net.max_prefixlen - net.prefixlen
+    return (net.version, net.prefixlen, int(net.network_address) >> shift)
 
 
-def _single_dport(rule: Rule) -> object:
-    ports = _port_sets(rule)
-    if ports is None:
+def _addr_probes(addr: Address | None, lengths: Sequence[int]) -> list[object]:
+    """Keys of the networks that may contain ``addr``: its supernets of the filed lengths."""
+    keys: list[object] = [None, _OTHER]
+    if addr is not None and not addr.negated and addr.mask is None:
+        net = addr.network
+        bits, top, version = int(net.network_address), net.max_prefixlen, net.version
+        keys.extend((version, n, bits >> (top - n)) for n in lengths if n <= net.prefixlen)
+    return keys
+
+
+def _iface_key(iface: Interface | None) -> object:
+    if iface is None:
         return None
-    (span, *rest) = ports["dport"] or ((0, 0),)
-    return span[0] if not rest and span[0] == span[1] else None
+    if iface.negated:
+        return _OTHER
+    if iface.name.endswith("+"):
+        return ("+", iface.name[:-1])
+    return ("=", iface.name)
 
 
-def _key(rule: Rule) -> _Key:
-    """What a covering rule must share exactly: a host source, host destination, single port."""
-    return (_host(rule.source), _host(rule.destination), _single_dport(rule))
+def _iface_probes(iface: Interface | None) -> list[object]:
+    keys: list[object] = [None, _OTHER]
+    if iface is not None and not iface.negated:
+        if not iface.name.endswith("+"):
+            keys.append(("=", iface.name))
+        stem = iface.name.rstrip("+")
+        keys.extend(("+", stem[:n]) for n in range(len(stem) + 1))
+    return keys
+
+
+def _proto_key(proto: Protocol | None) -> object:
+    if proto is None or (proto.name == "all" and not proto.negated):
+        return None
+    return _OTHER if proto.negated else _proto(proto)
+
+
+def _proto_probes(proto: Protocol | None) -> list[object]:
+    keys: list[object] = [None, _OTHER]
+    if proto is not None and not proto.negated and proto.name != "all":
+        keys.append(_proto(proto))
+    return keys
+
+
+def _anchor(rule: Rule) -> object:
+    """One condition of ``rule`` that a rule it covers must carry verbatim (None: none;
+    ``_NEVER``: the rule covers nothing), following ``_match_implied``."""
+    for m in rule.matches:
+        if m.module == "comment":
+            continue
+        if not m.known or m.module in NEVER_COVER:
+            return _NEVER
+        ports = m.module in _PORT_MODULES or m.module == "multiport"
+        others = [o for o in m.options if not (o.name in _PORT_OPTIONS and ports)
+                  and (m.module, o.name) not in _SET_OPTIONS]
+        if m.module not in _CONJUNCTIVE:
+            return ("all", m.module, frozenset(m.options))
+        if others:
+            return ("one", m.module, others[0])
+    return None
+
+
+def _anchor_probes(rule: Rule) -> list[object]:
+    keys: list[object] = [None]
+    for m in rule.matches:
+        keys.append(("all", m.module, frozenset(m.options)))
+        keys.extend(("one", m.module, o) for o in m.options)
+    return keys
+
+
+class _Stab:
+    """Entries filed under sets of port intervals; ``at(p)``: those whose set holds port ``p``.
+
+    A segment tree over 0..65535 in a dict: an interval is filed at the O(log) nodes that tile
+    it, a point query reads the 17 nodes from its leaf to the root. An entry's intervals are
+    disjoint, so a query meets each entry at most once. Node lists keep insertion order.
+    """
+
+    __slots__ = ("entries", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, list[_Entry]] = {}
+        self.entries: list[_Entry] = []
+
+    def add(self, spans: Intervals, entry: _Entry) -> None:
+        self.entries.append(entry)
+        for lo, hi in spans:
+            left, right = lo + _PORTS, hi + _PORTS + 1
+            while left < right:
+                if left & 1:
+                    self.nodes.setdefault(left, []).append(entry)
+                    left += 1
+                if right & 1:
+                    right -= 1
+                    self.nodes.setdefault(right, []).append(entry)
+                left >>= 1
+                right >>= 1
+
+    def at(self, port: int) -> Iterator[list[_Entry]]:
+        node = port + _PORTS
+        while node:
+            found = self.nodes.get(node)
+            if found:
+                yield found
+            node >>= 1
+
+
+class _Leaf:
+    """Earlier rules sharing every keyed condition, by their port conditions."""
+
+    __slots__ = ("any", "dport", "sport")
+
+    def __init__(self) -> None:
+        self.any: list[_Entry] = []
+        self.dport = _Stab()
+        self.sport = _Stab()
+
+    def add(self, ports: dict[str, Intervals], entry: _Entry) -> None:
+        if ports["dport"] != _ALL_PORTS:
+            self.dport.add(ports["dport"], entry)
+        elif ports["sport"] != _ALL_PORTS:
+            self.sport.add(ports["sport"], entry)
+        else:
+            self.any.append(entry)
+
+    def candidates(self, ports: dict[str, Intervals]) -> Iterator[list[_Entry]]:
+        if self.any:
+            yield self.any
+        for name, stab in (("dport", self.dport), ("sport", self.sport)):
+            if not stab.entries:
+                continue
+            spans = ports[name]
+            if spans:
+                yield from stab.at(spans[0][0])
+            else:  # B matches no port at all: every A holds its (empty) set
+                yield stab.entries
+
+
+class _CoverIndex:
+    """Earlier terminating rules of one chain, filed as described above."""
+
+    def __init__(self) -> None:
+        self.root: dict[object, Any] = {}
+        self.lengths: dict[str, set[int]] = {"src": set(), "dst": set()}
+        self.sorted: dict[str, list[int]] = {"src": [], "dst": []}
+        self.bodies: set[tuple[object, ...]] = set()
+
+    def add(self, index: int, rule: Rule, ports: dict[str, Intervals] | None) -> None:
+        anchor = _anchor(rule)
+        if ports is None or rule.unknown or anchor is _NEVER:
+            return
+        body = _body(rule)
+        if body in self.bodies:
+            return
+        self.bodies.add(body)
+        for name, addr in (("src", rule.source), ("dst", rule.destination)):
+            if addr is not None and not addr.negated and addr.mask is None:
+                lengths = self.lengths[name]
+                if addr.network.prefixlen not in lengths:
+                    lengths.add(addr.network.prefixlen)
+                    self.sorted[name] = sorted(lengths)
+        node = self.root
+        keys = (_addr_key(rule.source), _addr_key(rule.destination), _proto_key(rule.protocol),
+                _iface_key(rule.in_interface), _iface_key(rule.out_interface))
+        for key in keys:
+            node = node.setdefault(key, {})
+        leaf = node.get(anchor)
+        if leaf is None:
+            leaf = node[anchor] = _Leaf()
+        leaf.add(ports, (index, rule))
+
+    def candidates(self, rule: Rule, ports: dict[str, Intervals]) -> Iterator[_Entry]:
+        """Earlier filed rules that may cover ``rule``, in chain order."""
+        levels = (_addr_probes(rule.source, self.sorted["src"]),
+                  _addr_probes(rule.destination, self.sorted["dst"]),
+                  _proto_probes(rule.protocol), _iface_probes(rule.in_interface),
+                  _iface_probes(rule.out_interface), _anchor_probes(rule))
+        nodes: list[Any] = [self.root]
+        for probes in levels:
+            nodes = [child for node in nodes for key in probes
+                     if (child := node.get(key)) is not None]
+            if not nodes:
+                return iter(())
+        lists = [found for leaf in nodes for found in leaf.candidates(ports)]
+        if len(lists) == 1:
+            return iter(lists[0])
+        return heapq.merge(*lists, key=lambda entry: entry[0])
+
+
+def _body(rule: Rule) -> tuple[object, ...]:
+    """What ``_same`` compares: every field ``Rule`` equality reads but the chain and counters
+    (``Match`` equality already ignores ``implicit``)."""
+    return (rule.source, rule.destination, rule.in_interface, rule.out_interface, rule.protocol,
+            rule.fragment, rule.matches, rule.target, rule.goto, rule.unknown)
 
 
 def _dead_in_chain(rules: Sequence[Rule]) -> Iterator[tuple[int, int, Rule, Rule]]:
     """(index, covering index, rule, covering rule) for each dead rule of a chain.
 
-    Earlier terminating rules are bucketed by ``_key``: a rule matching only host 192.0.2.7 can
-    only cover rules for that same host (and likewise for a single destination or port), so
-    long block lists and port maps stay linear instead of quadratic.
+    Each rule is compared only with the earlier terminating rules the index (above) returns for
+    it: O(n log n) for block lists of networks, port ranges, interfaces or marks, where the
+    pairwise scan was O(n²). Exact copies of the covering rule are left to ``duplicate``.
     """
-    buckets: dict[_Key, list[tuple[int, Rule]]] = {}
-    for index, rule in enumerate(rules, 1):
-        key: _Key | None = None
-        if buckets:  # the key only when some earlier rule may cover (most chains: none)
-            key = src, dst, port = _key(rule)
-            lists = [buckets[k] for k in {(s, d, p) for s in (None, src) for d in (None, dst)
-                                           for p in (None, port)} if k in buckets]
-            for earlier, cover in heapq.merge(*lists, key=lambda item: item[0]):
-                if not _same(cover, rule) and covers(cover, rule):
-                    yield index, earlier, rule, cover
+    index = _CoverIndex()
+    for position, rule in enumerate(rules, 1):
+        ports = None if rule.unknown else _port_sets(rule)
+        if index.bodies and ports is not None:
+            body = _body(rule)
+            for earlier, cover in index.candidates(rule, ports):
+                if _body(cover) != body and covers(cover, rule):
+                    yield position, earlier, rule, cover
                     break
         if _terminates(rule):
-            buckets.setdefault(key if key is not None else _key(rule), []).append((index, rule))
+            index.add(position, rule, ports)

@@ -11,7 +11,6 @@ FORWARD) is described in its docs "Packet filtering and firewalls" and moby's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from natlens.audit._docker_view import (
     port_set,
 )
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.audit.fixes import command, delete_spec, rule_spec, tool
 from natlens.model import Family, Rule, TableName
 from natlens.netfilter import Host, Packet, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
@@ -41,14 +41,9 @@ __all__ = [
 CIS_USERLAND_PROXY = "CIS Docker Benchmark 2.16 (ex 2.15): disable the userland proxy"
 
 
-def _tool(family: int | str) -> str:
-    return "ip6tables" if family in (6, Family.IPV6.value) else "iptables"
-
-
 def _delete(ref: RuleRef) -> str:
     """``iptables -t nat -D DOCKER ! -i docker0 ...`` (by specification, safe to re-run)."""
-    spec = re.sub(r"^-A\s+", "", ref.text)
-    return f"{_tool(ref.family)} -t {ref.table} -D {spec}"
+    return command(delete_spec(ref))
 
 
 def _packet(packet: Packet, outcome: Outcome | None = None, **extra: object) -> dict[str, object]:
@@ -173,7 +168,7 @@ def check_stale_dnat(ctx: AuditContext) -> Iterator[Finding]:
                 yield Finding(
                     kind="stale", severity=Severity.HIGH, message=msg, proto=proto,
                     host_port=hport, rule=ref,
-                    fix=f"delete it: {_delete(ref)} (or restart dockerd to rewrite its chains)",
+                    fix=_delete(ref),
                     packet=pkt,
                 )
 
@@ -305,7 +300,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                         f"it to {', '.join(sorted(b.expected))}{tail}",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
                 related=(docker_ref,),
-                fix=f"remove or narrow the earlier rule: {_delete(ref)}",
+                fix=_delete(ref),
                 packet=_packet(probe.packet, o),
             )
         elif docker_chain(chain) and rule.target_name == "DNAT":
@@ -314,8 +309,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                 message=f"{b.label} is DNATed by {ref.where} to {lands}, but "
                         f"{b.container.name} is at {', '.join(sorted(b.expected))}",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
-                fix=f"recreate {b.container.name} (or restart dockerd) so Docker rewrites the "
-                    f"rule; by hand: {_delete(ref)}",
+                fix=_delete(ref),
                 packet=_packet(probe.packet, o),
             )
         elif not mine:
@@ -325,8 +319,6 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                         f"{_sources(items)} is caught by {ref.where} ({rule.target_name} to "
                         f"{lands}) instead",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
-                fix=f"recreate {b.container.name} or restart dockerd; remove {ref.where} if "
-                    "it is not wanted",
                 packet=_packet(probe.packet, o),
             )
     if v.primary_item is None or v.caught:
@@ -335,9 +327,6 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
     src = "the host" if probe.source == "host" else probe.source
     what = ("has no DNAT rule" if not mine else
             f"never reaches Docker's DNAT ({mine[0].where}) from {src}")
-    fix = (f"restart dockerd (or recreate {b.container.name}) so it writes the nat rules again"
-           if not mine else "restore the jump to DOCKER in nat PREROUTING/OUTPUT (restart "
-           "dockerd)")
     if v.primary == "proxied" and not b.loopback:
         yield Finding(
             kind="missing", severity=Severity.MEDIUM,
@@ -345,7 +334,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                     f"{_names(v.proxied)}); the container sees the proxy's address, not the "
                     "client's, and DOCKER-USER never sees the traffic",
             proto=b.proto, host_port=b.host_port, container=b.container.name,
-            related=tuple(mine[:1]), fix=fix, cis=CIS_USERLAND_PROXY,
+            related=tuple(mine[:1]), cis=CIS_USERLAND_PROXY,
             packet=_packet(probe.packet, o),
         )
     elif v.primary == "unserved":
@@ -355,7 +344,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                     f"{_describe(probe.packet)} is {_fate(view, fam, o)}"
                     + ("" if view.proxy else " (userland proxy off)"),
             proto=b.proto, host_port=b.host_port, container=b.container.name,
-            related=tuple(mine[:1]), fix=fix, packet=_packet(probe.packet, o),
+            related=tuple(mine[:1]), packet=_packet(probe.packet, o),
         )
     elif v.primary == "dropped":
         d = o.decider
@@ -366,8 +355,6 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                     f"from {src} it is {_fate(view, fam, o)}",
             proto=b.proto, host_port=b.host_port, container=b.container.name, rule=blame,
             related=tuple(mine[:1]),
-            fix=f"restart dockerd (or recreate {b.container.name}) so it writes the filter "
-                "DOCKER ACCEPT again",
             packet=_packet(probe.packet, o),
         )
 
@@ -394,17 +381,23 @@ def _forward_chains(view: DockerView, family: int) -> list[str]:
     return seen
 
 
-def _ctorig_fix(ref: RuleRef) -> str:
-    spec = re.sub(r"^-A\s+\S+\s+", "", ref.text)
-    new, n = re.subn(r"-m (?:tcp|udp|sctp) --dport (\S+)",
-                     r"-m conntrack --ctorigdstport \1 --ctdir ORIGINAL", spec)
-    if not n:
-        new, n = re.subn(r"--dport (\S+)", r"-m conntrack --ctorigdstport \1 --ctdir ORIGINAL",
-                         spec)
-    if not n:
-        return ("match the published port before DNAT with -m conntrack --ctorigdstport PORT "
-                "--ctdir ORIGINAL")
-    return f"match the port before DNAT: {_tool(ref.family)} -R {ref.chain} {ref.index} {new}"
+def _ctorig_fix(ref: RuleRef) -> str | None:
+    """``iptables -t filter -R CHAIN N ...`` with the rule's ``[-m tcp] --dport P`` replaced by
+    ``-m conntrack --ctorigdstport P --ctdir ORIGINAL`` (the port before DNAT,
+    iptables-extensions(8) "conntrack"); None when the rule names no plain ``--dport``."""
+    spec = rule_spec(ref)
+    for i, word in enumerate(spec[:-1]):
+        if word != "--dport" or (i and spec[i - 1] == "!"):
+            continue
+        start = i - 2 if i >= 2 and spec[i - 2] == "-m" and spec[i - 1] in _PORT_MODULES else i
+        new = [*spec[:start], "-m", "conntrack", "--ctorigdstport", spec[i + 1],
+               "--ctdir", "ORIGINAL", *spec[i + 2:]]
+        return command([tool(ref.family), "-t", ref.table, "-R", ref.chain, str(ref.index),
+                        *new])
+    return None
+
+
+_PORT_MODULES = frozenset({"tcp", "udp", "sctp"})
 
 
 def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
@@ -534,6 +527,4 @@ def check_unknown_interfaces(ctx: AuditContext) -> Iterator[Finding]:
                         f"interface {name}, which the host does not have (not in ip-addr.json): "
                         "they never see a packet until it appears",
                 rule=refs[0], related=tuple(refs[1:]),
-                fix=f"delete the rules for {name} if it is gone for good (a removed Docker "
-                    "network's bridge: restart dockerd)",
             )

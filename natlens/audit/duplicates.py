@@ -17,7 +17,8 @@ import networkx as nx
 
 from natlens.audit._rules import dport_of, proto_of
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.model import Family, Rule, Table
+from natlens.audit.fixes import command, delete_at
+from natlens.model import Rule, Table
 
 __all__ = ["STATEFUL_MATCHES", "check_duplicate_rules", "check_duplicate_nat"]
 
@@ -64,7 +65,6 @@ def check_duplicate_rules(ctx: AuditContext) -> Iterator[Finding]:
     ['[low] duplicate: filter INPUT #2: repeats filter INPUT #1']
     """
     for rs in ctx.rulesets():
-        tool = "ip6tables" if rs.family is Family.IPV6 else "iptables"
         for table in rs.tables:
             for chain in table.chains:
                 first: dict[tuple[object, ...], int] = {}
@@ -78,19 +78,99 @@ def check_duplicate_rules(ctx: AuditContext) -> Iterator[Finding]:
                     original = RuleRef.of(chain.rules[earlier - 1], table.name, earlier,
                                           rs.family)
                     proto, port = _nat_port(rule, table)
+                    ref = RuleRef.of(rule, table.name, index, rs.family)
                     yield Finding(
                         kind="duplicate", severity=Severity.LOW,
                         message=f"repeats {original.where}",
-                        proto=proto, host_port=port,
-                        rule=RuleRef.of(rule, table.name, index, rs.family),
-                        related=(original,),
-                        fix=f"delete the copy: {tool} -t {table.name.value} -D {chain.name} "
-                            f"{index}",
+                        proto=proto, host_port=port, rule=ref, related=(original,),
+                        fix=command(delete_at(ref)),
                     )
 
 
 def _docker_chain(name: str) -> bool:
     return name.startswith("DOCKER") and name != "DOCKER-USER"
+
+
+_Copy = tuple[str, int, Rule]
+
+
+class _Reach:
+    """Which copies of one NAT rewrite ``check_duplicate_nat`` blames, from one table's chain
+    graph: copy A's chain reaches copy B's (another chain) and the copy outside Docker's chains
+    is blamed, else A (evaluated first). Each blamed copy is reported once, with one copy it
+    repeats.
+
+    Reachability comes from the graph's strongly connected components (computed once per
+    table), walked per group of copies over the components above them only: linear in that
+    part of the graph. (A pairwise path search per pair of copies made N²/2 findings and path
+    searches for N chains jumping into each other with the same DNAT in each.)
+    """
+
+    def __init__(self, g: nx.MultiDiGraph) -> None:
+        self.dag = nx.condensation(g)
+        self.scc: dict[str, int] = self.dag.graph["mapping"]
+        self.position = {n: i for i, n in enumerate(nx.topological_sort(self.dag))}
+
+    def blamed(self, copies: list[_Copy]) -> Iterator[tuple[_Copy, _Copy]]:
+        """(blamed copy, the copy it repeats), in the order of ``copies``."""
+        dag, scc = self.dag, self.scc
+        first: dict[str, _Copy] = {}
+        for copy in copies:
+            if copy[0] in scc:
+                first.setdefault(copy[0], copy)
+        members: dict[int, list[str]] = {}
+        for chain in first:
+            members.setdefault(scc[chain], []).append(chain)
+        above = set(members)
+        todo = list(members)
+        while todo:
+            for pred in dag.predecessors(todo.pop()):
+                if pred not in above:
+                    above.add(pred)
+                    todo.append(pred)
+        order = sorted(above, key=self.position.__getitem__)
+        # member chains strictly below a component (any / in Docker's chains), two at most:
+        # one that is not the asking chain is all a query needs
+        below: dict[int, list[str]] = {}
+        docker_below: dict[int, list[str]] = {}
+        for node in reversed(order):
+            found: list[str] = []
+            docker: list[str] = []
+            for succ in dag.successors(node):
+                if succ not in above:
+                    continue
+                for chain in (*members.get(succ, ()), *below[succ]):
+                    if len(found) < 2 and chain not in found:
+                        found.append(chain)
+                for chain in (*(c for c in members.get(succ, ()) if _docker_chain(c)),
+                              *docker_below[succ]):
+                    if len(docker) < 2 and chain not in docker:
+                        docker.append(chain)
+            below[node], docker_below[node] = found, docker
+        # a member chain in Docker's chains strictly above a component
+        docker_above: dict[int, str | None] = {}
+        for node in order:
+            hit: str | None = None
+            for pred in dag.predecessors(node):
+                if pred in above:
+                    hit = hit or next((c for c in members.get(pred, ()) if _docker_chain(c)),
+                                      None) or docker_above[pred]
+            docker_above[node] = hit
+        for copy in copies:
+            chain = copy[0]
+            if chain not in scc:
+                continue
+            node = scc[chain]
+            peers = [c for c in members[node] if c != chain]  # same cycle: reach each other
+            if _docker_chain(chain):
+                reached = [c for c in peers if _docker_chain(c)] + docker_below[node]
+                partner = reached[0] if reached else None
+            else:
+                reached = peers + below[node]
+                partner = reached[0] if reached else (
+                    next((c for c in peers if _docker_chain(c)), None) or docker_above[node])
+            if partner is not None:
+                yield copy, first[partner]
 
 
 def check_duplicate_nat(ctx: AuditContext) -> Iterator[Finding]:
@@ -119,28 +199,20 @@ def check_duplicate_nat(ctx: AuditContext) -> Iterator[Finding]:
                 for index, rule in enumerate(chain.rules, 1):
                     if rule.target_name in _NAT_REWRITES and _comparable(rule):
                         seen.setdefault(_body(rule), []).append((chain.name, index, rule))
+            reach: _Reach | None = None
             for copies in seen.values():
-                chains_of = [c for c, _, _ in copies]
-                if len(set(chains_of)) < 2:
+                if len({c for c, _, _ in copies}) < 2:
                     continue
-                # pairs (a, b): a's chain reaches b's chain (a is evaluated first)
-                for ca, ia, ra in copies:
-                    for cb, ib, rb in copies:
-                        if ca == cb or not (ca in g and cb in g and nx.has_path(g, ca, cb)):
-                            continue
-                        blame, other = ((cb, ib, rb), (ca, ia, ra)) if (
-                            _docker_chain(ca) and not _docker_chain(cb)) else (
-                            (ca, ia, ra), (cb, ib, rb))
-                        other_ref = RuleRef.of(other[2], table.name, other[1], rs.family)
-                        proto, port = _nat_port(blame[2], table)
-                        what = f" ({proto}/{port})" if proto and port else ""
-                        yield Finding(
-                            kind="duplicate", severity=Severity.LOW,
-                            message=f"repeats the {blame[2].target_name} of {other_ref.where}"
-                                    f"{what}",
-                            proto=proto, host_port=port,
-                            rule=RuleRef.of(blame[2], table.name, blame[1], rs.family),
-                            related=(other_ref,),
-                            fix=f"delete the copy in {blame[0]} (-t {table.name.value} -D "
-                                f"{blame[0]} {blame[1]})",
-                        )
+                reach = reach or _Reach(g)
+                for blame, other in reach.blamed(copies):
+                    other_ref = RuleRef.of(other[2], table.name, other[1], rs.family)
+                    proto, port = _nat_port(blame[2], table)
+                    what = f" ({proto}/{port})" if proto and port else ""
+                    ref = RuleRef.of(blame[2], table.name, blame[1], rs.family)
+                    yield Finding(
+                        kind="duplicate", severity=Severity.LOW,
+                        message=f"repeats the {blame[2].target_name} of {other_ref.where}"
+                                f"{what}",
+                        proto=proto, host_port=port, rule=ref, related=(other_ref,),
+                        fix=command(delete_at(ref)),
+                    )

@@ -2,12 +2,16 @@
 it is published on loopback only, or not at all) and ``bypass`` (a published port reachable
 although the host's INPUT rules refuse the host port).
 
-Both decide by simulation. ``exposed`` routes a packet from the outside interface straight to
-the container's address (what any neighbour on the same L2 segment, or a router pointed at the
-host, can do; Docker before 28 let it through for every port it had an ACCEPT for, 28 drops it in
-raw PREROUTING unless the network is ``nat-unprotected``). ``bypass`` compares the real path of a
-published port (DNAT in PREROUTING, then FORWARD) with the path the same packet would take if
-nothing DNATed it (INPUT), as ufw, firewalld and hand-written INPUT rules expect.
+Both read the exposure map (``natlens.exposure``: every port, from every ingress, both
+families, per source class), decided by simulation. ``exposed``: a container port reached from
+another host by routing straight to the container's address (what any neighbour on the same L2
+segment, or a router pointed at the host, can do; Docker before 28 let it through for every port
+it had an ACCEPT for, 28 drops it in raw PREROUTING unless the network is ``nat-unprotected``),
+or a loopback-only port DNATed for another host (also when it sends to 127.0.0.1 itself).
+``bypass`` compares the real path of a published port from each host interface (DNAT in
+PREROUTING, then FORWARD) with the path the same packet would take if nothing DNATed it
+(INPUT), as ufw, firewalld and hand-written INPUT rules expect; and a block written for one
+family that the other family's binding walks around.
 """
 
 from __future__ import annotations
@@ -19,24 +23,22 @@ from natlens.audit._docker_view import (
     IPAddress,
     Outcome,
     docker_view,
+    exposure_map,
     outcomes,
 )
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.audit.fixes import command, delete_spec, tool
+from natlens.correlate import PROBE_PORTS, Binding
 from natlens.docker import Container
-from natlens.netfilter import Packet, StepKind, Verdict
-from natlens.netfilter.packet import endpoint
+from natlens.exposure import Cell, ExposureMap, Row
+from natlens.netfilter import Step, StepKind, Verdict
 
 __all__ = ["PROBE_PORTS", "check_bypass", "check_exposed"]
 
 CIS_BIND = ("CIS Docker Benchmark 5.14 (ex 5.13): bind incoming container traffic to a specific "
             "host interface")
 CIS_HOST_NET = "CIS Docker Benchmark 5.9: do not share the host's network namespace"
-
-PROBE_PORTS = (22, 3306, 5432, 6379, 27017, 11211)
-"""Ports a container typically serves without publishing them (ssh, databases, caches); the
-first one a container neither publishes nor exposes stands for "any unpublished port"."""
-
 
 def _reaches(outs: list[Outcome], target: str) -> Outcome | None:
     return next((o for o in outs if o.verdict is Verdict.ACCEPT and o.final_dst == target), None)
@@ -53,15 +55,18 @@ def _published(c: Container) -> tuple[set[tuple[str, int]], dict[tuple[str, int]
 
 
 def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
-    """Container ports reachable from an outside interface by routing to the container's address
-    directly: high for a port published on 127.0.0.1 only, medium for ports not published at all
-    (probed: the image's EXPOSE ports and one of ``PROBE_PORTS``). Also a loopback-only port
-    that a DNAT serves from outside, and (low) containers on the host's network namespace.
+    """Container ports reachable from another host (a host interface of the exposure map,
+    ``natlens.exposure``) although they are published on loopback only (high) or not at all
+    (medium: the image's EXPOSE ports and one of ``PROBE_PORTS``), by routing to the
+    container's address directly; a loopback-only port that a DNAT serves to another host, at
+    a host address or at 127.0.0.1 / ::1 itself (high); and (low) containers on the host's
+    network namespace.
 
     >>> from natlens.audit._docker_example import container_json, example
     >>> ctx = example('''*filter
     ... :FORWARD DROP [0:0]
     ... :DOCKER - [0:0]
+    ... -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
     ... -A FORWARD -o docker0 -j DOCKER
     ... -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
     ... COMMIT
@@ -80,51 +85,63 @@ def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
                 message=f"{c.name} shares the host's network namespace: every port it listens "
                         "on is a host port, outside Docker's rules (-p is ignored)",
                 container=c.name, cis=CIS_HOST_NET,
-                fix=f"run {c.name} on a bridge network and publish only what it serves",
             )
-    for c in view.containers():
-        wide, lo = _published(c)
-        image = [p for p in c.exposed if p not in wide and p not in lo]
-        taken = wide | set(lo) | set(image)
-        generic = next(("tcp", p) for p in PROBE_PORTS if ("tcp", p) not in taken)
-        for family in (4, 6):
-            if not view.forwarding(family) or not view.ruleset(family).tables:
-                continue
-            src = view.outside_source(family)
-            for net, ip in view.bridged(c, family):
-                if net.internal:
-                    continue
-                for (proto, port), hport in sorted(lo.items()):
-                    yield from _probe_direct(view, c, src, ip, proto=proto, port=port,
-                                             host_port=hport)
-                unpublished: list[tuple[str, int, Packet, Outcome]] = []
-                for proto, port in [*image, generic]:
-                    pkt = Packet(in_interface=view.outside, src=src, dst=ip, proto=proto,
-                                 sport=40000, dport=port)
-                    o = _reaches(outcomes(view.trace(pkt)), endpoint(ip, port))
-                    if o is not None:
-                        unpublished.append((proto, port, pkt, o))
-                if unpublished:
-                    proto, port, pkt, o = unpublished[0]
-                    ports = ", ".join(f"{p}/{pr}" for pr, p, _, _ in unpublished)
-                    yield Finding(
-                        kind="exposed", severity=Severity.MEDIUM,
-                        message=f"{c.name}'s unpublished port{'s' if len(unpublished) > 1 else ''}"
-                                f" {ports} reachable from {view.outside} by routing to {ip} "
-                                f"directly ({'probes' if len(unpublished) > 1 else 'a probe'}"
-                                "; other unpublished ports likely are too)",
-                        proto=proto, container=c.name, rule=_accepting(view, family, o),
-                        fix=f"drop it in DOCKER-USER: {_tool(family)} -I DOCKER-USER -i "
-                            f"{view.outside} -d {ip} -m conntrack --ctstate NEW "
-                            "! --ctstatus DNAT -j DROP (or upgrade to Docker 28+, which drops "
-                            "direct routing in raw PREROUTING)",
-                        cis=CIS_BIND, packet=_packet(pkt, o),
-                    )
-    yield from _loopback_via_dnat(view)
+    emap = exposure_map(ctx)
+    if emap is None:
+        return
+    unpublished: dict[tuple[str, int, str], list[tuple[Cell, Outcome]]] = {}
+    for row in emap.rows:
+        if row.kind != "container" or row.container is None:
+            continue
+        owner = view.inventory.container(row.container)
+        if owner is None or not view.ruleset(row.family).tables:
+            continue
+        wide, lo = _published(owner)
+        key = (row.proto, row.port)
+        if key in wide:
+            continue
+        for cell, o in _remote_hits(view, emap, row):
+            if key in lo:
+                yield _loopback_direct(view, owner, cell, o, host_port=lo[key])
+                break
+            unpublished.setdefault((owner.name, row.family, cell.ingress), []).append((cell, o))
+            break
+    for (name, family, ingress), hits in unpublished.items():
+        cell, o = hits[0]
+        ports = ", ".join(f"{h.port}/{h.proto}" for h, _ in hits)
+        many = len(hits) > 1
+        yield Finding(
+            kind="exposed", severity=Severity.MEDIUM,
+            message=f"{name}'s unpublished port{'s' if many else ''} {ports} reachable from "
+                    f"{ingress} by routing to {cell.dst} directly "
+                    f"({'probes' if many else 'a probe'}; other unpublished ports likely are "
+                    "too)",
+            proto=cell.proto, container=name, rule=_accepting(view, family, o),
+            fix=_drop_direct(ingress, family, cell.dst),
+            cis=CIS_BIND, packet=_packet(cell.packet, o),
+        )
+    yield from _loopback_via_dnat(view, emap)
 
 
-def _tool(family: int) -> str:
-    return "ip6tables" if family == 6 else "iptables"
+def _remote_hits(view: DockerView, emap: ExposureMap, row: Row) -> Iterator[tuple[Cell, Outcome]]:
+    """The cells of ``row`` from another host's ingress whose connection reaches the row's
+    container, with the outcome of their trace."""
+    for cell in emap.cells:
+        if cell.row is not row or not emap.remote(cell.ingress) or not cell.reachable \
+                or cell.target is None or cell.target.kind != "container" or cell.lands is None:
+            continue
+        o = _reaches(outcomes(view.trace(cell.packet)), cell.lands)
+        if o is not None:
+            yield cell, o
+
+
+def _drop_direct(ingress: str, family: int, dst: IPAddress) -> str:
+    """``iptables -I DOCKER-USER -i IN -d IP -m conntrack --ctstate NEW ! --ctstatus DNAT -j
+    DROP``: refuse new connections routed to a container address directly (not DNATed); Docker
+    28+ does the same in raw PREROUTING."""
+    return command([tool(family), "-t", "filter", "-I", "DOCKER-USER", "-i", ingress,
+                    "-d", str(dst), "-m", "conntrack", "--ctstate", "NEW", "!", "--ctstatus",
+                    "DNAT", "-j", "DROP"])
 
 
 def _accepting(view: DockerView, family: int, o: Outcome) -> RuleRef | None:
@@ -136,59 +153,63 @@ def _accepting(view: DockerView, family: int, o: Outcome) -> RuleRef | None:
     return None
 
 
-def _probe_direct(view: DockerView, c: Container, src: IPAddress, ip: IPAddress, *,
-                  proto: str, port: int, host_port: int) -> Iterator[Finding]:
-    """A port published on loopback only (``host_port``), probed at the container's address."""
-    family = ip.version
-    pkt = Packet(in_interface=view.outside, src=src, dst=ip, proto=proto, sport=40000,
-                 dport=port)
-    o = _reaches(outcomes(view.trace(pkt)), endpoint(pkt.dst, port))
-    if o is None:
-        return
-    yield Finding(
+def _loopback_direct(view: DockerView, c: Container, cell: Cell, o: Outcome, *,
+                     host_port: int) -> Finding:
+    """A port published on loopback only (``host_port``), reached at the container's
+    address from another host."""
+    pkt = cell.packet
+    family = cell.family
+    return Finding(
         kind="exposed", severity=Severity.HIGH,
-        message=f"{c.name}'s port {port}/{proto} is published on 127.0.0.1 only (host port "
-                f"{host_port}), but a packet {_describe(pkt)} is {_fate(view, family, o)}: "
-                f"anyone routing {pkt.dst} via this host reaches it",
-        proto=proto, host_port=host_port, container=c.name, rule=_accepting(view, family, o),
-        fix=f"drop direct routing in DOCKER-USER ({_tool(family)} -I DOCKER-USER -i "
-            f"{view.outside} -d {pkt.dst} -m conntrack --ctstate NEW ! --ctstatus DNAT -j DROP)"
-            " or upgrade to Docker 28+",
+        message=f"{c.name}'s port {cell.port}/{cell.proto} is published on 127.0.0.1 only "
+                f"(host port {host_port}), but a packet {_describe(pkt)} is "
+                f"{_fate(view, family, o)}: anyone routing {pkt.dst} via this host reaches it",
+        proto=cell.proto, host_port=host_port, container=c.name,
+        rule=_accepting(view, family, o), fix=_drop_direct(cell.ingress, family, cell.dst),
         cis=CIS_BIND, packet=_packet(pkt, o),
     )
 
 
-def _loopback_via_dnat(view: DockerView) -> Iterator[Finding]:
-    """A port published on loopback only that a DNAT serves from outside at the host address."""
-    for b in view.bindings():
-        if not b.loopback:
+def _loopback_via_dnat(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
+    """A port published on loopback only that a DNAT serves to another host: at a host
+    address, or at the loopback address itself (Docker's DNAT matches any input interface;
+    the kernel routes the rewritten packet, kernel ``ip_route_input_slow`` only sees the new
+    destination)."""
+    for row in emap.rows:
+        b = row.binding
+        if b is None or not b.loopback:
             continue
-        dst = view.host_address(b.family)
-        if dst is None:
-            continue
-        pkt = Packet(in_interface=view.outside, src=view.outside_source(b.family), dst=dst,
-                     proto=b.proto, sport=40000, dport=b.host_port)
-        outs = outcomes(view.trace(pkt))
-        o = next((x for x in outs if x.verdict is Verdict.ACCEPT and x.final_dst in b.expected),
-                 None)
-        if o is None:
-            continue
-        rw = o.rewrite
-        yield Finding(
-            kind="exposed", severity=Severity.HIGH,
-            message=f"{b.label} is published on {b.port.host_ip} only, but a packet "
-                    f"{_describe(pkt)} is DNATed to {o.final_dst} and accepted",
-            proto=b.proto, host_port=b.host_port, container=b.container.name,
-            rule=view.ref(b.family, rw) if rw is not None else None,
-            fix="remove the DNAT that serves it from outside, or publish it on purpose",
-            cis=CIS_BIND, packet=_packet(pkt, o),
-        )
+        for cell, o in _remote_hits(view, emap, row):
+            if o.final_dst not in b.expected:
+                continue
+            rw = o.rewrite
+            ref = view.ref(b.family, rw) if rw is not None else None
+            pkt = cell.packet
+            if pkt.dst.is_loopback:
+                loopback = "127.0.0.0/8" if b.family == 4 else "::1/128"
+                fix: str | None = command([tool(b.family), "-t", "raw", "-I", "PREROUTING", "!",
+                                           "-i", "lo", "-d", loopback, "-j", "DROP"])
+                how = (f"a packet {_describe(pkt)} (another host routing the loopback "
+                       "address via this one)")
+            else:
+                fix = command(delete_spec(ref)) if ref is not None and ref.index else None
+                how = f"a packet {_describe(pkt)}"
+            yield Finding(
+                kind="exposed", severity=Severity.HIGH,
+                message=f"{b.label} is published for the host only, but {how} is "
+                        f"DNATed to {o.final_dst} and accepted",
+                proto=b.proto, host_port=b.host_port, container=b.container.name,
+                rule=ref, fix=fix, cis=CIS_BIND, packet=_packet(pkt, o),
+            )
+            break
 
 
 def check_bypass(ctx: AuditContext) -> Iterator[Finding]:
-    """Published ports that reach their container from outside although the host's INPUT rules
-    (ufw, firewalld, hand-written) would refuse the host port: the packet is simulated twice,
-    as it really goes (DNAT, FORWARD) and with the DNAT rules it met deleted (INPUT).
+    """Published ports that reach their container from another host although the host's INPUT
+    rules (ufw, firewalld, hand-written; any backend) would refuse the host port, from every
+    host interface of the exposure map: the cell's packet is simulated again with the DNAT
+    rules it met deleted (INPUT). Also a port that a filtering rule refuses on one family and
+    that the other family's binding serves from the same interface (an IPv4-only block).
 
     >>> from natlens.audit._docker_example import container_json, example
     >>> ctx = example('''*nat
@@ -208,46 +229,97 @@ def check_bypass(ctx: AuditContext) -> Iterator[Finding]:
     [medium] bypass: filter INPUT #0: web's 8080/tcp is reachable from eth0 ...
     """
     view = docker_view(ctx)
-    if view is None:
+    emap = exposure_map(ctx)
+    if view is None or emap is None:
         return
-    for b in view.bindings():
-        if b.loopback:
+    for row in emap.rows:
+        b = row.binding
+        if b is None or b.loopback:
             continue
-        probes = view.probes(b)
-        if not probes or probes[0].source != view.outside:
-            continue
-        pkt = probes[0].packet
-        real = next((o for o in outcomes(view.trace(pkt))
-                     if o.verdict is Verdict.ACCEPT and o.final_dst in b.expected), None)
-        if real is None:
-            continue
-        dnats = [r for s in real.steps if s.kind is StepKind.RULE and s.table == "nat"
-                 and s.target == "DNAT" for r in [view.ref(b.family, s)] if r is not None]
-        if not dnats:
-            continue
-        as_if = outcomes(view.without(b.family, dnats).trace(pkt))
-        refused = next((o for o in as_if if o.verdict is not Verdict.ACCEPT and o.decider
-                        is not None and o.decider.hook == "INPUT"), None)
-        if refused is None:
-            continue
-        d = refused.decider
-        assert d is not None
-        ref = view.ref(b.family, d)
-        names_port = ref is not None and d.kind is StepKind.RULE and str(b.host_port) in ref.text
-        yield Finding(
-            kind="bypass", severity=Severity.HIGH if names_port else Severity.MEDIUM,
-            message=f"{b.label} is reachable from {view.outside} although INPUT refuses the "
-                    f"host port: {_describe(pkt)} is {_fate(view, b.family, real)} "
-                    f"({' -> '.join(real.path_text())}); without the DNAT it would be "
-                    f"{_fate(view, b.family, refused)} "
-                    f"({' -> '.join(refused.path_text())})",
-            proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
-            related=tuple(dnats),
-            fix=f"filter published ports in DOCKER-USER ({_tool(b.family)} -I DOCKER-USER -i "
-                f"{view.outside} -p {b.proto} -m conntrack --ctorigdstport {b.host_port} "
-                "--ctdir ORIGINAL -j DROP), or publish on 127.0.0.1 only",
-            cis=CIS_BIND,
-            packet=_packet(pkt, real, trace_without_dnat=refused.path_text(),
-                           verdict_without_dnat=refused.verdict.value),
-        )
+        for ingress in emap.ingresses:
+            if not emap.remote(ingress):
+                continue
+            hit = next(((c, o) for c, o in _remote_hits(view, emap, row)
+                        if c.ingress == ingress and not c.dst.is_loopback
+                        and o.final_dst in b.expected), None)
+            if hit is not None:
+                yield from _bypass_input(view, b, ingress, *hit)
+    yield from _bypass_family(view, emap)
 
+
+def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,
+                  real: Outcome) -> Iterator[Finding]:
+    pkt = cell.packet
+    dnats = [r for s in real.steps if s.kind is StepKind.RULE and s.table == "nat"
+             and s.target == "DNAT" for r in [view.ref(b.family, s)] if r is not None]
+    if not dnats:
+        return
+    as_if = outcomes(view.without(b.family, dnats).trace(pkt))
+    refused = next((o for o in as_if if o.verdict is not Verdict.ACCEPT and o.decider
+                    is not None and o.decider.hook == "INPUT"), None)
+    if refused is None:
+        return
+    d = refused.decider
+    assert d is not None
+    ref = view.ref(b.family, d)
+    names_port = ref is not None and d.kind is StepKind.RULE and str(b.host_port) in ref.text
+    yield Finding(
+        kind="bypass", severity=Severity.HIGH if names_port else Severity.MEDIUM,
+        message=f"{b.label} is reachable from {ingress} although INPUT refuses the "
+                f"host port: {_describe(pkt)} is {_fate(view, b.family, real)} "
+                f"({' -> '.join(real.path_text())}); without the DNAT it would be "
+                f"{_fate(view, b.family, refused)} "
+                f"({' -> '.join(refused.path_text())})",
+        proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
+        related=tuple(dnats),
+        fix=command([tool(b.family), "-t", "filter", "-I", "DOCKER-USER", "-i",
+                     ingress, "-p", b.proto, "-m", "conntrack", "--ctorigdstport",
+                     str(b.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
+        cis=CIS_BIND,
+        packet=_packet(pkt, real, trace_without_dnat=refused.path_text(),
+                       verdict_without_dnat=refused.verdict.value),
+    )
+
+
+def _bypass_family(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
+    """A published port that a filtering rule (not a policy) refuses from an interface for
+    some sources in one family, while the other family's binding of the same container port
+    serves every source from that interface: the block was written for one family only."""
+    by_port: dict[tuple[str, str, int, int], Row] = {}
+    for row in emap.rows:
+        b = row.binding
+        if b is not None and not b.loopback:
+            by_port.setdefault((b.container.name, b.proto, b.container_port, b.family), row)
+    for (name, proto, cport, family), row in by_port.items():
+        other = by_port.get((name, proto, cport, 10 - family))
+        b = row.binding
+        if other is None or b is None or other.binding is None:
+            continue
+        for ingress in emap.ingresses:
+            if not emap.remote(ingress):
+                continue
+            mine = [c for c in emap.cells_of(row, ingress) if not c.dst.is_loopback]
+            theirs = [c for c in emap.cells_of(other, ingress) if not c.dst.is_loopback]
+            blocked = [c for c in mine if c.reachable is False and c.lands is None
+                       and c.decided_by is not None and c.decided_by.index is not None]
+            if not blocked or not theirs or not all(c.reachable for c in theirs):
+                continue
+            ob = other.binding
+            d = blocked[0].decided_by
+            assert d is not None
+            ref = view.ref(family, Step(hook="FORWARD", table=d.table, chain=d.chain,
+                                        rule=d.index, target="DROP", text=d.text))
+            fam = "IPv6" if family == 4 else "IPv4"
+            yield Finding(
+                kind="bypass", severity=Severity.HIGH,
+                message=f"{ob.label} is reachable from {ingress} from every source, although "
+                        f"{'IPv4' if family == 4 else 'IPv6'} refuses the same port "
+                        f"({blocked[0].packet.src} {_describe(blocked[0].packet)} is refused "
+                        f"by {d}): the block has no {fam} counterpart",
+                proto=proto, host_port=ob.host_port, container=name, rule=ref,
+                fix=command([tool(ob.family), "-t", "filter", "-I", "DOCKER-USER", "-i",
+                             ingress, "-p", proto, "-m", "conntrack", "--ctorigdstport",
+                             str(ob.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
+                cis=CIS_BIND, packet=_packet(theirs[0].packet),
+            )
+            break

@@ -76,7 +76,9 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
         "DNAT to an address no container holds",
         "A DNAT rule sends traffic to an address that no container (running or stopped) has: "
         "usually left behind by a removed container or a daemon crash. Delete the rule or "
-        "restart the Docker daemon so it rewrites its chains."),
+        "restart the Docker daemon so it rewrites its chains. Also a MASQUERADE left behind "
+        "for a Docker bridge that no longer exists: its '! -o BRIDGE' then matches every "
+        "interface and rewrites whatever traffic now comes from the network."),
     "shadowed": KindInfo(
         "Published port caught first by another rule",
         "Traffic for a published port meets an earlier rule (DNAT, REDIRECT, DROP, ...) before "
@@ -93,11 +95,16 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
         "Rule never sees the traffic it is written for",
         "The rule cannot apply as intended: it sits where the packets it names never arrive "
         "(e.g. a DOCKER-USER rule on a host port, which FORWARD only sees after DNAT rewrote "
-        "it), is passed over by earlier accepts, or jumps to a chain that does not exist."),
+        "it), is passed over by earlier accepts, or jumps to a chain that does not exist. "
+        "Match the port before DNAT (-m conntrack --ctorigdstport), move the rule into "
+        "DOCKER-USER (or below the jump to it), declare the chain, or delete rules for an "
+        "interface that is gone for good."),
     "exposed": KindInfo(
         "Container port reachable from outside",
         "A container port is reachable from other hosts although it is published on loopback "
-        "only or not published at all."),
+        "only or not published at all. Drop direct routing to containers in DOCKER-USER "
+        "(Docker 28+ does it in raw PREROUTING), remove the DNAT that serves it, or publish it "
+        "on purpose; a container on the host network belongs on a bridge network."),
     "bypass": KindInfo(
         "Published port bypasses INPUT rules",
         "A published port is reachable although INPUT rules would refuse the host port: DNAT "
@@ -110,7 +117,8 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
     "unreachable-chain": KindInfo(
         "Chain that no packet can reach",
         "Rules jump to this chain, but only from chains that no built-in chain reaches, so no "
-        "packet ever enters it."),
+        "packet ever enters it. Jump to its callers from a built-in chain, or delete the "
+        "unused chains."),
     "loop": KindInfo(
         "Chains jump in a loop",
         "The chains jump to each other in a cycle. The kernel refuses such a table once a "
@@ -125,6 +133,14 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
         "Rule fully covered by an earlier rule",
         "An earlier rule of the same chain matches every packet this rule would match and ends "
         "their way through the chain, so this rule never matches. Delete it or move it up."),
+    "hairpin-blocked": KindInfo(
+        "Connection the rules let start but that cannot be established",
+        "The first packet gets through, but the reply cannot come back through the same "
+        "conntrack entry: a host process's connection to 127.0.0.1 or ::1 that OUTPUT's DNAT "
+        "sends off the host keeps its loopback source (never routed off lo for IPv6; for IPv4 "
+        "only with route_localnet=1 and a MASQUERADE), or a container reaches itself through "
+        "the host's DNAT without SNAT. Use the container's address, the host's address, or "
+        "the userland proxy; for IPv4 Docker's route_localnet + MASQUERADE setup."),
     "split-backend": KindInfo(
         "Rules in both iptables-legacy and iptables-nft",
         "The host has rules in both netfilter backends (legacy x_tables and nf_tables). The "
@@ -239,6 +255,9 @@ class AuditContext:
     inventory: object | None = None
     simulator: object | None = None
     _graphs: dict[Family, ChainGraph] = field(default_factory=dict, init=False, repr=False)
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False,
+                                       compare=False)
+    """Values checks derive from the context once and share (e.g. the Docker view)."""
 
     def rulesets(self) -> Iterator[Ruleset]:
         """The IPv4 then the IPv6 ruleset, each only when it has tables."""

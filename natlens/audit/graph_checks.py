@@ -15,6 +15,7 @@ import networkx as nx
 
 from natlens.audit._rules import chain_ref, unconditional
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.audit.fixes import command, delete_at, tool
 from natlens.errors import did_you_mean
 from natlens.graph import (
     can_reach_verdict,
@@ -24,7 +25,7 @@ from natlens.graph import (
     unreachable_chains,
     unused_chains,
 )
-from natlens.model import Chain, Family, Interface, Rule, Table, TableName
+from natlens.model import Chain, Interface, Rule, Ruleset, Table, TableName
 
 __all__ = [
     "check_docker_user_order",
@@ -33,10 +34,6 @@ __all__ = [
     "check_unreachable_chains",
     "check_unused_chains",
 ]
-
-
-def _tool(family: Family) -> str:
-    return "ip6tables" if family is Family.IPV6 else "iptables"
 
 
 def check_loops(ctx: AuditContext) -> Iterator[Finding]:
@@ -77,7 +74,7 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                     kind="loop", severity=Severity.HIGH,
                     message=f"chains jump in a loop: {path} ({why})",
                     rule=refs[-1], related=tuple(refs[:-1]),
-                    fix=f"remove the jump back to {cycle[0]} ({refs[-1].where})",
+                    fix=command(delete_at(refs[-1])),
                 )
 
 
@@ -108,8 +105,41 @@ def _has_effect(chain: Chain) -> bool:
     return bool(rules)
 
 
+_DOCKER_FORWARD_CHAINS = ("DOCKER-USER", "DOCKER-FORWARD")
+"""Chains Docker's FORWARD jumps to, in this order (Docker 28+: ``-j DOCKER-USER``, ``-j
+DOCKER-FORWARD``; before: DOCKER-USER then Docker's per-bridge rules): orphaned, they leave
+containers' forwarded traffic to FORWARD alone."""
+
+
+def _unreferenced(rs: Ruleset, table: Table, name: str) -> bool:
+    """Whether no rule jumps to ``name``, as far as the input tells: a ``-L`` header's
+    ``(N references)`` decides; else a table shown in part (or with chains shown in part) may
+    jump to it from what it does not show."""
+    cov = rs.coverage
+    refs = cov.reference_count(table.name, name)
+    if refs is not None:
+        return refs == 0
+    if cov.chains_shown(table.name) is not None:
+        return False
+    return not any(t is table.name for t, _, _ in cov.incomplete)
+
+
+def _docker_forward_fix(program: str, table: Table, name: str) -> str:
+    """``iptables -t filter -I FORWARD N -j NAME``: Docker's place for the jump (DOCKER-USER
+    first, DOCKER-FORWARD right after the DOCKER-USER jump)."""
+    position = 1
+    forward = table.get("FORWARD")
+    if name == "DOCKER-FORWARD" and forward is not None:
+        position = next((i + 1 for i, r in enumerate(forward.rules, 1)
+                         if r.target_name == "DOCKER-USER"), 1)
+    return command([program, "-t", "filter", "-I", "FORWARD", str(position), "-j", name])
+
+
 def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
-    """User chains that no rule jumps or goes to (medium for a DOCKER-USER with rules in it).
+    """User chains that no rule jumps or goes to (medium for Docker's DOCKER-USER or
+    DOCKER-FORWARD with rules in it: the jump from FORWARD is missing). A chain the input may
+    reference from what it does not show is not reported; a ``-L`` header's ``(N
+    references)`` counts.
 
     >>> from natlens.audit import audit_text
     >>> [str(f) for f in audit_text('''*filter
@@ -122,23 +152,29 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
     """
     for rs in ctx.rulesets():
         graph = ctx.graph(rs.family)
-        tool = _tool(rs.family)
+        program = tool(rs.family)
         for table in rs.tables:
-            for name in unused_chains(graph[table.name.value]):
+            t = table.name.value
+            for name in unused_chains(graph[t]):
+                if not _unreferenced(rs, table, name):
+                    continue
                 chain = table[name]
                 n = len(chain.rules)
-                severity = Severity.LOW
-                if name == "DOCKER-USER" and _has_effect(chain):
-                    severity = Severity.MEDIUM
+                docker = t == "filter" and name in _DOCKER_FORWARD_CHAINS and _has_effect(chain)
+                refs = rs.coverage.reference_count(table.name, name)
+                said = " (its listing header says 0 references)" if refs == 0 else ""
+                message = (f"chain {name} has {n} rule{'' if n == 1 else 's'} but no rule "
+                           f"jumps to it{said}")
+                if docker:
+                    message += (f": Docker's {name} is not reached from FORWARD, so its rules "
+                                "never see containers' forwarded traffic (FORWARD's own rules "
+                                "and policy decide alone)")
                 yield Finding(
-                    kind="unused-chain", severity=severity,
-                    message=f"chain {name} has {n} rule{'' if n == 1 else 's'} but no rule "
-                            "jumps to it",
+                    kind="unused-chain", severity=Severity.MEDIUM if docker else Severity.LOW,
+                    message=message,
                     rule=chain_ref(chain, table, rs.family),
-                    fix=(f"{tool} -t filter -I FORWARD 1 -j DOCKER-USER"
-                         if name == "DOCKER-USER" else
-                         f"delete it ({tool} -t {table.name.value} -F {name} && {tool} -t "
-                         f"{table.name.value} -X {name}) or add the missing jump"),
+                    fix=(_docker_forward_fix(program, table, name) if docker else
+                         command([program, "-t", t, "-F", name], [program, "-t", t, "-X", name])),
                 )
 
 
@@ -158,8 +194,12 @@ def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
     for rs in ctx.rulesets():
         graph = ctx.graph(rs.family)
         for table in rs.tables:
+            if rs.coverage.chains_shown(table.name) is not None:
+                continue  # the chains not shown may reach them
             g = graph[table.name.value]
             for name in unreachable_chains(g):
+                if not _unreferenced(rs, table, _first_caller(g, name)):
+                    continue
                 callers = sorted({u for u, _ in g.in_edges(name)})
                 related = tuple(
                     RuleRef.of(table[u].rules[k - 1], table.name, k, rs.family)
@@ -169,7 +209,6 @@ def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
                     message=f"chain {name} is only jumped to from chains no packet reaches "
                             f"({', '.join(callers)})",
                     rule=chain_ref(table[name], table, rs.family), related=related,
-                    fix=f"jump to {callers[0]} from a built-in chain, or delete the unused chains",
                 )
 
 
@@ -189,6 +228,8 @@ def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
     for rs in ctx.rulesets():
         graph = ctx.graph(rs.family)
         for table in rs.tables:
+            if rs.coverage.chains_shown(table.name) is not None:
+                continue  # a chain a paste does not show is not in the input, not missing
             for jump in missing_jumps(graph[table.name.value]):
                 rule = table[jump.source].rules[jump.position - 1]
                 hint = did_you_mean(jump.target, [c.name for c in table.chains])
@@ -197,8 +238,13 @@ def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
                     message=f"{'goes' if jump.goto else 'jumps'} to chain {jump.target}, which "
                             f"table {table.name.value} does not declare{hint}",
                     rule=RuleRef.of(rule, table.name, jump.position, rs.family),
-                    fix=f"declare the chain (:{jump.target} - [0:0]) or correct the target name",
+                    fix=command([tool(rs.family), "-t", table.name.value, "-N", jump.target]),
                 )
+
+
+def _first_caller(g: nx.MultiDiGraph, name: str) -> str:
+    """A chain that jumps to ``name`` (the first by name)."""
+    return str(min(u for u, _ in g.in_edges(name)))
 
 
 _ESTABLISHED_ONLY = frozenset({"ESTABLISHED", "RELATED"})
@@ -286,5 +332,4 @@ def check_docker_user_order(ctx: AuditContext) -> Iterator[Finding]:
                         f"the rules in DOCKER-USER never see them"
                         + ("" if effect else " (DOCKER-USER is empty now)"),
                 rule=RuleRef.of(rule, table.name, index, rs.family), related=(hook_ref,),
-                fix="put this rule in DOCKER-USER, or move it below the jump to DOCKER-USER",
             )

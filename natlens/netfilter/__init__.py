@@ -11,10 +11,11 @@ from natlens.netfilter.engine import Simulator, prepare, simulate
 from natlens.netfilter.host import Host, Route
 from natlens.netfilter.matches import mismatches
 from natlens.netfilter.packet import Packet
-from natlens.netfilter.trace import Branch, Path, Step, StepKind, Trace, Verdict
+from natlens.netfilter.trace import Branch, Connection, Path, Step, StepKind, Trace, Verdict
 
 __all__ = [
     "Branch",
+    "Connection",
     "Host",
     "Packet",
     "Path",

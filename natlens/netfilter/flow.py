@@ -49,6 +49,11 @@ class Flow:
     orig_dst: IPAddress | None = None
     orig_sport: int | None = None
     orig_dport: int | None = None
+    sport_range: tuple[int, int] | None = None
+    """Set when a NAT target chose the source port at random: the port lies in this range
+    (``sport`` then holds the range's first port and says nothing certain)."""
+    dport_range: tuple[int, int] | None = None
+    """The same for a destination port chosen at random (DNAT/REDIRECT ``--random``)."""
 
     @classmethod
     def from_packet(cls, packet: Packet) -> Flow:
@@ -70,3 +75,18 @@ class MatchContext:
     host: Host
     hook: str = "PREROUTING"
     table: str = "filter"
+    merged_negated_ports: bool | None = False
+    """How ``-m tcp/udp ! --sport A ! --dport B`` (single ports) matches: False is iptables(8)'s
+    AND of both negations (legacy); True is NOT(sport == A AND dport == B), what iptables-nft
+    1.8.x loads (one merged payload compare); None when the backend's behaviour is unknown."""
+
+    before_conntrack: bool | None = None
+    """True in a base chain that runs before conntrack (priority < -200 in PREROUTING and
+    OUTPUT, ``NF_IP_PRI_CONNTRACK``; a looped-back packet keeps its entry); None: decided by
+    the table (raw runs at -300)."""
+
+    def has_conntrack(self, flow: Flow) -> bool:
+        """Whether the packet carries a conntrack entry here: not before conntrack's hook
+        (``nf_conntrack_in``; the raw table, priority -300) and not once untracked."""
+        before = self.table == "raw" if self.before_conntrack is None else self.before_conntrack
+        return not before and flow.ctstate != "UNTRACKED"

@@ -17,14 +17,12 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from natlens.errors import SnapshotError
+from natlens.schemas import validate
 
-if TYPE_CHECKING:
-    from natlens.snapshot import Snapshot
-
-__all__ = ["Host", "Route", "bridge_name", "with_assumed"]
+__all__ = ["Host", "HostFiles", "Route", "bridge_name", "with_assumed"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -36,6 +34,25 @@ _MULTICAST4 = ipaddress.ip_network("224.0.0.0/4")
 _MULTICAST6 = ipaddress.ip_network("ff00::/8")
 _LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 _ZERO4 = ipaddress.ip_network("0.0.0.0/8")
+
+
+class HostFiles(Protocol):
+    """The parsed files a host is built from (``natlens.snapshot.Snapshot`` has them): the JSON
+    of ``ip -j addr``, ``ip -j route``, ``docker network inspect`` (None when absent) and
+    ``meta.json``."""
+
+    @property
+    def addresses(self) -> Sequence[Any] | None: ...
+    @property
+    def routes(self) -> Sequence[Any] | None: ...
+    @property
+    def networks(self) -> Sequence[Any] | None: ...
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+    @property
+    def routes6(self) -> Sequence[Any] | None: ...
+    @property
+    def sysctl(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +112,10 @@ class Host:
     assumptions: tuple[str, ...] = ()
     forwarding: Mapping[int, bool] = field(default_factory=lambda: MappingProxyType({}))
     """IP forwarding per IP version (4, 6) as meta.json's sysctls say; absent when unknown."""
+    not_local: frozenset[IPAddress] = frozenset()
+    """Addresses a trace assumes are not the host's although its addresses are unknown."""
+    sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """meta.json's ``sysctl`` values (``net.ipv4.conf.all.route_localnet``, ...), as text."""
     _local: Mapping[IPAddress, str] = field(
         default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False)
 
@@ -108,10 +129,10 @@ class Host:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_snapshot(cls, snap: Snapshot) -> Host:
+    def from_snapshot(cls, snap: HostFiles) -> Host:
         """The host of a snapshot; missing files are derived from Docker networks and noted."""
-        host = cls.from_json(snap.addresses, snap.routes, snap.networks)
-        sysctl = snap.meta.get("sysctl")
+        host = cls.from_json(snap.addresses, snap.routes, snap.networks, routes6=snap.routes6)
+        sysctl = snap.sysctl or snap.meta.get("sysctl")
         if not isinstance(sysctl, Mapping):
             return host
         forwarding: dict[int, bool] = {}
@@ -119,7 +140,18 @@ class Host:
             value = sysctl.get(key)
             if value is not None and str(value).strip() in ("0", "1"):
                 forwarding[version] = str(value).strip() == "1"
-        return replace(host, forwarding=MappingProxyType(forwarding))
+        return replace(host, forwarding=MappingProxyType(forwarding),
+                       sysctls=MappingProxyType({str(k): str(v).strip()
+                                                 for k, v in sysctl.items()}))
+
+    def sysctl_flag(self, *names: str) -> bool | None:
+        """The first of the sysctls ``names`` the snapshot has, as a flag (``"1"`` → True), or
+        None when it has none of them."""
+        for name in names:
+            value = self.sysctls.get(name)
+            if value in ("0", "1"):
+                return value == "1"
+        return None
 
     @classmethod
     def from_json(
@@ -127,8 +159,21 @@ class Host:
         addresses: Sequence[Any] | None,
         routes: Sequence[Any] | None,
         networks: Sequence[Any] | None = None,
+        *,
+        routes6: Sequence[Any] | None = None,
     ) -> Host:
-        """Build from ``ip -j addr``, ``ip -j route`` and ``docker network inspect`` JSON."""
+        """Build from ``ip -j addr``, ``ip -j route`` (``routes6``: ``ip -j -6 route``) and
+        ``docker network inspect`` JSON.
+
+        Raises ``SnapshotJsonError`` when a value does not fit ``natlens.schemas`` (a snapshot's
+        loader has checked its files already, naming them).
+        """
+        for kind, name, value in (("addresses", "ip-addr", addresses), ("routes", "ip-route",
+                                  routes), ("routes", "ip-route6", routes6),
+                                  ("networks", "docker-networks", networks)):
+            if value is not None:
+                validate(kind, list(value) if isinstance(value, tuple) else value,
+                         source=f"<{name} JSON>")
         assumptions: list[str] = []
         ifaces: dict[str, list[IPInterface]] = {"lo": []}
         masters: dict[str, str] = {}
@@ -154,6 +199,9 @@ class Host:
                                "(no default route known)")
         route6 = [r for r in route_list if r.network.version == 6]
         route_list = [r for r in route_list if r.network.version == 4]
+        if routes6 is not None:  # ``ip -j -6 route``: "default" is ::/0 there
+            route6 += _read_routes([{**r, "dst": "::/0"} if isinstance(r, dict)
+                                    and r.get("dst") == "default" else r for r in routes6])
         have = {r.network for r in route_list} | {r.network for r in route6}
         for iface, addrs in ifaces.items():
             for a in addrs:
@@ -183,7 +231,8 @@ class Host:
             bridges=frozenset(bridges),
             known_addresses=addresses is not None,
             known_routes=routes is not None,
-            known_routes6=any(r.network.version == 6 for r in _read_routes(routes or ())),
+            known_routes6=routes6 is not None
+            or any(r.network.version == 6 for r in _read_routes(routes or ())),
             assumptions=tuple(assumptions),
         )
 
@@ -194,6 +243,11 @@ class Host:
         if ip in self._local:
             return True
         return ip in _LOOPBACK4 if ip.version == 4 else ip in _LOOPBACK6
+
+    def may_be_local(self, ip: IPAddress) -> bool:
+        """Whether ``ip``, not a known address of the host, could still be one (the host's
+        addresses are unknown and no assumption excludes it)."""
+        return not self.known_addresses and ip not in self.not_local and not self.is_local(ip)
 
     def local_interface(self, ip: IPAddress) -> str | None:
         """The interface holding local address ``ip`` (``lo`` for loopback), or None."""
@@ -309,6 +363,8 @@ def _common_prefix(a: int, b: int) -> int:
 def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
                     masters: dict[str, str], broadcasts: set[IPAddress]) -> None:
     for entry in data:
+        if entry == {}:
+            continue  # `ip -j -4 addr` prints {} for a link without IPv4 addresses
         if not isinstance(entry, dict) or not isinstance(entry.get("ifname"), str):
             raise SnapshotError(f"ip-addr.json: entry without 'ifname': {entry!r:.80}")
         name = entry["ifname"]
@@ -326,6 +382,10 @@ def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
             addrs.append(iface)
             if isinstance(info.get("broadcast"), str):
                 broadcasts.add(ipaddress.ip_address(info["broadcast"]))
+            if iface.version == 4 and iface.network.prefixlen < 31:
+                # fib_add_ifaddr: the all-ones host of a prefix shorter than /31 is a broadcast
+                # route in the local table whether or not the address was added with ``brd``
+                broadcasts.add(iface.network.broadcast_address)
 
 
 def _read_routes(data: Sequence[Any]) -> list[Route]:
@@ -369,6 +429,10 @@ def _docker_networks(networks: Sequence[Any], ifaces: dict[str, list[IPInterface
             gw: IPAddress
             if gw_text:
                 gw = ipaddress.ip_address(gw_text)
+            elif subnet.num_addresses <= 2:
+                assumptions.append(f"Docker network {net.get('Name')!r}: subnet {subnet} has no "
+                                   "address for a gateway: ignored")
+                continue
             else:
                 gw = ipaddress.ip_address(int(subnet.network_address) + 1)
                 if derive:
@@ -403,16 +467,12 @@ def with_assumed(host: Host, *, local: tuple[IPAddress, str] | None = None,
             interfaces.append(iface)
     v4 = tuple(r for r in routes if r.network.version == 4)
     v6 = tuple(r for r in routes if r.network.version == 6)
-    return Host(
+    # replace() keeps every other field (forwarding, sysctls, ...) and re-runs __post_init__.
+    return replace(
+        host,
         interfaces=tuple(interfaces),
         addresses=MappingProxyType(addresses),
         routes=host.routes + v4,
         routes6=host.routes6 + v6,
-        broadcasts=host.broadcasts,
-        masters=host.masters,
-        bridges=host.bridges,
-        known_addresses=host.known_addresses,
-        known_routes=host.known_routes,
-        known_routes6=host.known_routes6,
         assumptions=host.assumptions + ((note,) if note else ()),
     )

@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from natlens.inputs import is_decimal as _decimal
 from natlens.model import Match, Option, Rule
 from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.packet import ICMP_TYPES, ICMPV6_TYPES, Packet
@@ -222,7 +223,14 @@ def _ports_module(match: Match, rule: Rule) -> list[Check]:
         return None if flow.proto == wanted else f"-m {module}: protocol is {flow.proto}"
 
     checks.append(check_proto)
+    single = {o.name: o for o in match.options if o.name in ("--sport", "--dport")
+              and o.negated and o.args[0].isdigit()}
+    pair = len(single) == 2 and module in ("tcp", "udp")
+    if pair:
+        checks.append(_negated_port_pair(module, single["--sport"], single["--dport"]))
     for opt in match.options:
+        if pair and opt.name in single:
+            continue
         if opt.name in ("--sport", "--dport"):
             checks.append(_port_check(module, opt, opt.name == "--sport"))
         elif opt.name in ("--tcp-flags", "--syn"):
@@ -241,9 +249,40 @@ def _port_check(module: str, opt: Option, source: bool) -> Check:
         port = flow.sport if source else flow.dport
         if port is None:
             return Uncertain(f"{text}: packet has no {what} port given")
+        span = flow.sport_range if source else flow.dport_range
+        if span is not None and not (lo <= span[0] and span[1] <= hi) and \
+                not (span[1] < lo or span[0] > hi):
+            return Uncertain(f"{text}: {what} port chosen at random in {span[0]}-{span[1]}")
         if (lo <= port <= hi) != opt.negated:
             return None
         return f"{what} port {port} is {'' if opt.negated else 'not '}{opt.args[0]}"
+
+    return check
+
+
+def _negated_port_pair(module: str, sport: Option, dport: Option) -> Check:
+    """``! --sport A ! --dport B`` with single ports: iptables(8) means both negations (AND);
+    iptables-nft 1.8.x loads one merged compare of the 4-byte port pair, so the rule matches
+    unless both ports equal (``MatchContext.merged_negated_ports`` says which applies)."""
+    a, b = int(sport.args[0]), int(dport.args[0])
+    text = f"-m {module} ! --sport {a} ! --dport {b}"
+    both = (_port_check(module, sport, True), _port_check(module, dport, False))
+
+    def check(flow: Flow, ctx: MatchContext) -> CheckResult:
+        legacy: CheckResult = None
+        for c in both:
+            legacy = c(flow, ctx)
+            if legacy is not None:
+                break
+        merged: CheckResult = None if (flow.sport, flow.dport) != (a, b) else \
+            f"ports {a},{b} equal the pair {text} excludes"
+        mode = ctx.merged_negated_ports
+        if mode is True:
+            return merged
+        if mode is False or isinstance(legacy, Uncertain) or (legacy is None) == (merged is None):
+            return legacy
+        return Uncertain(f"{text}: iptables-nft 1.8.x matches unless both ports are equal, "
+                         "iptables-legacy only when neither is (backend version unknown)")
 
     return check
 
@@ -316,8 +355,8 @@ def _icmp(match: Match, rule: Rule) -> list[Check]:
             type_, code = None, None
         else:
             type_text, _, code_text = text.partition("/")
-            type_ = int(type_text) if type_text.isdigit() else names.get(type_text)
-            code = int(code_text) if code_text.isdigit() else None
+            type_ = int(type_text) if _decimal(type_text) else names.get(type_text)
+            code = int(code_text) if _decimal(code_text) else None
             if type_ is None:
                 checks.append(_uncertain(f"{_opt_text(match.module, opt)}: unknown type name"))
                 continue
@@ -352,7 +391,7 @@ def _addrtype(match: Match, rule: Rule) -> list[Check]:
             ip = flow.src if source else flow.dst
             dev = flow.in_iface if limit_in else flow.out_iface if limit_out else None
             kind = ctx.host.address_type(ip, dev)
-            if kind == "UNICAST" and "LOCAL" in types and not ctx.host.known_addresses:
+            if kind == "UNICAST" and "LOCAL" in types and ctx.host.may_be_local(ip):
                 return Uncertain(f"{text}: host addresses unknown, {ip} may be local")
             if (kind in types) != opt.negated:
                 return None
@@ -366,10 +405,16 @@ def _addrtype(match: Match, rule: Rule) -> list[Check]:
 _CT_VIRTUAL = frozenset({"SNAT", "DNAT"})
 
 
-def _ct_states(flow: Flow) -> frozenset[str] | None:
-    """The states ``--ctstate`` sees; None when DNAT/SNAT status of an old connection is unknown."""
+def _ct_states(flow: Flow, ctx: MatchContext) -> frozenset[str] | None:
+    """The states ``--ctstate`` sees; None when DNAT/SNAT status of an old connection is unknown.
+
+    Without a conntrack entry (raw table, untracked packet) the state is UNTRACKED after a
+    NOTRACK, else INVALID (xt_conntrack.c ``conntrack_mt``, xt_state.c).
+    """
     if flow.ctstate == "UNTRACKED":
         return frozenset({"UNTRACKED"})
+    if not ctx.has_conntrack(flow):
+        return frozenset({"INVALID"})
     states = {flow.ctstate}
     if flow.dnat:
         states.add("DNAT")
@@ -383,10 +428,11 @@ def _ctstate_check(module: str, opt: Option) -> Check:
     text = _opt_text(module, opt)
 
     def check(flow: Flow, ctx: MatchContext) -> CheckResult:
-        states = _ct_states(flow)
+        states = _ct_states(flow, ctx)
         assert states is not None
         hit = bool(states & wanted)
-        if not hit and wanted & _CT_VIRTUAL and flow.ctstate in ("ESTABLISHED", "RELATED"):
+        if not hit and wanted & _CT_VIRTUAL and flow.ctstate in ("ESTABLISHED", "RELATED") \
+                and ctx.has_conntrack(flow):
             return Uncertain(f"{text}: NAT status of the existing connection unknown")
         if hit != opt.negated:
             return None
@@ -399,7 +445,26 @@ def _state(match: Match, rule: Rule) -> list[Check]:
     return [_ctstate_check("state", opt) for opt in match.options if opt.name == "--state"]
 
 
+def _without_ct(check: Check, text: str, has_state: bool) -> Check:
+    """A ``-m conntrack`` option other than ``--ctstate``: without a conntrack entry the match
+    is decided by ``--ctstate`` alone when present, else it fails, ``!`` or not
+    (xt_conntrack.c ``conntrack_mt``: ``if (ct == NULL) return match_flags & STATE``)."""
+
+    def guarded(flow: Flow, ctx: MatchContext) -> CheckResult:
+        if ctx.has_conntrack(flow):
+            return check(flow, ctx)
+        return None if has_state else f"{text}: no conntrack entry here"
+
+    return guarded
+
+
 def _conntrack(match: Match, rule: Rule) -> list[Check]:
+    has_state = any(o.name == "--ctstate" for o in match.options)
+    return [c if o.name == "--ctstate" else _without_ct(c, _opt_text("conntrack", o), has_state)
+            for o, c in zip(match.options, _conntrack_options(match), strict=True)]
+
+
+def _conntrack_options(match: Match) -> list[Check]:
     checks: list[Check] = []
     for opt in match.options:
         text = _opt_text("conntrack", opt)
@@ -510,6 +575,8 @@ def _mark_module(match: Match, rule: Rule) -> list[Check]:
 
         def check(flow: Flow, ctx: MatchContext, *, opt: Option = opt, value: int = value,
                   mask: int = mask, text: str = text) -> CheckResult:
+            if conn and not ctx.has_conntrack(flow):  # xt_connmark.c: no ct, no match
+                return f"{text}: no conntrack entry here (fails, '!' or not)"
             if conn and not flow.ctmark_known:
                 return Uncertain(f"{text}: connmark of the existing connection unknown")
             mark = flow.ctmark if conn else flow.mark

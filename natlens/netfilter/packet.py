@@ -56,8 +56,8 @@ def _address(value: object, what: str) -> IPAddress:
 def _port(value: object, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        value = int(value)  # isascii: '²'.isdigit() holds but int() refuses it
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise UsageError(f"packet {what} must be a port number 0..65535, not {value!r}")
     return value
@@ -142,7 +142,7 @@ class Packet:
         if icmp_type is None:
             return names["echo-request"]
         if isinstance(icmp_type, str):
-            if icmp_type.isdigit():
+            if icmp_type.isascii() and icmp_type.isdigit() and len(icmp_type) <= 3:
                 icmp_type = int(icmp_type)
             elif icmp_type in names:
                 return names[icmp_type]
@@ -190,10 +190,20 @@ class Packet:
                 f"{endpoint(self.dst, self.dport)}, {self.state})")
 
 
-def endpoint(ip: IPAddress, port: int | None) -> str:
-    """``IP:PORT`` for IPv4, ``[IP]:PORT`` for IPv6 (DNAT's ``--to-destination`` form)."""
-    if port is None:
+def endpoint(ip: IPAddress, port: int | None, span: tuple[int, int] | None = None) -> str:
+    """``IP:PORT`` for IPv4, ``[IP]:PORT`` for IPv6 (DNAT's ``--to-destination`` form).
+
+    ``span`` is a port chosen at random by a NAT target: ``IP:LOW-HIGH`` says the port is one
+    of that range, never one of them as if certain.
+    """
+    if span is not None and span[0] != span[1]:
+        port_text: str | None = f"{span[0]}-{span[1]}"
+    elif span is not None:
+        port_text = str(span[0])
+    else:
+        port_text = None if port is None else str(port)
+    if port_text is None:
         return str(ip)
     if ip.version == 6:
-        return f"[{ip}]:{port}"
-    return f"{ip}:{port}"
+        return f"[{ip}]:{port_text}"
+    return f"{ip}:{port_text}"

@@ -1,13 +1,15 @@
 """What a rule's target does to the packet and to the walk. Table-driven, one entry per target.
 
-Semantics from iptables(8) (ACCEPT, DROP, RETURN) and iptables-extensions(8): DNAT/SNAT take the
-first address and port of a range and keep the port when none is given; REDIRECT sends to the
+Semantics from iptables(8) (ACCEPT, DROP, RETURN) and iptables-extensions(8); NAT ranges as
+``get_unique_tuple`` in the kernel's net/netfilter/nf_nat_core.c chooses (``_manip``: a port
+already in range is kept, an address range is hashed — each address a branch —, a random port is
+reported as the range it is drawn from); REDIRECT sends to the
 primary address of the incoming interface (127.0.0.1 / ::1 for locally generated packets);
 MASQUERADE takes the address of the output interface; MARK/CONNMARK ``--set-xmark value/mask``
 computes ``(mark & ~mask) ^ value``; NAT targets, ACCEPT, and TPROXY end the table for this hook;
 DROP and REJECT end the packet; LOG, NFLOG, TRACE and the other "modify and continue" targets do
 not terminate. CT ``--notrack``/NOTRACK makes the packet UNTRACKED (no nat at all). Unknown targets
-are kept and reported as uncertain, treated as non-terminating.
+are kept and reported as uncertain: the walk goes on, and forks a DROP and an ACCEPT branch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from natlens.model import Rule, Target
 from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.packet import endpoint
 
-__all__ = ["TARGETS", "Action", "Effect", "apply_target", "parse_nat_range"]
+__all__ = [
+    "TARGETS", "Action", "Effect", "NatRange", "apply_target", "nat_range", "parse_nat_range",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,6 +48,12 @@ class Effect:
     flow: Flow
     detail: str = ""
     uncertain: str | None = None
+    alternatives: tuple[tuple[Flow, str], ...] = ()
+    """Every flow the target may give when there are several (a NAT address range: the kernel
+    picks one by a hash), each with a label naming the choice; ``flow`` is the first."""
+    endings: tuple[Action, ...] = ()
+    """Other ways the target may end the walk than ``action`` (a target natlens does not know
+    may continue, drop or accept: the walk follows ``action`` and forks one branch per ending)."""
 
 
 Handler = Callable[[Target, Flow, MatchContext], Effect]
@@ -107,24 +117,191 @@ def _log(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
     return Effect(Action.CONTINUE, flow, f"logged {prefix.value!r}" if prefix else "logged")
 
 
+@dataclass(frozen=True, slots=True)
+class NatRange:
+    """A NAT target's range (``struct nf_nat_range2``): addresses, ports, and the base port of
+    DNAT's ``PORT-PORT/BASE`` form (``NF_NAT_RANGE_PROTO_OFFSET``); None where not given."""
+
+    addr_lo: IPAddress | None = None
+    addr_hi: IPAddress | None = None
+    port_lo: int | None = None
+    port_hi: int | None = None
+    port_base: int | None = None
+
+    @property
+    def addresses(self) -> int:
+        """How many addresses the range holds (0 without an address)."""
+        if self.addr_lo is None or self.addr_hi is None:
+            return 0
+        return int(self.addr_hi) - int(self.addr_lo) + 1
+
+    def holds_port(self, port: int | None) -> bool:
+        """Whether ``port`` is inside the port range (True without a port range)."""
+        if self.port_lo is None or self.port_hi is None:
+            return True
+        return port is not None and self.port_lo <= port <= self.port_hi
+
+
+def nat_range(text: str, version: int) -> NatRange:
+    """``ADDR[-ADDR][:PORT[-PORT[/BASE]]]`` (``[ADDR]:PORT`` for IPv6) as a ``NatRange``.
+
+    Raises ValueError on a malformed address or port.
+    """
+    if text.startswith("["):
+        addr_text, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif version == 6 or text.count(":") > 1:
+        addr_text, port_text = text, ""
+    else:
+        addr_text, _, port_text = text.partition(":")
+    lo = hi = None
+    if addr_text:
+        first, dash, last = addr_text.partition("-")
+        lo = ipaddress.ip_address(first.strip("[]"))
+        hi = ipaddress.ip_address(last.strip("[]")) if dash else lo
+        if int(hi) < int(lo):
+            lo, hi = hi, lo
+    port_lo = port_hi = base = None
+    if port_text:
+        ports, _, base_text = port_text.partition("/")
+        first_port, dash, last_port = ports.partition("-")
+        port_lo = int(first_port)
+        port_hi = int(last_port) if dash else port_lo
+        if port_hi < port_lo:
+            port_lo, port_hi = port_hi, port_lo
+        base = int(base_text) if base_text else None
+    return NatRange(lo, hi, port_lo, port_hi, base)
+
+
+_MAX_ADDRESS_CHOICES = 16
+
+
+def _random_port_span(rng: NatRange, port: int | None) -> tuple[int, int]:
+    """Where ``nf_nat_l4proto_unique_tuple`` draws a random port: the range when given, else
+    by the original port's class (1-511, 600-1023, 1024-65535)."""
+    if rng.port_lo is not None and rng.port_hi is not None:
+        return rng.port_lo, rng.port_hi
+    if port is not None and port < 512:
+        return 1, 511
+    if port is not None and port < 1024:
+        return 600, 1023
+    return 1024, 65535
+
+
+def _address_choices(rng: NatRange, current: IPAddress,
+                     keep: bool) -> tuple[tuple[IPAddress, ...], str]:
+    """The addresses a NAT range may give (``find_best_ips_proto``): the only one, or each of a
+    range (the kernel hashes the tuple's addresses to pick one: natlens does not guess which);
+    ``keep`` when the current address may stay (source NAT, tuple already in range)."""
+    if rng.addr_lo is None or rng.addr_hi is None:
+        return (current,), ""
+    if keep:
+        return (current,), ""
+    n = rng.addresses
+    if n == 1:
+        return (rng.addr_lo,), ""
+    base = int(rng.addr_lo)
+    if n <= _MAX_ADDRESS_CHOICES:
+        picks = tuple(ipaddress.ip_address(base + k) for k in range(n))
+        return picks, f"address chosen by a hash of the tuple in {rng.addr_lo}-{rng.addr_hi}"
+    picks = (rng.addr_lo, rng.addr_hi)
+    return picks, (f"address chosen by a hash of the tuple in {rng.addr_lo}-{rng.addr_hi} "
+                   f"({n} addresses: only the first and the last are followed)")
+
+
+def _manip(name: str, flow: Flow, rng: NatRange, *, destination: bool, random: bool,
+           what: str) -> Effect:
+    """One NAT manip as ``nf_nat_setup_info`` → ``get_unique_tuple`` does it for the first
+    packet of a connection that is alone in the table (nf_nat_core.c):
+
+    * source NAT without ``--random``: the tuple is kept when its address and port are
+      already in the range; destination NAT: the port is kept when inside the port range;
+    * otherwise the address comes from the range (one address, or a hash: each a branch),
+      and a port outside the range becomes the range's first port for destination NAT,
+      a random one for source NAT; ``--random``/``--random-fully`` draws at random always;
+    * ``PORT-PORT/BASE`` maps the port by its offset from BASE.
+
+    ``what`` names the rule for the notes. ICMP's "port" is the echo id (not modelled).
+    """
+    old_addr, old_port = (flow.dst, flow.dport) if destination else (flow.src, flow.sport)
+    ported = _ported(flow)
+    keep_tuple = (not destination and not random and rng.addr_lo is not None
+                  and rng.addr_hi is not None
+                  and rng.addr_lo.version == old_addr.version
+                  and int(rng.addr_lo) <= int(old_addr) <= int(rng.addr_hi)
+                  and (not ported or rng.holds_port(old_port)))
+    addrs, addr_doubt = _address_choices(rng, old_addr, keep_tuple)
+    span: tuple[int, int] | None = None
+    new_port = old_port
+    port_note = ""
+    if ported and old_port is not None and not keep_tuple:
+        has_ports = rng.port_lo is not None and rng.port_hi is not None
+        if rng.port_base is not None and rng.port_lo is not None and rng.port_hi is not None:
+            size = rng.port_hi - rng.port_lo + 1
+            new_port = rng.port_lo + ((old_port - rng.port_base) & 0xFFFF) % size
+        elif random and (has_ports or not destination):
+            span = _random_port_span(rng, old_port)
+            new_port = span[0]
+            if span[0] == span[1]:
+                span = None
+            else:
+                port_note = f"port chosen at random in {span[0]}-{span[1]}"
+        elif has_ports and not rng.holds_port(old_port):
+            assert rng.port_lo is not None
+            assert rng.port_hi is not None
+            if destination or rng.port_lo == rng.port_hi:
+                new_port = rng.port_lo
+            else:
+                span = (rng.port_lo, rng.port_hi)
+                new_port = rng.port_lo
+                port_note = (f"port {old_port} outside {rng.port_lo}-{rng.port_hi}: chosen at "
+                             "random in the range")
+    flows: list[tuple[Flow, str]] = []
+    for addr in addrs:
+        if destination:
+            new = replace(flow, dst=addr, dport=new_port, dport_range=span, dnat=True)
+        else:
+            new = replace(flow, src=addr, sport=new_port, sport_range=span, snat=True)
+        flows.append((new, f"{what} chose {endpoint(addr, new_port, span)}"))
+    first = flows[0][0]
+    before = endpoint(old_addr, old_port)
+    after = endpoint(first.dst if destination else first.src, new_port, span)
+    detail = f"{name} {before} -> {after}"
+    doubts = "; ".join(d for d in (addr_doubt, port_note) if d)
+    if len(addrs) > 1:
+        detail += f" (or {', '.join(str(a) for a in addrs[1:])}: {addr_doubt})"
+    elif port_note:
+        detail += f" ({port_note})"
+    return Effect(Action.ACCEPT, first, detail, uncertain=f"{name}: {doubts}" if doubts else None,
+                  alternatives=tuple(flows) if len(flows) > 1 else ())
+
+
+def _other_family(name: str, value: str, version: int, flow: Flow) -> Effect:
+    """A NAT target naming an address of the other family than the packet's: iptables refuses
+    such a rule (the parser does too), so what the kernel holds is unknown: every ending."""
+    return Effect(Action.CONTINUE, flow, f"{name} {value}: not an IPv{version} address",
+                  uncertain=f"{name} {value}: an address of the other family for an "
+                            f"IPv{version} packet (iptables refuses this rule): it may let the "
+                            "packet go on, drop it or accept it (a branch each)",
+                  endings=_UNKNOWN_ENDINGS)
+
+
+def _is_random(target: Target) -> bool:
+    return target.get("--random") is not None or target.get("--random-fully") is not None
+
+
 def _nat(target: Target, flow: Flow, option: str, destination: bool) -> Effect:
-    """DNAT (``destination``) or SNAT: rewrite one side of the flow to the range's first
-    address and port (``nf_nat_setup_info`` picks within the range; natlens shows the first)."""
+    """DNAT (``destination``) or SNAT to ``--to-destination``/``--to-source`` (``_manip``)."""
     opt = target.get(option)
     if opt is None:
         return Effect(Action.ACCEPT, flow, f"{target.name} without {option}",
                       uncertain=f"{target.name} without {option}")
-    old_addr, old_port = (flow.dst, flow.dport) if destination else (flow.src, flow.sport)
-    addr, port, note = parse_nat_range(opt.value, old_addr.version)
-    new_addr = addr if addr is not None else old_addr
-    new_port = port if port is not None and _ported(flow) else old_port
-    if destination:
-        new = replace(flow, dst=new_addr, dport=new_port, dnat=True)
-    else:
-        new = replace(flow, src=new_addr, sport=new_port, snat=True)
-    detail = (f"{target.name} {endpoint(old_addr, old_port)} -> "
-              f"{endpoint(new_addr, new_port)}")
-    return Effect(Action.ACCEPT, new, f"{detail} ({note})" if note else detail)
+    old_addr = flow.dst if destination else flow.src
+    rng = nat_range(opt.value, old_addr.version)
+    if rng.addr_lo is not None and rng.addr_lo.version != old_addr.version:
+        return _other_family(target.name, opt.value, old_addr.version, flow)
+    return _manip(target.name, flow, rng, destination=destination,
+                  random=_is_random(target), what=target.name)
 
 
 def _dnat(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
@@ -135,14 +312,19 @@ def _snat(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
     return _nat(target, flow, "--to-source", destination=False)
 
 
-def _to_ports(target: Target, flow: Flow, current: int | None) -> int | None:
+def _to_ports(target: Target, addr: IPAddress) -> NatRange:
     opt = target.get("--to-ports")
-    if opt is None or not _ported(flow):
-        return current
-    return int(opt.value.split("-")[0])
+    if opt is None:
+        return NatRange(addr, addr)
+    low, _, high = opt.value.partition("-")
+    return NatRange(addr, addr, int(low), int(high or low))
 
 
 def _masquerade(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    if flow.out_iface is None:
+        return Effect(Action.ACCEPT, flow, "MASQUERADE to the address of an unknown output "
+                      "interface", uncertain="MASQUERADE: the output interface is unknown, so is "
+                      "the source address it picks")
     addr = ctx.host.source_address(flow.out_iface, flow.dst)
     if addr is None:
         if not flow.out_known or not ctx.host.known_addresses:
@@ -150,11 +332,9 @@ def _masquerade(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
             return Effect(Action.ACCEPT, flow, "MASQUERADE to an unknown address",
                           uncertain=f"MASQUERADE: address of {iface} unknown")
         return Effect(Action.DROP, flow, f"MASQUERADE: {flow.out_iface} has no address")
-    port = _to_ports(target, flow, flow.sport)
-    before = endpoint(flow.src, flow.sport)
-    new = replace(flow, src=addr, sport=port, snat=True)
-    return Effect(Action.ACCEPT, new, f"MASQUERADE {before} -> {endpoint(addr, port)} "
-                                      f"(address of {flow.out_iface})")
+    effect = _manip("MASQUERADE", flow, _to_ports(target, addr), destination=False,
+                    random=_is_random(target), what="MASQUERADE")
+    return replace(effect, detail=f"{effect.detail} (address of {flow.out_iface})")
 
 
 def _redirect(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
@@ -170,10 +350,9 @@ def _redirect(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
             return Effect(Action.ACCEPT, flow, "REDIRECT to an unknown address",
                           uncertain=f"REDIRECT: address of {flow.in_iface} unknown")
         return Effect(Action.DROP, flow, f"REDIRECT: {flow.in_iface} has no address")
-    port = _to_ports(target, flow, flow.dport)
-    before = endpoint(flow.dst, flow.dport)
-    new = replace(flow, dst=addr, dport=port, dnat=True)
-    return Effect(Action.ACCEPT, new, f"REDIRECT {before} -> {endpoint(addr, port)} ({why})")
+    effect = _manip("REDIRECT", flow, _to_ports(target, addr), destination=True,
+                    random=_is_random(target), what="REDIRECT")
+    return replace(effect, detail=f"{effect.detail} ({why})")
 
 
 def _netmap(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
@@ -185,7 +364,7 @@ def _netmap(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
     dst_side = ctx.hook in ("PREROUTING", "OUTPUT")
     old = flow.dst if dst_side else flow.src
     if old.version != net.version:
-        return Effect(Action.ACCEPT, flow)
+        return _other_family("NETMAP", opt.value, old.version, flow)
     new_ip = ipaddress.ip_address((int(old) & ~mask & ((1 << net.max_prefixlen) - 1))
                                   | int(net.network_address))
     if dst_side:
@@ -227,6 +406,9 @@ def _mark(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
 
 
 def _connmark(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    if not ctx.has_conntrack(flow):  # xt_connmark.c: no ct, nothing to mark or restore from
+        return Effect(Action.CONTINUE, flow, "no conntrack entry here: CONNMARK does nothing")
+
     def mask(name: str) -> int:
         opt = target.get(name) or target.get("--mask")
         return int(opt.value, 0) if opt is not None else 0xFFFFFFFF
@@ -318,20 +500,29 @@ TARGETS: dict[str, Handler] = {
 """Supporting a target is one entry here (plus its golden cases)."""
 
 
+_UNKNOWN_ENDINGS = (Action.DROP, Action.ACCEPT)
+
+
 def apply_target(rule: Rule, flow: Flow, ctx: MatchContext) -> Effect:
-    """Run ``rule``'s (non-chain) target on ``flow``."""
+    """Run ``rule``'s (non-chain) target on ``flow``. A target natlens does not know (or whose
+    options it cannot read) goes on, with DROP and ACCEPT as ``endings``: a target returns
+    XT_CONTINUE, NF_DROP or NF_ACCEPT (x_tables.h), and which one is not known offline."""
     target = rule.target
     if target is None:
         return Effect(Action.CONTINUE, flow)
     handler = TARGETS.get(target.name)
     if handler is None:
-        return Effect(Action.CONTINUE, flow,
-                      uncertain=f"-j {target.name}: target not understood (assumed to continue)")
+        return Effect(Action.CONTINUE, flow, "target not understood",
+                      uncertain=f"-j {target.name}: target not understood: it may let the "
+                                "packet go on, drop it or accept it (a branch each)",
+                      endings=_UNKNOWN_ENDINGS)
     if "target_options" in rule.unknown:
         effect = handler(target, flow, ctx)
         return replace(effect, uncertain=f"-j {target.name}: options not shown by the listing")
     try:
         return handler(target, flow, ctx)
     except (ValueError, IndexError):
-        return Effect(Action.CONTINUE, flow,
-                      uncertain=f"-j {target.name}: options not understood")
+        return Effect(Action.CONTINUE, flow, "options not understood",
+                      uncertain=f"-j {target.name}: options not understood: it may let the "
+                                "packet go on, drop it or accept it (a branch each)",
+                      endings=_UNKNOWN_ENDINGS)

@@ -14,8 +14,14 @@ from enum import Enum
 from typing import Any
 
 from natlens.netfilter.packet import Packet
+from natlens.textsafe import terminal
 
-__all__ = ["Branch", "Path", "Step", "StepKind", "Trace", "Verdict"]
+__all__ = ["Branch", "Connection", "Path", "Step", "StepKind", "Trace", "Verdict"]
+
+_SHOWN_BRANCHES = 12
+
+UNSEEN = "the trace cannot tell what its rules do"
+"""Ends every ``uncertain`` line about a part of the ruleset the input does not show."""
 
 
 class Verdict(str, Enum):
@@ -62,36 +68,62 @@ class Step:
     kind: StepKind = StepKind.RULE
     position: int | None = None
     where: str | None = None
+    source: str | None = None
+    """Where the rule lives: ``iptables-nft``, ``iptables-legacy``, ``iptables`` (backend not
+    known) or ``nft``; None for notes."""
+    family: str | None = None
+    """The nft family of the rule's table (``ip``, ``ip6``, ``inet``) for nft rules."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: ``{"hook","table","chain","rule","target","text"}``."""
-        return {"hook": self.hook, "table": self.table, "chain": self.chain,
-                "rule": self.rule, "target": self.target, "text": self.text}
+        """The JSON form: ``{"hook","source","table","chain","rule","target","text"}`` (nft
+        steps add ``family``; their ``rule`` is the rule's handle)."""
+        out: dict[str, Any] = {"hook": self.hook, "source": self.source, "table": self.table,
+                               "chain": self.chain, "rule": self.rule, "target": self.target,
+                               "text": self.text}
+        if self.family is not None:
+            out["family"] = self.family
+        return out
 
     def kernel_line(self) -> str | None:
         """``nat:PREROUTING:rule:1``, ``nat:DOCKER:return:3``, ``filter:FORWARD:policy:DROP``;
         None for a note. Rules and returns are numbered as the TRACE target logs them;
-        policies name their verdict, as ``xtables-monitor --trace`` prints them."""
+        policies name their verdict, as ``xtables-monitor --trace`` prints them. An nft step reads
+        as ``nft monitor trace`` names it: ``inet filter forward rule handle 4 (verdict accept)``,
+        ``inet filter forward policy drop``."""
         if self.kind is StepKind.NOTE:
             return None
+        if self.source == "nft":  # as ``nft monitor trace`` names them
+            where = f"{self.family} {self.table} {self.chain}"
+            if self.kind is StepKind.POLICY:
+                return f"{where} policy {self.target}"
+            if self.kind is StepKind.RETURN:
+                return f"{where} return"
+            return f"{where} rule handle {self.rule} (verdict {self.target})"
         if self.kind is StepKind.POLICY:
             return f"{self.table}:{self.chain}:policy:{self.target}"
         number = self.rule if self.kind is StepKind.RULE else self.position
         return f"{self.table}:{self.chain}:{self.kind.value}:{number}"
 
     def __str__(self) -> str:
+        """One line (two with a ``detail``); names and rule text escaped for a terminal."""
+        text = terminal(self.text)
         if self.kind is StepKind.NOTE:
-            head = f"{self.hook:<11} {self.text}"
+            head = f"{self.hook:<11} {text}"
         else:
-            where = f"{self.table}:{self.chain}"
+            where = terminal(f"{self.table}:{self.chain}")
+            number = f"#{self.rule}"
+            mark = " [legacy]" if self.source == "iptables-legacy" else ""
+            if self.source == "nft":
+                where = terminal(f"{self.family} {self.table} {self.chain}")
+                number = f" handle {self.rule}"
             if self.kind is StepKind.RULE:
-                source = f" ({self.where})" if self.where else ""
-                head = f"{self.hook:<11} {where}#{self.rule}{source}  {self.text}"
+                source = f" ({terminal(self.where)})" if self.where else ""
+                head = f"{self.hook:<11} {where}{number}{mark}{source}  {text}"
             elif self.kind is StepKind.RETURN:
-                head = f"{self.hook:<11} {where}  end of chain, return"
+                head = f"{self.hook:<11} {where}{mark}  end of chain, return"
             else:
-                head = f"{self.hook:<11} {where}  policy {self.target}"
-        return f"{head}\n{'':<11}   -> {self.detail}" if self.detail else head
+                head = f"{self.hook:<11} {where}{mark}  policy {terminal(self.target)}"
+        return f"{head}\n{'':<11}   -> {terminal(self.detail)}" if self.detail else head
 
 
 def _steps_text(steps: tuple[Step, ...], indent: str = "") -> list[str]:
@@ -121,10 +153,18 @@ class Branch:
     steps: tuple[Step, ...]
     assumed: tuple[str, ...] = ()
 
+    @property
+    def chance(self) -> float | None:
+        """The branch's probability when ``-m statistic`` decided it, else None: a branch
+        left open by doubt (a match or a part of the ruleset the input does not show) has no
+        probability."""
+        return self.probability if self.probability < 1.0 else None
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON form of one branch."""
+        """JSON form of one branch (``probability`` null for a branch of doubt, not chance)."""
+        chance = self.chance
         return {
-            "probability": round(self.probability, 10),
+            "probability": None if chance is None else round(chance, 10),
             "verdict": self.verdict.value,
             "path": self.path.value,
             "final_dst": self.final_dst,
@@ -135,10 +175,34 @@ class Branch:
         }
 
     def summary(self) -> str:
-        """``p=0.5 ACCEPT forward 10.0.0.1:80 via eth1``."""
+        """``p=0.5 ACCEPT forward 10.0.0.1:80 via eth1`` (``p=`` only for chance)."""
+        chance = "" if self.chance is None else f"p={self.chance:.4g} "
+        return f"{chance}{self.outcome()}"
+
+    def outcome(self) -> str:
+        """``ACCEPT forward 10.0.0.1 -> 10.0.0.2:80 via eth1``."""
         via = f" via {self.out_interface}" if self.out_interface else ""
-        return (f"p={self.probability:.4g} {self.verdict.value} {self.path.value} "
-                f"{self.final_src} -> {self.final_dst}{via}")
+        return (f"{self.verdict.value} {self.path.value} {self.final_src} -> "
+                f"{self.final_dst}{via}")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Whether the reply of a traced connection can come back through the same conntrack
+    entry (DESIGN.md ``connection``): ``established`` True, False, or None when the snapshot
+    cannot tell; ``why`` says what decides it."""
+
+    established: bool | None
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"established": true|false|null, "why": "..."}``."""
+        return {"established": self.established, "why": self.why}
+
+    def __str__(self) -> str:
+        word = {True: "established", False: "NOT established", None: "unknown"}[
+            self.established]
+        return f"connection: {word}: {self.why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +220,14 @@ class Trace:
     branches: tuple[Branch, ...] = ()
     uncertain: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
+    connection: Connection | None = None
+    """Whether the connection can be established (None: not asked, e.g. for a reply)."""
+
+    @property
+    def rests_on_unseen(self) -> bool:
+        """Whether the walk met a chain or table the input does not show (or shows in part):
+        its outcome is then not certain even when every branch ends alike."""
+        return any(u.endswith(UNSEEN) for u in self.uncertain)
 
     @property
     def final_dsts(self) -> tuple[str, ...]:
@@ -180,7 +252,30 @@ class Trace:
             "branches": [b.to_dict() for b in self.branches],
             "uncertain": list(self.uncertain),
             "assumptions": list(self.assumptions),
+            "connection": self.connection.to_dict() if self.connection is not None else None,
         }
+
+    def _branch_lines(self) -> list[str]:
+        """Branches for people: with chance, each with its probability; with doubt only, one
+        line per distinct outcome, how many ways lead there and the first way's assumptions."""
+        if any(b.chance is not None for b in self.branches) or \
+                len(self.branches) <= _SHOWN_BRANCHES:
+            lines = [f"branches ({len(self.branches)}):"]
+            for n, b in enumerate(self.branches, 1):
+                assumed = f"  [assumed: {'; '.join(b.assumed)}]" if b.assumed else ""
+                lines.append(f"  {n}. {b.summary()}{assumed}")
+            return lines
+        groups: dict[str, list[Branch]] = {}
+        for b in self.branches:
+            groups.setdefault(b.outcome(), []).append(b)
+        lines = [f"possible outcomes ({len(groups)}, from {len(self.branches)} branches; "
+                 "the first is the headline):"]
+        for n, (outcome, members) in enumerate(groups.items(), 1):
+            first = members[0]
+            ways = f" ({len(members)} ways)" if len(members) > 1 else ""
+            assumed = f"  [e.g. assumed: {'; '.join(first.assumed)}]" if first.assumed else ""
+            lines.append(f"  {n}. {outcome}{ways}{assumed}")
+        return lines
 
     def kernel_lines(self) -> tuple[str, ...]:
         """The steps as the kernel's TRACE target would log them (``nat:PREROUTING:rule:1``)."""
@@ -192,11 +287,13 @@ class Trace:
         lines.extend(_steps_text(self.steps))
         lines.append(f"=> {self.verdict.value} ({self.path.value}) {self.final_src} -> "
                      f"{self.final_dst}{via}")
+        if self.connection is not None:
+            lines.append(str(self.connection))
         if self.branches:
-            lines.append(f"branches ({len(self.branches)}):")
-            for n, b in enumerate(self.branches, 1):
-                assumed = f"  [assumed: {'; '.join(b.assumed)}]" if b.assumed else ""
-                lines.append(f"  {n}. {b.summary()}{assumed}")
+            lines.extend(self._branch_lines())
+        if any("not shown by the listing" in u for u in self.uncertain):
+            lines.append("hint: the listing has no -v, so interfaces are unknown and the outcome "
+                         "forks on them: list with 'iptables -L -n -v' for one answer")
         lines.extend(f"uncertain: {u}" for u in self.uncertain)
         lines.extend(f"assumption: {a}" for a in self.assumptions)
-        return "\n".join(lines)
+        return "\n".join(terminal(line) for line in lines)

@@ -29,7 +29,7 @@ from natlens.model import (
 from natlens.parse.canonical import CANONICAL_MATCH
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
 from natlens.parse.rule import (
-    _PORT_PROTOCOLS,
+    NAT_PORT_PROTOCOLS,
     RuleSyntaxError,
     _names_ports,
     _parse_address,
@@ -314,7 +314,7 @@ def parse_line_fast(
             return None
         target = found[0]
         if _names_ports(target) and (proto is None or proto.negated
-                                     or proto.name not in _PORT_PROTOCOLS):
+                                     or proto.name not in NAT_PORT_PROTOCOLS):
             return None  # the full parser says why iptables refuses it
     rule = _new_rule(Rule)
     _set_chain(rule, chain)

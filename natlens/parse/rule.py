@@ -15,6 +15,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from natlens.errors import did_you_mean
+from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
     VERDICT_TARGETS,
     Address,
@@ -168,6 +169,9 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
 
 
 _PORT_PROTOCOLS = frozenset({"tcp", "udp", "udplite", "sctp", "dccp"})
+NAT_PORT_PROTOCOLS = _PORT_PROTOCOLS | {"icmp", "1", "ipv6-icmp", "icmpv6", "58"}
+"""Protocols with which DNAT/SNAT/MASQUERADE/REDIRECT accept a port (libxt_DNAT.c ``portok``:
+TCP, UDP, SCTP, DCCP and ICMP, where the "port" is the echo id the kernel maps)."""
 
 
 def _names_ports(target: Target) -> bool:
@@ -360,7 +364,7 @@ class _RuleParser:
             raise RuleSyntaxError(f"multiple {tok} flags not allowed", index, tok)
         name = value.lower()
         name = PROTOCOL_NAMES.get(name, name)
-        if name not in _KNOWN_PROTOCOLS and not (name.isdigit() and int(name) < 256):
+        if name not in _KNOWN_PROTOCOLS and not (_decimal(name) and int(name) < 256):
             try:
                 socket.getprotobyname(name)
             except (OSError, ValueError):
@@ -499,7 +503,7 @@ class _RuleParser:
 
     def _port_protocol(self) -> bool:
         proto = self.protocol
-        return proto is not None and not proto.negated and proto.name in _PORT_PROTOCOLS
+        return proto is not None and not proto.negated and proto.name in NAT_PORT_PROTOCOLS
 
     # -- result --------------------------------------------------------------------------------
 

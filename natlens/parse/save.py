@@ -6,6 +6,21 @@ table, ``#`` starts a comment. ``iptables -S`` prints the same rules as ``-P``/`
 commands without table headers; the table is then given by the caller or inferred from the
 built-in chains and targets.
 
+A table that appears twice (ufw's ``before.rules`` and ``after.rules`` loaded with
+``iptables-restore --noflush``) is merged as ``iptables-restore --noflush`` merges it: rules are
+appended, a ``:CHAIN`` line for an existing user-defined chain flushes that chain, a built-in
+chain's line sets its policy (``iptables-restore.c`` / ``xtables-restore.c``, checked on both
+backends); with ``restore_flush`` each section replaces the table, as plain iptables-restore does.
+``iptables -S`` output of several tables pasted together is split where a ``-P`` or ``-N`` line
+follows rules, or at a ``# table NAME`` comment.
+
+What the dumping tool printed when it could not render a rule (iptables-nft: ``Error: ...``,
+``iptables v1.8.10 (nf_tables): Parsing nftables rule failed``, ``Perhaps iptables or your
+kernel needs to be upgraded.``, ``# Table `nat' is incompatible, use 'nft' tool.``) is kept as a
+diagnostic: the chains whose rules may be missing are named in ``Ruleset.coverage`` as
+incomplete, never read as empty. A ``# Warning:`` line that stderr wrote into the middle of a
+rule line is cut out and the rule's two halves joined again.
+
 Strict mode (the default) refuses what iptables-restore refuses, plus a ``-`` policy on a built-in
 chain (iptables-save never writes one). Lenient mode accepts the looser input tools write
 (kube-proxy's test fixtures: unquoted multi-word comments, ``-`` policies, rules for undeclared
@@ -20,10 +35,12 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 from natlens.errors import ParseError, ParseWarning, did_you_mean
+from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
     BUILTIN_CHAINS,
     Chain,
     Counters,
+    Coverage,
     Family,
     Origin,
     Rule,
@@ -32,10 +49,11 @@ from natlens.model import (
     TableName,
     TargetKind,
 )
+from natlens.parse.families import family_mismatch
 from natlens.parse.fastrule import SegmentCache, parse_line_fast
 from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.rule import RuleSyntaxError, parse_rule_args
-from natlens.parse.tokens import TokenizeError, column_of, split_args
+from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
 
 __all__ = ["parse_save"]
 
@@ -51,6 +69,38 @@ _APPEND = frozenset({"-A", "--append"})
 _INSERT = frozenset({"-I", "--insert"})
 _NEW = frozenset({"-N", "--new-chain", "--new"})
 _POLICY = frozenset({"-P", "--policy"})
+_TOOL_LINE = re.compile(r"^(?:ip6?tables|xtables|ebtables|arptables)(?:-nft|-legacy)?(?:-save)?"
+                        r" v\d[\w.]*(?: \([\w_]+\))?: (?P<what>.*)$")
+_INCOMPATIBLE_TABLE = re.compile(r"[Tt]able `(?P<table>[^']+)' is incompatible")
+_INCOMPATIBLE_CHAIN = re.compile(r"chain `(?P<chain>[^']+)' in table `(?P<table>[^']+)' is "
+                                 r"incompatible")
+_DIAGNOSTIC_PREFIXES = ("Error: ", "Perhaps iptables or your kernel needs to be upgraded",
+                        "Warning: ", "Fatal: ")
+_MID_LINE_WARNING = re.compile(r"# Warning: ip6?tables-legacy tables present, use "
+                               r"ip6?tables-legacy(?:-save)? to see them")
+_TABLE_COMMENT = re.compile(r"^#\s*table\s+(\w+)\s*$", re.IGNORECASE)
+
+
+def _rejoin_interrupted(lines: list[str]) -> list[str]:
+    """Cut a ``# Warning: ...`` that stderr wrote into the middle of a rule line out, and join
+    the line's halves (the rest of the rule follows on the next line)."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _MID_LINE_WARNING.search(line)
+        if m is not None and m.start() > 0 and line[:m.start()].strip():
+            rest = line[m.end():]
+            if not rest.strip() and i + 1 < len(lines):
+                rest = lines[i + 1]
+                i += 1
+            out.append(line[:m.start()] + rest)
+            out.append("# Warning: iptables-legacy tables present (printed inside the line "
+                       "above)")
+        else:
+            out.append(line)
+        i += 1
+    return out
 
 
 @dataclass(slots=True)
@@ -72,6 +122,26 @@ class _TableState:
     comments_inside: list[str] = field(default_factory=list)
     comments_after: list[str] = field(default_factory=list)
     committed: bool = False
+    sections: int = 1
+    explicit: bool = False
+    """Named by ``*table`` or ``# table NAME`` (not inferred)."""
+    declared: set[str] = field(default_factory=set)
+    """Chains declared (``:CHAIN``, ``-N``, ``-P``) in the current section."""
+    seen_rules: bool = False
+    policies: set[str] = field(default_factory=set)
+    unknown: str | None = None
+    """Why the tool could not print this table (``# Table `nat' is incompatible``)."""
+    incomplete: dict[str, str] = field(default_factory=dict)
+
+
+def _ends_chain(rule: Rule) -> bool:
+    """A rule that ends its chain for every packet (no condition, a verdict target): rules
+    after it are never reached."""
+    target = rule.target
+    return (target is not None and target.name in ("ACCEPT", "DROP", "RETURN", "REJECT")
+            and rule.source is None and rule.destination is None and rule.in_interface is None
+            and rule.out_interface is None and rule.protocol is None and rule.fragment is None
+            and not rule.matches and not rule.goto)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -79,9 +149,14 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 class _SaveParser:
-    def __init__(self, source: str, strict: bool, table: TableName | None) -> None:
+    def __init__(self, source: str, strict: bool, table: TableName | None,
+                 restore_flush: bool = False) -> None:
         self.source = source
         self.strict = strict
+        self.restore_flush = restore_flush
+        self.diagnostics: list[str] = []
+        self.pending_table: TableName | None = None
+        self.unknown_tables: list[tuple[TableName, str]] = []
         self.forced_table = table
         self.tables: list[_TableState] = []
         self.current: _TableState | None = None
@@ -119,10 +194,15 @@ class _SaveParser:
         # the fast path (natlens.parse.fastrule); everything else through the methods below.
         source, segments, nat = self.source, self.segments, TableName.NAT
         line_no = 0
-        for raw in text.splitlines():
+        lines = split_lines(text)  # at "\n" only, as iptables-restore reads
+        careful = odd_blanks(text)  # the fast path splits at str.split()'s blanks
+        if "# Warning:" in text:
+            lines = _rejoin_interrupted(lines)
+        for raw in lines:
             line_no += 1
             current = self.current
-            if raw.startswith("-A ") and current is not None and not current.committed:
+            if raw.startswith("-A ") and current is not None and not current.committed and \
+                    not (careful and odd_blanks(raw)):
                 fast = parse_line_fast(raw, Origin(source, line_no, raw), current.chains,
                                        segments)
                 if fast is not None:
@@ -131,10 +211,11 @@ class _SaveParser:
                     if chain is not None and not (
                             current.name is nat and target is not None and target.name == "DROP"):
                         chain.rules.append(fast)
+                        current.seen_rules = True
                         continue
             self.line_no = line_no
             self.line = raw
-            line = raw.strip()
+            line = raw.strip(" \t")
             if not line:
                 continue
             first = line[0]
@@ -148,14 +229,16 @@ class _SaveParser:
                 self.command(line)
             elif line == "COMMIT":
                 self.commit()
+            elif self.tool_diagnostic(line):
+                continue
             else:
-                word = line.split()[0]
+                word = (line.split() or [line])[0]  # str.split() also splits at \x1c-\x1f
                 raise self.error(f"unexpected line starting with {word!r}"
                                  f"{did_you_mean(word, ['COMMIT'])}", word)
         self.line_no = line_no + 1
         self.line = ""
         if self.current is not None and not self.current.committed:
-            if self.command_mode:
+            if self.command_mode or self.diagnostics:
                 self.current.committed = True
             else:
                 raise self.error(f"table {self.current.name.value if self.current.name else '?'} "
@@ -171,14 +254,89 @@ class _SaveParser:
                 self.backend = backend
             elif _version_tuple(self.version) >= (1, 8):
                 self.backend = "legacy"
-        if line.startswith("# Warning: iptables-legacy tables present"):
+        if line.startswith(("# Warning: iptables-legacy tables present",
+                            "# Warning: ip6tables-legacy tables present")):
             self.legacy_present = True
+        if _INCOMPATIBLE_TABLE.search(line) is not None and self.tool_diagnostic(line[1:].strip()):
+            return
+        named = _TABLE_COMMENT.match(line)
+        if named is not None and named.group(1) in _TABLES:
+            if self.command_mode:
+                self.start_command_table(_TABLES[named.group(1)])
+                return
+            if not self.tables:
+                self.pending_table = _TABLES[named.group(1)]
         if self.current is not None and not self.current.committed:
             self.current.comments_inside.append(line)
         elif self.current is not None and line.startswith("# Completed"):
             self.current.comments_after.append(line)
         else:
             self.pending_comments.append(line)
+
+    def tool_diagnostic(self, line: str) -> bool:
+        """Keep what iptables printed instead of a rule it could not render (True), and mark
+        the chains whose rules may be missing as incomplete."""
+        m = _TOOL_LINE.match(line)
+        what = m.group("what") if m is not None else line
+        if m is None and not line.startswith(_DIAGNOSTIC_PREFIXES) and \
+                _INCOMPATIBLE_TABLE.search(line) is None:
+            return False
+        self.diagnostics.append(f"{self.source}:{self.line_no}: {line}")
+        chain_m = _INCOMPATIBLE_CHAIN.search(what)
+        table_m = _INCOMPATIBLE_TABLE.search(what)
+        if chain_m is not None:
+            table = _TABLES.get(chain_m.group("table"))
+            state = next((t for t in self.tables if t.name is table), self.current)
+            if state is not None:
+                state.incomplete[chain_m.group("chain")] = line
+        elif table_m is not None:
+            table = _TABLES.get(table_m.group("table"))
+            if table is not None:
+                self.unknown_tables.append((table, line))
+            else:
+                self.notes.append(f"{self.source}:{self.line_no}: table "
+                                  f"{table_m.group('table')!r} is not an iptables table (native "
+                                  "nftables): its rules are not in this dump; read "
+                                  "'nft list ruleset' for them")
+        elif "failed" in what or line.startswith("Error: "):
+            self.mark_cut_short(line)
+        return True
+
+    def mark_cut_short(self, why: str) -> None:
+        """The tool stopped printing the current table here: every chain whose rules come
+        later is incomplete (iptables prints chains in declaration order), and the chain being
+        printed too unless its last rule ends it unconditionally."""
+        state = self.current
+        if state is None:
+            return
+        names = list(state.chains)
+        last = max((i for i, n in enumerate(names) if state.chains[n].rules), default=-1)
+        start = last + 1
+        if last >= 0:
+            tail = state.chains[names[last]].rules[-1]
+            if not _ends_chain(tail):
+                start = last
+        for name in names[start:]:
+            state.incomplete.setdefault(name, why)
+
+    def start_command_table(self, table: TableName | None) -> _TableState:
+        """A new implicit table of ``iptables -S`` output (named by ``# table NAME``)."""
+        current = self.current
+        if current is not None and not current.chains and not current.seen_rules and \
+                current.name is None:
+            current.name = table
+            current.explicit = table is not None
+            return current
+        if current is not None:
+            current.committed = True
+        self.command_mode = True
+        state = _TableState(table or (None if self.tables else self.forced_table), None)
+        state.explicit = table is not None
+        state.comments_before = self.pending_comments
+        self.pending_comments = []
+        self.tables.append(state)
+        self.current = state
+        return state
 
     def open_table(self, line: str) -> None:
         if self.current is not None and not self.current.committed:
@@ -188,12 +346,36 @@ class _SaveParser:
         table = _TABLES.get(name)
         if table is None:
             raise self.error(f"unknown table {name!r}{did_you_mean(name, _TABLES)}", name)
-        if any(t.name is table for t in self.tables):
-            self.concede(f"table {name} appears twice")
+        previous = next((t for t in self.tables if t.name is table), None)
+        if previous is not None:
+            self.reopen(previous)
+            return
         state = _TableState(table, self.origin())
+        state.explicit = True
         state.comments_before = self.pending_comments
         self.pending_comments = []
         self.tables.append(state)
+        self.current = state
+
+    def reopen(self, state: _TableState) -> None:
+        """A second ``*table`` section: merged as ``iptables-restore --noflush`` does, or
+        replacing the table with ``restore_flush``."""
+        assert state.name is not None
+        state.sections += 1
+        state.committed = False
+        state.declared = set()
+        if self.restore_flush:
+            state.chains = {}
+            state.incomplete = {}
+            self.notes.append(f"{self.source}:{self.line_no}: table {state.name.value} appears "
+                              "again: this section replaces it (iptables-restore without "
+                              "--noflush)")
+        else:
+            self.notes.append(f"{self.source}:{self.line_no}: table {state.name.value} appears "
+                              "again: sections merged as iptables-restore --noflush does "
+                              "(--restore-flush: the last section replaces the table)")
+        state.comments_inside.extend(self.pending_comments)
+        self.pending_comments = []
         self.current = state
 
     def origin(self) -> Origin:
@@ -205,16 +387,23 @@ class _SaveParser:
             if self.tables and not self.command_mode:
                 raise self.error("rule or chain outside a table (missing *table line)")
             if current is None:
-                # `iptables -S` output: one implicit table.
-                self.command_mode = True
-                current = _TableState(self.forced_table, None)
-                current.comments_before = self.pending_comments
-                self.pending_comments = []
-                self.tables.append(current)
-                self.current = current
+                # `iptables -S` output: an implicit table.
+                current = self.start_command_table(self.pending_table)
+                self.pending_table = None
             else:
                 raise self.error("rule or chain after COMMIT (missing *table line)")
         return current
+
+    def command_table(self, kind: str, chain: str | None) -> _TableState:
+        """The table of an ``iptables -S`` line: a ``-P``/``-N`` line after rules, or a second
+        ``-P`` for the same chain, starts the next table (``-S`` prints policies, then new
+        chains, then rules, table by table)."""
+        table = self.need_table()
+        if self.command_mode and kind in ("-P", "-N") and (
+                (table.seen_rules and not table.explicit)
+                or (kind == "-P" and chain in table.policies)):
+            table = self.start_command_table(None)
+        return table
 
     def declare(self, line: str) -> None:
         table = self.need_table()
@@ -256,6 +445,20 @@ class _SaveParser:
         else:
             raise self.error(f"user-defined chain {name!r} cannot have a policy "
                              f"({policy_text!r}; write '-')", policy_text)
+        if name in table.chains and name not in table.declared and table.sections > 1:
+            # iptables-restore --noflush: declaring an existing user chain flushes it.
+            existing = table.chains[name]
+            table.declared.add(name)
+            if not builtin:
+                existing.rules.clear()
+                table.incomplete.pop(name, None)
+            else:
+                existing.policy = policy or existing.policy
+            existing.counters = counters or existing.counters
+            return
+        table.declared.add(name)
+        if builtin and policy_text is not None:
+            table.policies.add(name)
         if name in table.chains:
             existing = table.chains[name]
             if policy_text is None:
@@ -292,8 +495,10 @@ class _SaveParser:
             if len(args) < 2:
                 raise self.error("counters without a rule", args[0])
         cmd = args[offset]
-        table = self.need_table()
+        table = self.command_table("-N" if cmd in _NEW else "-P" if cmd in _POLICY else cmd,
+                                   args[offset + 1] if len(args) > offset + 1 else None)
         if cmd in _APPEND or cmd in _INSERT:
+            table.seen_rules = True
             self.rule(table, args, quoted, offset, counters)
         elif cmd in _NEW:
             if len(args) != offset + 2:
@@ -331,7 +536,7 @@ class _SaveParser:
         position: int | None = None
         if cmd in _INSERT:
             position = 1
-            if len(args) > start and args[start].isdigit():
+            if len(args) > start and _decimal(args[start]):
                 position = int(args[start])
                 start += 1
         chain = table.chains.get(chain_name)
@@ -340,7 +545,9 @@ class _SaveParser:
                 chain = _ChainState(chain_name, True, None, None, None)
             else:
                 self.check_chain_name(chain_name)
-                self.concede(f"rule for chain {chain_name!r}, which was not declared")
+                if not self.command_mode:
+                    # A -S paste may hold only some lines (grep): the chain is shown in part.
+                    self.concede(f"rule for chain {chain_name!r}, which was not declared")
                 chain = _ChainState(chain_name, False, None, None, None)
             table.chains[chain_name] = chain
         origin = Origin(self.source, self.line_no, self.line)
@@ -385,6 +592,28 @@ class _SaveParser:
 
     # -- result --------------------------------------------------------------------------------
 
+    def coverage(self, tables: list[Table]) -> Coverage:
+        """What this input shows: a save dump every table; ``-S`` output the tables it holds,
+        each in part when a built-in chain has no ``-P`` line or a jump leads to a chain it
+        does not declare."""
+        incomplete = tuple((table.name, chain, why)
+                           for state, table in zip(self.tables, tables, strict=True)
+                           for chain, why in state.incomplete.items())
+        if not self.command_mode:
+            return Coverage(incomplete=incomplete, unknown_tables=tuple(self.unknown_tables),
+                            diagnostics=tuple(self.diagnostics))
+        partial: list[tuple[TableName, frozenset[str]]] = []
+        for state, table in zip(self.tables, tables, strict=True):
+            shown = {c.name for c in table.chains}
+            targets = {r.target.name for r in table.rules if r.target is not None
+                       and r.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
+            builtins = set(BUILTIN_CHAINS[table.name])
+            if not builtins <= state.policies or not targets <= shown:
+                partial.append((table.name, frozenset(shown)))
+        return Coverage(tables=frozenset(t.name for t in tables), partial=tuple(partial),
+                        incomplete=incomplete, unknown_tables=tuple(self.unknown_tables),
+                        diagnostics=tuple(self.diagnostics))
+
     def result(self, family: Family | None, fmt: str) -> Ruleset:
         tables: list[Table] = []
         for state in self.tables:
@@ -406,6 +635,18 @@ class _SaveParser:
         if family is None:
             family = infer_family(self.tool, tables)
         self.check_family(family, tables)
+        seen: set[TableName] = set()
+        for table in tables:
+            if table.name in seen:
+                raise ParseError(f"table {table.name.value} given twice (name each pasted "
+                                 "table with a '# table NAME' line)", source=self.source)
+            seen.add(table.name)
+        coverage = self.coverage(tables)
+        if self.diagnostics:
+            self.notes.append(f"{self.source}: the dumping tool could not print some rules "
+                              f"({len(self.diagnostics)} diagnostic lines kept): "
+                              + coverage.describe(tuple(t.name for t in tables))
+                              + "; read 'nft list ruleset' for what iptables cannot show")
         return Ruleset(
             family=family,
             tables=tuple(tables),
@@ -416,21 +657,21 @@ class _SaveParser:
             legacy_tables_present=self.legacy_present,
             comments_after=tuple(self.pending_comments),
             notes=tuple(self.notes),
+            coverage=coverage,
         )
 
     def check_family(self, family: Family, tables: list[Table]) -> None:
-        """IPv4 addresses in ip6tables rules (or the reverse) are refused, as iptables does."""
+        """IPv4 values in ip6tables rules (or the reverse) are refused, as iptables does
+        (natlens.parse.families)."""
         want = 6 if family is Family.IPV6 else 4
         for table in tables:
             for rule in table.rules:
-                for addr in (rule.source, rule.destination):
-                    if addr is not None and addr.network.version != want:
-                        origin = rule.origin
-                        tool = "ip6tables" if want == 6 else "iptables"
-                        raise ParseError(
-                            f"IPv{addr.network.version} address {addr.text} in {tool} rules",
-                            source=self.source, line_no=origin.line if origin else 0,
-                            line=origin.text if origin else "", token=None)
+                mismatch = family_mismatch(rule, want)  # addresses, NAT targets, REJECT types
+                if mismatch is not None:
+                    origin = rule.origin
+                    raise ParseError(mismatch[0], source=self.source,
+                                     line_no=origin.line if origin else 0,
+                                     line=origin.text if origin else "", token=mismatch[1])
 
     @staticmethod
     def finish_chain(table: _TableState, state: _ChainState) -> Chain:
@@ -453,16 +694,20 @@ def parse_save(
     strict: bool = True,
     family: Family | str | None = None,
     table: TableName | str | None = None,
+    restore_flush: bool = False,
 ) -> Ruleset:
     """Parse iptables-save / ip6tables-save text (or ``iptables -S`` output) into a Ruleset.
 
     ``source`` names the input in errors and origins. ``family`` overrides what the header and
     addresses tell; ``table`` names the table of ``-S`` output (inferred when omitted).
+    A table given twice is merged as ``iptables-restore --noflush`` does, or replaced by its
+    last section with ``restore_flush``. ``Ruleset.coverage`` says which tables and chains the
+    text shows (every table for a save dump; the pasted ones for ``-S`` output).
     Raises ``ParseError`` on the first line iptables-restore would refuse (see module docstring
     for what lenient mode, ``strict=False``, accepts with a ``ParseWarning``).
     """
     forced = TableName(table) if table is not None else None
-    parser = _SaveParser(source, strict, forced)
+    parser = _SaveParser(source, strict, forced, restore_flush)
     # The parse allocates one object graph that lives on; collecting it midway is wasted work
     # that grows with the dump (quadratic on 100k-rule dumps).
     collect = gc.isenabled()

@@ -1,19 +1,39 @@
-"""Split one rule line into arguments the way iptables-restore does.
+"""Split rule text into lines, and one rule line into arguments, the way iptables-restore does.
 
-iptables-restore (``add_param_to_argv`` in iptables/xshared.c) splits on blanks; a double quote
-opens and closes a quoted stretch (quotes may sit inside a word: ``a"b c"d`` is ``ab cd``); inside
-quotes a backslash escapes the next character. Single quotes are ordinary characters.
+Lines end at ``\\n`` only (iptables-restore reads with ``fgets``): a comment may hold U+2028,
+U+0085, ``\\x1c``-``\\x1f``, ``\\v``, ``\\f`` or a lone ``\\r``, which ``str.splitlines`` would
+take for line ends. One ``\\r`` before the ``\\n`` is dropped (a file saved with CRLF ends).
+
+Arguments (``add_param_to_argv`` in iptables/xshared.c): blanks are space, tab and newline only
+(Python's ``str.split()`` also splits at the characters above and at every Unicode space). A
+double quote opens a quoted stretch, which is glued to the characters before it in the same word
+(``a"b c"`` is ``ab c``); inside it a backslash escapes the next character; the closing quote ends
+the argument, whatever follows (``"x"y`` is two arguments, ``x`` and ``y``; ``""`` is one empty
+argument). Single quotes and backslashes outside quotes are ordinary characters.
+
+Every function here is linear in the length of its input.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
-    "TokenizeError", "Tokens", "column_of", "needs_quotes", "quote", "split_args", "tokenize",
+    "TokenizeError", "Tokens", "column_of", "needs_quotes", "odd_blanks", "quote", "split_args",
+    "split_lines", "tokenize",
 ]
 
 _NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BLANKS = " \t\n"
+_BLANK_RUN = re.compile(r"[ \t\n]+")
+_WORD = re.compile(r"[^ \t\n]+")
+# One argument: an optional bare prefix glued to a quoted stretch (ended by its closing quote),
+# or a bare word.
+_ARG = re.compile(r'([^ \t\n"]*)"((?:[^"\\]|\\.)*)"|[^ \t\n"]+', re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_ODD_BLANK = re.compile(r"[^\S \t\n]")
+_ASCII_ODD = "\v\f\r\x1c\x1d\x1e\x1f"
 
 
 class TokenizeError(ValueError):
@@ -34,57 +54,64 @@ class Tokens:
     quoted: frozenset[int]
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` as iptables-restore reads them: split at ``\\n`` only, one ``\\r``
+    before it dropped, no empty last line for a final ``\\n``.
+
+    >>> split_lines('-A INPUT -m comment --comment "a\\u2028b\\x0cc" -j DROP\\r\\nCOMMIT\\n')
+    ['-A INPUT -m comment --comment "a\\u2028b\\x0cc" -j DROP', 'COMMIT']
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
+
+
+def odd_blanks(text: str) -> bool:
+    """Whether ``text`` holds a character ``str.split()`` takes for a blank and iptables does
+    not (``\\v``, ``\\f``, ``\\r``, ``\\x1c``-``\\x1f``, U+0085, U+2028, Unicode spaces).
+
+    >>> odd_blanks("-A INPUT -j DROP"), odd_blanks("a\u2028b"), odd_blanks("a\\tb")
+    (False, True, False)
+    """
+    if text.isascii():
+        return any(ch in text for ch in _ASCII_ODD)
+    return _ODD_BLANK.search(text) is not None
+
+
+def _plain(text: str) -> bool:
+    """Whether ``str.split()`` splits ``text`` exactly at iptables' blanks (printable ASCII,
+    where the only blank is the space)."""
+    return text.isascii() and text.isprintable()
+
+
+def _words(text: str) -> list[str]:
+    """``text`` split at runs of blanks (space, tab, newline)."""
+    if _plain(text):
+        return text.split()
+    return [w for w in _BLANK_RUN.split(text) if w]
+
+
 def split_args(line: str) -> tuple[list[str], frozenset[int]]:
-    """Fast path: the arguments of ``line`` and the indexes of those that were quoted."""
+    """Fast path: the arguments of ``line`` and the indexes of those that were quoted.
+
+    >>> split_args('-A INPUT -m comment --comment "a ""b" -j DROP')
+    (['-A', 'INPUT', '-m', 'comment', '--comment', 'a ', 'b', '-j', 'DROP'], frozenset({5, 6}))
+    """
     if '"' not in line:
-        return line.split(), frozenset()
-    if "\\" not in line:
-        if line.count('"') == 2:
-            pre, inside, post = line.split('"')
-            if (not pre or pre[-1] in _BLANKS) and (not post or post[0] in _BLANKS):
-                args = pre.split()
-                index = len(args)
-                args.append(inside)
-                args.extend(post.split())
-                return args, frozenset((index,))
-        return _split_simple_quotes(line)
+        return _words(line), frozenset()
+    if "\\" not in line and line.count('"') == 2:
+        pre, inside, post = line.split('"')
+        if not pre or pre[-1] in _BLANKS:
+            args = _words(pre)
+            index = len(args)
+            args.append(inside)
+            args.extend(_words(post))
+            return args, frozenset((index,))
     tokens = _tokenize_quoted(line)
     return list(tokens.args), tokens.quoted
-
-
-_BLANKS = " \t\r\n\f\v"
-
-
-def _split_simple_quotes(line: str) -> tuple[list[str], frozenset[int]]:
-    """Quotes without backslashes: even pieces of ``line.split('"')`` are outside quotes."""
-    pieces = line.split('"')
-    if len(pieces) % 2 == 0:
-        raise TokenizeError("unterminated quoted string", line.rfind('"') + 1)
-    args: list[str] = []
-    quoted: set[int] = set()
-    open_token = False  # the last argument may still grow (no blank since it started)
-    for i, piece in enumerate(pieces):
-        if i % 2:  # inside quotes: glue to the current argument
-            if open_token:
-                args[-1] += piece
-            else:
-                args.append(piece)
-                open_token = True
-            quoted.add(len(args) - 1)
-            continue
-        if not piece:
-            continue
-        words = piece.split()
-        if not words:
-            open_token = False
-            continue
-        start = 0
-        if open_token and piece[0] not in _BLANKS:
-            args[-1] += words[0]
-            start = 1
-        args.extend(words[start:])
-        open_token = piece[-1] not in _BLANKS
-    return args, frozenset(quoted)
 
 
 def column_of(line: str, index: int) -> int:
@@ -97,16 +124,18 @@ def column_of(line: str, index: int) -> int:
 
 
 def tokenize(line: str) -> Tokens:
-    """Split ``line`` into arguments with their columns (see module docstring)."""
+    """Split ``line`` into arguments with their columns (see module docstring).
+
+    >>> t = tokenize('-j LOG --log-prefix "in: "x')
+    >>> t.args, t.columns, t.quoted
+    (('-j', 'LOG', '--log-prefix', 'in: ', 'x'), (1, 4, 8, 21, 27), frozenset({3}))
+    """
     if '"' not in line:
         args: list[str] = []
         columns: list[int] = []
-        pos = 0
-        for word in line.split():
-            pos = line.index(word, pos)
-            args.append(word)
-            columns.append(pos + 1)
-            pos += len(word)
+        for m in _WORD.finditer(line):
+            args.append(m.group())
+            columns.append(m.start() + 1)
         return Tokens(tuple(args), tuple(columns), frozenset())
     return _tokenize_quoted(line)
 
@@ -115,51 +144,26 @@ def _tokenize_quoted(line: str) -> Tokens:
     args: list[str] = []
     columns: list[int] = []
     quoted: set[int] = set()
-    buf: list[str] = []
-    start = -1
-    in_quote = False
-    was_quoted = False
-    escaped = False
-    quote_col = 0
-    for i, ch in enumerate(line):
-        if in_quote:
-            if escaped:
-                buf.append(ch)
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quote = False
-            else:
-                buf.append(ch)
+    pos, end = 0, len(line)
+    match_arg, match_blanks = _ARG.match, _BLANK_RUN.match
+    while pos < end:
+        blanks = match_blanks(line, pos)
+        if blanks is not None:
+            pos = blanks.end()
             continue
-        if ch == '"':
-            in_quote = True
-            was_quoted = True
-            quote_col = i + 1
-            if start < 0:
-                start = i
-            continue
-        if ch in " \t\r\n\f\v":
-            if start >= 0:
-                if was_quoted:
-                    quoted.add(len(args))
-                args.append("".join(buf))
-                columns.append(start + 1)
-                buf.clear()
-                start = -1
-                was_quoted = False
-            continue
-        if start < 0:
-            start = i
-        buf.append(ch)
-    if in_quote:
-        raise TokenizeError("unterminated quoted string", quote_col)
-    if start >= 0:
-        if was_quoted:
+        m = match_arg(line, pos)
+        if m is None:  # a quote that never closes
+            raise TokenizeError("unterminated quoted string", line.index('"', pos) + 1)
+        inside = m.group(2)
+        if inside is None:
+            args.append(m.group())
+        else:
+            if "\\" in inside:
+                inside = _ESCAPE.sub(r"\1", inside)
             quoted.add(len(args))
-        args.append("".join(buf))
-        columns.append(start + 1)
+            args.append(m.group(1) + inside)
+        columns.append(pos + 1)
+        pos = m.end()
     return Tokens(tuple(args), tuple(columns), frozenset(quoted))
 
 

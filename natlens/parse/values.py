@@ -12,6 +12,8 @@ import socket
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
+from natlens.inputs import is_decimal as _decimal
+
 __all__ = [
     "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "canonical_address", "canonical_args",
     "icmp_type_range", "parse_port", "parse_port_range",
@@ -30,7 +32,7 @@ _TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 @lru_cache(maxsize=4096)
 def parse_port(text: str) -> int:
     """A port number or /etc/services name → number (0..65535)."""
-    if text.isdigit():
+    if _decimal(text):
         value = int(text)
         if value > 65535:
             raise ValueError(f"port {text} out of range")
@@ -171,7 +173,7 @@ def _iprange(args: tuple[str, ...]) -> tuple[str, ...]:
 def _is_plain_ipv4(text: str) -> bool:
     parts = text.split(".")
     return len(parts) == 4 and all(
-        p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
+        _decimal(p) and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
     )
 
 
@@ -351,7 +353,7 @@ def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
     unit = unit or "sec"
     # libxt_limit's parse_rate: the unit is any prefix of second, minute, hour or day.
     mult = next((sec for full, sec in _RATE_UNITS if full.startswith(unit)), None)
-    if mult is None or not count_text.isdigit() or int(count_text) == 0:
+    if mult is None or not _decimal(count_text) or int(count_text) == 0:
         return args  # leave unusual rates (hashlimit's "40mb/s") as written
     period = _LIMIT_SCALE * mult // int(count_text)
     if period == 0:

@@ -8,21 +8,27 @@ what the kernel did, ``generate`` picks the packets, ``compare`` puts it togethe
     report = natlens.verify.verify(natlens.load("fixtures/default-bridge-8080"), packets=60)
     report.disagreements    # [] when natlens and the kernel agree on every packet
 
-Needs root; every namespace (``nlv-<pid>-…``) is removed when the run ends, also on errors.
+Needs root; every namespace (``nlv-<pid>-<token>-…``) is removed when the run ends, also on
+errors and signals; ``cleanup()`` removes what a killed run (SIGKILL) left (see ``runs``).
+Every snapshot value that reaches an ``ip`` command line or ``iptables-restore`` is checked
+first (``snapshot_checks``, ``kernel_names``, ``restore``).
 """
 
 from __future__ import annotations
 
 from natlens.verify.compare import Result, VerifyError, VerifyReport, chain_hooks, verify
 from natlens.verify.generate import Probe, generate
-from natlens.verify.ns import cleanup
 from natlens.verify.probe import Observation, Prober
+from natlens.verify.runs import Removed, cleanup
+from natlens.verify.signals import Interrupted
 from natlens.verify.topology import Topology, TopologyPlan, plan
 
 __all__ = [
+    "Interrupted",
     "Observation",
     "Probe",
     "Prober",
+    "Removed",
     "Result",
     "Topology",
     "TopologyPlan",

@@ -29,11 +29,14 @@ from natlens.errors import NatlensError
 from natlens.model import Ruleset
 from natlens.netfilter.engine import Simulator
 from natlens.netfilter.packet import endpoint
+from natlens.netfilter.pipeline import iptables_source
 from natlens.netfilter.trace import Path, Step, StepKind, Trace, Verdict
 from natlens.snapshot import Snapshot
-from natlens.verify import ns as netns
+from natlens.textsafe import terminal
 from natlens.verify.generate import Probe, dnat_targets, generate
 from natlens.verify.probe import Observation, Prober
+from natlens.verify.runs import Run, cleanup
+from natlens.verify.signals import interruptible
 from natlens.verify.topology import Topology, plan
 
 __all__ = ["Result", "VerifyError", "VerifyReport", "chain_hooks", "compare", "verify"]
@@ -68,11 +71,21 @@ def chain_hooks(ruleset: Ruleset) -> dict[tuple[str, str], frozenset[str]]:
     return out
 
 
-def _step_label(step: Step) -> str | None:
+def _step_label(step: Step, main: str | None = None) -> str | None:
+    """``nat:DOCKER#3``, ``filter:FORWARD:policy``; a rule of another source than ``main``
+    (the main iptables dump's) is prefixed with it (``iptables-legacy/filter:FORWARD#1``); an
+    nft rule is ``nft/inet t:chain#HANDLE`` (nft policies have no counter: not labelled)."""
+    if step.source == "nft":
+        if step.kind is StepKind.RULE:
+            return f"nft/{step.family} {step.table}:{step.chain}#{step.rule}"
+        return None
+    table = step.table
+    if main is not None and step.source not in (None, main, "iptables"):
+        table = f"{step.source}/{table}"
     if step.kind is StepKind.RULE:
-        return f"{step.table}:{step.chain}#{step.rule}"
+        return f"{table}:{step.chain}#{step.rule}"
     if step.kind is StepKind.POLICY:
-        return f"{step.table}:{step.chain}:policy"
+        return f"{table}:{step.chain}:policy"
     return None
 
 
@@ -103,9 +116,9 @@ class _Outcome:
         return head
 
 
-def _outcomes(trace: Trace) -> list[_Outcome]:
+def _outcomes(trace: Trace, main: str | None = None) -> list[_Outcome]:
     def rules(steps: Sequence[Step]) -> tuple[str, ...]:
-        return tuple(lbl for lbl in (_step_label(s) for s in steps) if lbl)
+        return tuple(lbl for lbl in (_step_label(s, main) for s in steps) if lbl)
 
     if trace.branches:
         return [_Outcome(b.verdict, b.path, b.final_dst, b.final_src, b.out_interface,
@@ -168,8 +181,8 @@ def _differences(o: _Outcome, obs: Observation,
     # NAT was never set up: it walks nat POSTROUTING (nf_reject attaches the ct; nf_nat_inet_fn
     # runs the chain while the manip is uninitialised). The host's other answers do not.
     nat_noisy = noisy if obs.verdict is Verdict.REJECT else frozenset()
-    kernel = {h.label() for h in obs.hits}
-    mine = set(o.rules)
+    kernel = {h.label() for h in obs.hits} - obs.uncounted
+    mine = set(o.rules) - obs.uncounted
     for key in sorted({_chain_of(x) for x in kernel | mine}):
         k = {x for x in kernel if _chain_of(x) == key}
         n = {x for x in mine if _chain_of(x) == key}
@@ -188,11 +201,12 @@ def _differences(o: _Outcome, obs: Observation,
 
 
 def compare(trace: Trace, obs: Observation,
-            hooks: dict[tuple[str, str], frozenset[str]]) -> list[str]:
+            hooks: dict[tuple[str, str], frozenset[str]], main: str | None = None) -> list[str]:
     """The differences between ``trace`` and ``obs`` (empty: they agree). With branches, the
-    closest branch is reported."""
+    closest branch is reported. ``main`` is the source of the main iptables dump
+    (``iptables-nft``...): rules of other sources are compared under prefixed labels."""
     best: list[str] | None = None
-    for o in _outcomes(trace):
+    for o in _outcomes(trace, main):
         diffs = _differences(o, obs, hooks)
         if best is None or len(diffs) < len(best):
             best = diffs
@@ -213,6 +227,8 @@ class Result:
     """The snapshot lacks ip-addr.json or ip-route.json: the namespaces were built from the same
     assumptions natlens made, so a difference on a packet natlens made assumptions for proves
     nothing either way."""
+    main: str | None = None
+    """The source of the main iptables dump (rule labels of other sources are prefixed)."""
 
     @property
     def agrees(self) -> bool:
@@ -236,7 +252,7 @@ class Result:
     def natlens_says(self) -> str:
         """One line: verdict, path, addresses and matched rules of the trace."""
         parts = []
-        for o in _outcomes(self.trace):
+        for o in _outcomes(self.trace, self.main):
             prob = f"p={o.probability:.3g} " if self.trace.branches else ""
             parts.append(f"{prob}{o.describe()}; rules {', '.join(o.rules) or '-'}")
         return " | ".join(parts)
@@ -319,7 +335,8 @@ class VerifyReport:
         }
 
     def render(self) -> str:
-        """Plain-text report: one line per probe, then each disagreement in full."""
+        """Plain-text report: one line per probe, then each disagreement in full (text from the
+        snapshot escaped for a terminal, ``textsafe.terminal``)."""
         lines = [f"natlens verify {self.snapshot} (seed {self.seed}, iptables backend "
                  f"{self.backend}): {self.tried} packets, {self.agreements} agree, "
                  f"{len(self.disagreements)} disagree"
@@ -344,7 +361,9 @@ class VerifyReport:
             ]
         if self.notes:
             lines += ["", "notes:", *(f"  {n}" for n in self.notes)]
-        return "\n".join(lines) + "\n"
+        # names and comments come from the snapshot: no control or bidi character reaches the
+        # terminal, and no value starts a line of its own
+        return "\n".join(terminal(line) for line in lines) + "\n"
 
 
 def verify(
@@ -360,31 +379,47 @@ def verify(
 
     ``expectation``: simulate against this snapshot instead (tests plant a wrong one to see the
     check fail); ``probes``: use these instead of generating ``packets`` probes from ``seed``.
-    Needs root; every namespace is removed before returning (also on errors and Ctrl-C).
+    Needs root; every namespace is removed before returning, also on errors and on SIGINT,
+    SIGTERM, SIGHUP and SIGQUIT, which raise ``signals.Interrupted`` (a ``KeyboardInterrupt``)
+    after the cleanup. Namespaces that dead runs left (SIGKILL) are removed first and noted.
+    Raises ``VerifyError`` (not root), ``SnapshotError`` or ``TopologyError`` (a value of the
+    snapshot the kernel refuses: one line naming file and line or JSON path).
     """
     if os.geteuid() != 0:
         raise VerifyError("natlens verify needs root (it creates network namespaces)")
-    netns.cleanup()
-    draft = plan(snapshot)
-    chosen = list(probes) if probes is not None else generate(snapshot, draft, count=packets,
-                                                               seed=seed)
-    extra = [p.packet.dst for p in chosen]
-    extra += dnat_targets(snapshot.ruleset) + dnat_targets(snapshot.ruleset6)
-    final = plan(snapshot, extra_addresses=extra)
-    sim = Simulator.from_snapshot(expectation or snapshot)
-    hooks = {4: chain_hooks(snapshot.ruleset), 6: chain_hooks(snapshot.ruleset6)}
-    report = VerifyReport(snapshot.path, seed, notes=list(final.notes), backend=final.backend)
-    partial = snapshot.addresses is None or snapshot.routes is None
-    if partial:
-        report.notes.insert(0, "ip-addr.json or ip-route.json missing: the namespaces follow "
-                               "natlens's own assumptions, so differences on packets natlens "
-                               "made assumptions for are reported as inconclusive")
-    with Topology(final) as topo, Prober(topo, settle=settle) as prober:
-        for n, probe in enumerate(chosen):
-            obs = prober.probe(probe.packet, (0x6E6C0000 + (seed << 12) + n) & 0xFFFFFFFF)
-            trace = sim.trace(probe.packet)
-            diffs = compare(trace, obs, hooks[probe.packet.family])
-            report.results.append(Result(probe, trace, obs, tuple(diffs), partial))
-        report.notes.extend(topo.notes)
+    run = Run.new()
+    with interruptible():
+        removed = cleanup()
+        draft = plan(snapshot, prefix=run.prefix)
+        chosen = list(probes) if probes is not None else generate(snapshot, draft,
+                                                                   count=packets, seed=seed)
+        extra = [p.packet.dst for p in chosen]
+        extra += dnat_targets(snapshot.ruleset) + dnat_targets(snapshot.ruleset6)
+        final = plan(snapshot, extra_addresses=extra, prefix=run.prefix)
+        sim = Simulator.from_snapshot(expectation or snapshot)
+        main = iptables_source(final.backend).value
+        hooks = {4: chain_hooks(snapshot.ruleset), 6: chain_hooks(snapshot.ruleset6)}
+        report = VerifyReport(snapshot.path, seed, notes=list(final.notes),
+                              backend=final.backend)
+        report.notes[:0] = [f"removed the namespaces an interrupted verify run left "
+                            f"({r.describe()})" for r in removed]
+        partial = snapshot.addresses is None or snapshot.routes is None
+        if partial:
+            report.notes.insert(0, "ip-addr.json or ip-route.json missing: the namespaces "
+                                   "follow natlens's own assumptions, so differences on packets "
+                                   "natlens made assumptions for are reported as inconclusive")
+        topo = Topology(final, run=run)
+        try:
+            topo.build()
+            with Prober(topo, settle=settle) as prober:
+                for n, probe in enumerate(chosen):
+                    tag = (0x6E6C0000 + (seed << 12) + n) & 0xFFFFFFFF
+                    obs = prober.probe(probe.packet, tag)
+                    trace = sim.trace(probe.packet)
+                    diffs = compare(trace, obs, hooks[probe.packet.family], main)
+                    report.results.append(Result(probe, trace, obs, tuple(diffs), partial,
+                                                 main))
+            report.notes.extend(topo.notes)
+        finally:
+            topo.teardown()
     return report
-

@@ -1,7 +1,7 @@
 """Network namespaces: create, enter (per thread, with ``setns(2)``), run commands, remove.
 
-Every namespace natlens makes is called ``nlv-<pid>-<role>`` and lives in ``/run/netns`` (made by
-``ip netns add``), so ``cleanup()`` can find what a crashed run left behind by its prefix.
+Every namespace natlens makes is called ``nlv-<pid>-<token>-<role>`` and lives in ``/run/netns``
+(made by ``ip netns add``); ``runs`` records them per run and finds what a killed run left.
 
 ``entered(name)`` switches only the calling thread into the namespace (a network namespace may be
 entered by one thread of a multi-threaded process, setns(2)); sockets made inside stay in it after
@@ -15,18 +15,20 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from natlens.errors import NatlensError
+from natlens.verify.kernel_names import printable, sysctl_path
+from natlens.verify.signals import shielded
 
 __all__ = [
     "NETNS_DIR",
     "PREFIX",
     "CommandError",
     "add",
-    "cleanup",
     "delete",
     "entered",
     "exists",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 PREFIX = "nlv-"
-"""Every namespace natlens verify creates starts with this (then ``<pid>-``)."""
+"""Every namespace natlens verify creates starts with this (then ``<pid>-<token>-``)."""
 
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
@@ -45,7 +47,12 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 class CommandError(NatlensError):
-    """A command the topology needs failed (its argv and stderr are in the message)."""
+    """A command the topology needs failed: the message is one line (the command and the first
+    line of its error output); ``stderr`` holds all of it."""
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def _setns(fd: int) -> None:
@@ -85,17 +92,23 @@ def entered(name: str | None) -> Iterator[None]:
         yield
         return
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    switched = False
     try:
-        target = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(home)
+        # a signal (signals.Interrupted) between setns and the try below would strand the
+        # thread in the namespace: the switch is shielded, and a pending signal is raised
+        # where the finally already covers it
+        with shielded():
+            target = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(target)
+                switched = True
+            finally:
+                os.close(target)
+        yield
     finally:
+        if switched:
+            with shielded():
+                _setns(home)
         os.close(home)
 
 
@@ -110,52 +123,27 @@ def run(argv: Sequence[str], *, ns: str | None = None, stdin: str | None = None,
             raise CommandError(f"{argv[0]}: command not found") from None
     if check and done.returncode != 0:
         where = f" (in {ns})" if ns else ""
-        raise CommandError(f"{' '.join(argv)}{where} failed with status {done.returncode}: "
-                           f"{done.stderr.strip() or done.stdout.strip()}")
+        output = done.stderr if done.stderr.strip() else done.stdout
+        first = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
+        raise CommandError(f"{shlex.join(argv)}{where} failed with status {done.returncode}: "
+                           f"{printable(first, 200)[1:-1]}", stderr=output)
     return done.stdout
 
 
 def write_sysctl(ns: str, key: str, value: str) -> bool:
     """Set ``key`` (dotted, e.g. ``net.ipv4.ip_forward``) in ``ns``; False when it has no such
-    key (e.g. a per-interface key of an interface the namespace does not have)."""
-    path = Path("/proc/sys") / key.replace(".", "/")
+    key (e.g. a per-interface key of an interface the namespace does not have).
+
+    Only the per-network-namespace keys of ``kernel_names.SYSCTL_KEYS`` and values 0/1
+    (``ValueError`` otherwise): a namespace shares every other sysctl (``kernel.*``) with the
+    host.
+    """
+    path = sysctl_path(key)
+    if value not in ("0", "1"):
+        raise ValueError(f"sysctl {key}: value {value!r} is not 0 or 1")
     with entered(ns):
         try:
             path.write_text(f"{value}\n")
         except (FileNotFoundError, PermissionError, OSError):
             return False
     return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def cleanup(*, pid: int | None = None, everything: bool = False) -> list[str]:
-    """Remove natlens verify namespaces; returns the names removed.
-
-    ``pid``: those of that run; default: those of this process and of runs whose process is
-    gone (a crashed or killed run); ``everything``: every ``nlv-`` namespace.
-    """
-    removed: list[str] = []
-    for name in listing():
-        if not name.startswith(PREFIX):
-            continue
-        owner_text = name[len(PREFIX):].split("-", 1)[0]
-        owner = int(owner_text) if owner_text.isdigit() else None
-        if pid is not None:
-            doomed = owner == pid
-        elif everything:
-            doomed = True
-        else:
-            doomed = owner is None or owner == os.getpid() or not _pid_alive(owner)
-        if doomed:
-            delete(name)
-            removed.append(name)
-    return removed

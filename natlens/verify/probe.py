@@ -37,7 +37,9 @@ from typing import Any
 from natlens.errors import NatlensError
 from natlens.netfilter.packet import Packet, endpoint
 from natlens.netfilter.trace import Path, Verdict
+from natlens.parse.tokens import split_lines
 from natlens.verify import ns as netns
+from natlens.verify.nftload import nft_counter_hits
 from natlens.verify.topology import Leaf, Topology, tool
 from natlens.verify.wire import Frame, build_frame, build_ip, parse_ethernet, parse_transport
 
@@ -131,6 +133,9 @@ class Observation:
     final_dst: str | None
     final_src: str | None
     out_interface: str | None
+    uncounted: frozenset[str] = frozenset()
+    """Rule labels no counter follows exactly (``NftLoad.uncounted``): left out of the rule
+    comparison."""
     also: tuple[tuple[Path, str, str, str | None], ...] = ()
     """Further deliveries of the same packet as (path, final_dst, final_src, out_interface): a
     broadcast a local process sends both leaves by its interface and loops back to the host."""
@@ -161,7 +166,7 @@ def parse_counters(text: str) -> dict[CounterKey, int]:
     out: dict[CounterKey, int] = {}
     table = ""
     index: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in split_lines(text):  # at "\n" only: comments may hold \x1c, U+2028...
         if line.startswith("*"):
             table = line[1:].strip()
             index = {}
@@ -333,8 +338,9 @@ class Prober:
         family = "ipv6" if packet.family == 6 else "ipv4"
         save = self._save6 if packet.family == 6 else self._save4
         leaf, mac = self.source_of(packet)
-        before = netns.run(["sh", "-c", f"conntrack -F -f {family} >/dev/null 2>&1; {save} -c"],
-                           ns=p.router)
+        netns.run(["conntrack", "-F", "-f", family], ns=p.router, check=False)
+        before = netns.run([save, "-c"], ns=p.router)
+        before_more = self._more_counters(packet.family)
         self._drain()
         data = build_ip(packet.proto, packet.src, packet.dst, sport=packet.sport,
                         dport=packet.dport, tag=tag)
@@ -348,13 +354,31 @@ class Prober:
             assert mac is not None
             self._senders[leaf.ns].send(build_frame(mac, leaf.mac, data))
         sightings = self._collect(tag)
-        after = netns.run(["sh", "-c", f"{save} -c; echo '@@conntrack@@'; "
-                                       f"conntrack -L -f {family} 2>/dev/null"], ns=p.router)
-        counters_text, _, ct_text = after.partition("@@conntrack@@")
+        counters_text = netns.run([save, "-c"], ns=p.router)
+        ct_text = netns.run(["conntrack", "-L", "-f", family], ns=p.router, check=False)
         old = parse_counters(before)
         hits = tuple(Hit(k[0], k[1], k[2], n - old.get(k, 0))
                      for k, n in parse_counters(counters_text).items() if n > old.get(k, 0))
+        hits += tuple(Hit(k[0], k[1], k[2], n - before_more.get(k, 0))
+                      for k, n in self._more_counters(packet.family).items()
+                      if n > before_more.get(k, 0))
         return self._observation(packet, tag, sightings, parse_conntrack(ct_text), hits)
+
+    def _more_counters(self, family: int) -> dict[CounterKey, int]:
+        """Counters of the other iptables backend (tables named ``iptables-legacy/filter``)
+        and of the nft rules (``nft/inet t``, chain, handle), when the plan loaded them."""
+        p = self.plan
+        out: dict[CounterKey, int] = {}
+        if p.other4 if family == 4 else p.other6:
+            save = tool(f"{'ip6tables' if family == 6 else 'iptables'}-save", p.other_backend)
+            source = "iptables-nft" if p.other_backend == "nf_tables" else "iptables-legacy"
+            for (table, chain, rule), n in parse_counters(
+                    netns.run([save, "-c"], ns=p.router)).items():
+                out[(f"{source}/{table}", chain, rule)] = n
+        if p.nft is not None:
+            out.update(nft_counter_hits(netns.run(["nft", "-j", "list", "counters"],
+                                                  ns=p.router), p.nft))
+        return out
 
     def _drain(self) -> None:
         for w in self._watches:
@@ -465,4 +489,5 @@ class Prober:
             final_src=endpoint(f.src, f.sport) if f else None,
             out_interface=out_iface,
             also=tuple(also),
+            uncounted=self.plan.nft.uncounted if self.plan.nft is not None else frozenset(),
         )

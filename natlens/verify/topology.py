@@ -1,6 +1,6 @@
 """A throwaway copy of a snapshot's host, made of network namespaces.
 
-Layout (every namespace ``nlv-<pid>-<role>``):
+Layout (every namespace ``nlv-<pid>-<token>-<role>``, see ``runs``):
 
 * **router** (``-r``): the host. Its interfaces carry the snapshot's names, MAC and addresses:
   each Docker bridge is a real Linux bridge (so ``-i docker0``/``-o docker0`` and
@@ -29,7 +29,8 @@ and ``addr_gen_mode=1`` with ``nodad`` addresses (no link-local autoconfiguratio
 from __future__ import annotations
 
 import ipaddress
-import os
+import platform
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,11 +39,22 @@ from typing import Any
 
 from natlens.errors import NatlensError
 from natlens.netfilter.host import Host, Route
-from natlens.serialize import to_save
+from natlens.netfilter.nftchains import iptables_nft_tables
 from natlens.snapshot import Snapshot
 from natlens.verify import ns as netns
+from natlens.verify.kernel_names import (
+    check_ifname,
+    check_mac,
+    check_route_type,
+    printable,
+)
+from natlens.verify.nftload import NftLoad, nft_load
+from natlens.verify.restore import RestoreInput, RestoreInputError, restore_input
+from natlens.verify.runs import Run
+from natlens.verify.snapshot_checks import check_snapshot, sysctl_settings
 
-__all__ = ["GHOST_MAC", "Leaf", "Link", "Topology", "TopologyPlan", "plan"]
+__all__ = ["GHOST_MAC", "Leaf", "Link", "PlanRules", "Topology", "TopologyPlan", "plan",
+           "plan_rules"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -109,13 +121,19 @@ class TopologyPlan:
     sysctl: tuple[tuple[str, str], ...]
     backend: str
     """``nf_tables`` or ``legacy``."""
-    rules4: str
-    rules6: str
+    rules4: RestoreInput | None
+    rules6: RestoreInput | None
     neighbours: tuple[tuple[IPAddress, str, str], ...] = ()
     """(address, router interface, MAC) entries made permanent."""
     notes: tuple[str, ...] = ()
     hairpin: bool = False
     """Hairpin mode on the bridge ports (Docker sets it when the userland proxy is off)."""
+    other_backend: str = ""
+    """The other iptables backend whose dumps are loaded too (``other4``/``other6``)."""
+    other4: RestoreInput | None = None
+    other6: RestoreInput | None = None
+    nft: NftLoad | None = None
+    """The snapshot's native nftables tables (``nft -j -f``), with a counter per rule."""
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -157,12 +175,17 @@ class TopologyPlan:
 
 
 def _macs(addresses: list[Any] | None) -> dict[str, str]:
+    """The MAC of each Ethernet interface (``check_snapshot`` has refused bad ones)."""
     out: dict[str, str] = {}
     for entry in addresses or ():
         if isinstance(entry, dict) and isinstance(entry.get("ifname"), str):
             mac = entry.get("address")
-            if isinstance(mac, str) and len(mac.split(":")) == 6 and mac != "00:00:00:00:00:00":
-                out[entry["ifname"]] = mac
+            if entry.get("link_type", "ether") != "ether" or not isinstance(mac, str):
+                continue
+            try:
+                out[entry["ifname"]] = check_mac(mac)
+            except ValueError:
+                continue  # all zeros: no address of its own
     return out
 
 
@@ -180,10 +203,15 @@ def _sysctl(snap: Snapshot, notes: list[str]) -> list[tuple[str, str]]:
     given = snap.meta.get("sysctl")
     values: dict[str, str] = {}
     if isinstance(given, dict) and given:
-        for key, value in given.items():
-            values[str(key)] = str(value)
+        settings = sysctl_settings(snap, notes)
+        for key, setting in settings.items():
+            if setting is None:
+                notes.append(f"{key} unknown on the snapshot's host: left at the namespace's "
+                             "default")
+            else:
+                values[key] = setting
         for key, value in _DEFAULT_SYSCTL.items():
-            if key not in values:
+            if key not in settings:
                 values[key] = value
                 notes.append(f"{key} not in meta.json: set to {value} (Docker's setting)")
     else:
@@ -237,9 +265,16 @@ def _connected_route(r: Route, links: list[Link]) -> bool:
 def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
          prefix: str | None = None) -> TopologyPlan:
     """Decide the namespaces for ``snap``. ``extra_addresses``: destinations probes will use
-    (those nobody holds become ghosts)."""
+    (those nobody holds become ghosts); ``prefix``: the run's namespace marker (default: a new
+    run's, see ``runs``).
+
+    Raises ``SnapshotError`` naming file and JSON path (or ``TopologyError``) for any interface
+    name, MAC address, route type, sysctl or rule the kernel would refuse, before anything is
+    built.
+    """
     notes: list[str] = []
-    prefix = prefix or f"{netns.PREFIX}{os.getpid()}-"
+    check_snapshot(snap)
+    prefix = prefix or Run.new().prefix
     host = Host.from_snapshot(snap)
     notes.extend(host.assumptions)
     macs = _macs(snap.addresses)
@@ -255,8 +290,10 @@ def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
             kind = "veth"
         else:
             kind = "dummy"
-        if len(name) > 15:
-            raise TopologyError(f"interface name {name!r} is longer than 15 characters")
+        try:
+            check_ifname(name)
+        except ValueError as exc:
+            raise TopologyError(f"{snap.path}: {exc}") from None
         links.append(Link(name, kind, macs.get(name), addrs))
     if not any(link.kind != "dummy" for link in links):
         raise TopologyError(f"{snap.path}: no interface with addresses to mirror (verify needs a "
@@ -319,8 +356,8 @@ def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
             neighbours.append((a.ip, leaf.link, leaf.mac))
             seen.add(a.ip)
     draft = TopologyPlan(prefix=prefix, router=f"{prefix}r", links=tuple(links),
-                         leaves=tuple(leaves), routes=(), sysctl=(), backend="", rules4="",
-                         rules6="")
+                         leaves=tuple(leaves), routes=(), sysctl=(), backend="", rules4=None,
+                         rules6=None)
     for ip in sorted({*gateways, *extra_addresses}, key=lambda a: (a.version, int(a))):
         if ip in seen or draft.router_holds(ip) or ip.is_multicast or ip.is_unspecified:
             continue
@@ -335,9 +372,15 @@ def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
     routes = tuple(r for r in (*host.routes, *host.routes6) if not _connected_route(r, links)
                    and (r.dev is None or r.kind != "unicast"
                         or any(link.name == r.dev for link in links)))
+    for r in routes:
+        try:
+            check_route_type(r.kind)
+            if r.dev is not None:
+                check_ifname(r.dev)
+        except ValueError as exc:
+            raise TopologyError(f"{snap.path}: route {r.network}: {exc}") from None
     backend = _backend(snap, notes)
-    rules4 = to_save(snap.ruleset, counters=False, comments=False) if snap.ruleset.tables else ""
-    rules6 = to_save(snap.ruleset6, counters=False, comments=False) if snap.ruleset6.tables else ""
+    rules = plan_rules(snap, backend)
     hairpin = snap.meta.get("userland_proxy") is False
     if hairpin:
         notes.append("userland proxy off (meta.json): hairpin mode on every bridge port, as "
@@ -351,14 +394,63 @@ def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
         routes=routes,
         sysctl=tuple(_sysctl(snap, notes)),
         backend=backend,
-        rules4=rules4,
-        rules6=rules6,
+        rules4=rules.rules4,
+        rules6=rules.rules6,
+        other_backend=rules.other_backend,
+        other4=rules.other4,
+        other6=rules.other6,
+        nft=rules.nft,
         neighbours=tuple(neighbours),
         notes=tuple(notes),
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """The rules a plan loads: the main backend's dumps, the other backend's, native nft."""
+
+    rules4: RestoreInput | None
+    rules6: RestoreInput | None
+    other_backend: str = ""
+    other4: RestoreInput | None = None
+    other6: RestoreInput | None = None
+    nft: NftLoad | None = None
+
+
+def plan_rules(snap: Snapshot, backend: str) -> PlanRules:
+    """Every rule source of ``snap`` in loadable form (``backend``: the main dumps' backend).
+    Raises ``TopologyError`` for a rule ``iptables-restore`` could not take."""
+    other_backend = snap.other_backend_name or (
+        "legacy" if backend == "nf_tables" else "nf_tables")
+    try:
+        rules4 = restore_input(snap.ruleset) if snap.ruleset.tables else None
+        rules6 = restore_input(snap.ruleset6) if snap.ruleset6.tables else None
+        other4 = restore_input(snap.other_backend) \
+            if snap.other_backend is not None and snap.other_backend.tables else None
+        other6 = restore_input(snap.other_backend6) \
+            if snap.other_backend6 is not None and snap.other_backend6.tables else None
+    except RestoreInputError as exc:
+        raise TopologyError(str(exc)) from None
+    nft = None
+    if snap.nft_json is not None:
+        nft = nft_load(snap.nft_json, iptables_nft_tables(
+            backend, snap.ruleset, snap.ruleset6, snap.other_backend, snap.other_backend6))
+    return PlanRules(rules4, rules6, other_backend if other4 or other6 else "", other4,
+                     other6, nft)
+
+
 # -- building -----------------------------------------------------------------------------------
+
+
+_EMPTY_TABLES = "".join(
+    f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+    for table, chains in (
+        ("raw", ("PREROUTING", "OUTPUT")),
+        ("mangle", ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")),
+        ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")),
+        ("filter", ("INPUT", "FORWARD", "OUTPUT")),
+        ("security", ("INPUT", "FORWARD", "OUTPUT"))))
+"""iptables-restore input that empties the five tables (each is replaced as a whole)."""
 
 
 def tool(name: str, backend: str) -> str:
@@ -397,15 +489,37 @@ def _route_args(r: Route) -> list[str]:
     return args
 
 
+def _bridge_sysctls_per_netns(release: str | None = None) -> bool:
+    """Whether ``net.bridge.bridge-nf-call-*`` belong to each network namespace (Linux 5.3,
+    "netfilter: bridge: namespace bridge netfilter sysctls"); before, they were host-wide and
+    verify must not write them.
+
+    >>> _bridge_sysctls_per_netns("5.2.21"), _bridge_sysctls_per_netns("6.1.0-13-amd64")
+    (False, True)
+    """
+    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= (5, 3)
+
+
 _LEAF_RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n"
+_NS_SYSCTL = (("net.ipv6.conf.default.addr_gen_mode", "1"),
+              ("net.ipv6.conf.all.addr_gen_mode", "1"),
+              ("net.ipv6.conf.default.accept_dad", "0"),
+              ("net.ipv6.conf.default.accept_ra", "0"))
 
 
 @dataclass
 class Topology:
-    """The namespaces of a plan; a context manager that builds and always removes them."""
+    """The namespaces of a plan; a context manager that builds and always removes them.
+
+    Every command is an argv list (``ip link add name NAME ...``), never an ``ip -batch`` script
+    or a shell line: a name is one argument whatever it holds, and ``plan`` has already checked
+    it against the kernel's rules. The run's namespaces are recorded (``runs.Run.record``)
+    before the first is created, so an interruption at any point leaves nothing unaccounted for.
+    """
 
     plan: TopologyPlan
-    built: list[str] = field(default_factory=list)
+    run: Run | None = None
     notes: list[str] = field(default_factory=list)
 
     def __enter__(self) -> Topology:
@@ -425,52 +539,57 @@ class Topology:
     def build(self) -> None:
         """Create every namespace, interface, address, route, sysctl and rule of the plan."""
         p = self.plan
+        if self.run is None:
+            self.run = Run.from_prefix(p.prefix)
+        try:
+            self.run.record(p.namespaces)
+        except OSError as exc:
+            raise TopologyError(f"{self.run.state}: cannot record the run's namespaces: "
+                                f"{exc.strerror}") from None
         for name in p.namespaces:
             if netns.exists(name):
                 netns.delete(name)
             netns.add(name)
-            self.built.append(name)
-            for key, value in (("net.ipv6.conf.default.addr_gen_mode", "1"),
-                               ("net.ipv6.conf.all.addr_gen_mode", "1"),
-                               ("net.ipv6.conf.default.accept_dad", "0"),
-                               ("net.ipv6.conf.default.accept_ra", "0")):
+            for key, value in _NS_SYSCTL:
                 netns.write_sysctl(name, key, value)
-            netns.run(["ip", "link", "set", "lo", "up"], ns=name)
+            netns.run(["ip", "link", "set", "dev", "lo", "up"], ns=name)
         r = p.router
         # interfaces in the snapshot's order: the kernel picks addresses by device order in
         # places (MASQUERADE out of lo takes the first device's address, inet_select_addr)
-        batch: list[str] = []
         for link in p.links:
-            mac = f" address {link.mac}" if link.mac else ""
+            mac = ["address", link.mac] if link.mac else []
             if link.kind == "bridge":
-                batch.append(f"link add {link.name}{mac} type bridge stp_state 0 "
-                             "forward_delay 0 mcast_snooping 0")
+                self._ip(r, "link", "add", "name", link.name, *mac, "type", "bridge",
+                         "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
             elif link.kind == "veth":
                 leaf_o = next(leaf for leaf in p.leaves if leaf.link == link.name)
-                batch.append(f"link add {link.name}{mac} type veth peer name eth0 address "
-                             f"{leaf_o.mac} netns {leaf_o.ns}")
+                self._ip(r, "link", "add", "name", link.name, *mac, "type", "veth", "peer",
+                         "name", "eth0", "address", leaf_o.mac, "netns", leaf_o.ns)
             else:
-                self._batch(r, batch)
-                batch = []
                 self._placeholder(link)
         for leaf in p.leaves:
-            if leaf.role == "container":
-                batch.append(f"link add {leaf.port} type veth peer name eth0 address "
-                             f"{leaf.mac} netns {leaf.ns}")
-                batch.append(f"link set {leaf.port} master {leaf.link}")
+            if leaf.role == "container" and leaf.port is not None:
+                self._ip(r, "link", "add", "name", leaf.port, "type", "veth", "peer", "name",
+                         "eth0", "address", leaf.mac, "netns", leaf.ns)
+                self._ip(r, "link", "set", "dev", leaf.port, "master", leaf.link)
                 if p.hairpin:
-                    batch.append(f"link set {leaf.port} type bridge_slave hairpin on")
+                    self._ip(r, "link", "set", "dev", leaf.port, "type", "bridge_slave",
+                             "hairpin", "on")
         for link in p.links:
             for a in link.addresses:
-                batch.append(f"addr add {' '.join(_addr_args(a))} dev {link.name}")
-        self._batch(r, batch)
-        self._batch(r, [f"link set {link.name} up" for link in p.links if link.kind != "dummy"]
-                    + [f"link set {leaf.port} up" for leaf in p.leaves if leaf.port])
+                self._ip(r, "addr", "add", *_addr_args(a), "dev", link.name)
+        for link in p.links:
+            if link.kind != "dummy":
+                self._ip(r, "link", "set", "dev", link.name, "up")
         for leaf in p.leaves:
-            cmds = [f"addr add {' '.join(_addr_args(a))} dev eth0" for a in leaf.addresses]
-            cmds.append("link set eth0 up")
-            cmds += [f"route add default via {gw}" for gw in leaf.gateways]
-            self._batch(leaf.ns, cmds)
+            if leaf.port:
+                self._ip(r, "link", "set", "dev", leaf.port, "up")
+        for leaf in p.leaves:
+            for a in leaf.addresses:
+                self._ip(leaf.ns, "addr", "add", *_addr_args(a), "dev", "eth0")
+            self._ip(leaf.ns, "link", "set", "dev", "eth0", "up")
+            for gw in leaf.gateways:
+                self._ip(leaf.ns, f"-{gw.version}", "route", "add", "default", "via", str(gw))
             for family in ("iptables", "ip6tables"):
                 netns.run([tool(f"{family}-restore", p.backend)], ns=leaf.ns, stdin=_LEAF_RULES)
         for route in p.routes:
@@ -480,33 +599,78 @@ class Topology:
             except netns.CommandError as exc:
                 self.notes.append(f"route {route}: not added ({exc})")
         for key, value in p.sysctl:
-            if not netns.write_sysctl(r, key, value):
+            if key.startswith("net.bridge.") and not _bridge_sysctls_per_netns():
+                self.notes.append(f"sysctl {key}={value}: not set (host-wide before Linux 5.3)")
+            elif not netns.write_sysctl(r, key, value):
                 self.notes.append(f"sysctl {key}={value}: not available in the namespace")
-        self._batch(r, [f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
-                        for ip, dev, mac in p.neighbours])
-        if p.rules4:
-            netns.run([tool("iptables-restore", p.backend)], ns=r, stdin=p.rules4)
-        if p.rules6:
-            netns.run([tool("ip6tables-restore", p.backend)], ns=r, stdin=p.rules6)
+        for ip, dev, lladdr in p.neighbours:
+            self._ip(r, "neigh", "replace", str(ip), "lladdr", lladdr, "dev", dev, "nud",
+                     "permanent")
+        self.load_rules()
+
+    def load_rules(self) -> None:
+        """Load the plan's rules into the router in the order natlens assumes they were
+        registered (among equal priorities the chain registered last runs first): the
+        iptables-legacy dumps, then the nf_tables dumps and the native nftables tables
+        (``nft -j -f``) in the order of their nft handles (``NftLoad.first``)."""
+        p = self.plan
+        dumps = [(p.backend, "iptables", p.rules4), (p.backend, "ip6tables", p.rules6),
+                 (p.other_backend, "iptables", p.other4),
+                 (p.other_backend, "ip6tables", p.other6)]
+        dumps.sort(key=lambda d: d[0] != "legacy")
+        native_first = p.nft is not None and p.nft.first
+        for n, (backend, family, rules) in enumerate(dumps):
+            if native_first and backend != "legacy" and n == next(
+                    i for i, d in enumerate(dumps) if d[0] != "legacy"):
+                self._load_nft()
+                native_first = False
+            if rules is not None:
+                self._restore(tool(f"{family}-restore", backend), rules)
+        if p.nft is not None and not p.nft.first:
+            self._load_nft()
+
+    def _load_nft(self) -> None:
+        p = self.plan
+        assert p.nft is not None
+        try:
+            netns.run(["nft", "-j", "-f", "-"], ns=p.router, stdin=p.nft.text)
+        except netns.CommandError as exc:
+            raise TopologyError(f"{p.router}: nft -j -f refused the snapshot's nftables "
+                                f"tables: {exc.stderr.strip()[:300]}") from None
+
+    def reset_rules(self) -> None:
+        """Remove every rule from the router, of both iptables backends and nftables (each
+        table restored empty with ACCEPT policies; ``nft flush ruleset``)."""
+        r = self.plan.router
+        for backend in ("legacy", "nf_tables"):
+            for family in ("iptables", "ip6tables"):
+                netns.run([tool(f"{family}-restore", backend)], ns=r, stdin=_EMPTY_TABLES)
+        netns.run(["nft", "flush", "ruleset"], ns=r)
+
+    def _ip(self, ns: str, *args: str) -> None:
+        netns.run(["ip", *args], ns=ns)
+
+    def _restore(self, program: str, rules: RestoreInput) -> None:
+        """Load ``rules`` into the router; a refusal names the snapshot line (one line)."""
+        try:
+            netns.run([program], ns=self.plan.router, stdin=rules.text)
+        except netns.CommandError as exc:
+            raise TopologyError(rules.explain(exc.stderr, program)) from None
 
     def _placeholder(self, link: Link) -> None:
         """An interface without addresses: a dummy, else an ifb (kernels without dummy), down."""
         mac = ["address", link.mac] if link.mac else []
         for kind in ("dummy", "ifb"):
             try:
-                netns.run(["ip", "link", "add", link.name, *mac, "type", kind],
-                          ns=self.plan.router)
+                self._ip(self.plan.router, "link", "add", "name", link.name, *mac, "type", kind)
                 return
             except netns.CommandError:
                 continue
         self.notes.append(f"{link.name}: no dummy or ifb interface type in this kernel, "
                           "left out")
 
-    def _batch(self, ns: str, commands: list[str]) -> None:
-        if commands:
-            netns.run(["ip", "-batch", "-"], ns=ns, stdin="\n".join(commands) + "\n")
-
     def teardown(self) -> None:
-        """Remove every namespace this topology made (safe to call twice)."""
-        while self.built:
-            netns.delete(self.built.pop())
+        """Remove every namespace of the run (recorded or carrying its marker) and its state
+        file; safe to call twice, and not cut short by a second signal (``runs.shielded``)."""
+        if self.run is not None:
+            self.run.remove()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,17 @@ def test_cli_trace_json(seed_file: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = json.loads(capsys.readouterr().out)
     assert status == 0
     assert set(out) == {"packet", "verdict", "path", "final_dst", "final_src", "out_interface",
-                        "steps", "branches", "uncertain", "assumptions", "notes"}
+                        "steps", "branches", "uncertain", "assumptions", "notes", "connection"}
     assert (out["verdict"], out["path"], out["final_dst"], out["out_interface"]) == \
         ("ACCEPT", "forward", "172.17.0.2:80", "docker0")
-    assert all(set(s) == {"hook", "table", "chain", "rule", "target", "text"}
+    assert all(set(s) == {"hook", "source", "table", "chain", "rule", "target", "text"}
                for s in out["steps"])
     # a single file has no host data: what was assumed is said
-    assert any("192.0.2.2 assumed to be an address of this host" in a
-               for a in out["assumptions"])
+    # ... and whether 192.0.2.2 is the host's own address forks the trace (headline: it is)
+    assert any("whether 192.0.2.2 is an address of this host" in u for u in out["uncertain"])
+    assert out["branches"][0]["assumed"][0] == "192.0.2.2 is an address of this host"
+    assert {(b["verdict"], b["final_dst"]) for b in out["branches"]} == {
+        ("ACCEPT", "172.17.0.2:80"), ("DROP", "192.0.2.2:8080")}
     assert any("inferred from nat:POSTROUTING rule 1" in a for a in out["assumptions"])
 
 
@@ -105,25 +107,19 @@ def _kube_dump(services: int, endpoints: int) -> str:
     return text
 
 
-def test_large_ruleset_prepares_and_traces_fast() -> None:
+def test_large_ruleset_traces_each_endpoint_as_a_branch() -> None:
+    """A kube-proxy-sized dump: every served cluster IP forks into its 3 endpoints (speed is
+    measured by benchmarks/bench_trace.py --check, not here)."""
     from nf_helpers import standard_host
 
-    rs = natlens.parse_save(_kube_dump(10_000, 3))
-    assert len(rs["nat"]["KUBE-SERVICES"]) > 9_000
-    start = time.perf_counter()
+    rs = natlens.parse_save(_kube_dump(3_000, 3))
+    assert len(rs["nat"]["KUBE-SERVICES"]) > 2_700
     prepare(rs)
     sim = Simulator(standard_host(), rs)
-    prep = time.perf_counter() - start
     packets = [Packet(in_interface="eth0", src="198.51.100.7",
                       dst=f"10.96.{(10 + i) // 256}.{(10 + i) % 256}", sport=40000,
-                      dport=80 + i % 20) for i in range(0, 10_000, 7)]
-    for p in packets:
-        sim.trace(p)  # compile the rules these packets meet (checks compile on first use)
-    start = time.perf_counter()
+                      dport=80 + i % 20) for i in range(0, 3_000, 7)]
     traces = [sim.trace(p) for p in packets]
-    per_trace = (time.perf_counter() - start) / len(packets)
-    assert prep < 2.0
-    assert per_trace < 0.002
     served = [t for t in traces if t.branches]
     assert served
     assert all(len(t.branches) == 3 for t in served)

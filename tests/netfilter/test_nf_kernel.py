@@ -25,6 +25,7 @@ import pytest
 from nf_helpers import GOLDEN, load_case, packet
 
 from natlens.netfilter import Host, Packet, Simulator, StepKind, Trace
+from natlens.netfilter.trace import Step
 from natlens.parse.save import parse_save
 from natlens.serialize import to_save
 
@@ -159,8 +160,8 @@ def _replay(names: dict[str, str], rules: str, pkt: Packet) -> tuple[set[tuple[s
     return _moved(_run("iptables-save", "-c", ns=rtr)), trace
 
 
-def _simulated(trace: Trace) -> set[tuple[str, str, int]]:
-    return {(s.table or "", s.chain or "", s.rule or 0) for s in trace.steps
+def _simulated(steps: tuple[Step, ...]) -> set[tuple[str, str, int]]:
+    return {(s.table or "", s.chain or "", s.rule or 0) for s in steps
             if s.kind is StepKind.RULE}
 
 
@@ -178,9 +179,11 @@ def test_kernel_counters_agree_with_trace(lab: dict[str, str], name: str) -> Non
     pkt = packet(case["packet"])
     assert (pkt.in_interface, str(pkt.src)) == ("eth0", "198.51.100.7")
     kernel, trace = _replay(lab, "\n".join(case["rules"]) + "\n", pkt)
-    assert not trace.branches
     assert kernel, "no rule counter moved: the packet did not reach the router"
-    assert kernel == _simulated(trace), f"kernel counters: {sorted(kernel)}\n{trace}"
+    # a random kernel choice (a NAT address range) agrees when it is one of natlens's branches
+    outcomes = [b.steps for b in trace.branches] or [trace.steps]
+    assert any(kernel == _simulated(steps) for steps in outcomes), \
+        f"kernel counters: {sorted(kernel)}\n{trace}"
 
 
 DOCKER_REPLAYS = [
@@ -208,7 +211,7 @@ def test_kernel_agrees_on_docker_doc_layouts(docker_lab: dict[str, str], corpus:
     pkt = Packet(in_interface="eth0", src="203.0.113.7", dst=dst, sport=40000, dport=dport)
     kernel, trace = _replay(docker_lab, rules, pkt)
     assert trace.verdict.value == verdict, str(trace)
-    assert kernel == _simulated(trace), f"kernel counters: {sorted(kernel)}\n{trace}"
+    assert kernel == _simulated(trace.steps), f"kernel counters: {sorted(kernel)}\n{trace}"
 
 
 def test_replayed_cases_exist() -> None:

@@ -1,0 +1,188 @@
+"""Connections the rules let start but that can never be established (kind ``hairpin-blocked``).
+
+The simulator's trace answers for a connection's first packet; its ``connection`` part says
+whether the reply can come back (``natlens.netfilter.connection``). Two Docker-shaped ways fail
+although the first packet is accepted:
+
+* a host process connects to ``127.0.0.1`` / ``::1`` and OUTPUT's DNAT sends the connection to a
+  container: the loopback source cannot leave ``lo`` (IPv6 never, IPv4 only with
+  ``route_localnet=1`` and a MASQUERADE that rewrites it: what Docker sets up without the userland
+  proxy);
+* a container connects to its own published port through the host's DNAT and no SNAT rewrites
+  its source (Docker's ``-s IP -d IP --dport P -j MASQUERADE`` hairpin rule is missing).
+
+Probes are built from the DNAT rules of the nat table (their protocol and destination port) and,
+for the hairpin, from the Docker inventory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map
+from natlens.audit.docker_checks import _describe
+from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.exposure import Cell
+from natlens.inputs import is_decimal as _decimal
+from natlens.model import Family, Rule, Ruleset, TableName
+from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace
+
+__all__ = ["check_hairpin_from_network", "check_loopback_dnat", "check_published_connections"]
+
+_MAX_PROBES = 64
+_LOOPBACK = {Family.IPV4: ipaddress.ip_address("127.0.0.1"),
+             Family.IPV6: ipaddress.ip_address("::1")}
+
+
+def _dnat_ports(rs: Ruleset) -> Iterator[tuple[str, int, Rule, int]]:
+    """(protocol, destination port, rule, index) of each DNAT rule of the nat table naming one
+    TCP/UDP port, in table order."""
+    table = rs.get(TableName.NAT)
+    if table is None:
+        return
+    for chain in table.chains:
+        for index, rule in enumerate(chain.rules, 1):
+            if rule.target_name != "DNAT" or rule.protocol is None or rule.protocol.negated:
+                continue
+            proto = rule.protocol.name
+            dport = rule.option("--dport")
+            if proto in ("tcp", "udp") and dport is not None and not dport.negated \
+                    and _decimal(dport.value):
+                yield proto, int(dport.value), rule, index
+
+
+def _dnat_step(trace: Trace) -> tuple[str, str, int] | None:
+    """(table, chain, index) of the trace's DNAT step, if any."""
+    for step in trace.steps:
+        if step.target == "DNAT" and step.table and step.chain and step.rule:
+            return step.table, step.chain, step.rule
+    return None
+
+
+def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
+    """A DNAT that OUTPUT applies to a host process's connection to the loopback address,
+    sending it to an address off the host where it cannot be established (kind
+    ``hairpin-blocked``, medium: ``localhost:PORT`` does not work on the host itself).
+    """
+    sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else ctx.snapshot.simulator
+    probes = 0
+    for rs in ctx.rulesets():
+        lo = _LOOPBACK[rs.family]
+        seen: set[tuple[str, int]] = set()
+        for proto, port, rule, index in _dnat_ports(rs):
+            if (proto, port) in seen or probes >= _MAX_PROBES:
+                continue
+            seen.add((proto, port))
+            probes += 1
+            packet = Packet(local_origin=True, src=lo, dst=lo, proto=proto, dport=port,
+                            sport=40000)
+            trace = sim.trace(packet)
+            conn = trace.connection
+            step = _dnat_step(trace)
+            if conn is None or conn.established is not False or step is None:
+                continue
+            if step[:2] != (TableName.NAT.value, rule.chain) or step[2] != index:
+                continue
+            shown = f"[{lo}]:{port}" if rs.family is Family.IPV6 else f"{lo}:{port}"
+            yield Finding(
+                kind="hairpin-blocked", severity=Severity.MEDIUM,
+                message=(f"a host process connecting to {shown}/{proto} is DNATed to "
+                         f"{trace.final_dst} but the connection cannot be established: "
+                         f"{conn.why}"),
+                proto=proto, host_port=port,
+                rule=RuleRef.of(rule, TableName.NAT, index, rs.family),
+                fix=None,
+                packet=packet.to_dict(),
+            )
+
+
+def check_published_connections(ctx: AuditContext) -> Iterator[Finding]:
+    """Each published port of each running container, probed as ``check_published_ports``
+    does and from the container itself: a probe whose first packet reaches the container but
+    whose connection cannot be established makes the port unreachable from that source (kind
+    ``hairpin-blocked``: medium, low for a reply the snapshot cannot decide is not reported).
+    """
+    view = docker_view(ctx)
+    if view is None:
+        return
+    for b in view.bindings():
+        if not view.managed(b.family):
+            continue
+        probes = view.probes(b)
+        dst = next((p.packet.dst for p in probes if not p.packet.local_origin), None)
+        for net, own in b.networks:
+            if dst is not None and net.bridge is not None:
+                probes.append(Probe(f"{b.container.name} itself", Packet(
+                    in_interface=net.bridge, src=own, dst=dst, proto=b.proto, sport=SPORT,
+                    dport=b.host_port)))
+        for probe in probes:
+            trace = view.trace(probe.packet)
+            conn = trace.connection
+            if trace.branches or trace.verdict.value != "ACCEPT" or conn is None \
+                    or conn.established is not False or trace.final_dst not in b.expected:
+                continue
+            step = _dnat_step(trace)
+            rule = view.rule(b.family, *step) if step is not None else None
+            yield Finding(
+                kind="hairpin-blocked", severity=Severity.MEDIUM,
+                message=(f"{b.label} from {probe.source}: the first packet reaches "
+                         f"{trace.final_dst} but the connection cannot be established: "
+                         f"{conn.why}"),
+                proto=b.proto, host_port=b.host_port, container=b.container.name,
+                rule=(RuleRef.of(rule, step[0], step[2],
+                                 Family.IPV4 if b.family == 4 else Family.IPV6)
+                      if rule is not None and step is not None else None),
+                packet=probe.packet.to_dict(),
+            )
+
+
+def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
+    """A published port that another host reaches but that the containers of its own network
+    cannot (kind ``hairpin-blocked``, medium), read from the exposure map: ``--icc=false``
+    without the userland proxy, isolation rules, a DOCKER-USER drop of the bridge. Connections
+    whose first packet gets through but whose reply cannot return are
+    ``check_published_connections``'s.
+    """
+    view = docker_view(ctx)
+    emap = exposure_map(ctx)
+    if view is None or emap is None:
+        return
+    for row in emap.rows:
+        b = row.binding
+        if b is None or b.loopback or not view.managed(b.family):
+            continue
+        if not any(c.reachable for c in emap.cells
+                   if c.row is row and emap.remote(c.ingress)):
+            continue
+        for net, _ in b.networks:
+            bridge = net.bridge
+            cells = emap.cells_of(row, bridge) if bridge is not None else []
+            if not cells or any(c.reachable is not False or c.lands is not None for c in cells):
+                continue
+            cell = cells[0]
+            d = cell.decided_by
+            step = _decider_step(cell)
+            ref = view.ref(b.family, step) if step is not None else None
+            yield Finding(
+                kind="hairpin-blocked", severity=Severity.MEDIUM,
+                message=(f"{b.label} is reachable from other hosts but not from its own "
+                         f"network {net.name} ({bridge}): {_describe(cell.packet)} is "
+                         f"{cell.why or 'refused'}"
+                         f"{f' ({d})' if d is not None and str(d) not in cell.why else ''}; "
+                         "containers on it cannot use the published port (icc=false without "
+                         "the userland proxy, or an isolation rule)"),
+                proto=b.proto, host_port=b.host_port, container=b.container.name,
+                rule=ref, packet=cell.packet.to_dict(),
+            )
+
+
+def _decider_step(cell: Cell) -> Step | None:
+    d = cell.decided_by
+    if d is None or d.table is None or d.chain is None:
+        return None
+    if d.index is None:
+        return Step(hook="FORWARD", table=d.table, chain=d.chain, rule=None,
+                    target=d.text.removeprefix("policy "), text=d.text, kind=StepKind.POLICY)
+    return Step(hook="FORWARD", table=d.table, chain=d.chain, rule=d.index, target="DROP",
+                text=d.text)

@@ -1,0 +1,728 @@
+"""The exposure map: who can open a connection to each port of the host, from where.
+
+``exposure(snapshot) -> ExposureMap``. *Rows* are the ports worth asking about:
+
+* every published host port (one ``natlens.correlate.Binding``: container, family, host port);
+* every container port, published or not (``Correlation.unpublished``: the image's EXPOSE
+  ports and one commonly served port that stands for "any other port"), at the container's own
+  address (direct routing, as a neighbour on the LAN or a router pointed at the host can do);
+* every host service that ``ss.txt`` lists (docker-proxy's sockets belong to the published
+  ports).
+
+*Ingresses* are where a connection can start: each host interface that is not a container
+bridge or a bridge port and has an address (``eth0``, a LAN, ``wg0``, ``tailscale0``), the
+host itself (``local``), and each Docker network (its bridge: the other containers). For each
+row, ingress and family the map holds one *cell* per source class and destination address:
+
+* destinations: the ingress interface's own addresses (the host's primary addresses for
+  ``local`` and the Docker networks, plus the network's gateway for host services), the
+  loopback address (``127.0.0.1``/``::1``, from another host too: Docker's DNAT matches any
+  input interface, and ``route_localnet`` decides the rest, ``sysctl.txt``) and, for container
+  ports, the container's own address on each of its networks;
+* source classes: the source prefixes that the rules which can see the packet name (``-s``,
+  positive or negated, in rules whose verdict counts: ACCEPT, DROP, REJECT, RETURN, DNAT, a jump
+  to a chain holding such rules) split the ingress's possible sources into classes of addresses
+  that every such rule treats alike (as fffuu's service matrices, Diekmann et al., "Verified
+  iptables firewall analysis", 2016); one representative address per class is simulated.
+
+Each cell is decided by the snapshot's prepared simulator (``Snapshot.simulator``, built once
+for the whole map): a connection gets through (``reachable``) when the first packet is
+accepted, lands on a socket or a container, and the trace's ``connection`` part says the reply
+comes back through the same conntrack entry. ``decided_by`` is the rule or policy that accepted
+(the last filtering ACCEPT) or refused (the step that dropped) the packet.
+
+The JSON form (``ExposureMap.to_dict``) is DESIGN.md's "Exposure map" contract.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from natlens.correlate import Binding, ContainerPort, Correlation, correlate, port_set
+from natlens.docker import Inventory, Network, inventory_from_snapshot
+from natlens.model import Family, Rule, Ruleset
+from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
+from natlens.netfilter.host import Host
+from natlens.parse.hostfiles import Listener
+
+__all__ = [
+    "Cell",
+    "Decider",
+    "ExposureMap",
+    "Landing",
+    "Row",
+    "build",
+    "exposure",
+    "source_classes",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SPORT = 40000
+"""Source port of every representative packet (an ephemeral port no rule is written for)."""
+
+MAX_CLASSES = 16
+"""Source classes per (row, ingress, family) at most; more are merged and noted."""
+
+_LOOPBACK: dict[int, IPAddress] = {4: ipaddress.ip_address("127.0.0.1"),
+                                   6: ipaddress.ip_address("::1")}
+_ASSUMED_HOST: dict[int, IPAddress] = {4: ipaddress.ip_address("203.0.113.2"),
+                                       6: ipaddress.ip_address("2001:db8:ffff::2")}
+_OUTSIDE: dict[int, tuple[IPAddress, ...]] = {
+    4: tuple(ipaddress.ip_address(a) for a in ("198.51.100.7", "203.0.113.77", "100.64.7.7")),
+    6: tuple(ipaddress.ip_address(a) for a in ("2001:db8:7::7", "2001:db8:77::7")),
+}
+_ALL: dict[int, IPNetwork] = {4: ipaddress.ip_network("0.0.0.0/0"),
+                              6: ipaddress.ip_network("::/0")}
+_NOT_REMOTE: dict[int, tuple[IPNetwork, ...]] = {
+    4: (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("0.0.0.0/8"),
+        ipaddress.ip_network("224.0.0.0/3")),
+    6: (ipaddress.ip_network("::1/128"), ipaddress.ip_network("::/128"),
+        ipaddress.ip_network("ff00::/8")),
+}
+"""Sources no packet from another host carries (loopback, "this network", multicast and
+reserved): left out of the source classes of a remote ingress."""
+_DECIDING = frozenset({"ACCEPT", "DROP", "REJECT", "RETURN", "DNAT", "REDIRECT", "NETMAP",
+                       "TPROXY", "NFQUEUE", "QUEUE", "SNAT", "MASQUERADE"})
+"""Targets whose match can change whether a connection gets through or where it lands (SNAT
+and MASQUERADE: whether the reply comes back)."""
+_FILTERING = frozenset({"INPUT", "FORWARD", "OUTPUT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """The rule or policy that decided a cell: ``index`` None for a policy."""
+
+    source: str | None
+    table: str | None
+    chain: str | None
+    index: int | None
+    text: str
+
+    @classmethod
+    def of(cls, step: Step) -> Decider:
+        """The decider named by a trace step."""
+        return cls(step.source, step.table, step.chain,
+                   step.rule if step.kind is StepKind.RULE else None, step.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"source","table","chain","index","text"}``."""
+        return {"source": self.source, "table": self.table, "chain": self.chain,
+                "index": self.index, "text": self.text}
+
+    def __str__(self) -> str:
+        where = f"{self.table}:{self.chain}"
+        return f"{where}#{self.index}" if self.index is not None else (
+            f"{where} {self.text}")
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """Where a connection lands: ``container`` (name), ``proxy`` (docker-proxy, named by the
+    container it serves) or ``host`` (the listening process, or the socket when ss shows no
+    process)."""
+
+    kind: str
+    name: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"kind","name"}``."""
+        return {"kind": self.kind, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One port of the map. ``kind``: ``published`` (a binding's host port), ``container`` (a
+    container port at the container's address) or ``service`` (a host socket from ss.txt)."""
+
+    kind: str
+    family: int
+    proto: str
+    port: int
+    label: str
+    container: str | None = None
+    binding: Binding | None = None
+    published: bool = False
+    """For a container row: whether some binding publishes this port."""
+    addresses: tuple[tuple[Network, IPAddress], ...] = ()
+    """For a container row: the container's (network, address) pairs of this family."""
+    listener: Listener | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One (row, ingress, family, source class, destination) of the map and its answer.
+
+    ``reachable`` is None when the snapshot cannot tell (uncertain matches, unknown sockets).
+    ``packet`` is the representative packet that was simulated; ``why`` says in words what
+    decided (the connection's reply, an unknown socket, ...).
+    """
+
+    row: Row
+    ingress: str
+    family: int
+    sources: tuple[str, ...]
+    dst: IPAddress
+    proto: str
+    port: int
+    reachable: bool | None
+    lands: str | None
+    target: Landing | None
+    decided_by: Decider | None
+    packet: Packet
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON cell of DESIGN.md."""
+        return {"ingress": self.ingress, "family": self.family, "sources": list(self.sources),
+                "dst": str(self.dst), "proto": self.proto, "port": self.port,
+                "reachable": self.reachable, "lands": self.lands,
+                "target": self.target.to_dict() if self.target is not None else None,
+                "decided_by": self.decided_by.to_dict() if self.decided_by is not None
+                else None}
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureMap:
+    """Every cell of the map (rows in order, ingresses in ``ingresses`` order) and notes."""
+
+    rows: tuple[Row, ...]
+    ingresses: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    notes: tuple[str, ...] = ()
+    networks: Mapping[str, str] = field(default_factory=dict)
+    """Bridge name → Docker network name, for the ingresses that are Docker networks."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"cells": [...], "notes": [...]}`` (DESIGN.md)."""
+        return {"cells": [c.to_dict() for c in self.cells], "notes": list(self.notes)}
+
+    def cells_of(self, row: Row, ingress: str | None = None) -> list[Cell]:
+        """The cells of ``row`` (from ``ingress`` when given)."""
+        return [c for c in self.cells if c.row is row and (ingress is None or c.ingress == ingress)]
+
+    def remote(self, ingress: str) -> bool:
+        """Whether ``ingress`` is another host's (a host interface, not local nor a network)."""
+        return ingress != "local" and ingress not in self.networks
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+def exposure(snapshot: Any) -> ExposureMap:
+    """The exposure map of ``snapshot`` (a ``natlens.Snapshot``), decided by its simulator."""
+    return build(snapshot, inventory_from_snapshot(snapshot), snapshot.simulator)
+
+
+def build(snapshot: Any, inventory: Inventory | None, simulator: Simulator, *,
+          correlation: Correlation | None = None,
+          trace: Callable[[Packet], Trace] | None = None) -> ExposureMap:
+    """The exposure map from its parts: ``snapshot`` gives the rules, sockets and meta,
+    ``inventory`` the containers (None: host services only), ``simulator`` decides each cell
+    (prepared once; the audit passes its own, and ``trace``: its cache of traces)."""
+    return _Builder(snapshot, inventory, simulator, correlation, trace).run()
+
+
+def _rulesets(snapshot: Any, family: int) -> list[Ruleset]:
+    fam = Family.IPV4 if family == 4 else Family.IPV6
+    out = [snapshot.rules_for(fam)]
+    other = snapshot.other_backend if family == 4 else getattr(snapshot, "other_backend6", None)
+    if other is not None:
+        out.append(other)
+    return out
+
+
+class _Builder:
+    """One map's state: the host, the rows, the trace cache (one trace per distinct packet)."""
+
+    def __init__(self, snapshot: Any, inventory: Inventory | None, sim: Simulator,
+                 correlation: Correlation | None,
+                 trace: Callable[[Packet], Trace] | None = None) -> None:
+        self._trace = trace
+        self.snapshot = snapshot
+        self.inventory = inventory
+        self.sim = sim
+        self.host: Host = sim.host
+        self.notes: list[str] = []
+        self.corr = correlation if correlation is not None or inventory is None else correlate(
+            inventory, snapshot.rules_for(Family.IPV4), snapshot.rules_for(Family.IPV6))
+        nets = inventory.networks if inventory is not None else ()
+        self.docker_bridges = {n.bridge: n for n in nets if n.bridge and n.driver == "bridge"}
+        self.bridges = set(self.docker_bridges) | set(self.host.bridges)
+        self.traces: dict[Packet, Trace] = {}
+        self.holders: dict[IPAddress, str] = {}
+        if inventory is not None:
+            for c in inventory.running:
+                for ip in c.addresses:
+                    self.holders.setdefault(ip, c.name)
+        self.sockets: tuple[Listener, ...] | None = getattr(snapshot, "sockets", None)
+        self.proxy = inventory is not None and inventory.daemon.userland_proxy is not False
+        self.filters = {f: _SourceRules(_rulesets(snapshot, f)) for f in (4, 6)}
+
+    # -- ingresses and addresses ----------------------------------------------------------------
+
+    def external(self) -> list[str]:
+        host = self.host
+        if not host.known_addresses:
+            self.notes.append("host addresses unknown (no ip-addr.json): one outside interface "
+                              "'eth0' assumed, at 203.0.113.2 / 2001:db8:ffff::2")
+            return ["eth0" if "eth0" not in self.bridges else "ext0"]
+        out = []
+        for i in host.interfaces:
+            if i == "lo" or i in self.bridges or i in host.masters:
+                continue
+            if any(not a.ip.is_loopback and not a.ip.is_link_local
+                   for a in host.addresses.get(i, ())):
+                out.append(i)
+        return out
+
+    def addresses_of(self, iface: str, family: int) -> list[IPAddress]:
+        if not self.host.known_addresses:
+            return [_ASSUMED_HOST[family]]
+        return [a.ip for a in self.host.addresses.get(iface, ())
+                if a.ip.version == family and not a.ip.is_link_local and not a.ip.is_loopback]
+
+    def primary(self, family: int, externals: Sequence[str]) -> IPAddress | None:
+        default = next((r.dev for r in (self.host.routes if family == 4 else self.host.routes6)
+                        if r.network.prefixlen == 0 and r.dev in externals), None)
+        for iface in ([default] if default else []) + list(externals):
+            found = self.addresses_of(iface, family)
+            if found:
+                return found[0]
+        return None
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def rows(self) -> list[Row]:
+        out: list[Row] = []
+        corr = self.corr
+        if corr is not None:
+            for b in corr.bindings:
+                ip = b.host_ip
+                where = "" if ip is None or ip.is_unspecified else f"{_ip_text(ip)}:"
+                out.append(Row("published", b.family, b.proto, b.host_port,
+                               f"{where}{b.host_port}/{b.proto} -> {b.container.name}:"
+                               f"{b.container_port}", container=b.container.name, binding=b))
+            seen: set[tuple[str, int, str, int]] = set()
+            for b in corr.bindings:
+                key = (b.container.name, b.family, b.proto, b.container_port)
+                if key in seen:
+                    continue
+                seen.add(key)
+                nets = tuple((n, a) for n, a in b.networks)
+                out.append(Row("container", b.family, b.proto, b.container_port,
+                               f"{b.container.name}:{b.container_port}/{b.proto}",
+                               container=b.container.name, published=True, addresses=nets))
+            for u in corr.unpublished:
+                key = (u.container.name, u.family, u.proto, u.port)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(_unpublished_row(u))
+        for s in self.sockets or ():
+            if s.process == "docker-proxy" or s.proto not in ("tcp", "udp"):
+                continue
+            fams = (4, 6) if s.address is None or (s.address.version == 6
+                                                   and s.address.is_unspecified) else (
+                s.address.version,)
+            for fam in fams:
+                name = s.process or "?"
+                at = "" if s.address is None or s.address.is_unspecified else (
+                    f"{_ip_text(s.address)}:")
+                out.append(Row("service", fam, s.proto, s.port, f"{at}{s.port}/{s.proto} "
+                               f"{name}", listener=s))
+        if self.sockets is None:
+            self.notes.append("no ss.txt: host services unknown; a connection delivered to the "
+                              "host counts as served only where docker-proxy listens")
+        return out
+
+    # -- cells ----------------------------------------------------------------------------------
+
+    def run(self) -> ExposureMap:
+        externals = self.external()
+        ingresses = [*externals, "local", *sorted(self.docker_bridges)]
+        rows = self.rows()
+        cells: list[Cell] = []
+        for row in rows:
+            for ingress in ingresses:
+                cells.extend(self.row_cells(row, ingress, externals))
+        networks = {b: n.name for b, n in self.docker_bridges.items()}
+        return ExposureMap(tuple(rows), tuple(ingresses), tuple(cells),
+                           tuple(dict.fromkeys(self.notes)), networks)
+
+    def destinations(self, row: Row, ingress: str, externals: Sequence[str]) -> list[IPAddress]:
+        fam = row.family
+        if row.kind == "container":
+            return [ip for _, ip in row.addresses]
+        lo = _LOOPBACK[fam]
+        if ingress in self.docker_bridges:
+            out: list[IPAddress] = []
+            if row.kind == "service":
+                out += [g for g in self.docker_bridges[ingress].gateways if g.version == fam]
+            p = self.primary(fam, externals)
+            if p is not None:
+                out.append(p)
+            dsts = out
+        elif ingress == "local":
+            p = self.primary(fam, externals)
+            dsts = ([p] if p is not None else []) + [lo]
+        else:
+            dsts = [*self.addresses_of(ingress, fam)[:1], lo]
+        wanted = row.binding.host_ip if row.binding is not None else (
+            row.listener.address if row.listener is not None else None)
+        if wanted is not None and not wanted.is_unspecified and wanted.version == fam \
+                and wanted not in dsts and ingress == "local":
+            dsts.append(wanted)
+        return list(dict.fromkeys(dsts))
+
+    def row_cells(self, row: Row, ingress: str, externals: Sequence[str]) -> Iterator[Cell]:
+        fam = row.family
+        dsts = self.destinations(row, ingress, externals)
+        if not dsts:
+            return
+        universe = self.universe(ingress, fam, row)
+        if universe is None:
+            return
+        for dst in dsts:
+            classes: list[tuple[tuple[str, ...], IPAddress]]
+            if ingress == "local":
+                classes = [((), dst)]
+            else:
+                classes = self.classes(ingress, fam, row, dst, universe)
+            for sources, src in classes:
+                if ingress == "local":
+                    pkt = Packet(local_origin=True, src=src, dst=dst, proto=row.proto,
+                                 sport=SPORT, dport=row.port)
+                else:
+                    pkt = Packet(in_interface=ingress, src=src, dst=dst, proto=row.proto,
+                                 sport=SPORT, dport=row.port)
+                yield self.decide(row, ingress, sources, pkt)
+
+    def universe(self, ingress: str, fam: int, row: Row) -> list[IPNetwork] | None:
+        """The sources a packet at ``ingress`` may carry: a Docker network's subnets (without
+        the row's own container), every address but loopback and reserved ones elsewhere."""
+        if ingress in self.docker_bridges:
+            subnets = [s for s in self.docker_bridges[ingress].subnets if s.version == fam]
+            return subnets or None
+        elsewhere = [a.network for iface, addrs in self.host.addresses.items()
+                     if iface != ingress for a in addrs
+                     if a.ip.version == fam and not a.ip.is_link_local]
+        elsewhere += [s for n in self.docker_bridges.values() for s in n.subnets
+                      if s.version == fam]
+        # a source routed back through another interface is spoofed (rp_filter, and the reply
+        # would not return this way): left out, as loopback and reserved sources are
+        return _excluding([_ALL[fam]], [*_NOT_REMOTE[fam], *elsewhere])
+
+    def classes(self, ingress: str, fam: int, row: Row, dst: IPAddress,
+                universe: list[IPNetwork]) -> list[tuple[tuple[str, ...], IPAddress]]:
+        dsts = [dst, *(ip for _, ip in row.addresses)]
+        if row.binding is not None:
+            dsts += list(row.binding.targets)
+        ports = {row.port} | ({row.binding.container_port} if row.binding is not None else set())
+        prefixes = self.filters[fam].prefixes(ingress, row.proto, ports, dsts)
+        found = source_classes(universe, prefixes)
+        if len(found) > MAX_CLASSES:
+            self.notes.append(f"{ingress}: {len(found)} source classes for {row.label}; the "
+                              f"first {MAX_CLASSES} are simulated")
+            found = found[:MAX_CLASSES]
+        out = []
+        for nets in found:
+            src = self.representative(nets, ingress, fam, row)
+            shown: tuple[str, ...] = () if len(found) == 1 else tuple(str(n) for n in nets)
+            out.append((shown, src))
+        return out
+
+    def representative(self, nets: Sequence[IPNetwork], ingress: str, fam: int,
+                       row: Row) -> IPAddress:
+        """An address of the class: for a Docker network a free address (not the row's
+        container, not the gateway); elsewhere one in none of the host's or Docker's
+        networks when the class allows it."""
+        if ingress in self.docker_bridges:
+            net = self.docker_bridges[ingress]
+            taken = set(self.holders) | set(net.gateways)
+            for n in nets:
+                top = int(n.broadcast_address) if fam == 4 else int(n.network_address) + 0xFFFE
+                lo = int(n.network_address)
+                for k in range(1, 16):
+                    ip = ipaddress.ip_address(top - k) if top - k >= lo else None
+                    if ip is not None and ip not in taken and ip in n:
+                        return ip
+            return nets[0].network_address
+        local = [a.network for addrs in self.host.addresses.values() for a in addrs
+                 if a.ip.version == fam]
+        local += [s for n in self.docker_bridges.values() for s in n.subnets if s.version == fam]
+        for ip in _OUTSIDE[fam]:
+            if any(ip in n for n in nets) and not any(ip in n for n in local):
+                return ip
+        for n in nets:
+            for candidate in (n.network_address + 7 if n.num_addresses > 8 else n.network_address,
+                              n.network_address):
+                if not any(candidate in x for x in local):
+                    return candidate
+        return nets[0].network_address
+
+    def trace(self, pkt: Packet) -> Trace:
+        if self._trace is not None:
+            return self._trace(pkt)
+        found = self.traces.get(pkt)
+        if found is None:
+            found = self.traces[pkt] = self.sim.trace(pkt)
+        return found
+
+    def decide(self, row: Row, ingress: str, sources: tuple[str, ...], pkt: Packet) -> Cell:
+        trace = self.trace(pkt)
+        verdict, final_dst, path, steps, certain = _certain(trace)
+
+        def cell(reachable: bool | None, lands: str | None, target: Landing | None,
+                 decided_by: Decider | None, why: str) -> Cell:
+            return Cell(row, ingress, row.family, sources, pkt.dst, row.proto, row.port,
+                        reachable, lands, target, decided_by, pkt, why)
+
+        if not certain:
+            return cell(None, None, None, None, "the rules' outcome depends on what the "
+                        "snapshot cannot tell: " + "; ".join(trace.uncertain[:2]))
+        if verdict is not Verdict.ACCEPT:
+            d = _refuser(steps)
+            return cell(False, None, None, d, f"{verdict.value.lower()}ped by {d}" if d
+                        else verdict.value.lower())
+        landing, listening, why = self.landing(final_dst, path)
+        conn = trace.connection
+        reachable: bool | None = listening
+        if conn is not None and conn.established is False:
+            reachable, why = False, conn.why
+        elif conn is not None and conn.established is None and reachable:
+            reachable, why = None, conn.why
+        return cell(reachable, final_dst, landing, _accepter(steps), why)
+
+    def landing(self, final_dst: str, path: str) -> tuple[Landing | None, bool | None, str]:
+        """Who holds ``final_dst`` (``IP:PORT``), whether something listens there, and why."""
+        ip_text, _, port_text = final_dst.rpartition(":")
+        try:
+            ip = ipaddress.ip_address(ip_text.strip("[]"))
+            port = int(port_text)
+        except ValueError:
+            return None, None, f"lands at {final_dst}"
+        if path in ("forward", "output"):
+            name = self.holders.get(ip)
+            if name is not None:
+                return Landing("container", name), True, f"forwarded to {name}"
+            return None, None, f"forwarded to {final_dst}, no container of the snapshot"
+        if path != "local":
+            return None, None, f"sent to {final_dst}"
+        for s in self.sockets or ():
+            if s.port != port or (s.address is not None and not s.address.is_unspecified
+                                  and s.address != ip):
+                continue
+            if s.address is not None and s.address.version != ip.version and not (
+                    s.address.version == 6 and s.address.is_unspecified):
+                continue
+            if s.process == "docker-proxy":
+                owner = self._published_by(ip, port)
+                return Landing("proxy", owner or "docker-proxy"), True, "docker-proxy listens"
+            return Landing("host", s.process or str(final_dst)), True, \
+                f"{s.process or 'a host process'} listens"
+        if self.sockets is None and self.proxy:
+            owner = self._published_by(ip, port)
+            if owner is not None:
+                return Landing("proxy", owner), True, "docker-proxy listens (userland proxy on)"
+        if self.sockets is None:
+            return None, None, f"delivered to the host at {final_dst}; no ss.txt to say " \
+                "whether anything listens"
+        return None, False, f"delivered to the host at {final_dst}; nothing listens there"
+
+    def _published_by(self, ip: IPAddress, port: int) -> str | None:
+        for b in self.corr.bindings if self.corr is not None else ():
+            hip = b.host_ip
+            if b.host_port == port and b.family == ip.version and (
+                    hip is None or hip.is_unspecified or hip == ip):
+                return b.container.name
+        return None
+
+
+def _unpublished_row(u: ContainerPort) -> Row:
+    return Row("container", u.family, u.proto, u.port,
+               f"{u.container.name}:{u.port}/{u.proto}"
+               f"{' (EXPOSE)' if u.exposed else ' (any other)'}",
+               container=u.container.name, published=False, addresses=u.networks)
+
+
+def _ip_text(ip: IPAddress) -> str:
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def _certain(trace: Trace) -> tuple[Verdict, str, str, tuple[Step, ...], bool]:
+    """(verdict, final destination, path, steps, certain) of a trace: uncertain when it rests
+    on rules the input does not show, or when the branches that rest on no assumption end
+    differently (statistic branches of one verdict and destination agree)."""
+    if not trace.branches:
+        return (trace.verdict, trace.final_dst, trace.path.value, trace.steps,
+                not trace.rests_on_unseen)
+    real = [b for b in trace.branches if not b.assumed]
+    if not real:
+        return trace.verdict, trace.final_dst, trace.path.value, trace.steps, False
+    first = real[0]
+    same = all(b.verdict is first.verdict and b.path is first.path and (
+        first.verdict is not Verdict.ACCEPT or b.final_dst == first.final_dst) for b in real)
+    return first.verdict, first.final_dst, first.path.value, first.steps, same and len(
+        real) == len(trace.branches)
+
+
+def _refuser(steps: Sequence[Step]) -> Decider | None:
+    real = [s for s in steps if s.kind in (StepKind.RULE, StepKind.POLICY)]
+    return Decider.of(real[-1]) if real else None
+
+
+def _accepter(steps: Sequence[Step]) -> Decider | None:
+    """The last ACCEPT of a filtering hook (INPUT, FORWARD, OUTPUT) outside nat tables."""
+    found = None
+    for s in steps:
+        if s.kind in (StepKind.RULE, StepKind.POLICY) and s.target == "ACCEPT" \
+                and s.hook in _FILTERING and s.table not in ("nat", "raw", "mangle"):
+            found = s
+    return Decider.of(found) if found is not None else None
+
+
+# -- source classes ------------------------------------------------------------------------------
+
+
+def _excluding(nets: list[IPNetwork], holes: Iterable[IPNetwork]) -> list[IPNetwork]:
+    out = list(nets)
+    for hole in holes:
+        nxt: list[IPNetwork] = []
+        for n in out:
+            if n.version != hole.version or not n.overlaps(hole):
+                nxt.append(n)
+            elif hole.supernet_of(n):  # type: ignore[arg-type]
+                continue
+            else:
+                nxt.extend(n.address_exclude(hole))  # type: ignore[arg-type]
+        out = nxt
+    return sorted(out)
+
+
+def source_classes(universe: Sequence[IPNetwork],
+                   prefixes: Iterable[IPNetwork]) -> list[list[IPNetwork]]:
+    """Split ``universe`` into classes of addresses that every prefix of ``prefixes`` treats
+    alike (each address of a class is in the same prefixes), each class as sorted CIDRs; the
+    class holding the most addresses first.
+
+    >>> u = [ipaddress.ip_network("0.0.0.0/0")]
+    >>> [[str(n) for n in c] for c in source_classes(u, [ipaddress.ip_network("10.0.0.0/8")])]
+    [['0.0.0.0/5', '8.0.0.0/7', '11.0.0.0/8', '12.0.0.0/6', '16.0.0.0/4', '32.0.0.0/3', \
+'64.0.0.0/2', '128.0.0.0/1'], ['10.0.0.0/8']]
+    """
+    spans = [(int(n.network_address), int(n.broadcast_address)) for n in universe]
+    if not spans:
+        return []
+    version = universe[0].version
+    cuts: set[int] = set()
+    pref = [(int(p.network_address), int(p.broadcast_address)) for p in set(prefixes)
+            if p.version == version]
+    for lo, hi in pref:
+        cuts.add(lo)
+        cuts.add(hi + 1)
+    groups: dict[frozenset[int], list[tuple[int, int]]] = {}
+    for lo, hi in sorted(spans):
+        points = sorted(c for c in cuts if lo < c <= hi)
+        start = lo
+        for end in [*points, hi + 1]:
+            if end <= start:
+                continue
+            sig = frozenset(i for i, (a, b) in enumerate(pref) if a <= start and end - 1 <= b)
+            groups.setdefault(sig, []).append((start, end - 1))
+            start = end
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    classes: list[tuple[int, list[IPNetwork]]] = []
+    for parts in groups.values():
+        nets: list[IPNetwork] = []
+        size = 0
+        for lo, hi in parts:
+            size += hi - lo + 1
+            nets.extend(ipaddress.summarize_address_range(make(lo), make(hi)))
+        classes.append((size, sorted(ipaddress.collapse_addresses(nets))))  # type: ignore[type-var]
+    classes.sort(key=lambda c: (-c[0], c[1][0]))
+    return [c for _, c in classes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sourced:
+    """A rule naming a source prefix: what else it requires of the packet."""
+
+    network: IPNetwork
+    in_interface: str | None
+    in_negated: bool
+    proto: str | None
+    ports: frozenset[int] | None
+    destination: IPNetwork | None
+    dst_negated: bool
+
+
+class _SourceRules:
+    """The rules of one family that name a source prefix and whose verdict counts (see the
+    module docstring), prefiltered once per map."""
+
+    def __init__(self, rulesets: Sequence[Ruleset]) -> None:
+        self.rules: list[_Sourced] = []
+        for rs in rulesets:
+            for table in rs.tables:
+                deciding = _deciding_chains(table.chains)
+                for chain in table.chains:
+                    for rule in chain.rules:
+                        s = rule.source
+                        if s is None:
+                            continue
+                        t = rule.target_name
+                        if t is None or (t not in _DECIDING and t not in deciding):
+                            continue
+                        self.rules.append(_sourced(rule, s.network))
+
+    def prefixes(self, ingress: str, proto: str, ports: set[int],
+                 dsts: Sequence[IPAddress]) -> list[IPNetwork]:
+        out: list[IPNetwork] = []
+        for r in self.rules:
+            if r.in_interface is not None and _iface_match(r.in_interface, ingress) == r.in_negated:
+                continue
+            if r.proto is not None and r.proto != proto:
+                continue
+            if r.ports is not None and not (r.ports & ports):
+                continue
+            if r.destination is not None and not r.dst_negated and not any(
+                    d in r.destination for d in dsts if d.version == r.destination.version):
+                continue
+            out.append(r.network)
+        return out
+
+
+def _iface_match(pattern: str, name: str) -> bool:
+    return name.startswith(pattern[:-1]) if pattern.endswith("+") else name == pattern
+
+
+def _sourced(rule: Rule, network: IPNetwork) -> _Sourced:
+    i = rule.in_interface
+    p = rule.protocol
+    d = rule.destination
+    ports: frozenset[int] | None = None
+    ranges = port_set(rule)
+    if ranges is not None and sum(hi - lo + 1 for lo, hi in ranges) <= 4096:
+        ports = frozenset(x for lo, hi in ranges for x in range(lo, hi + 1))
+    return _Sourced(network, i.name if i is not None else None, bool(i is not None and i.negated),
+                    p.name if p is not None and not p.negated else None, ports,
+                    d.network if d is not None else None, bool(d is not None and d.negated))
+
+
+def _deciding_chains(chains: Iterable[Any]) -> set[str]:
+    """User chains holding (directly or through their own jumps) a rule whose target counts."""
+    body = {c.name: {r.target_name for r in c.rules if r.target_name} for c in chains}
+    deciding = {name for name, targets in body.items() if targets & _DECIDING}
+    changed = True
+    while changed:
+        changed = False
+        for name, targets in body.items():
+            if name not in deciding and targets & deciding:
+                deciding.add(name)
+                changed = True
+    return deciding

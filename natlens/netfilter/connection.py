@@ -1,0 +1,185 @@
+"""Whether a traced connection can be established: can the reply come back through the same
+conntrack entry? (DESIGN.md, trace ``connection``.)
+
+A trace answers for the first packet; the kernel lets some first packets through whose
+connection can never complete. ``connection_of`` checks, in this order, for the headline outcome
+of a trace of a NEW packet:
+
+* the first packet is dropped: no connection;
+* a locally generated packet with a loopback source (``127.0.0.1`` / ``::1``) that OUTPUT's DNAT
+  sent off the host: IPv6 never routes ``::1`` off ``lo``; IPv4 drops it as a martian at the
+  re-routing after OUTPUT unless ``route_localnet`` is 1 on the output device
+  (``ip_route_output_key_hash_rcu`` / ``__mkroute_output``, ``Documentation/networking/
+  ip-sysctl.rst`` route_localnet), and with 1 the reply to 127.0.0.1 stays on the peer unless
+  POSTROUTING rewrote the source (Docker's ``-m addrtype --src-type LOCAL -j MASQUERADE``). A
+  remote packet addressed to 127.0.0.1 that PREROUTING DNATs is routed after the DNAT, normally;
+* hairpin without SNAT: a packet DNATed back out of the interface it came in on, source
+  unchanged. The destination answers the source directly: a container reaching itself answers
+  inside its own namespace; on another link the reply bypasses the host. On a bridge the reply
+  passes the host's conntrack only when ``br_netfilter`` hands bridged frames to iptables
+  (``net.bridge.bridge-nf-call-iptables=1``);
+* the reply itself, simulated as an ESTABLISHED packet from the final destination to the
+  original source (the reply's destination is un-SNATed in PREROUTING, its source un-DNATed in
+  POSTROUTING: ``nf_nat_ipv4_fn`` on the reply tuple): dropped by the rules, or leaving by
+  another interface than the one the packet came in on (asymmetric).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from natlens.inputs import is_decimal as _decimal
+from natlens.netfilter.host import Host
+from natlens.netfilter.packet import Packet
+from natlens.netfilter.trace import Connection, Path, Trace, Verdict
+
+__all__ = ["connection_of", "reply_packet"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_DONE = {Verdict.ACCEPT: "accepted", Verdict.DROP: "dropped", Verdict.REJECT: "rejected"}
+
+_EPHEMERAL = 49152
+"""The reply's destination port when the trace gave no source port (start of the IANA dynamic
+range)."""
+
+
+def _ip_of(endpoint: str) -> IPAddress | None:
+    """The address of ``IP``, ``IP:PORT``, ``IP:LOW-HIGH`` or ``[IP]:PORT``; None if none."""
+    text = endpoint
+    if text.startswith("["):
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _port_of(endpoint: str) -> int | None:
+    tail = endpoint.rsplit("]:", 1)[-1] if endpoint.startswith("[") else (
+        endpoint.split(":", 1)[1] if endpoint.count(":") == 1 else "")
+    return int(tail) if _decimal(tail) else None
+
+
+def reply_packet(trace: Trace) -> Packet | None:
+    """The reply of the traced packet's connection as it meets this host's hooks, or None
+    when the trace does not say where it would arrive."""
+    packet = trace.packet
+    dst_ip = _ip_of(trace.final_dst)
+    if dst_ip is None:
+        return None
+    sport = _port_of(trace.final_dst)
+    dport = packet.sport if packet.sport is not None else (
+        _EPHEMERAL if packet.dport is not None else None)
+    if packet.proto in ("icmp", "icmpv6"):
+        sport = dport = None
+    icmp = "echo-reply" if packet.proto in ("icmp", "icmpv6") else None
+    if trace.path is Path.LOCAL:
+        return Packet(local_origin=True, src=dst_ip, dst=packet.src, proto=packet.proto,
+                      sport=sport, dport=dport, icmp_type=icmp, state="established")
+    if trace.out_interface is None:
+        return None
+    return Packet(in_interface=trace.out_interface, src=dst_ip, dst=packet.src,
+                  proto=packet.proto, sport=sport, dport=dport, icmp_type=icmp,
+                  state="established")
+
+
+def connection_of(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Connection:
+    """Whether the connection of ``trace`` (a NEW packet's trace) can be established, for its
+    headline outcome; ``simulate`` traces the reply (an ESTABLISHED packet)."""
+    result = _decide(trace, host, simulate)
+    if trace.branches and len({b.verdict for b in trace.branches}) > 1:
+        return Connection(result.established if result.established is False else None,
+                          f"{result.why} (for the headline outcome; the trace has others)")
+    return result
+
+
+def _decide(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Connection:
+    packet = trace.packet
+    if trace.verdict is not Verdict.ACCEPT:
+        last = trace.steps[-1] if trace.steps else None
+        at = f" ({last.text})" if last is not None and not last.table else ""
+        return Connection(False, f"the first packet is {_DONE[trace.verdict]}{at}")
+    final_src = _ip_of(trace.final_src)
+    final_dst = _ip_of(trace.final_dst)
+    out = trace.out_interface
+    if packet.local_origin and packet.src.is_loopback and trace.path is Path.OUTPUT \
+            and out not in (None, "lo"):
+        loopback = _loopback(packet, host, out or "", final_src)
+        if loopback is not None:
+            return loopback
+    if not packet.local_origin and trace.path is Path.FORWARD and out is not None \
+            and out == packet.in_interface and final_src == packet.src \
+            and final_dst is not None and final_dst != packet.dst:
+        hairpin = _hairpin(packet, host, out, final_dst)
+        if hairpin is not None:
+            return hairpin
+    reply = reply_packet(trace)
+    if reply is None:
+        return Connection(None, "where the reply would arrive is not known (no output "
+                          "interface)")
+    answer = simulate(reply)
+    verdicts = {b.verdict for b in answer.branches} or {answer.verdict}
+    said = f"reply {answer.final_src} -> {reply.dst}"
+    if Verdict.ACCEPT not in verdicts:
+        last = next((s for s in reversed(answer.steps) if s.table), None)
+        by = f" by {last.table}:{last.chain}" + (f"#{last.rule}" if last.rule else " policy") \
+            if last is not None else ""
+        return Connection(False, f"the {said} is {_DONE[answer.verdict]}{by}")
+    if len(verdicts) > 1:
+        return Connection(None, f"the {said} may be dropped: {'; '.join(answer.uncertain[:3])}")
+    if not packet.local_origin and answer.out_interface not in (None, packet.in_interface) \
+            and answer.path is not Path.LOCAL:
+        return Connection(None, f"asymmetric route: the {said} leaves via "
+                          f"{answer.out_interface}, the packet came in on {packet.in_interface} "
+                          "(reverse-path filtering or the peer may drop it)")
+    return Connection(True, f"the {said} comes back through the same conntrack entry")
+
+
+def _loopback(packet: Packet, host: Host, out: str, final_src: IPAddress | None,
+              ) -> Connection | None:
+    src = packet.src
+    if src.version == 6:
+        return Connection(False, f"source {src} cannot leave the host via {out}: the kernel "
+                          "never routes a loopback address off lo (IPv6 has no route_localnet), "
+                          "so the DNATed packet is dropped")
+    flags = (host.sysctl_flag(f"net.ipv4.conf.{out}.route_localnet"),
+             host.sysctl_flag("net.ipv4.conf.all.route_localnet"))  # IN_DEV_ORCONF
+    localnet = True if True in flags else (None if None in flags else False)
+    if localnet is not True:
+        state = "0" if localnet is False else "not in the snapshot; the kernel default is 0"
+        return Connection(False, f"source {src} stays after OUTPUT's DNAT and cannot leave via "
+                          f"{out}: the re-routing drops it as a martian unless route_localnet "
+                          f"is 1 (it is {state}), before POSTROUTING could rewrite the source")
+    if final_src is not None and final_src.is_loopback:
+        return Connection(False, f"route_localnet lets source {src} leave via {out}, but no "
+                          "SNAT rewrites it: the reply to it stays on the peer's own loopback")
+    return None
+
+
+def _hairpin(packet: Packet, host: Host, iface: str, final_dst: IPAddress,
+             ) -> Connection | None:
+    if final_dst == packet.src:
+        return Connection(False, f"hairpin without SNAT: {packet.src} reaches itself through "
+                          "the host's DNAT and answers itself inside its own namespace, never "
+                          "through the host's conntrack entry (Docker adds MASQUERADE -s IP -d IP "
+                          "for this)")
+    if not host.is_bridge(iface):
+        return Connection(False, f"hairpin without SNAT: {final_dst} answers {packet.src} "
+                          f"directly on {iface}, bypassing the host's conntrack entry")
+    key = "net.bridge.bridge-nf-call-iptables" if packet.src.version == 4 else \
+        "net.bridge.bridge-nf-call-ip6tables"
+    flag = host.sysctl_flag(key)
+    if flag is False:
+        return Connection(False, f"hairpin without SNAT: {final_dst} answers {packet.src} "
+                          f"across bridge {iface}, and {key}=0 keeps the reply away from the "
+                          "host's conntrack entry")
+    if flag is None:
+        return Connection(None, f"hairpin without SNAT: the reply from {final_dst} is bridged "
+                          f"straight to {packet.src} on {iface}; it is un-NATed only if "
+                          f"br_netfilter passes bridged frames to iptables ({key}=1, which "
+                          "dockerd sets; not in the snapshot)")
+    return None

@@ -1,0 +1,98 @@
+"""Native nftables base chains as pipeline entries, without counting iptables-nft twice.
+
+iptables-nft keeps its tables in nf_tables too, so ``nft -j list ruleset`` shows them, with
+their xtables matches opaque (``xt``). When an iptables-save dump of the nf_tables backend is in
+the snapshot, it is the source for the ip/ip6 tables it names and those tables are left out of
+the nft JSON (their nft handles still tell when they were registered). Every other table of
+family ip, ip6 or inet becomes base chains at its own priority (nft(8) "CHAINS"); bridge, arp,
+netdev and dormant tables, and hooks other than the five IP ones (``ingress``), are not
+simulated and are reported as such (``NftPipelineParts.skipped``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from natlens.model import Ruleset
+from natlens.netfilter.pipeline import BaseChain, Source
+from natlens.nft import CompiledTable, NftRuleset, compile_table
+
+__all__ = ["NftPipelineParts", "iptables_nft_tables", "nft_parts"]
+
+_HOOKS = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD",
+          "output": "OUTPUT", "postrouting": "POSTROUTING"}
+
+
+@dataclass(frozen=True, slots=True)
+class NftPipelineParts:
+    """What an nft ruleset adds to the pipelines.
+
+    ``chains``: base chains to simulate. ``registered``: for each (family, table) that
+    iptables-nft also dumps, its nft handle (the registration guess of the iptables chains).
+    ``dropped``: ``family name`` of the tables read from iptables-save instead.
+    ``skipped``: why other tables or chains are not simulated.
+    """
+
+    chains: tuple[BaseChain, ...]
+    registered: Mapping[tuple[str, str], tuple[int, ...]]
+    dropped: tuple[str, ...]
+    skipped: tuple[str, ...]
+    compiled: Mapping[tuple[str, str], CompiledTable]
+
+
+def iptables_nft_tables(backend: str | None, ruleset: Ruleset | None,
+                        ruleset6: Ruleset | None, other: Ruleset | None = None,
+                        other6: Ruleset | None = None) -> set[tuple[str, str]]:
+    """The (family, table) pairs the nf_tables iptables dumps name: the main dumps when
+    ``backend`` (or their header) says nf_tables, the other backend's when theirs does."""
+    other_backend = {"nf_tables": "legacy", "legacy": "nf_tables"}.get(backend or "")
+    owned: set[tuple[str, str]] = set()
+    for rs, fam, b in ((ruleset, "ip", backend), (ruleset6, "ip6", backend),
+                       (other, "ip", other_backend), (other6, "ip6", other_backend)):
+        if rs is not None and (rs.backend or b) == "nf_tables":
+            owned.update((fam, t.name.value) for t in rs.tables)
+    return owned
+
+
+def nft_parts(ruleset: NftRuleset, iptables_nft_tables: Iterable[tuple[str, str]],
+              ) -> NftPipelineParts:
+    """Base chains of ``ruleset`` minus the (family, table) pairs iptables-nft dumps.
+
+    ``iptables_nft_tables`` holds ``("ip", "filter")``-like pairs of the iptables-save dumps
+    made by the nf_tables backend. Tables are compiled once here (``natlens.nft.compile_table``).
+    """
+    owned = set(iptables_nft_tables)
+    chains: list[BaseChain] = []
+    registered: dict[tuple[str, str], tuple[int, ...]] = {}
+    dropped: list[str] = []
+    skipped: list[str] = []
+    compiled: dict[tuple[str, str], CompiledTable] = {}
+    for table in ruleset.tables:
+        family = table.family.value
+        key = (family, table.name)
+        if key in owned:
+            registered[key] = (table.handle,)
+            dropped.append(f"{family} {table.name}")
+            continue
+        if not table.simulated:
+            why = "dormant" if "dormant" in table.flags else f"family {family}"
+            skipped.append(f"table {family} {table.name}: not simulated ({why})")
+            continue
+        ctable: CompiledTable | None = None
+        for chain in table.base_chains():
+            hook = _HOOKS.get(chain.hook or "")
+            if hook is None:
+                skipped.append(f"chain {family} {table.name} {chain.name}: hook {chain.hook} "
+                               "not simulated")
+                continue
+            if ctable is None:
+                ctable = compiled[key] = compile_table(table)
+            chains.append(BaseChain(
+                source=Source.NFT, family=family, table=table.name, chain=chain.name,
+                hook=hook, priority=chain.priority if chain.priority is not None else 0,
+                type=chain.type or "filter", registered=(table.handle, chain.handle),
+                nft=ctable,
+                trivial=not chain.rules and chain.policy != "drop",
+            ))
+    return NftPipelineParts(tuple(chains), registered, tuple(dropped), tuple(skipped), compiled)

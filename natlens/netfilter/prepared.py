@@ -1,0 +1,296 @@
+"""Rules compiled for the walk: per rule its checks and text, per long chain an index.
+
+``prepare(ruleset)`` gives a ``PreparedRuleset`` (``tables[table][chain]`` of ``PreparedChain``);
+a chain of 16 rules or more is indexed on (protocol, destination address, destination port) so a
+walk only looks at the rules that can match its packet (``PreparedChain.candidates``). Checks are
+compiled by ``natlens.netfilter.matches.compile_rule`` when a walk first reaches a rule.
+``without`` deletes rules in O(deleted rules), for what-if questions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import ChainMap
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+from natlens.inputs import is_decimal as _decimal
+from natlens.model import BUILTIN_CHAINS, Family, Rule, Ruleset, TableName, TargetKind
+from natlens.netfilter.flow import Flow
+from natlens.netfilter.matches import PROTOCOL_ALIASES, Check, compile_rule
+from natlens.serialize import rule_to_save
+
+__all__ = ["CompiledRule", "IndexKey", "PreparedChain", "PreparedRuleset", "prepare"]
+
+_INDEX_MIN_RULES = 16
+
+IndexKey = tuple[str | None, object, int | None]
+"""(protocol, destination address, destination port); None where the rule does not fix it."""
+
+
+class CompiledRule:
+    """A rule with its checks compiled and its text rendered on first use."""
+
+    __slots__ = ("_checks", "_text", "index", "rule")
+
+    def __init__(self, rule: Rule, index: int) -> None:
+        self.rule = rule
+        self.index = index
+        self._checks: tuple[Check, ...] | None = None
+        self._text: str | None = None
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The rule's compiled checks (compiled when the walk first reaches the rule)."""
+        if self._checks is None:
+            self._checks = compile_rule(self.rule)
+        return self._checks
+
+    @property
+    def text(self) -> str:
+        """The rule as iptables-save prints it (without counters)."""
+        if self._text is None:
+            self._text = rule_to_save(self.rule, counters=False)
+        return self._text
+
+    @property
+    def where(self) -> str | None:
+        """``file:line`` of the rule when known."""
+        o = self.rule.origin
+        return f"{o.source}:{o.line}" if o is not None else None
+
+    def renumbered(self, index: int) -> CompiledRule:
+        """The same rule at another position (compiled checks and text shared)."""
+        moved = CompiledRule(self.rule, index)
+        moved._checks = self._checks
+        moved._text = self._text
+        return moved
+
+
+def _index_key(rule: Rule) -> IndexKey:
+    proto: str | None = None
+    if rule.protocol is not None and not rule.protocol.negated:
+        for name, aliases in PROTOCOL_ALIASES.items():
+            if rule.protocol.name in aliases:
+                proto = name
+    dst: object = None
+    d = rule.destination
+    if d is not None and not d.negated and d.network.prefixlen == d.network.max_prefixlen:
+        dst = d.network.network_address
+    dport: int | None = None
+    if proto in ("tcp", "udp", "sctp"):
+        for m in rule.matches:
+            if m.module == proto:
+                opt = m.get("--dport")
+                if opt is not None and not opt.negated and _decimal(opt.value):
+                    dport = int(opt.value)
+    return proto, dst, dport
+
+
+class PreparedChain:
+    """A chain's compiled rules, with an index on (protocol, destination, port) when long."""
+
+    __slots__ = ("builtin", "index", "name", "policy", "rules", "unseen")
+
+    def __init__(self, name: str, builtin: bool, policy: str | None, rules: Sequence[Rule],
+                 *, index: bool = True, unseen: str | None = None):
+        self.name = name
+        self.builtin = builtin
+        self.policy = policy
+        self.unseen = unseen  # why the input does not show (all) its rules; None: it does
+        self.rules: Sequence[CompiledRule] = tuple(CompiledRule(r, i)
+                                                   for i, r in enumerate(rules, 1))
+        self.index: dict[IndexKey, list[int]] | None = None
+        if index and len(self.rules) >= _INDEX_MIN_RULES:
+            by_key: dict[IndexKey, list[int]] = {}
+            for pos, cr in enumerate(self.rules):
+                by_key.setdefault(_index_key(cr.rule), []).append(pos)
+            self.index = by_key
+
+    def candidates(self, flow: Flow) -> list[int] | None:
+        """Positions (0-based, ascending) of the rules that may match ``flow``; None: all."""
+        index = self.index
+        if index is None or (flow.dport is None and flow.proto in ("tcp", "udp", "sctp")):
+            return None
+        found: list[list[int]] = []
+        for key in itertools.product((flow.proto, None), (flow.dst, None), (flow.dport, None)):
+            hit = index.get(key)
+            if hit:
+                found.append(hit)
+        if len(found) == 1:
+            return found[0]
+        return sorted(set().union(*found)) if found else []
+
+    def without(self, positions: Collection[int]) -> PreparedChain:
+        """This chain with the rules at ``positions`` (1-based) deleted: the rules after them
+        move up, as if the chain had been prepared without them. Built in O(deleted rules):
+        the rules are renumbered when a walk reaches them, the index is the original one."""
+        removed = sorted({p - 1 for p in positions if 1 <= p <= len(self.rules)})
+        if not removed:
+            return self
+        return _PrunedChain(self, removed)
+
+
+class _PrunedRules(Sequence[CompiledRule]):
+    """The rules of a chain minus some positions, renumbered on access."""
+
+    __slots__ = ("_base", "_moved", "_removed")
+
+    def __init__(self, base: Sequence[CompiledRule], removed: list[int]) -> None:
+        self._base = base
+        self._removed = removed  # 0-based positions in ``base``, ascending
+        self._moved: dict[int, CompiledRule] = {}
+
+    def __len__(self) -> int:
+        return len(self._base) - len(self._removed)
+
+    def _at(self, i: int) -> CompiledRule:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("rule position out of range")
+        old = i
+        for r in self._removed:
+            if r > old:
+                break
+            old += 1
+        cr = self._base[old]
+        if old == i:
+            return cr
+        moved = self._moved.get(i)
+        if moved is None:
+            moved = self._moved[i] = cr.renumbered(i + 1)
+        return moved
+
+    @overload
+    def __getitem__(self, i: int) -> CompiledRule: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[CompiledRule, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> CompiledRule | tuple[CompiledRule, ...]:
+        if isinstance(i, slice):
+            return tuple(self._at(k) for k in range(*i.indices(len(self))))
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[CompiledRule]:
+        for k in range(len(self)):
+            yield self._at(k)
+
+
+class _PrunedChain(PreparedChain):
+    """``PreparedChain.without``: the base chain's rules and index, minus some positions."""
+
+    __slots__ = ("_base", "_gone", "_removed")
+
+    def __init__(self, base: PreparedChain, removed: list[int]) -> None:
+        # no super().__init__: nothing is compiled or indexed again
+        self.name = base.name
+        self.builtin = base.builtin
+        self.policy = base.policy
+        self.unseen = base.unseen
+        self.index = None
+        self.rules = _PrunedRules(base.rules, removed)
+        self._base = base
+        self._removed = removed
+        self._gone = frozenset(removed)
+
+    def candidates(self, flow: Flow) -> list[int] | None:
+        found = self._base.candidates(flow)
+        if found is None:
+            return None
+        removed, gone = self._removed, self._gone
+        return [p - bisect.bisect_left(removed, p) for p in found if p not in gone]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRuleset:
+    """All chains of a ruleset, compiled: ``tables[table][chain]``."""
+
+    family: Family
+    tables: Mapping[str, Mapping[str, PreparedChain]]
+    source: Ruleset
+
+    def chain(self, table: str, name: str) -> PreparedChain | None:
+        """The chain ``name`` of ``table``, or None."""
+        t = self.tables.get(table)
+        return None if t is None else t.get(name)
+
+    def without(self, gone: Mapping[tuple[str, str], Collection[int]]) -> PreparedRuleset:
+        """The ruleset with the rules ``gone[(table, chain)]`` (1-based positions) deleted,
+        exactly as ``prepare`` of the ruleset without them would compile it; the chains left
+        alone are shared (``source`` stays this ruleset's)."""
+        changed: dict[str, dict[str, PreparedChain]] = {}
+        for (table, name), positions in gone.items():
+            chains = self.tables.get(table)
+            if chains is None or name not in chains:
+                continue
+            changed.setdefault(table, {})[name] = chains[name].without(positions)
+        # the changed chains over the shared ones (no copy of a table's thousands of chains)
+        tables: dict[str, Mapping[str, PreparedChain]] = dict(self.tables)
+        for table, chains in changed.items():
+            base = self.tables[table]
+            tables[table] = ChainMap(chains, base if isinstance(base, dict) else dict(base))
+        return PreparedRuleset(self.family, tables, self.source)
+
+
+def prepare(ruleset: Ruleset, *, index: bool = True) -> PreparedRuleset:
+    """Compile ``ruleset``: one ``PreparedChain`` per chain (the caller keeps the result; a
+    ``Simulator`` owns the prepared rulesets of its host).
+
+    Rules are indexed per long chain; their checks are compiled when a walk first reaches them.
+    ``index=False`` gives the naive rule-by-rule walk (for benchmarks and cross-checks).
+    """
+    tables = {
+        table.name.value: {c.name: PreparedChain(c.name, c.builtin, c.policy, c.rules,
+                                                 index=index)
+                           for c in table.chains}
+        for table in ruleset.tables
+    }
+    if not ruleset.coverage.whole:
+        _mark_unseen(ruleset, tables)
+    return PreparedRuleset(ruleset.family, tables, ruleset)
+
+
+def _mark_unseen(ruleset: Ruleset, tables: dict[str, dict[str, PreparedChain]]) -> None:
+    """Chains the input does not show (``Ruleset.coverage``): an empty stand-in, marked
+    ``unseen``, for each built-in chain of a table not pasted, each built-in chain missing from
+    a table pasted in part and each chain such a table jumps to without showing; chains shown
+    in part are marked too. The walk forks where it meets them."""
+    cov = ruleset.coverage
+    for name in TableName:
+        t = name.value
+        if not cov.shows_table(name):
+            why = next((w for n, w in cov.unknown_tables if n is name),
+                       f"table {t} is not in the input")
+            chains = tables.setdefault(t, {})
+            for builtin in BUILTIN_CHAINS[name]:
+                chain = chains.get(builtin)
+                if chain is None:
+                    chains[builtin] = PreparedChain(builtin, True, "ACCEPT", (), unseen=why)
+                else:
+                    chain.unseen = why
+            continue
+        shown = cov.chains_shown(name)
+        table_chains = tables.get(t)
+        if shown is None or table_chains is None:
+            continue
+        chains = table_chains
+        for builtin in BUILTIN_CHAINS[name]:
+            if builtin not in chains:
+                chains[builtin] = PreparedChain(
+                    builtin, True, "ACCEPT", (), unseen=f"chain {builtin} of table {t} is not in "
+                    "the input")
+        targets = {cr.rule.target.name for chain in list(chains.values()) for cr in chain.rules
+                   if cr.rule.target is not None
+                   and cr.rule.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
+        for target in sorted(targets - chains.keys()):
+            chains[target] = PreparedChain(target, False, None, (), unseen=(
+                f"chain {target} of table {t} is not in the input"))
+    for name, chain_name, why in cov.incomplete:
+        chain = tables.get(name.value, {}).get(chain_name)
+        if chain is not None:
+            chain.unseen = f"chain {chain_name} is shown in part ({why})"

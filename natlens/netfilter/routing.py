@@ -1,0 +1,187 @@
+"""Routing decisions between the hooks: input route, output route, re-route, loopback.
+
+The input route lookup (``ip_route_input_slow``, ``fib_validate_source`` with accept_local=0;
+``ipv6_rcv`` for IPv6) drops martian sources and destinations, delivers an address of the host
+locally (INPUT) and forwards anything else by the longest matching route of the ``main`` table
+(ip-route(8)) when forwarding is on, unless it came in a link-layer broadcast or multicast frame
+(``ip_forward``: ``pkt_type != PACKET_HOST``; natlens takes a packet first addressed to a
+broadcast or multicast address as one). Locally generated packets take the output route; OUTPUT's
+nat or mangle changes re-route them (``ip_route_me_harder``), and a loopback source may leave
+only through ``lo`` (``__mkroute_output``); a packet to a local address loops back through ``lo``
+(PREROUTING and INPUT again).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+from natlens.netfilter.host import Host, IPAddress
+from natlens.netfilter.pipeline import Stage, hook_stages
+from natlens.netfilter.trace import Path, Verdict
+from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
+
+__all__ = ["Router"]
+
+_LOOPBACK4 = ipaddress.ip_network("127.0.0.0/8")
+_ZERONET = ipaddress.ip_network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+class Router:
+    """The routing stages of a walk (mixed into ``natlens.netfilter.walk.Walker``)."""
+
+    host: Host
+    run_: Run
+
+    def _martian_source(self, src: IPAddress, in_iface: str | None) -> str | None:
+        """Why the input route lookup refuses a packet's source (``ip_route_input_slow``,
+        ``fib_validate_source`` with accept_local=0; ``ipv6_rcv`` for IPv6), or None."""
+        if in_iface in (None, "lo"):
+            return None
+        if src.is_multicast:
+            return "multicast source"
+        if src.version == 6:
+            return "loopback source" if src.is_loopback else None
+        if src in _ZERONET:
+            return "zero network source"
+        if src == _LIMITED_BROADCAST:
+            return "broadcast source"
+        if src in _LOOPBACK4:
+            # ip_route_input_slow: a loopback source is martian unless route_localnet is on
+            return None if self._route_localnet(in_iface) else "loopback source"
+        if self.host.known_addresses and self.host.address_type(src) == "LOCAL":
+            self.run_.assume("net.ipv4.conf.*.accept_local=0 (the kernel default)")
+            return "a local address of this host"
+        return None
+
+    def _not_for_this_host(self, dst: IPAddress) -> str | None:
+        """``broadcast``/``multicast`` when a packet first addressed to ``dst`` came in a
+        link-layer broadcast or multicast frame (``pkt_type`` not PACKET_HOST), else None."""
+        kind = self.host.address_type(dst)
+        return kind.lower() if kind in ("BROADCAST", "MULTICAST") else None
+
+    def _route_localnet(self, dev: str) -> bool:
+        """``IN_DEV_ROUTE_LOCALNET`` of ``dev``: its own or the ``all`` sysctl is 1."""
+        values = (self.host.sysctl_flag(f"net.ipv4.conf.{dev}.route_localnet"),
+                  self.host.sysctl_flag("net.ipv4.conf.all.route_localnet"))
+        if True in values:
+            return True
+        if None in values:
+            self.run_.assume(f"net.ipv4.conf.{dev}.route_localnet=0 (the kernel default)")
+        return False
+
+    def _routes_known(self, version: int) -> bool:
+        return self.host.known_routes if version == 4 else self.host.known_routes6
+
+    def route_in(self, path: WalkPath) -> Outcome | tuple[WalkPath, tuple[Stage, ...]]:
+        flow, host = path.flow, self.host
+        hook = "ROUTING"
+        dst = flow.dst
+        martian = self._martian_source(flow.src, flow.in_iface)
+        if martian is not None:
+            p = note(path, hook, f"martian source {flow.src} on {flow.in_iface} ({martian}): "
+                                  "dropped by the routing code")
+            where = Path.LOCAL if host.address_type(dst) == "LOCAL" else Path.FORWARD
+            return Outcome(Verdict.DROP, replace(p, kind=where))
+        if dst.version == 4 and dst in _LOOPBACK4 and flow.in_iface not in (None, "lo") \
+                and not self._route_localnet(flow.in_iface):
+            p = note(path, hook, f"martian destination {dst} on {flow.in_iface}: dropped by "
+                                  "the routing code")
+            return Outcome(Verdict.DROP, replace(p, kind=Path.LOCAL))
+        kind = host.address_type(dst)
+        if kind in ("LOCAL", "BROADCAST", "MULTICAST"):
+            p = note(path, hook, f"{dst} is {'a local address' if kind == 'LOCAL' else kind}: "
+                                  "deliver locally (INPUT)")
+            return replace(p, kind=Path.LOCAL), (*hook_stages("INPUT"), ("deliver",))
+        route = host.route(dst)
+        if route is None:
+            if self._routes_known(dst.version):
+                p = note(path, hook, f"no route to {dst}: dropped (ICMP unreachable)")
+                return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+            self.run_.doubt(f"route to {dst}: not in the snapshot (output interface unknown)")
+            p = note(path, hook, f"{dst}: no route known, forwarded via an unknown interface")
+            p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_known=False))
+            return p, (*hook_stages("FORWARD"), *hook_stages("POSTROUTING"), ("send",))
+        if route.kind in ("blackhole", "unreachable", "prohibit"):
+            p = note(path, hook, f"route {route}: {route.kind}")
+            verdict = Verdict.DROP if route.kind == "blackhole" else Verdict.REJECT
+            return Outcome(verdict, replace(p, kind=Path.FORWARD))
+        frame = self._not_for_this_host(flow.orig_dst or dst)
+        if frame is not None and flow.in_iface not in (None, "lo"):
+            self.run_.assume(f"a packet to a {frame} address arrives in a link-layer {frame} "
+                             "frame")
+            p = note(path, hook, f"forward {dst}: the packet arrived as a link-layer {frame} "
+                                 f"(addressed to {flow.orig_dst}); ip_forward drops every packet "
+                                 "not addressed to this host's MAC")
+            return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+        sysctl = (f"net.ipv{dst.version}."
+                  f"{'ip_forward' if dst.version == 4 else 'conf.all.forwarding'}")
+        forwarding = host.forwarding.get(dst.version)
+        if forwarding is False:
+            p = note(path, hook, f"forward {dst}: {sysctl}=0 (forwarding off): dropped")
+            return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+        if forwarding is None:
+            self.run_.assume(f"IP forwarding enabled ({sysctl}=1, as Docker sets it)")
+        p = note(path, hook, f"forward {dst}: route {route}")
+        p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_iface=route.dev))
+        return p, (*hook_stages("FORWARD"), *hook_stages("POSTROUTING"), ("send",))
+
+    def _output_route(self, path: WalkPath, hook: str) -> Outcome | WalkPath:
+        flow, host = path.flow, self.host
+        dst = flow.dst
+        if host.is_local(dst):
+            p = note(path, hook, f"{dst} is a local address: output via lo")
+            return replace(p, kind=Path.LOCAL, flow=replace(flow, out_iface="lo", out_known=True),
+                           routed_dst=dst, routed_mark=flow.mark)
+        route = host.route(dst)
+        if route is None:
+            if self._routes_known(dst.version):
+                p = note(path, hook, f"no route to {dst}: the sender gets 'network unreachable'")
+                return Outcome(Verdict.DROP, replace(p, kind=Path.OUTPUT))
+            self.run_.doubt(f"route to {dst}: not in the snapshot (output interface unknown)")
+            p = note(path, hook, f"{dst}: no route known, output interface unknown")
+            return replace(p, kind=Path.OUTPUT, flow=replace(flow, out_iface=None,
+                                                             out_known=False),
+                           routed_dst=dst, routed_mark=flow.mark)
+        if route.kind in ("blackhole", "unreachable", "prohibit"):
+            p = note(path, hook, f"route {route}: {route.kind}")
+            verdict = Verdict.DROP if route.kind == "blackhole" else Verdict.REJECT
+            return Outcome(verdict, replace(p, kind=Path.OUTPUT))
+        if flow.src.version == 4 and flow.src in _LOOPBACK4 and route.dev is not None \
+                and route.dev != "lo" and not self._route_localnet(route.dev):
+            # __mkroute_output: a loopback source may not leave by another device (EINVAL)
+            # unless route_localnet is on for it, so a 127.0.0.1 packet DNATed off the host
+            # is dropped at the re-route
+            p = note(path, hook, f"output {dst} via {route.dev} from loopback source "
+                                 f"{flow.src}: the route lookup fails (EINVAL), dropped")
+            return Outcome(Verdict.DROP, replace(p, kind=path.kind or Path.OUTPUT))
+        p = note(path, hook, f"output {dst}: route {route}")
+        return replace(p, kind=Path.OUTPUT, flow=replace(flow, out_iface=route.dev,
+                                                         out_known=True),
+                       routed_dst=dst, routed_mark=flow.mark)
+
+    def route_out(self, path: WalkPath) -> Outcome | tuple[WalkPath, tuple[Stage, ...]]:
+        result = self._output_route(path, "ROUTING")
+        if isinstance(result, Outcome):
+            return result
+        # re-routing happens inside OUTPUT, after mangle and after NAT (walk.Walker.hook,
+        # which drops a packet whose new route fails); the new device counts from POSTROUTING
+        return result, (*hook_stages("OUTPUT"), ("reroute",), *hook_stages("POSTROUTING"),
+                        ("after_post",))
+
+    def reroute(self, path: WalkPath) -> Outcome | tuple[WalkPath, tuple[Stage, ...]]:
+        flow = path.flow
+        if flow.dst == path.routed_dst and flow.mark == path.routed_mark:
+            return path, ()
+        result = self._output_route(path, "REROUTE")
+        if isinstance(result, Outcome):
+            return result
+        return result, ()
+
+    def after_post(self, path: WalkPath) -> Outcome | tuple[WalkPath, tuple[Stage, ...]]:
+        if path.kind is not Path.LOCAL:
+            return path, (("send",),)
+        p = note(path, "LOOPBACK", "looped back through lo: PREROUTING and INPUT again")
+        p = replace(p, flow=replace(p.flow, in_iface="lo", out_iface=None))
+        return p, (*hook_stages("PREROUTING"), *hook_stages("INPUT"), ("deliver",))

@@ -1,0 +1,100 @@
+"""nftables: the model of ``nft -j list ruleset``, its JSON reader, rule text and evaluation.
+
+Modules (data flows top to bottom; none imports the snapshot loader or the engine):
+
+* ``model``      — ``NftRuleset`` > ``Table`` > ``Chain`` > ``Rule`` > ``Statement``; ``NftSet``
+  (named sets and maps), ``Element``, ``StatefulObject``, ``Flowtable``; ``Family``;
+  ``priority_name`` / ``resolve_priority`` (nft's standard priority names).
+* ``json_reader`` — ``load(path)`` / ``loads(text, source)`` / ``read_ruleset(data, source)``
+  → ``NftRuleset``; bad input raises ``natlens.errors.NftParseError`` whose one line names the
+  file and the JSON path (``nft-ruleset.json: $.nftables[12].rule.expr[3].match.right: ...``).
+* ``render``     — ``render_rule`` / ``render_statement`` / ``render_expr``: nft text as
+  ``nft list ruleset`` prints it (``Rule.text`` is filled by the reader).
+* ``datatypes``, ``lookup``, ``values`` — data types, set/map indexes (dict + bisect, never
+  expanded), what an expression reads from a ``Flow``.
+* ``evaluate``   — rules against a packet.
+
+API for the hook pipeline (the engine keeps the hook order; this package runs one table)::
+
+    from natlens.nft import load, compile_table, NftContext, evaluate_rule, walk_chain
+
+    ruleset = load("nft-ruleset.json")                 # NftRuleset
+    for table in ruleset.tables:                       # table.simulated: ip/ip6/inet, not dormant
+        ctable = compile_table(table)                  # once per snapshot (owns its caches)
+        for chain in table.base_chains():              # chain.hook, chain.type, chain.priority
+            ctx = NftContext(host, "prerouting", ctable, chain.priority or 0)
+            flow = Flow.from_packet(packet)            # natlens.netfilter.flow.Flow
+            results = walk_chain(ctable, chain.name, flow, ctx)   # tuple[ChainResult, ...]
+            # each: .verdict (NftVerdict ACCEPT/DROP/REJECT/QUEUE), .flow (after NAT/marks),
+            # .steps (ChainStep: chain, index, handle, text, verdict), .uncertain, .policy
+
+    outcome = evaluate_rule(rule, flow, ctx)           # one rule -> RuleOutcome
+    # outcome.matched: True | False | None (uncertain: outcome.branches, each with the
+    # assumption it made in .uncertain); .verdict: NftVerdict | None (None = next rule);
+    # .target: chain of jump/goto; .flow: after the statements that ran; .effects; .why_not
+
+Semantics the caller must keep (see ``evaluate``): accept ends only the current base chain;
+drop/reject end the packet; nat-type chains run only for a connection's first packet and the
+first NAT statement that binds wins (the pipeline orders them); ``ctx.priority`` below -200 in
+prerouting/output makes ``ct state`` read invalid; a family's table sees only its packets
+(``Family.sees(version)``); bridge, arp, netdev and dormant tables are read but not simulated
+(``NftRuleset.not_simulated``).
+"""
+
+from __future__ import annotations
+
+from natlens.nft.evaluate import (
+    ChainResult,
+    ChainStep,
+    CompiledTable,
+    NftContext,
+    NftVerdict,
+    RuleOutcome,
+    compile_table,
+    evaluate_rule,
+    walk_chain,
+)
+from natlens.nft.json_reader import load, loads, read_ruleset
+from natlens.nft.model import (
+    Chain,
+    Element,
+    Family,
+    Flowtable,
+    NftRuleset,
+    NftSet,
+    Rule,
+    StatefulObject,
+    Statement,
+    Table,
+    priority_name,
+    resolve_priority,
+)
+from natlens.nft.render import render_rule
+
+__all__ = [
+    "Chain",
+    "ChainResult",
+    "ChainStep",
+    "CompiledTable",
+    "Element",
+    "Family",
+    "Flowtable",
+    "NftContext",
+    "NftRuleset",
+    "NftSet",
+    "NftVerdict",
+    "Rule",
+    "RuleOutcome",
+    "StatefulObject",
+    "Statement",
+    "Table",
+    "compile_table",
+    "evaluate_rule",
+    "load",
+    "loads",
+    "priority_name",
+    "read_ruleset",
+    "render_rule",
+    "resolve_priority",
+    "walk_chain",
+]

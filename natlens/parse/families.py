@@ -1,0 +1,124 @@
+"""The address family a rule's values name, to refuse a rule of the other family.
+
+iptables refuses an IPv6 value anywhere in an IPv4 rule, and ip6tables the reverse: ``-s``/``-d``
+(``xtables_ipparse_multiple``: "host/network not found"), the NAT targets' addresses (DNAT
+``--to-destination``, SNAT ``--to-source``: libxt_DNAT.c ``parse_to`` says "Invalid address
+format" for a bracketed IPv6 address and "Bad IP address" for a bare one in an IPv4 rule),
+NETMAP ``--to``, TPROXY ``--on-ip``, ``iprange --src-range/--dst-range``, ``conntrack
+--ctorigsrc/--ctorigdst/--ctreplsrc/--ctrepldst``, and REJECT ``--reject-with`` takes the ICMP
+types of its own family only (libipt_REJECT.c, libip6t_REJECT.c). REDIRECT and MASQUERADE name
+ports only.
+
+Checked against ``iptables-restore --test`` 1.8.9 (nf_tables and legacy): both forms of an IPv6
+DNAT target in an IPv4 ``*nat`` table are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from natlens.model import Option, Rule
+from natlens.parse.modules import MATCHES, TARGETS
+
+__all__ = ["family_mismatch"]
+
+_REJECT_V4_ONLY = frozenset({"net-unreach", "host-unreach", "proto-unreach", "net-prohib",
+                             "host-prohib", "admin-prohib"})
+_REJECT_V6_ONLY = frozenset({"no-route", "adm-prohibited", "addr-unreach", "policy-fail",
+                             "reject-route"})
+_ADDRESS_KINDS = frozenset({"natrange", "cidr", "iprange", "ctaddr"})
+_ADDRESS_OPTIONS = frozenset({("TPROXY", "--on-ip")})
+# (module or target, option name as the parser stores it) -> value kind, for the options above
+_CHECKED: dict[tuple[str, str], str] = {
+    **{(spec.name, opt.name): opt.kind for specs in (MATCHES, TARGETS)
+       for spec in specs.values() for opt in spec.options if opt.kind in _ADDRESS_KINDS},
+    ("TPROXY", "--on-ip"): "address",
+    ("REJECT", "--reject-with"): "reject",
+}
+
+
+def _versions(text: str) -> Iterator[tuple[int, str]]:
+    """(IP version, address) of each address in ``text`` (a range ``a-b`` gives two)."""
+    for part in text.split("-"):
+        try:
+            yield ipaddress.ip_address(part).version, part
+        except ValueError:
+            continue
+
+
+def _nat_addresses(text: str) -> Iterator[tuple[int, str]]:
+    """Addresses of ``ADDR[-ADDR][:PORTS]``, ``[V6[-V6]][:PORTS]`` or a bare IPv6 range."""
+    if text.startswith("["):
+        inside = text[1:].partition("]")[0]
+        for _, addr in _versions(inside):
+            yield 6, f"[{addr}]"  # brackets are IPv6 syntax, whatever they hold
+        return
+    if text.count(":") > 1:
+        yield from _versions(text)
+        return
+    yield from _versions(text.partition(":")[0])
+
+
+def _option_addresses(module: str, option: Option, kind: str) -> Iterator[tuple[int, str]]:
+    if not option.args:
+        return
+    value = option.args[0]
+    if kind == "natrange":
+        yield from _nat_addresses(value)
+    elif kind in ("cidr", "ctaddr") or (module, option.name) in _ADDRESS_OPTIONS:
+        yield from _versions(value.partition("/")[0])
+    elif kind == "iprange":
+        yield from _versions(value)
+
+
+def _reject_family(option: Option) -> int | None:
+    if option.name != "--reject-with" or not option.args:
+        return None
+    value = option.args[0]
+    if value.startswith("icmp6-") or value in _REJECT_V6_ONLY:
+        return 6
+    if value.startswith("icmp-") or value in _REJECT_V4_ONLY:
+        return 4
+    return None
+
+
+def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
+    """(reason, offending text) when ``rule`` names an address (or ICMP reject type) of the
+    other family than ``version`` (4 or 6); None when it fits.
+
+    >>> from natlens import parse_save
+    >>> rs = parse_save('''*nat
+    ... :PREROUTING ACCEPT [0:0]
+    ... -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.2:80
+    ... COMMIT
+    ... ''')
+    >>> rule = rs["nat"]["PREROUTING"].rules[0]
+    >>> family_mismatch(rule, 4) is None
+    True
+    >>> family_mismatch(rule, 6)
+    ('IPv4 address 10.0.0.2 in ip6tables rules (DNAT --to-destination)', '10.0.0.2')
+    """
+    tool = "ip6tables" if version == 6 else "iptables"
+    for addr in (rule.source, rule.destination):
+        if addr is not None and addr.network.version != version:
+            return (f"IPv{addr.network.version} address {addr.text} in {tool} rules",
+                    str(addr.network.network_address))
+    parts = [(m.module, o) for m in rule.matches for o in m.options
+             if (m.module, o.name) in _CHECKED]
+    target = rule.target
+    if target is not None and target.options:
+        parts.extend((target.name, o) for o in target.options if (target.name, o.name) in _CHECKED)
+    for module, opt in parts:
+        kind = _CHECKED[(module, opt.name)]
+        if kind != "reject":
+            for found_version, text in _option_addresses(module, opt, kind):
+                if found_version != version:
+                    return (f"IPv{found_version} address {text} in {tool} rules "
+                            f"({module} {opt.name})", text)
+        else:
+            reject = _reject_family(opt)
+            if reject is not None and reject != version:
+                return (f"IPv{reject} reject type {opt.value} in {tool} rules "
+                        "(REJECT --reject-with)", opt.value)
+    return None

@@ -1,0 +1,587 @@
+"""The grammar of an ``iptables -L`` listing: chain headers, column headers, rule lines.
+
+Phase 1 splits the text into chains (``Chain NAME (policy P ...)`` / ``(N references)``) and
+rule rows by the column header's fields; phase 2, once the address family is known, decodes
+each row (``natlens.parse.listing.matches`` / ``targets``) into a ``Rule`` and records what the
+listing shows in ``Ruleset.coverage``. See ``natlens.parse.listing`` for the format.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+
+from natlens.errors import ParseError
+from natlens.inputs import is_decimal as _decimal
+from natlens.model import (
+    BUILTIN_CHAINS,
+    VERDICT_TARGETS,
+    Address,
+    Chain,
+    Counters,
+    Coverage,
+    Family,
+    Interface,
+    Match,
+    Option,
+    Origin,
+    Protocol,
+    Rule,
+    Ruleset,
+    Table,
+    TableName,
+    Target,
+    TargetKind,
+)
+from natlens.parse.families import family_mismatch
+from natlens.parse.infer import infer_table
+from natlens.parse.listing.matches import (
+    _MATCH_DECODERS,
+    _comment,
+)
+from natlens.parse.listing.targets import (
+    _TARGET_DECODERS,
+)
+from natlens.parse.listing.words import (
+    _NO_IFACE,
+    _OPT,
+    _POLICIES,
+    _SUFFIX,
+    _address,
+    _Cursor,
+    _interface,
+    _protocol,
+    _split_words,
+    _target_options,
+    _UndecodableError,
+)
+from natlens.parse.modules import TARGETS
+from natlens.parse.tokens import split_lines
+
+__all__ = ["parse_listing"]
+
+# -- the listing ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    """One rule line split into its columns (decoded once the family is known)."""
+
+    line_no: int
+    line: str
+    counters: tuple[str, str] | None
+    target: str
+    prot: str
+    opt: str
+    in_interface: str | None
+    out_interface: str | None
+    source: str
+    destination: str
+    rest: str
+
+
+@dataclass(slots=True)
+class _ChainState:
+    name: str
+    builtin: bool
+    policy: str | None
+    counters: Counters | None
+    approximate: bool
+    origin: Origin
+    rows: list[_Row] = field(default_factory=list)
+    references: int | None = None
+    incomplete: str | None = None
+
+
+@dataclass(slots=True)
+class _Section:
+    table: TableName | None
+    chains: dict[str, _ChainState] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Columns:
+    num: bool
+    counters: bool
+    iface: bool
+    count: int
+    opt: int
+    assumed: bool = False
+
+
+class _ListingParser:
+    def __init__(self, source: str, table: TableName | None, strict: bool = True) -> None:
+        self.source = source
+        self.strict = strict
+        self.diagnostics: list[str] = []
+        self.sections: list[_Section] = [_Section(table)]
+        self.chain: _ChainState | None = None
+        self.columns: _Columns | None = None
+        self.legacy_present = False
+        self.line_no = 0
+        self.line = ""
+        self.notes: list[str] = []
+        self.names_assumed: set[str] = set()
+        self.counts = {"unknown_text": 0, "unknown_host": 0, "rounded": 0, "no_iface": 0}
+
+    def error(self, reason: str, token: str | None = None) -> ParseError:
+        return ParseError(reason, source=self.source, line_no=self.line_no, line=self.line,
+                          token=token)
+
+    # -- phase 1: lines --------------------------------------------------------------------
+
+    def feed(self, text: str) -> None:
+        for self.line_no, raw in enumerate(split_lines(text), 1):  # at "\n" only
+            self.line = raw
+            line = raw.strip()
+            if not line:
+                continue
+            if line[0] == "#":
+                self.comment(line)
+            elif line.startswith("Chain "):
+                self.header(line)
+            elif self.chain is None:
+                word = line.split()[0]
+                raise self.error(f"unexpected {word!r} before the first 'Chain' line "
+                                 "(not an iptables -L listing?)", word)
+            elif self.columns is None:  # the line after each 'Chain' line
+                self.column_header(line)
+                if self.columns is not None and self.columns.assumed:
+                    self.chain_row(raw)
+            else:
+                self.chain_row(raw)
+
+    def chain_row(self, raw: str) -> None:
+        """One rule line; in lenient mode a line that is not one (an annotation pasted into the
+        listing) is kept as a diagnostic and makes its chain incomplete."""
+        assert self.chain is not None
+        try:
+            row = self.row(raw)
+        except ParseError as exc:
+            if self.strict:
+                raise
+            self.skip(f"not a rule line, skipped ({exc.reason})")
+            return
+        self.chain.rows.append(row)
+
+    def skip(self, why: str) -> None:
+        """Lenient mode: keep the current line as a diagnostic; its chain is incomplete."""
+        text = f"{self.source}:{self.line_no}: {why}: {self.line.strip()!r}"
+        self.diagnostics.append(text)
+        if self.chain is not None and self.chain.incomplete is None:
+            self.chain.incomplete = text
+
+    def comment(self, line: str) -> None:
+        if line.startswith(("# Warning: iptables-legacy tables present",
+                            "# Warning: ip6tables-legacy tables present")):
+            self.legacy_present = True
+            return
+        words = line[1:].split()
+        if len(words) == 2 and words[0] == "table":
+            try:
+                table = TableName(words[1])
+            except ValueError:
+                raise self.error(f"unknown table {words[1]!r}", words[1]) from None
+            current = self.sections[-1]
+            if current.chains or (current.table is not None and current.table is not table):
+                self.sections.append(_Section(table))
+            else:
+                current.table = table
+            self.chain = None
+
+    def header(self, line: str) -> None:
+        rest = line[6:].strip()
+        name, _, info = rest.partition(" ")
+        info = info.strip()
+        if not name or not info.startswith("(") or not info.endswith(")"):
+            raise self.error("bad chain line (expected 'Chain NAME (policy P ...)' or "
+                             "'Chain NAME (N references)')")
+        words = info[1:-1].replace(",", " ").split()
+        builtin = False
+        policy: str | None = None
+        counters: Counters | None = None
+        approximate = False
+        references: int | None = None
+        if words and words[0] == "policy":
+            builtin = True
+            if len(words) < 2 or words[1] not in _POLICIES:
+                bad = words[1] if len(words) > 1 else None
+                raise self.error(f"bad policy {bad!r}" if bad else "policy without a verdict",
+                                 bad)
+            policy = words[1]
+            if len(words) > 2:
+                if len(words) != 6 or words[3] != "packets" or words[5] != "bytes":
+                    raise self.error("bad policy counters (expected 'N packets, M bytes')")
+                packets, exact_p = self.count(words[2])
+                byte_count, exact_b = self.count(words[4])
+                counters = Counters(packets, byte_count)
+                approximate = not (exact_p and exact_b)
+        elif len(words) == 2 and words[1] == "references" and words[0].isdigit():
+            references = int(words[0])
+        else:
+            raise self.error(f"bad chain line: {info!r}")
+        section = self.sections[-1]
+        if name in section.chains:
+            raise self.error(f"chain {name!r} listed twice (separate the listings of several "
+                             "tables with '# table NAME' lines)", name)
+        state = _ChainState(name, builtin, policy, counters, approximate,
+                            Origin(self.source, self.line_no, self.line), references=references)
+        section.chains[name] = state
+        self.chain = state
+        self.columns = None
+
+    def column_header(self, line: str) -> None:
+        words = line.split()
+        if "target" not in words or "source" not in words or words[-1] != "destination":
+            if not self.strict:
+                # A paste without its header line: read as `iptables -L -n` columns when
+                # the line is a rule, else skip it (an annotation).
+                self.columns = _Columns(False, False, False, 5, 2, assumed=True)
+                self.notes.append(f"{self.source}:{self.line_no}: no column header after the "
+                                  "'Chain' line: read as 'target prot opt source destination'")
+                return
+            raise self.error("expected the column header ('target prot opt source "
+                             "destination') after the 'Chain' line", words[0])
+        counters = "pkts" in words
+        iface = "in" in words
+        num = words[0] == "num"
+        expect = ["num"] if num else []
+        expect += ["pkts", "bytes"] if counters else []
+        expect += ["target", "prot", "opt"] + (["in", "out"] if iface else [])
+        expect += ["source", "destination"]
+        if words != expect:
+            raise self.error("unexpected column header", words[0])
+        columns = _Columns(num, counters, iface, len(words), words.index("opt"))
+        self.columns = columns
+
+    def count(self, text: str) -> tuple[int, bool]:
+        if _decimal(text):
+            return int(text), True
+        factor = _SUFFIX.get(text[-1:])
+        if factor is None or not _decimal(text[:-1]):
+            raise self.error(f"bad counter {text!r}", text)
+        return int(text[:-1]) * factor, False
+
+    def row(self, raw: str) -> _Row:
+        cols = self.columns
+        assert cols is not None
+        parts = raw.split(None, cols.count)
+        opt_i = cols.opt
+        if len(parts) > opt_i and parts[opt_i] not in _OPT:
+            if parts[opt_i - 1] in _OPT:
+                # Empty target column (a rule without -j): one column fewer.
+                parts = raw.split(None, cols.count - 1)
+                parts.insert(opt_i - 2, "")
+            else:
+                # ip6tables before 1.8 printed blanks in the opt column (no fragment flag).
+                alt = raw.split(None, cols.count - 1)
+                src = cols.count - 3
+                if len(alt) > src and (":" in alt[src] or alt[src] == "anywhere"):
+                    alt.insert(opt_i, "--")
+                    parts = alt
+        if len(parts) < cols.count:
+            raise self.error(f"rule line with {len(parts)} columns, expected {cols.count}")
+        i = 0
+        if cols.num:
+            if not parts[0].isdigit():
+                raise self.error(f"bad rule number {parts[0]!r}", parts[0])
+            i = 1
+        counters: tuple[str, str] | None = None
+        if cols.counters:
+            counters = (parts[i], parts[i + 1])
+            i += 2
+        target, prot, opt = parts[i], parts[i + 1], parts[i + 2]
+        if opt not in _OPT:
+            raise self.error(f"bad opt column {opt!r} (expected '--', '-f' or '!f')", opt)
+        i += 3
+        in_iface = out_iface = None
+        if cols.iface:
+            in_iface, out_iface = parts[i], parts[i + 1]
+            i += 2
+        rest = parts[i + 2] if len(parts) > i + 2 else ""
+        return _Row(self.line_no, raw, counters, target, prot, opt, in_iface, out_iface,
+                    parts[i], parts[i + 1], rest)
+
+    # -- phase 2: rules -----------------------------------------------------------------------
+
+    def family_of(self) -> Family:
+        family = self.family_evidence()
+        if family is None:
+            self.notes.append(f"{self.source}: the listing does not show its address family "
+                              "(no numeric address); read as IPv4")
+            return Family.IPV4
+        return family
+
+    def family_evidence(self) -> Family | None:
+        for section in self.sections:
+            for chain in section.chains.values():
+                for row in chain.rows:
+                    for addr in (row.source, row.destination):
+                        text = addr.lstrip("!")
+                        if ":" in text:
+                            return Family.IPV6
+                        if text[:1].isdigit():
+                            return Family.IPV4
+                    if row.prot.lstrip("!") in ("ipv6-icmp", "58", "icmpv6"):
+                        return Family.IPV6
+        return None
+
+    def result(self, family: Family | None) -> Ruleset:
+        if family is None:
+            family = self.family_of()
+        version = 6 if family is Family.IPV6 else 4
+        tables: list[Table] = []
+        for section in self.sections:
+            if not section.chains and (section.table is None or len(self.sections) > 1):
+                continue
+            tables.append(self.table(section, version))
+        # Only iptables-nft warns about legacy tables, so the warning tells the backend.
+        return Ruleset(family=family, tables=tuple(tables), source=self.source, format="listing",
+                       backend="nf_tables" if self.legacy_present else None,
+                       legacy_tables_present=self.legacy_present, notes=tuple(self.make_notes()),
+                       coverage=self.coverage(tables))
+
+    def coverage(self, tables: list[Table]) -> Coverage:
+        """A listing shows the tables it lists; a table in part when a built-in chain is not
+        listed or a rule jumps to a chain that is not (``-L CHAIN`` lists one chain); the
+        ``(N references)`` of each user chain header is kept."""
+        partial: list[tuple[TableName, frozenset[str]]] = []
+        references: list[tuple[TableName, str, int]] = []
+        incomplete: list[tuple[TableName, str, str]] = []
+        sections = [s for s in self.sections if s.chains or (s.table is not None
+                                                             and len(self.sections) == 1)]
+        for section, table in zip(sections, tables, strict=True):
+            shown = {c.name for c in table.chains}
+            targets = {r.target.name for r in table.rules if r.target is not None
+                       and r.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
+            if not set(BUILTIN_CHAINS[table.name]) <= shown or not targets <= shown:
+                partial.append((table.name, frozenset(shown)))
+            for state in section.chains.values():
+                if state.references is not None:
+                    references.append((table.name, state.name, state.references))
+                if state.incomplete is not None:
+                    incomplete.append((table.name, state.name, state.incomplete))
+        return Coverage(tables=frozenset(t.name for t in tables), partial=tuple(partial),
+                        references=tuple(references), incomplete=tuple(incomplete),
+                        diagnostics=tuple(self.diagnostics))
+
+    def table(self, section: _Section, version: int) -> Table:
+        name = section.table
+        names = set(section.chains)
+        if name is None:
+            name = infer_table(
+                [c.name for c in section.chains.values() if c.builtin],
+                [r.target for c in section.chains.values() for r in c.rows],
+            )
+            self.notes.append(f"{self.source}: listing does not name its table; read as table "
+                              f"{name.value} (inferred from its chains and targets)")
+        builtins = BUILTIN_CHAINS[name]
+        chains: list[Chain] = []
+        for state in section.chains.values():
+            if state.builtin and state.name not in builtins:
+                raise ParseError(f"chain {state.name} has a policy but is not a built-in chain "
+                                 f"of table {name.value}", source=self.source,
+                                 line_no=state.origin.line, line=state.origin.text,
+                                 token=state.name)
+            if state.approximate:
+                self.counts["rounded"] += 1
+            rules = tuple(self.rule(state.name, row, names, version) for row in state.rows)
+            chains.append(Chain(state.name, state.builtin, state.policy, state.counters, rules,
+                                state.origin))
+        return Table(name, tuple(chains))
+
+    def rule(self, chain: str, row: _Row, chains: set[str], version: int) -> Rule:
+        self.line_no, self.line = row.line_no, row.line
+        unknown: set[str] = set()
+        counters = None
+        if row.counters is not None:
+            packets, exact_p = self.count(row.counters[0])
+            byte_count, exact_b = self.count(row.counters[1])
+            counters = Counters(packets, byte_count)
+            if not (exact_p and exact_b):
+                unknown.add("counters")
+                self.counts["rounded"] += 1
+        if row.in_interface is None:
+            unknown.update(("in_interface", "out_interface", "counters"))
+            self.counts["no_iface"] += 1
+        in_iface = self.interface(row.in_interface)
+        out_iface = self.interface(row.out_interface)
+        protocol = self.protocol(row.prot)
+        source = self.address(row.source, version, "source", unknown)
+        destination = self.address(row.destination, version, "destination", unknown)
+        matches, target, goto = self.decode_rest(row, protocol, chains, version, unknown)
+        rule = Rule(
+            chain=chain, source=source, destination=destination, in_interface=in_iface,
+            out_interface=out_iface, protocol=protocol, fragment=_OPT[row.opt],
+            matches=matches, target=target, goto=goto, counters=counters,
+            origin=Origin(self.source, row.line_no, row.line), unknown=frozenset(unknown),
+        )
+        mismatch = family_mismatch(rule, version)  # e.g. DNAT to:[::1] in an IPv4 listing
+        if mismatch is not None:
+            raise self.error(mismatch[0], mismatch[1])
+        return rule
+
+    def interface(self, text: str | None) -> Interface | None:
+        if text is None or text in _NO_IFACE:
+            return None
+        iface = _interface(text)
+        if iface is None:
+            raise self.error(f"bad interface {text!r}", text)
+        return iface
+
+    def protocol(self, text: str) -> Protocol | None:
+        protocol = _protocol(text)
+        if protocol is False:
+            raise self.error(f"bad protocol {text!r}", text)
+        return protocol
+
+    def address(self, text: str, version: int, which: str, unknown: set[str]) -> Address | None:
+        try:
+            address, status = _address(text, version)
+        except ValueError as exc:
+            raise self.error(str(exc), text) from None
+        if status == "unknown":
+            unknown.add(which)
+            self.counts["unknown_host"] += 1
+        elif status:
+            self.names_assumed.add(status)
+        return address
+
+    def decode_rest(
+        self, row: _Row, protocol: Protocol | None, chains: set[str], version: int,
+        unknown: set[str],
+    ) -> tuple[tuple[Match, ...], Target | None, bool]:
+        name = row.target
+        rest = row.rest
+        words = (_split_words(rest) if '"' in rest or "/*" in rest else rest.split()) \
+            if rest else []
+        goto = False
+        if words and words[0] == "[goto]":
+            goto = True
+            words = words[1:]
+        c = _Cursor(words, 0, protocol.name if protocol and not protocol.negated else "")
+        matches: list[Match] = []
+        raw: list[str] = []
+        target_opts: tuple[Option, ...] | None = None
+        target_decoder = _TARGET_DECODERS.get(name)
+        had_raw = False
+        while c.i < len(words):
+            start = c.i
+            neg = c.negation()
+            word = c.peek()
+            decoder = _comment if word.startswith("/* ") else _MATCH_DECODERS.get(word)
+            decoded: Match | None = None
+            if decoder is not None:
+                try:
+                    decoded = decoder(c, neg)
+                except (_UndecodableError, ValueError, LookupError):
+                    c.i = start
+            if decoded is not None:
+                had_raw |= self.flush(raw, matches)
+                matches.append(decoded)
+                continue
+            c.i = start
+            if target_decoder is not None and target_opts is None:
+                try:
+                    opts = _target_options(name, target_decoder(name, c))
+                except (_UndecodableError, ValueError, LookupError):
+                    opts = None
+                if opts is not None and c.i > start:
+                    had_raw |= self.flush(raw, matches)
+                    target_opts = opts
+                    continue
+                c.i = start
+            raw.append(c.take())
+        had_raw |= self.flush(raw, matches)
+        if had_raw:
+            unknown.add("matches")
+            self.counts["unknown_text"] += 1
+        target: Target | None = None
+        if name:
+            if name == "CT" and target_opts == () and "NOTRACK" in row.rest.split():
+                name = "NOTRACK"
+            if name in chains:
+                target = Target(name, (), TargetKind.CHAIN)
+            elif name in VERDICT_TARGETS:
+                target = Target(name, (), TargetKind.VERDICT)
+            elif name in TARGETS:
+                target = Target(name, target_opts or (), TargetKind.EXTENSION)
+                if target_opts is None and (had_raw or target_decoder is None) and \
+                        TARGETS[name].options:
+                    unknown.add("target_options")
+            else:
+                target = Target(name, (), TargetKind.UNKNOWN)
+                if had_raw:
+                    unknown.add("target_options")
+        elif goto:
+            raise self.error("[goto] without a target chain", "[goto]")
+        return tuple(matches), target, goto
+
+    @staticmethod
+    def flush(raw: list[str], matches: list[Match]) -> bool:
+        if not raw:
+            return False
+        matches.append(Match("?", (Option("--text", (" ".join(raw),)),), known=False))
+        raw.clear()
+        return True
+
+    def make_notes(self) -> list[str]:
+        notes = list(self.notes)
+        counts = self.counts
+        if counts["no_iface"]:
+            notes.append(f"{self.source}: listing without -v: interfaces and counters of "
+                         f"{counts['no_iface']} rules are unknown")
+        if counts["rounded"]:
+            notes.append(f"{self.source}: counters are rounded (K/M/G) in {counts['rounded']} "
+                         "places; list with -x for exact counts")
+        if counts["unknown_host"]:
+            notes.append(f"{self.source}: {counts['unknown_host']} addresses are host or network "
+                         "names that cannot be resolved with certainty (list with -n)")
+        if self.names_assumed:
+            notes.append(f"{self.source}: names read by their standard meaning: "
+                         + ", ".join(sorted(self.names_assumed)))
+        if counts["unknown_text"]:
+            notes.append(f"{self.source}: {counts['unknown_text']} rules have match or target "
+                         "text natlens cannot decode (kept verbatim as unknown matches)")
+        return notes
+
+
+def parse_listing(
+    text: str,
+    *,
+    source: str = "<string>",
+    family: Family | str | None = None,
+    table: TableName | str | None = None,
+    strict: bool = True,
+) -> Ruleset:
+    """Parse ``iptables [-t TABLE] -L [-n] [-v] [-x] [--line-numbers]`` output into a Ruleset.
+
+    ``Ruleset.coverage`` names the tables listed, the chains of a table listed in part
+    (``-L CHAIN``) and the ``(N references)`` of chain headers. Lenient mode (``strict=False``)
+    reads a chain without its column header and skips lines that are not rules (kept as
+    diagnostics, their chain incomplete).
+
+    ``table`` names the listed table (inferred from built-in chains and targets when omitted;
+    a text may hold several tables separated by ``# table NAME`` lines). ``family`` overrides
+    what the addresses tell. The result has ``format == "listing"``; what the listing could not
+    tell is in each ``Rule.unknown`` and summarised in ``Ruleset.notes``. Raises ``ParseError``
+    for text that is not a listing.
+    """
+    try:
+        forced = TableName(table) if table is not None else None
+        fam = Family(family) if family is not None else None
+    except ValueError as exc:
+        raise ParseError(str(exc), source=source) from None
+    parser = _ListingParser(source, forced, strict)
+    # As in parse_save: collecting the object graph the parse builds (and keeps) midway is
+    # wasted work that grows with the listing (time x19 per 10x rows with the collector on).
+    collect = gc.isenabled()
+    gc.disable()
+    try:
+        parser.feed(text)
+        if not any(s.chains for s in parser.sections):
+            raise ParseError("no 'Chain' line: not an iptables -L listing", source=source)
+        return parser.result(fam)
+    finally:
+        if collect:
+            gc.enable()

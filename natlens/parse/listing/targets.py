@@ -1,0 +1,248 @@
+"""Target decoders of ``iptables -L`` listings: the options of a rule's target.
+
+Formats are those of the targets' ``print`` functions: ``libxt_NAT.c`` (``to:ADDR``),
+``libxt_MARK.c`` ``mark_tg_print_v2`` (``MARK or 0x4000``), ``libxt_LOG.c``, ``libxt_REJECT.c``
+... Each decoder takes the target name and the cursor and returns the options in iptables-save
+form, or raises ``_UndecodableError`` / ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from natlens.model import (
+    Option,
+)
+from natlens.parse.listing.words import (
+    _FULL,
+    _LOG_FLAGS,
+    _LOG_LEVELS,
+    _Cursor,
+    _hex,
+    _int,
+    _option,
+    _UndecodableError,
+)
+
+# -- target decoders: read the target's text at the cursor, return its options ------------------
+
+
+def _nat_target(name: str, c: _Cursor) -> tuple[Option, ...]:
+    opts: list[Option] = []
+    flags: list[str] = []
+    option = {"DNAT": "--to-destination", "SNAT": "--to-source", "NETMAP": "--to"}[name]
+    while True:
+        w = c.peek()
+        if w.startswith("to:"):
+            if opts:
+                raise _UndecodableError  # several ranges (iptables < 1.4.19) have no single form
+            c.i += 1
+            opts.append(_option(name, option, (w[3:],), targets=True))
+        elif w in ("random", "random-fully", "persistent") and name != "NETMAP":
+            c.i += 1
+            flags.append(w)
+        else:
+            break
+    if not opts:
+        raise _UndecodableError
+    for flag in ("random", "random-fully", "persistent"):
+        if flag in flags:
+            opts.append(Option("--" + flag))
+    return tuple(opts)
+
+
+def _ports_target(name: str, c: _Cursor) -> tuple[Option, ...]:
+    opts: list[Option] = []
+    if (c.peek(), c.peek(1)) in (("masq", "ports:"), ("redir", "ports")):
+        c.i += 2
+        opts.append(_option(name, "--to-ports", (c.take(),), targets=True))
+    flags = []
+    while c.peek() in ("random", "random-fully"):
+        flags.append(c.take())
+    for flag in ("random", "random-fully"):
+        if flag in flags:
+            opts.append(Option("--" + flag))
+    if not opts:
+        raise _UndecodableError
+    return tuple(opts)
+
+
+def _reject(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect("reject-with")
+    return (Option("--reject-with", (c.take(),)),)
+
+
+def _xmark(c: _Cursor) -> Option:
+    """``MARK set/or/and/xor/xset`` → ``--set-xmark VALUE/MASK`` (libxt_MARK.c print v2)."""
+    verb = c.take()
+    value_text = c.take()
+    if verb == "xset":
+        v_text, _, m_text = value_text.partition("/")
+        value, mask = _int(v_text), _int(m_text) if m_text else _FULL
+    else:
+        v = _int(value_text)
+        if verb == "set":
+            value, mask = v, _FULL
+        elif verb == "or":
+            value, mask = v, v
+        elif verb == "and":
+            value, mask = 0, ~v & _FULL
+        elif verb == "xor":
+            value, mask = v, 0
+        else:
+            raise _UndecodableError
+    return Option("--set-xmark", (f"{_hex(value)}/{_hex(mask)}",))
+
+
+def _mark_target(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect(name)
+    if name == "CONNMARK" and c.peek() in ("save", "restore"):
+        verb = c.take()
+        nfmask = ctmask = _FULL
+        if c.peek() == "mask":
+            c.i += 1
+            nfmask = ctmask = _int(c.take())
+        elif c.peek() == "nfmask":
+            raise _UndecodableError
+        return (Option(f"--{verb}-mark"), Option("--nfmask", (_hex(nfmask),)),
+                Option("--ctmask", (_hex(ctmask),)))
+    return (_xmark(c),)
+
+
+def _log(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect("LOG")
+    level = "4"
+    flags = 0
+    prefix: str | None = None
+    while True:
+        w = c.peek()
+        if w == "flags":
+            c.i += 1
+            flags = _int(c.take())
+        elif w == "level":
+            c.i += 1
+            text = c.take()
+            level = text if text.isdigit() else _LOG_LEVELS.get(text, "")
+            if not level:
+                raise _UndecodableError
+        elif w == "prefix":
+            c.i += 1
+            text = c.take()
+            if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+                raise _UndecodableError
+            prefix = text[1:-1]
+        elif any(w == word for word, _, _ in _LOG_FLAGS):
+            c.i += 1
+            flags |= next(bit for word, bit, _ in _LOG_FLAGS if word == w)
+        else:
+            break
+    opts: list[Option] = []
+    if prefix is not None:
+        opts.append(Option("--log-prefix", (prefix,)))
+    if level != "4":
+        opts.append(Option("--log-level", (level,)))
+    opts.extend(Option(option) for _, bit, option in _LOG_FLAGS if flags & bit)
+    return tuple(opts)
+
+
+def _nflog(name: str, c: _Cursor) -> tuple[Option, ...]:
+    opts: list[Option] = []
+    while c.peek() in ("nflog-prefix", "nflog-group", "nflog-range", "nflog-size",
+                       "nflog-threshold"):
+        w = c.take()
+        value = c.take()
+        if w == "nflog-prefix" and value.startswith('"') and value.endswith('"') and len(value) > 1:
+            value = value[1:-1]
+        opts.append(Option("--" + w, (value,)))
+    if not opts:
+        raise _UndecodableError
+    return tuple(opts)
+
+
+def _ct(name: str, c: _Cursor) -> tuple[Option, ...]:
+    if c.peek() == "NOTRACK":
+        c.i += 1
+        return ()
+    c.expect("CT")
+    opts: list[Option] = []
+    while True:
+        w = c.peek()
+        if w == "notrack":
+            c.i += 1
+            opts.append(Option("--notrack"))
+        elif w in ("helper", "ctevents", "expevents", "zone", "zone-orig", "zone-reply",
+                   "timeout"):
+            c.i += 1
+            opts.append(Option("--" + w, (c.take(),)))
+        else:
+            break
+    return tuple(opts)
+
+
+def _tcpmss(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect("TCPMSS")
+    w = c.take()
+    if w == "clamp":
+        c.expect("to")
+        c.expect("PMTU")
+        return (Option("--clamp-mss-to-pmtu"),)
+    if w == "set":
+        return (Option("--set-mss", (c.take(),)),)
+    raise _UndecodableError
+
+
+def _ttl_target(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect(name)
+    verb = c.take()
+    c.take()  # "to" / "by"
+    suffix = {"set": "set", "decrement": "dec", "increment": "inc"}.get(verb)
+    if suffix is None:
+        raise _UndecodableError
+    return (Option(f"--{name.lower()}-{suffix}", (c.take(),)),)
+
+
+def _nfqueue(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect("NFQUEUE")
+    opts: list[Option] = []
+    while True:
+        w = c.peek()
+        if w == "num":
+            c.i += 1
+            opts.append(Option("--queue-num", (c.take(),)))
+        elif w == "balance":
+            c.i += 1
+            opts.append(Option("--queue-balance", (c.take(),)))
+        elif w == "bypass":
+            c.i += 1
+            opts.append(Option("--queue-bypass"))
+        elif w == "cpu-fanout":
+            c.i += 1
+            opts.append(Option("--queue-cpu-fanout"))
+        else:
+            break
+    return tuple(opts)
+
+
+def _simple_target(name: str, c: _Cursor) -> tuple[Option, ...]:
+    words = {"CLASSIFY": ("CLASSIFY", "set", "--set-class"),
+             "DSCP": ("DSCP", "set", "--set-dscp")}[name]
+    c.expect(words[0])
+    c.expect(words[1])
+    return (Option(words[2], (c.take(),)),)
+
+
+def _checksum(name: str, c: _Cursor) -> tuple[Option, ...]:
+    c.expect("CHECKSUM")
+    c.expect("fill")
+    return (Option("--checksum-fill"),)
+
+
+_TargetDecoder = Callable[[str, _Cursor], tuple[Option, ...]]
+
+_TARGET_DECODERS: dict[str, _TargetDecoder] = {
+    "DNAT": _nat_target, "SNAT": _nat_target, "NETMAP": _nat_target,
+    "MASQUERADE": _ports_target, "REDIRECT": _ports_target, "REJECT": _reject,
+    "MARK": _mark_target, "CONNMARK": _mark_target, "LOG": _log, "NFLOG": _nflog, "CT": _ct,
+    "TCPMSS": _tcpmss, "TTL": _ttl_target, "HL": _ttl_target, "NFQUEUE": _nfqueue,
+    "CLASSIFY": _simple_target, "DSCP": _simple_target, "CHECKSUM": _checksum,
+}

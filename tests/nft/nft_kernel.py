@@ -1,0 +1,233 @@
+"""Kernel differential helpers: random nft rulesets (JSON), a two-namespace lab, counters.
+
+The router namespace holds ``inet t`` with a prerouting chain before conntrack (raw, -300:
+``ct state`` reads invalid there), a nat prerouting chain (DNAT to its second address), an
+input filter chain with regular chains, named sets, a verdict map and marks, and an observer
+table ``inet obs`` (input, priority 10, one ``counter``) that counts the packets every earlier
+base chain accepted. Every generated rule puts ``counter`` right after its matches, so a rule's
+counter moves exactly when all its matches held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nft_build import (
+    ACCEPT,
+    COUNTER,
+    DROP,
+    RETURN,
+    aset,
+    concat,
+    ct,
+    goto,
+    jump,
+    match,
+    meta,
+    payload,
+    prefix,
+    rng,
+)
+
+J = dict[str, Any]
+
+SOURCES = ("198.51.100.7", "198.51.100.8", "198.51.100.9")
+LOCAL = ("198.51.100.1", "192.0.2.2")
+PORTS = (22, 53, 80, 5000, 6000, 7000)
+
+SEND = r"""
+import socket, sys
+src, dst, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((src, sport))
+s.sendto(b"natlens", (dst, dport))
+"""
+
+
+_EXCLUSIVE = ('"tcp"', '"ip6"')
+"""Matches nft refuses to combine with udp/ip ones in a rule ("conflicting protocols")."""
+
+
+def _matches(rnd: random.Random, hook: str) -> list[J]:
+    chosen: list[J] = []
+    for _ in range(rnd.randint(0, 2)):
+        candidate = _match_pool(rnd, hook)
+        exclusive = any(tag in json.dumps(candidate) for tag in _EXCLUSIVE)
+        if exclusive and chosen:
+            continue
+        chosen.append(candidate)
+        if exclusive:
+            break
+    return chosen
+
+
+def _match_pool(rnd: random.Random, hook: str) -> J:
+    udp_dport = payload("udp", "dport")
+    saddr = payload("ip", "saddr")
+    choices: list[J] = [
+        match(saddr, rnd.choice(SOURCES)),
+        match(saddr, rnd.choice(SOURCES), "!="),
+        match(saddr, prefix("198.51.100.8", 31)),
+        match(saddr, aset(*rnd.sample(SOURCES, 2))),
+        match(udp_dport, rnd.choice(PORTS)),
+        match(udp_dport, rng(50, 5500)),
+        match(udp_dport, aset(*rnd.sample(PORTS, 3))),
+        match(udp_dport, rnd.choice(PORTS), "!="),
+        match(payload("tcp", "dport"), 80, "!="),          # never true for UDP
+        match(payload("ip6", "saddr"), prefix("::", 0)),   # never true for IPv4
+        match(meta("l4proto"), rnd.choice(("udp", "tcp"))),
+        match(meta("iifname"), rnd.choice(("eth0", "eth*", "docker0"))),
+        match({"&": [meta("mark"), 0xF]}, rnd.choice((0, 1, 2))),
+        match(concat(saddr, udp_dport), "@pairs"),
+        match(payload("ip", "daddr"), "@locals"),
+        match(ct("state"), rnd.choice(("new", "invalid", ["established", "related"])), "in"),
+        match({"fib": {"result": "type", "flags": ["daddr"]}}, "local"),
+    ]
+    if hook == "input":
+        choices.append(match(ct("status"), "dnat", rnd.choice(("in", "!"))))
+    return rnd.choice(choices)
+
+
+def _rule(rnd: random.Random, hook: str, targets: tuple[str, ...], *, regular: bool) -> list[J]:
+    expr = _matches(rnd, hook)
+    expr.append(COUNTER)
+    action = rnd.choice(("accept", "drop", "none", "none", "mark", "jump", "goto", "vmap",
+                         "return"))
+    if action == "accept":
+        expr.append(ACCEPT)
+    elif action == "drop":
+        expr.append(DROP)
+    elif action == "mark":
+        expr.append({"mangle": {"key": meta("mark"), "value": rnd.choice((1, 2, 0x11))}})
+    elif action in ("jump", "goto") and targets:
+        expr.append((jump if action == "jump" else goto)(rnd.choice(targets)))
+    elif action == "vmap" and targets and not any(
+            tag in json.dumps(expr) for tag in _EXCLUSIVE):
+        expr.append({"vmap": {"key": payload("udp", "dport"), "data": aset(
+            [rnd.choice(PORTS), jump(rnd.choice(targets))], [rnd.choice(PORTS), DROP],
+            [rnd.choice(PORTS), ACCEPT])}})
+    elif action == "return" and regular:
+        expr.append(RETURN)
+    return _dedupe_vmap(expr)
+
+
+def _dedupe_vmap(expr: list[J]) -> list[J]:
+    """A literal map may not repeat a key (nft refuses it): keep the first of each."""
+    for stmt in expr:
+        if "vmap" in stmt:
+            seen: set[int] = set()
+            kept = []
+            for key, value in stmt["vmap"]["data"]["set"]:
+                if key not in seen:
+                    seen.add(key)
+                    kept.append([key, value])
+            stmt["vmap"]["data"]["set"] = kept
+    return expr
+
+
+def random_ruleset(seed: int) -> J:
+    """A random ``inet t`` ruleset (see the module docstring) and the observer table."""
+    rnd = random.Random(seed)
+    fam, tab = "inet", "t"
+    chains: dict[str, J] = {
+        "raw": {"type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"},
+        "nat": {"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"},
+        "in": {"type": "filter", "hook": "input", "prio": 0,
+               "policy": rnd.choice(("accept", "drop"))},
+        "x": {}, "y": {},
+    }
+    rules: dict[str, list[list[J]]] = {
+        "raw": [_rule(rnd, "prerouting", (), regular=False) for _ in range(rnd.randint(0, 2))],
+        "nat": [[match(payload("udp", "dport"), 5000), COUNTER,
+                 {"dnat": {"family": "ip", "addr": "192.0.2.2", "port": 6000}}]]
+        if rnd.random() < 0.6 else [],
+        "in": [_rule(rnd, "input", ("x", "y"), regular=False) for _ in range(rnd.randint(2, 6))],
+        "x": [_rule(rnd, "input", ("y",), regular=True) for _ in range(rnd.randint(1, 3))],
+        "y": [_rule(rnd, "input", (), regular=True) for _ in range(rnd.randint(1, 3))],
+    }
+    items: list[J] = [{"table": {"family": fam, "name": tab}}]
+    for name, props in chains.items():
+        items.append({"chain": {"family": fam, "table": tab, "name": name, **props}})
+    items.append({"set": {"family": fam, "table": tab, "name": "pairs",
+                          "type": ["ipv4_addr", "inet_service"],
+                          "elem": [concat(rnd.choice(SOURCES), rnd.choice(PORTS))
+                                   for _ in range(3)]}})
+    items.append({"set": {"family": fam, "table": tab, "name": "locals", "type": "ipv4_addr",
+                          "flags": ["interval"], "elem": [prefix("192.0.2.0", 24)]}})
+    for name, chain_rules in rules.items():
+        for expr in chain_rules:
+            items.append({"rule": {"family": fam, "table": tab, "chain": name, "expr": expr}})
+    items += [
+        {"table": {"family": "inet", "name": "obs"}},
+        {"chain": {"family": "inet", "table": "obs", "name": "seen", "type": "filter",
+                   "hook": "input", "prio": 10, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "obs", "chain": "seen", "expr": [COUNTER]}},
+    ]
+    return {"nftables": items}
+
+
+def needs_root() -> None:
+    reason = None
+    if os.geteuid() != 0:
+        reason = "needs root for network namespaces"
+    elif shutil.which("ip") is None or shutil.which("nft") is None:
+        reason = "needs iproute2 and nft"
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def run(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
+    cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def lab() -> Iterator[dict[str, str]]:
+    """Namespaces ``cli`` (198.51.100.7-9) and ``rtr`` (198.51.100.1, 192.0.2.2) on a veth."""
+    needs_root()
+    tag = f"{os.getpid() % 100000}-{random.randrange(1 << 16):04x}"
+    names = {"cli": f"nftc{tag}", "rtr": f"nftr{tag}"}
+    try:
+        for ns in names.values():
+            run("ip", "netns", "add", ns)
+        cli, rtr = names["cli"], names["rtr"]
+        run("ip", "link", "add", "eth0", "netns", rtr, "type", "veth", "peer", "name", "eth0",
+            "netns", cli)
+        for ns in (rtr, cli):
+            run("ip", "link", "set", "lo", "up", ns=ns)
+            run("ip", "link", "set", "eth0", "up", ns=ns)
+        run("ip", "addr", "add", "198.51.100.1/24", "dev", "eth0", ns=rtr)
+        run("ip", "addr", "add", "192.0.2.2/24", "dev", "eth0", ns=rtr)
+        for src in SOURCES:
+            run("ip", "addr", "add", f"{src}/24", "dev", "eth0", ns=cli)
+        run("ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.1", ns=cli)
+        yield names
+    finally:
+        for ns in names.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def load_and_send(names: dict[str, str], doc: J, src: str, dst: str, sport: int,
+                  dport: int) -> str:
+    """Load ``doc`` into the router (fresh), send one UDP datagram, return ``nft -j list``."""
+    rtr, cli = names["rtr"], names["cli"]
+    run("nft", "flush", "ruleset", ns=rtr)
+    run("nft", "-j", "-f", "-", ns=rtr, stdin=json.dumps(doc))
+    run(sys.executable, "-c", SEND, src, dst, str(sport), str(dport), ns=cli)
+    time.sleep(0.03)
+    return run("nft", "-j", "list", "ruleset", ns=rtr)
