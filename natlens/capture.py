@@ -3,9 +3,12 @@
 Runs only commands that read: ``iptables-save -c`` / ``ip6tables-save -c`` through the configured
 alternative (its backend, ``nf_tables`` or ``legacy``, is what ``iptables --version`` prints in
 parentheses), the same for the *other* backend (``iptables-legacy-save`` or ``iptables-nft-save``)
-to notice rules left there (a split backend: the kernel runs both rule sets), ``ip -j addr show``
-and ``ip -j route show``, and the Docker Engine API's inspect calls. Docker is optional: without a
-reachable daemon the Docker files are left out and ``meta.json`` says why.
+to notice rules left there (a split backend: the kernel runs both rule sets; saved as
+``iptables-legacy-save.txt`` or ``iptables-nft-save.txt``), ``ip -j addr show``,
+``ip -j route show`` and ``ip -j -6 route show``, ``nft -j list ruleset`` (native nftables),
+``ss -ltnup``, the kernel switches from /proc/sys (``sysctl.txt``), and the Docker Engine API's
+inspect calls. Docker, nft and ss are optional: without them their files are left out and
+``meta.json`` says why.
 """
 
 from __future__ import annotations

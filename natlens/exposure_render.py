@@ -48,7 +48,7 @@ def summary(cells: Sequence[Cell]) -> str:
 def _headers(emap: ExposureMap) -> list[str]:
     out = []
     for i in emap.ingresses:
-        name = emap.networks.get(i, i)
+        name = terminal(emap.networks.get(i, i))
         out.append(name if len(name) <= 12 else name[:11] + "~")
     return out
 
@@ -61,7 +61,7 @@ def render_table(emap: ExposureMap) -> str:
         return "\n".join(empty)
     heads = _headers(emap)
     widths = [max(len(h), 4) + 1 for h in heads]
-    label_width = max(len("port"), *(len(_label(r)) for r in emap.rows))
+    label_width = max(len("port"), *(len(terminal(_label(r))) for r in emap.rows))
     room = WIDTH - 1 - sum(widths)
     # as many ingress columns as fit next to a label of at least 24 characters; the rest in
     # another block
@@ -83,10 +83,10 @@ def render_table(emap: ExposureMap) -> str:
         lines.append(f"{'port':<{lw}} " + "".join(f"{heads[k]:>{widths[k]}}" for k in cols))
         for row in emap.rows:
             groups = by_row.get(id(row), {})
-            label = _label(row)
+            label = terminal(_label(row))
             if len(label) > lw:
                 label = label[:lw - 1] + "~"
-            lines.append(f"{terminal(label):<{lw}} " + "".join(
+            lines.append(f"{label:<{lw}} " + "".join(
                 f"{summary(groups.get(emap.ingresses[k], [])) or '.':>{widths[k]}}"
                 for k in cols))
         lines.append("")
@@ -104,17 +104,17 @@ def _label(row: Row) -> str:
     return row.label + (" v6" if row.family == 6 else "")
 
 
-def _wrap(text: str, sep: str) -> str:
+def _wrap(text: str, sep: str, indent: str = "") -> str:
     """``text`` cut at ``sep`` into lines of at most WIDTH characters (a longer word stays
-    whole), continuation lines indented by two blanks."""
+    whole), the first line indented by ``indent``, the others by two more blanks."""
     out: list[str] = []
-    line = ""
+    line = indent
     for word in text.split(sep):
-        if line and len(line) + len(sep) + len(word) > WIDTH:
+        if line.strip() and len(line) + len(sep) + len(word) > WIDTH:
             out.append(line)
-            line = "  " + word
+            line = indent + "  " + word
         else:
-            line = f"{line}{sep}{word}" if line else word
+            line = f"{line}{sep}{word}" if line.strip() else line + word
     out.append(line)
     return "\n".join(out)
 
@@ -122,10 +122,10 @@ def _wrap(text: str, sep: str) -> str:
 def _who(c: Cell) -> str:
     if c.ingress == "local":
         src = "the host"
+    elif len(c.sources) > 3:
+        src = f"{c.ingress} from the other sources ({len(c.sources)} prefixes)"
     elif c.sources:
-        shown = ", ".join(c.sources[:3]) + (f" (+{len(c.sources) - 3})" if len(c.sources) > 3
-                                           else "")
-        src = f"{c.ingress} from {shown}"
+        src = f"{c.ingress} from {', '.join(c.sources)}"
     else:
         src = c.ingress
     return f"{src} to {c.dst}"
@@ -142,5 +142,5 @@ def _details(emap: ExposureMap, by_row: dict[int, dict[str, list[Cell]]]) -> lis
                         if c.reachable and c.target is not None
                         else "cannot tell" if c.reachable is None
                         else f"refused ({c.why})" if c.lands is None else f"fails ({c.why})")
-                out.append(_wrap(terminal(f"  {_label(row)}: {_who(c)}: {fate}"), " "))
+                out.append(_wrap(terminal(f"{_label(row)}: {_who(c)}: {fate}"), " ", "  "))
     return out

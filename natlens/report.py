@@ -128,7 +128,7 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
     if snapshot is not None:
         out.append(f"natlens report for {terminal(snapshot.path)}")
         out.append("")
-    if exposure is not None:
+    if exposure is not None and exposure.rows:
         out.append("EXPOSURE (who can open a connection to each port, from where)")
         out.append(render_table(exposure))
         out.append("")

@@ -242,7 +242,8 @@ def test_split_backend_is_recorded(tmp_path: Path) -> None:
     for extra in ("ip-route6.json", "sysctl.txt", "ss.txt", "nft-ruleset.json"):
         assert (tmp_path / "s" / extra).is_file(), extra
     snap = natlens.load(tmp_path / "s")
-    assert snap.other_backend is not None and snap.other_backend.rule_count == 1
+    assert snap.other_backend is not None
+    assert snap.other_backend.rule_count == 1
     assert "net.ipv4.ip_forward" in snap.sysctl
     trace = natlens.simulate(snap, natlens.Packet(in_interface="lo", src="127.0.0.1",
                                                   dst="127.0.0.1", proto="tcp", dport=22))

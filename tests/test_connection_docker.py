@@ -52,7 +52,8 @@ def web() -> Iterator[tuple[str, str]]:
         _docker("run", "-d", "--name", NAME, "-p", f"{PORT}:80", IMAGE)
         ip = _docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", NAME).strip()
         gateway = _docker("inspect", "-f", "{{.NetworkSettings.Gateway}}", NAME).strip()
-        assert ip and gateway, "the container has no address on the default bridge"
+        assert ip, "the container has no address on the default bridge"
+        assert gateway, "the default bridge has no gateway"
         yield ip, gateway
     finally:
         subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)

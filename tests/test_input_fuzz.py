@@ -13,7 +13,7 @@ the snapshots also go through the API (``load`` + ``audit``), which may raise ``
 only.
 
 Budget: derandomized (the same examples on every run), ``NATLENS_INPUT_FUZZ_EXAMPLES`` examples
-per test (default 400 and 1000: about a minute together on an idle machine). To look for new
+per test (default 600 and 2000: about a minute together on an idle machine). To look for new
 failures, ``NATLENS_INPUT_FUZZ_RANDOM=1`` draws fresh examples on each run.
 """
 
@@ -139,7 +139,7 @@ def _snapshot(folder: Path, name: str, content: bytes) -> Path:
     return snap
 
 
-@settings(derandomize=FIXED, max_examples=BUDGET or 400, deadline=None, database=None,
+@settings(derandomize=FIXED, max_examples=BUDGET or 600, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(mutated_json(), st.sampled_from(["report", "report-json", "trace"]))
@@ -160,7 +160,7 @@ def test_fuzzed_snapshot_json_gives_one_line_errors_only(
         assert str(snap) in run.err_lines[-1] or "no rules" in run.err, run.err
 
 
-@settings(derandomize=FIXED, max_examples=BUDGET or 1000, deadline=None, database=None,
+@settings(derandomize=FIXED, max_examples=BUDGET or 2000, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(mutated_rules(), st.sampled_from(["parse", "parse-json", "report", "trace", "lenient"]))

@@ -425,8 +425,8 @@ Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
                                "ACCEPT     all  --  anywhere             anywhere\n")
     assert names_only.family is Family.IPV4
     assert any("address family" in note for note in names_only.notes)
-    six = parse_listing(SEED.replace("0.0.0.0/0", "anywhere").replace("!127.0.0.0/8", "!::1"),
-                        family="ipv6")
+    six = parse_listing(SEED.replace("0.0.0.0/0", "anywhere").replace("!127.0.0.0/8", "!::1")
+                        .replace("to:172.17.0.4:80", "to:[fd00::4]:80"), family="ipv6")
     assert six.family is Family.IPV6
     with pytest.raises(ParseError, match="IPv4 address"):
         parse_listing(SEED, family="ipv6")

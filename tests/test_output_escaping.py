@@ -129,11 +129,19 @@ def _check_shape(f: Finding, argvs: list[list[str]]) -> None:
     """The fixes that insert or replace a rule: its words, whole, where they belong."""
     assert len(argvs) >= 1
     (argv, *_) = argvs
-    if f.kind in ("exposed", "bypass"):
-        assert argv[:5] == ["iptables" if (f.packet or {}).get("dst", "").count(".") else
-                            "ip6tables", "-t", "filter", "-I", "DOCKER-USER"], argv
-        assert argv[argv.index("-i") + 1] == IFACE
+    if f.kind in ("exposed", "bypass"):  # a DROP inserted before Docker's rules
+        family = "iptables" if (f.packet or {}).get("dst", "").count(".") else "ip6tables"
+        assert argv[:5] in ([family, "-t", "filter", "-I", "DOCKER-USER"],
+                            [family, "-t", "raw", "-I", "PREROUTING"]), argv
+        assert argv[argv.index("-i") + 1] in (IFACE, "lo")  # the outside, or ! -i lo
         assert argv[-2:] == ["-j", "DROP"]
+    elif argv[3:4] == ["-I"]:  # another inserted rule: interface names whole
+        assert argv[1:3] in (["-t", "filter"], ["-t", "raw"], ["-t", "nat"]), argv
+        assert argv[-2] == "-j"
+        for flag in ("-i", "-o"):
+            if flag in argv:
+                name = argv[argv.index(flag) + 1]
+                assert name in (IFACE, "lo") or name.startswith(("docker", "br-")), argv
     elif f.kind == "ineffective":
         r = f.rule
         assert r is not None

@@ -9,7 +9,7 @@ Graphviz) / Mermaid / JSON / SVG (parsed as XML), and every fix (bash runs them 
 recorded: nothing else runs). Text formats hold no raw control, bidi or separator character;
 JSON keeps the names exact.
 
-Budget: ``NATLENS_OUTPUT_FUZZ_EXAMPLES`` examples (default 250, about a minute).
+Budget: ``NATLENS_OUTPUT_FUZZ_EXAMPLES`` examples (default 150: about a minute of CPU).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from natlens.cli import main
 from natlens.model import BUILTIN_CHAINS
 from natlens.netfilter import Packet
 
-EXAMPLES = int(os.environ.get("NATLENS_OUTPUT_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("NATLENS_OUTPUT_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])

@@ -47,6 +47,11 @@ MISMATCHES = [
     (6, FILTER, "-A INPUT -m iprange --dst-range 10.0.0.1-10.0.0.9 -j DROP", "10.0.0.1"),
     (6, FILTER, "-A INPUT -p tcp -j REJECT --reject-with icmp-host-prohibited",
      "icmp-host-prohibited"),
+    (4, FILTER, "-A INPUT -m hl --hl-eq 3 -j DROP", "hl"),
+    (4, MANGLE, "-A PREROUTING -j HL --hl-set 5", "HL"),
+    (6, FILTER, "-A INPUT -m ttl --ttl-eq 3 -j DROP", "ttl"),
+    (6, FILTER, "-A INPUT -p icmp -m icmp --icmp-type 8 -j DROP", "icmp"),
+    (6, MANGLE, "-A PREROUTING -j TTL --ttl-set 5", "TTL"),
 ]
 FITS = [
     (4, NAT4, "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.1:80"),
@@ -54,6 +59,8 @@ FITS = [
     (6, NAT4, "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination fd00::1"),
     (6, FILTER, "-A INPUT -p tcp -j REJECT --reject-with icmp6-adm-prohibited"),
     (4, FILTER, "-A INPUT -p tcp -j REJECT --reject-with tcp-reset"),
+    (6, FILTER, "-A INPUT -m hl --hl-eq 3 -j DROP"),
+    (4, MANGLE, "-A PREROUTING -j TTL --ttl-set 5"),
 ]
 
 
@@ -99,6 +106,13 @@ def test_case_11_parse_and_trace_refuse_the_ipv6_target(
         assert captured.err.startswith(f"natlens: error: {path}:7:65: IPv6 address ")
         assert "in iptables rules (DNAT --to-destination)" in captured.err
         assert captured.err.count("\n") == 1
+
+
+def test_headerless_rules_take_the_family_their_extensions_exist_for() -> None:
+    text = FILTER.format(rule="-A INPUT -p ipv6-icmp -m hl --hl-eq 255 -j ACCEPT")
+    assert parse_save(text).family.value == "ipv6"
+    assert parse_save(FILTER.format(rule="-A INPUT -m ttl --ttl-lt 2 -j DROP")).family.value \
+        == "ipv4"
 
 
 def test_listing_with_an_ipv6_nat_target_is_refused() -> None:

@@ -281,4 +281,4 @@ def test_address_family_mismatch_is_refused() -> None:
     text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.0.0.1 -j DROP\nCOMMIT\n"
     with pytest.raises(ParseError) as err:
         parse_save(text, source="six.txt", family="ipv6")
-    assert str(err.value).startswith("six.txt:3: IPv4 address 10.0.0.1/32 in ip6tables rules")
+    assert str(err.value).startswith("six.txt:3:13: IPv4 address 10.0.0.1/32 in ip6tables rules")

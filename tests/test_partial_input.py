@@ -6,6 +6,7 @@ partial input's outcomes contain the full input's outcome)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +155,12 @@ def _packets(snap: natlens.Snapshot) -> list[Packet]:
     ipv6 = not snap.ruleset.tables
     if ipv6:
         return []
-    out = {"in_interface": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "sport": 40000}
     ports = sorted({int(r.option("--dport").value)  # type: ignore[union-attr]
                     for t in snap.ruleset.tables if t.name is TableName.NAT
                     for r in t.rules if r.target_name == "DNAT" and r.option("--dport")
                     and r.option("--dport").value.isdigit()})[:2]  # type: ignore[union-attr]
-    packets = [Packet(**out, dport=p) for p in ports or [8080]]
+    packets = [Packet(in_interface="eth0", src="198.51.100.7", dst="192.0.2.2", sport=40000,
+                      dport=p) for p in ports or [8080]]
     packets.append(Packet(in_interface="docker0", src="172.17.0.2", dst="198.51.100.7",
                           sport=40000, dport=443))
     packets.append(Packet(local_origin=True, src="192.0.2.2", dst="192.0.2.2",
@@ -240,3 +241,55 @@ def test_report_says_what_it_judged_from(tmp_path: Path) -> None:
     judged = data["summary"]["judged_from"]["ipv4"]
     assert judged["tables"] == ["nat"]
     assert "filter" in judged["not_in_input"]
+
+
+_NAT_LISTING = """Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 DOCKER     all  --  *      *    0.0.0.0/0  0.0.0.0/0  ADDRTYPE match dst-type LOCAL
+{output}
+Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+
+Chain DOCKER (1 references)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 DNAT       tcp  --  !docker0 *  0.0.0.0/0  0.0.0.0/0  tcp dpt:8080 to:172.17.0.2:80
+"""
+_EMPTY_OUTPUT = """Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+"""
+
+
+def test_a_listing_without_an_empty_chain_gives_the_same_headline() -> None:
+    """nat OUTPUT omitted from the paste: the local connection is not DNATed by PREROUTING on
+    its way back through lo (its NAT was decided at OUTPUT), the same as with OUTPUT shown."""
+    packet = Packet(local_origin=True, src="127.0.0.1", dst="127.0.0.1", dport=8080,
+                    sport=40000)
+    with_output = load_rules(_NAT_LISTING.format(output=_EMPTY_OUTPUT), table="nat")
+    without = load_rules(_NAT_LISTING.format(output=""), table="nat")
+    assert not without.coverage.shows_chain("nat", "OUTPUT")
+    full = natlens.simulate(natlens.Snapshot(ruleset=with_output), packet)
+    part = natlens.simulate(natlens.Snapshot(ruleset=without), packet)
+    assert (part.verdict, part.path, part.final_dst) == (full.verdict, full.path,
+                                                         full.final_dst)
+    assert part.final_dst == "127.0.0.1:8080"
+    assert not any(s.target == "DNAT" for s in part.steps)
+    assert any("nat:OUTPUT" in u for u in part.uncertain)
+
+
+def test_stated_host_addresses_decide_local_or_forward(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from natlens.cli import main
+
+    paste = tmp_path / "forward.txt"
+    paste.write_text("-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n"
+                     "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT\n")
+    args = ["trace", str(paste), "--in", "docker0", "--src", "172.17.0.2", "--dst",
+            "192.0.2.10", "--dport", "443", "--format", "json"]
+    assert main(args) == 0
+    unknown = json.loads(capsys.readouterr().out)
+    accepted = {b["path"] for b in unknown["branches"] if b["verdict"] == "ACCEPT"}
+    assert accepted == {"local", "forward"}
+    assert main([*args, "--host-addr", "192.0.2.10"]) == 0
+    stated = json.loads(capsys.readouterr().out)
+    assert {b["path"] for b in stated["branches"] if b["verdict"] == "ACCEPT"} == {"local"}
+    assert main([*args, "--iface", "eth0"]) == 2  # NAME=IP/PREFIX

@@ -203,7 +203,8 @@ def test_07_report_flags_the_leftover_masquerade(cases: Path, run: Any) -> None:
     _status, findings, _ = _report(run, _case(cases, "07"))
     masq = [f for f in findings if f["rule"] and f["rule"]["chain"] == "POSTROUTING"]
     assert [(f["kind"], f["severity"]) for f in masq] == [("stale", "high")]
-    assert "docker0" in masq[0]["message"] and "172.17.252.0/24" in masq[0]["message"]
+    assert "docker0" in masq[0]["message"]
+    assert "172.17.252.0/24" in masq[0]["message"]
     assert masq[0]["fix"] == "iptables -t nat -D POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j " \
         "MASQUERADE"
 

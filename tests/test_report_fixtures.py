@@ -101,10 +101,14 @@ def test_planted_faults_as_the_readme_says() -> None:
 @pytest.mark.skipif("loopback-9000" not in NAMES, reason="fixture absent")
 def test_loopback_fixture_is_exposed_as_the_readme_says() -> None:
     """fixtures/loopback-9000/README.md: the container port is reachable by address from
-    outside although published on 127.0.0.1 only; no stale, missing or shadowed."""
-    assert _kinds("loopback-9000") == [("exposed", "high")]
+    outside although published on 127.0.0.1 only, and from outside at 127.0.0.1 itself
+    through Docker's DNAT; no stale, missing or shadowed."""
+    assert _kinds("loopback-9000") == [("exposed", "high"), ("exposed", "high")]
     data = json.loads((GOLDEN / "loopback-9000.json").read_text())
-    (finding,) = data["findings"]
+    via_dnat, finding = sorted(data["findings"], key=lambda f: f["packet"]["dst"])
+    assert via_dnat["packet"]["dst"] == "127.0.0.1"
+    assert via_dnat["packet"]["in_interface"] == "eth0"
+    assert via_dnat["fix"] == "iptables -t raw -I PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP"
     assert finding["container"] == "natlens-web"
     assert finding["host_port"] == 9000
     assert finding["packet"]["dst"] == "172.17.0.2"

@@ -20,9 +20,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map
+from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map, outcomes
 from natlens.audit.docker_checks import _describe
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
+from natlens.audit.fixes import command, tool
 from natlens.exposure import Cell
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import Family, Rule, Ruleset, TableName
@@ -164,16 +165,24 @@ def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
             d = cell.decided_by
             step = _decider_step(cell)
             ref = view.ref(b.family, step) if step is not None else None
+            outs = outcomes(view.trace(cell.packet))
+            last = outs[0].decider if outs else None
+            fix = None
+            if last is not None and last.hook == "INPUT" and bridge is not None:
+                # the hairpin goes to docker-proxy on the host: let the bridge reach the port
+                fix = command([tool(b.family), "-t", "filter", "-I", "INPUT", "-i", bridge,
+                               "-p", b.proto, "-m", b.proto, "--dport", str(b.host_port),
+                               "-j", "ACCEPT"])
             yield Finding(
                 kind="hairpin-blocked", severity=Severity.MEDIUM,
                 message=(f"{b.label} is reachable from other hosts but not from its own "
                          f"network {net.name} ({bridge}): {_describe(cell.packet)} is "
                          f"{cell.why or 'refused'}"
-                         f"{f' ({d})' if d is not None and str(d) not in cell.why else ''}; "
-                         "containers on it cannot use the published port (icc=false without "
-                         "the userland proxy, or an isolation rule)"),
+                         f"{f' ({d})' if d is not None and str(d) not in cell.why else ''}, "
+                         "so its neighbours cannot use the published port at the host's "
+                         "address"),
                 proto=b.proto, host_port=b.host_port, container=b.container.name,
-                rule=ref, packet=cell.packet.to_dict(),
+                rule=ref, fix=fix, packet=cell.packet.to_dict(),
             )
 
 

@@ -272,7 +272,7 @@ def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,
                 f"({' -> '.join(refused.path_text())})",
         proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
         related=tuple(dnats),
-        fix=command([tool(b.family), "-t", "filter", "-I", "DOCKER-USER", "-i",
+        fix=command([tool(b.family), "-t", "filter", "-I", _user_chain(view, b.family), "-i",
                      ingress, "-p", b.proto, "-m", "conntrack", "--ctorigdstport",
                      str(b.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
         cis=CIS_BIND,
@@ -317,9 +317,16 @@ def _bypass_family(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
                         f"({blocked[0].packet.src} {_describe(blocked[0].packet)} is refused "
                         f"by {d}): the block has no {fam} counterpart",
                 proto=proto, host_port=ob.host_port, container=name, rule=ref,
-                fix=command([tool(ob.family), "-t", "filter", "-I", "DOCKER-USER", "-i",
-                             ingress, "-p", proto, "-m", "conntrack", "--ctorigdstport",
+                fix=command([tool(ob.family), "-t", "filter", "-I",
+                             _user_chain(view, ob.family), "-i", ingress, "-p", proto, "-m", "conntrack", "--ctorigdstport",
                              str(ob.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
                 cis=CIS_BIND, packet=_packet(theirs[0].packet),
             )
             break
+
+
+def _user_chain(view: DockerView, family: int) -> str:
+    """Where a user's filter for forwarded traffic goes: DOCKER-USER when the family's filter
+    table has it (Docker writes it first in FORWARD), else FORWARD itself."""
+    table = view.ruleset(family).get("filter")
+    return "DOCKER-USER" if table is not None and "DOCKER-USER" in table else "FORWARD"

@@ -102,13 +102,18 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
     "exposed": KindInfo(
         "Container port reachable from outside",
         "A container port is reachable from other hosts although it is published on loopback "
-        "only or not published at all. Drop direct routing to containers in DOCKER-USER "
-        "(Docker 28+ does it in raw PREROUTING), remove the DNAT that serves it, or publish it "
-        "on purpose; a container on the host network belongs on a bridge network."),
+        "only or not published at all: by routing to the container's address, or (loopback "
+        "bindings) by sending to 127.0.0.1 through this host, which Docker's DNAT accepts from "
+        "any interface. Drop direct routing to containers in DOCKER-USER (Docker 28+ does it "
+        "in raw PREROUTING), drop 127.0.0.0/8 from other interfaces in raw PREROUTING, remove "
+        "the DNAT that serves it, or publish it on purpose; a container on the host network "
+        "belongs on a bridge network."),
     "bypass": KindInfo(
         "Published port bypasses INPUT rules",
         "A published port is reachable although INPUT rules would refuse the host port: DNAT "
-        "sends the traffic through FORWARD, never INPUT. Filter it in DOCKER-USER instead."),
+        "sends the traffic through FORWARD, never INPUT. Filter it in DOCKER-USER instead. "
+        "Also a port that a rule refuses in one family (IPv4) and that the other family's "
+        "binding serves from the same interface."),
     "duplicate": KindInfo(
         "Rule repeated",
         "The same rule appears more than once; the later copy never matches anything the first "
@@ -140,7 +145,10 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
         "sends off the host keeps its loopback source (never routed off lo for IPv6; for IPv4 "
         "only with route_localnet=1 and a MASQUERADE), or a container reaches itself through "
         "the host's DNAT without SNAT. Use the container's address, the host's address, or "
-        "the userland proxy; for IPv4 Docker's route_localnet + MASQUERADE setup."),
+        "the userland proxy; for IPv4 Docker's route_localnet + MASQUERADE setup. Also a "
+        "published port that other hosts reach but the containers of its own network cannot "
+        "(the exposure map refuses every cell from that network): INPUT refusing the bridge's "
+        "hairpin to docker-proxy, --icc=false without the userland proxy, isolation rules."),
     "split-backend": KindInfo(
         "Rules in both iptables-legacy and iptables-nft",
         "The host has rules in both netfilter backends (legacy x_tables and nf_tables). The "

@@ -91,6 +91,10 @@ def connection_of(trace: Trace, host: Host, simulate: Callable[[Packet], Trace])
     """Whether the connection of ``trace`` (a NEW packet's trace) can be established, for its
     headline outcome; ``simulate`` traces the reply (an ESTABLISHED packet)."""
     result = _decide(trace, host, simulate)
+    if result.established is False and trace.verdict is Verdict.ACCEPT \
+            and trace.rests_on_unseen:
+        return Connection(None, f"{result.why}, unless what the input does not show (above) "
+                          "rewrites or drops it")
     if trace.branches and len({b.verdict for b in trace.branches}) > 1:
         return Connection(result.established if result.established is False else None,
                           f"{result.why} (for the headline outcome; the trace has others)")

@@ -8,8 +8,9 @@ chain (``nf_nat_inet_fn``: no ct, nothing to map). So a snapshot whose rules nee
 has nat chains that never see a packet — unless something outside it (other nft tables, IPVS,
 Open vSwitch) turns conntrack on, which is why natlens states this as an assumption.
 
-Each iptables family counts for itself (``par->family``); native nftables rules are not looked
-into: any nft ruleset counts as turning conntrack on.
+Each iptables family counts for itself (``par->family``); native nftables rules count for the
+families their table sees (``natlens.netfilter.nftchains.nft_needs_conntrack``: ``ct``
+expressions, NAT statements...; an inet table for both).
 """
 
 from __future__ import annotations

@@ -35,7 +35,12 @@ from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
 from natlens.netfilter.flow import Flow
 from natlens.netfilter.host import Host, Route, with_assumed
-from natlens.netfilter.nftchains import NftPipelineParts, iptables_nft_tables, nft_parts
+from natlens.netfilter.nftchains import (
+    NftPipelineParts,
+    iptables_nft_tables,
+    nft_needs_conntrack,
+    nft_parts,
+)
 from natlens.netfilter.packet import Packet, endpoint
 from natlens.netfilter.pipeline import (
     HOOK_TABLES,
@@ -112,9 +117,10 @@ class Simulator:
         self.other4 = prepare(other, index=index) if other is not None else None
         self.other6 = prepare(other6, index=index) if other6 is not None else None
         self.nft: NftPipelineParts | None = None
+        self._nft_ruleset = nft
+        self._nft_owned = iptables_nft_tables(main, ruleset, ruleset6, other, other6)
         if nft is not None:
-            self.nft = nft_parts(nft, iptables_nft_tables(main, ruleset, ruleset6, other,
-                                                          other6))
+            self.nft = nft_parts(nft, self._nft_owned)
         self._build()
 
     def _build(self) -> None:
@@ -141,8 +147,10 @@ class Simulator:
             if self.nft is not None:
                 chains.extend(self.nft.chains)
             pipeline = build(version, chains)
-            if self.nft is None and not needs_conntrack((prepared.source, other.source
-                                                         if other is not None else None)):
+            if not needs_conntrack((prepared.source, other.source if other is not None
+                                    else None)) and not (
+                    self._nft_ruleset is not None and nft_needs_conntrack(
+                        self._nft_ruleset, version, self._nft_owned)):
                 if any(isinstance(e, NatStep) for hp in pipeline.hooks.values()
                        for e in hp.entries):
                     self._conntrack_off[version] = _CONNTRACK_OFF

@@ -638,6 +638,16 @@ def _physdev(match: Match, rule: Rule) -> list[Check]:
     return checks
 
 
+def _packet_type(flow: Flow, ctx: MatchContext) -> str:
+    """``skb->pkt_type`` as xt_pkttype names it: set from the link-layer frame when the packet
+    was received (a packet first addressed to a broadcast or multicast address came in such a
+    frame, whatever NAT did since), PACKET_HOST ("unicast") for one a local process sends."""
+    if flow.local_origin and flow.in_iface != "lo":
+        return "unicast"
+    kind = ctx.host.address_type(flow.orig_dst or flow.dst)
+    return {"BROADCAST": "broadcast", "MULTICAST": "multicast"}.get(kind, "unicast")
+
+
 def _pkttype(match: Match, rule: Rule) -> list[Check]:
     checks: list[Check] = []
     for opt in match.options:
@@ -645,8 +655,7 @@ def _pkttype(match: Match, rule: Rule) -> list[Check]:
 
         def check(flow: Flow, ctx: MatchContext, *, opt: Option = opt,
                   wanted: str = wanted) -> CheckResult:
-            kind = ctx.host.address_type(flow.dst)
-            pkt = {"BROADCAST": "broadcast", "MULTICAST": "multicast"}.get(kind, "unicast")
+            pkt = _packet_type(flow, ctx)
             hit = pkt == wanted or (wanted == "host" and pkt == "unicast")
             if hit != opt.negated:
                 return None

@@ -18,7 +18,15 @@ from natlens.model import Ruleset
 from natlens.netfilter.pipeline import BaseChain, Source
 from natlens.nft import CompiledTable, NftRuleset, compile_table
 
-__all__ = ["NftPipelineParts", "iptables_nft_tables", "nft_parts"]
+__all__ = ["NftPipelineParts", "iptables_nft_tables", "nft_needs_conntrack", "nft_parts"]
+
+_CT_STATEMENTS = frozenset({"dnat", "snat", "masquerade", "redirect", "ct helper",
+                            "ct timeout", "ct expectation", "ct count", "flow", "synproxy"})
+"""Statements whose init calls ``nf_ct_netns_get`` (net/netfilter/nft_nat.c, nft_ct.c,
+nft_masq.c, nft_redir.c, nft_connlimit.c, nft_flow_offload.c, nft_synproxy.c)."""
+_XT_CONNTRACK = frozenset({"conntrack", "state", "connmark", "connbytes", "connlimit",
+                           "connlabel", "helper", "cluster", "SNAT", "DNAT", "MASQUERADE",
+                           "REDIRECT", "NETMAP", "CONNMARK", "CONNSECMARK", "SYNPROXY", "CT"})
 
 _HOOKS = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD",
           "output": "OUTPUT", "postrouting": "POSTROUTING"}
@@ -53,6 +61,36 @@ def iptables_nft_tables(backend: str | None, ruleset: Ruleset | None,
         if rs is not None and (rs.backend or b) == "nf_tables":
             owned.update((fam, t.name.value) for t in rs.tables)
     return owned
+
+
+def _mentions_ct(value: object) -> bool:
+    if isinstance(value, Mapping):
+        return any(k == "ct" or _mentions_ct(v) for k, v in value.items())
+    if isinstance(value, tuple | list):
+        return any(_mentions_ct(v) for v in value)
+    return False
+
+
+def nft_needs_conntrack(ruleset: NftRuleset, version: int,
+                        skip: Iterable[tuple[str, str]] = ()) -> bool:
+    """Whether a rule of a simulated table that sees IP ``version`` turns conntrack on for it:
+    a ``ct`` expression (``ct state``, ``ct mark set``...), a NAT statement, a conntrack-based
+    ``xt`` extension and the like (their init calls ``nf_ct_netns_get`` for the table's family;
+    inet: both). Tables in ``skip`` (read from iptables-save instead) are not looked at."""
+    left_out = set(skip)
+    for table in ruleset.tables:
+        if not table.simulated or not table.family.sees(version) \
+                or (table.family.value, table.name) in left_out:
+            continue
+        for chain in table.chains:
+            for rule in chain.rules:
+                for st in rule.statements:
+                    if st.kind in _CT_STATEMENTS or _mentions_ct(st.body):
+                        return True
+                    if st.kind == "xt" and isinstance(st.body, Mapping) \
+                            and st.body.get("name") in _XT_CONNTRACK:
+                        return True
+    return False
 
 
 def nft_parts(ruleset: NftRuleset, iptables_nft_tables: Iterable[tuple[str, str]],

@@ -24,11 +24,9 @@ import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from natlens.model import Option, Target
-from natlens.netfilter.flow import Flow, MatchContext
-from natlens.netfilter.host import Host
-from natlens.netfilter.targets import TARGETS, Action, Effect
 from natlens.nft.lookup import (
     Interval,
     KeyPart,
@@ -41,6 +39,12 @@ from natlens.nft.lookup import (
 from natlens.nft.model import MAPPINGS, Element, Json, NftSet, Rule, Table
 from natlens.nft.render import key_type, render_expr
 from natlens.nft.values import Missing, Unknown, Value, Where, compile_getter
+
+if TYPE_CHECKING:  # natlens.netfilter imports natlens.nft: no runtime import back
+    from natlens.netfilter.flow import Flow
+    from natlens.netfilter.host import Host
+    from natlens.netfilter.packet import Packet
+    from natlens.netfilter.targets import Effect
 
 __all__ = [
     "NftVerdict", "RuleOutcome", "NftContext", "CompiledTable", "ChainResult", "ChainStep",
@@ -139,7 +143,7 @@ class _Doubt:
 
 
 _Result = _Go | _Stop | _End | _Doubt
-_Step = Callable[[Flow, NftContext], _Result]
+_Step = Callable[["Flow", "NftContext"], _Result]
 
 
 # -- constants and lookups ----------------------------------------------------------------------
@@ -217,7 +221,6 @@ class _Hit:
     runtime: bool = False  # a dynamic/timeout set: a miss may be runtime state
 
 
-Lookup = Callable[[tuple[KeyPart, ...] | KeyPart, NftContext], "_Hit | Unknown"]
 
 
 def _key_tuple(value: Value) -> tuple[Scalar, ...] | None:
@@ -551,6 +554,10 @@ def _nat(kind: str, body: Json, text: str) -> _Step:
             name = "MASQUERADE" if kind == "masquerade" else "REDIRECT"
             if port is not None:
                 options.append(Option("--to-ports", (str(port),)))
+        # natlens.netfilter imports this package: import its NAT rewrite when first used
+        from natlens.netfilter.flow import MatchContext  # noqa: PLC0415
+        from natlens.netfilter.targets import TARGETS, Action  # noqa: PLC0415
+
         handler = TARGETS[name]
         mctx = MatchContext(ctx.host, _HOOK_NAMES.get(ctx.hook, ctx.hook.upper()), "nat")
         effect: Effect = handler(Target(name, tuple(options)), flow, mctx)
@@ -771,10 +778,20 @@ def _apply(result: _Go | _Stop | _End | _Doubt, state: _State, out: list[RuleOut
     raise AssertionError("a doubt inside a doubt")  # pragma: no cover
 
 
-def evaluate_rule(rule: Rule, flow: Flow, ctx: NftContext) -> RuleOutcome:
-    """Run ``rule``'s statements on ``flow``. The outcome is sure (``matched`` True/False) or
-    uncertain (``matched`` None, one ``branches`` entry per possibility, each with its
-    assumptions in ``uncertain``)."""
+def _as_flow(value: Flow | Packet) -> Flow:
+    from natlens.netfilter.flow import Flow  # noqa: PLC0415 (natlens.netfilter imports us)
+
+    return value if isinstance(value, Flow) else Flow.from_packet(value)
+
+
+def evaluate_rule(rule: Rule, flow: Flow | Packet, ctx: NftContext) -> RuleOutcome:
+    """Run ``rule``'s statements on ``flow`` (a ``Packet`` is taken as its flow before the
+    first hook). The outcome is sure (``matched`` True/False) or uncertain (``matched`` None,
+    one ``branches`` entry per possibility, each with its assumptions in ``uncertain``)."""
+    return _evaluate(rule, _as_flow(flow), ctx)
+
+
+def _evaluate(rule: Rule, flow: Flow, ctx: NftContext) -> RuleOutcome:
     compiled = ctx.table.compiled(rule)
     out: list[RuleOutcome] = []
     _run(compiled.steps, 0, _State(flow), ctx, out)
@@ -828,12 +845,13 @@ class _Trail:
     assumed: tuple[str, ...]
 
 
-def walk_chain(table: CompiledTable, chain: str, flow: Flow, ctx: NftContext,
+def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: NftContext,
                *, max_results: int = 256) -> tuple[ChainResult, ...]:
     """Every way ``flow`` can leave base chain ``chain`` of ``table`` (one result when nothing
     is uncertain; at most ``max_results``). Jumps, gotos, returns, verdict maps and the policy
     as in ``nft_do_chain``; more than ``JUMP_STACK`` nested jumps drop the packet, as the
     kernel does. Raises ``KeyError`` for an unknown chain."""
+    flow = _as_flow(packet)
     results: list[ChainResult] = []
     base = table.chains.get(chain)
     if base is None:
@@ -865,7 +883,7 @@ def walk_chain(table: CompiledTable, chain: str, flow: Flow, ctx: NftContext,
         rules = current.rules
         flow, steps = trail.flow, trail.steps
         for i in range(start, len(rules)):
-            outcome = evaluate_rule(rules[i], flow, ctx)
+            outcome = _evaluate(rules[i], flow, ctx)
             here = replace(trail, flow=flow, steps=steps)
             if outcome.matched is None:
                 for option in outcome.branches:

@@ -57,6 +57,8 @@ _LISTED = frozenset({"chain", "rule", "set", "map", "flowtable"})
 _MATCH_OPS = frozenset({"==", "!=", "<", ">", "<=", ">=", "in", "!"})
 _CHAIN_TYPES = frozenset({"filter", "nat", "route"})
 _LEAF_KINDS = frozenset({"payload", "meta", "ct", "fib"})
+_BINOPS = frozenset({"&", "|", "^", "<<", ">>"})
+_FAMILIES = {f.value: f for f in Family}
 
 
 _Path = Union[str, tuple["_Path", Union[str, int]]]  # noqa: UP007 (recursive alias)
@@ -132,6 +134,9 @@ class _Reader:
         return tuple(items)
 
     def family(self, body: dict[str, Any], path: _Path) -> Family:
+        found = _FAMILIES.get(body.get("family"))  # type: ignore[arg-type]
+        if found is not None:
+            return found
         name = self.string(body, "family", path)
         try:
             return Family(name)
@@ -287,8 +292,11 @@ class _Reader:
         handle = body.get("handle", 0)
         if type(handle) is not int:
             handle = self.integer(body, "handle", path)
+        parent = path[0] if isinstance(path, tuple) else None
+        shown = f"$.nftables[{parent[1]}].rule" if isinstance(parent, tuple) \
+            and parent[0] == ("$", "nftables") else _show_path(path)  # the usual place, quickly
         return Rule(family=fam, table=table, chain=chain, index=index, handle=handle,
-                    statements=tuple(statements), comment=comment, path=_show_path(path))
+                    statements=tuple(statements), comment=comment, path=shown)
 
     # -- statements and expressions ---------------------------------------------------------
 
@@ -411,7 +419,7 @@ class _Reader:
 
     def check_value(self, left: Any, right: Any, path: _Path, fam: Family) -> None:
         """Constants compared with an address or a port must be one."""
-        if isinstance(left, dict) and any(op in left for op in ("&", "|", "^", "<<", ">>")):
+        if type(left) is dict and not left.keys().isdisjoint(_BINOPS):
             return
         dtype = expr_type(left, fam.value)
         if dtype in ("ipv4_addr", "ipv6_addr"):

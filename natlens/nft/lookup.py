@@ -20,7 +20,6 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from natlens.netfilter.packet import ICMP_TYPES, ICMPV6_TYPES
 from natlens.nft.datatypes import (
     CT_STATE_BITS,
     CT_STATUS_BITS,
@@ -48,14 +47,25 @@ class Interval:
 KeyPart = Scalar | Interval
 """One component of a normalised element key."""
 
+ICMP_TYPES = {
+    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+    "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10,
+    "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13,
+    "timestamp-reply": 14, "info-request": 15, "info-reply": 16, "address-mask-request": 17,
+    "address-mask-reply": 18,
+}
+"""nft's icmp_type names (nft(8) "ICMP TYPE TYPE"; ``src/proto.c`` icmp_type_tbl)."""
+
 ICMPV6_NFT_NAMES = {
-    **ICMPV6_TYPES,
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+    "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
     "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
     "nd-neighbor-advert": 136, "nd-redirect": 137, "mld-listener-query": 130,
     "mld-listener-report": 131, "mld-listener-done": 132, "mld-listener-reduction": 132,
     "mld2-listener-report": 143, "router-renumbering": 138, "ind-neighbor-solicit": 141,
     "ind-neighbor-advert": 142,
 }
+"""nft's icmpv6_type names (``src/proto.c`` icmp6_type_tbl)."""
 _SYMBOLS: dict[str | None, Mapping[str, int]] = {
     "inet_proto": PROTOCOL_NUMBERS,
     "ct_state": CT_STATE_BITS,

@@ -16,7 +16,6 @@ dstnat -300, filter -200, out 100, srcnat 300.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,6 +29,7 @@ __all__ = [
     "NftRuleset",
     "priority_name", "resolve_priority",
 ]
+
 
 class Family(str, Enum):
     """nftables address families (nft(8) "ADDRESS FAMILIES")."""
@@ -203,9 +203,6 @@ class Chain:
         if self.priority is None:
             return ""
         return priority_name(self.family.value, self.hook, self.priority)
-
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from natlens.netfilter.flow import Flow
-from natlens.netfilter.host import Host
 from natlens.nft.datatypes import CT_STATE_BITS, CT_STATUS_BITS, NFPROTO, TCP_FLAG_BITS
 from natlens.nft.jsonvalue import MAPPINGS, Json
 from natlens.nft.lookup import Scalar
+
+if TYPE_CHECKING:  # natlens.netfilter imports natlens.nft: no runtime import back
+    from natlens.netfilter.flow import Flow
+    from natlens.netfilter.host import Host
 
 __all__ = ["Missing", "Unknown", "Value", "Getter", "Where", "compile_getter",
            "PROTO_NUMBERS", "CONNTRACK_PRIORITY"]
@@ -65,7 +68,7 @@ class Where:
         return self.hook in ("prerouting", "output") and self.priority < CONNTRACK_PRIORITY
 
 
-Getter = Callable[[Flow, Where], Value]
+Getter = Callable[["Flow", Where], Value]
 
 
 def _const(value: Value) -> Getter:

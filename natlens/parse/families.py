@@ -7,10 +7,11 @@ format" for a bracketed IPv6 address and "Bad IP address" for a bare one in an I
 NETMAP ``--to``, TPROXY ``--on-ip``, ``iprange --src-range/--dst-range``, ``conntrack
 --ctorigsrc/--ctorigdst/--ctreplsrc/--ctrepldst``, and REJECT ``--reject-with`` takes the ICMP
 types of its own family only (libipt_REJECT.c, libip6t_REJECT.c). REDIRECT and MASQUERADE name
-ports only.
+ports only. Some extensions exist for one family only: ``-m ttl``, ``-m icmp``, ``-j TTL``,
+``-j ECN`` for IPv4; ``-m hl``, ``-m icmp6``, ``-m frag``, ``-j HL`` for IPv6.
 
-Checked against ``iptables-restore --test`` 1.8.9 (nf_tables and legacy): both forms of an IPv6
-DNAT target in an IPv4 ``*nat`` table are refused.
+Checked against ``iptables-restore --test`` / ``ip6tables-restore --test`` 1.8.9
+(tests/test_parse_families.py runs every case against them).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from collections.abc import Iterator
 from natlens.model import Option, Rule
 from natlens.parse.modules import MATCHES, TARGETS
 
-__all__ = ["family_mismatch"]
+__all__ = ["extension_family", "family_mismatch"]
 
 _REJECT_V4_ONLY = frozenset({"net-unreach", "host-unreach", "proto-unreach", "net-prohib",
                              "host-prohib", "admin-prohib"})
 _REJECT_V6_ONLY = frozenset({"no-route", "adm-prohibited", "addr-unreach", "policy-fail",
                              "reject-route"})
+# Extensions registered for one family only (NFPROTO_IPV4 / NFPROTO_IPV6 in their libxt_ /
+# libipt_ / libip6t_ file): iptables-restore says "Couldn't load match/target" for the other.
+_ONE_FAMILY_MATCHES = {**dict.fromkeys(("ttl", "icmp", "realm"), 4),
+                       **dict.fromkeys(("hl", "icmp6", "frag", "ipv6header", "rt", "mh", "eui64",
+                                        "hbh", "dst", "srh"), 6)}
+_ONE_FAMILY_TARGETS = {**dict.fromkeys(("TTL", "ECN", "CLUSTERIP", "ULOG"), 4), "HL": 6}
 _ADDRESS_KINDS = frozenset({"natrange", "cidr", "iprange", "ctaddr"})
 _ADDRESS_OPTIONS = frozenset({("TPROXY", "--on-ip")})
 # (module or target, option name as the parser stores it) -> value kind, for the options above
@@ -83,6 +90,21 @@ def _reject_family(option: Option) -> int | None:
     return None
 
 
+def extension_family(rule: Rule) -> tuple[int, str] | None:
+    """(IP version, name) of the first match or target of ``rule`` that exists for one family
+    only (``-m hl`` is IPv6's, ``-j TTL`` IPv4's), or None."""
+    for match in rule.matches:
+        version = _ONE_FAMILY_MATCHES.get(match.module)
+        if version is not None:
+            return version, f"-m {match.module}"
+    target = rule.target
+    if target is not None:
+        version = _ONE_FAMILY_TARGETS.get(target.name)
+        if version is not None:
+            return version, f"-j {target.name}"
+    return None
+
+
 def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
     """(reason, offending text) when ``rule`` names an address (or ICMP reject type) of the
     other family than ``version`` (4 or 6); None when it fits.
@@ -104,6 +126,10 @@ def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
         if addr is not None and addr.network.version != version:
             return (f"IPv{addr.network.version} address {addr.text} in {tool} rules",
                     str(addr.network.network_address))
+    extension = extension_family(rule)
+    if extension is not None and extension[0] != version:
+        return (f"{extension[1]} exists for IPv{extension[0]} only, not in {tool} rules",
+                extension[1].split()[1])
     parts = [(m.module, o) for m in rule.matches for o in m.options
              if (m.module, o.name) in _CHECKED]
     target = rule.target

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from natlens.model import Family, Table, TableName
+from natlens.parse.families import extension_family
 
 __all__ = ["infer_family", "infer_table"]
 
@@ -39,7 +40,8 @@ def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableN
 
 
 def infer_family(tool: str | None, tables: Sequence[Table]) -> Family:
-    """IPv6 when the header names ip6tables-save or any address is IPv6, else IPv4."""
+    """IPv6 when the header names ip6tables-save or the first rule that tells (an address, the
+    ``ipv6-icmp`` protocol, an extension of one family) is IPv6's, else IPv4."""
     if tool == "ip6tables":
         return Family.IPV6
     if tool == "iptables":
@@ -51,4 +53,7 @@ def infer_family(tool: str | None, tables: Sequence[Table]) -> Family:
                     return Family.IPV6 if addr.network.version == 6 else Family.IPV4
             if rule.protocol is not None and rule.protocol.name == "ipv6-icmp":
                 return Family.IPV6
+            extension = extension_family(rule)  # -m hl, -m icmp6, -j HL: IPv6; -m ttl: IPv4
+            if extension is not None:
+                return Family.IPV6 if extension[0] == 6 else Family.IPV4
     return Family.IPV4

@@ -102,6 +102,34 @@ def _int(args: tuple[str, ...]) -> tuple[str, ...]:
     return args
 
 
+def _bounded(high: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A checker for a number 0..``high`` (decimal, ``0x`` hex or ``0o`` octal), as the
+    ``xtables_strtoui(..., 0, high)`` of the extension's parser refuses the rest."""
+
+    def check(args: tuple[str, ...]) -> tuple[str, ...]:
+        text = args[0]
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise ValueError(f"invalid number {text!r}") from None
+        if not 0 <= value <= high:
+            raise ValueError(f"{text} out of range (0-{high})")
+        return args
+
+    return check
+
+
+_LOG_LEVELS = frozenset({"emerg", "panic", "alert", "crit", "error", "warning", "warn",
+                         "notice", "info", "debug"})
+
+
+def _loglevel(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--log-level``: 0..7 or a syslog name (libxt_LOG.c ``log_names``)."""
+    if args[0].lower() in _LOG_LEVELS:
+        return args
+    return _bounded(7)(args)
+
+
 def _mark(args: tuple[str, ...]) -> tuple[str, ...]:
     text = args[0]
     value_text, _, mask_text = text.partition("/")
@@ -353,7 +381,9 @@ def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
     unit = unit or "sec"
     # libxt_limit's parse_rate: the unit is any prefix of second, minute, hour or day.
     mult = next((sec for full, sec in _RATE_UNITS if full.startswith(unit)), None)
-    if mult is None or not _decimal(count_text) or int(count_text) == 0:
+    if _decimal(count_text) and int(count_text) == 0:
+        raise ValueError(f"bad rate {args[0]!r}")  # libxt_limit parse_rate: 0 is refused
+    if mult is None or not _decimal(count_text):
         return args  # leave unusual rates (hashlimit's "40mb/s") as written
     period = _LIMIT_SCALE * mult // int(count_text)
     if period == 0:
@@ -377,16 +407,24 @@ def _ctaddr(args: tuple[str, ...]) -> tuple[str, ...]:
     return (str(net),)
 
 
-def _range32(args: tuple[str, ...]) -> tuple[str, ...]:
-    low_text, colon, high_text = args[0].partition(":")
-    if not colon:
-        return args
-    try:
-        low = int(low_text) if low_text else 0
-        high = int(high_text) if high_text else 0xFFFFFFFF
-    except ValueError:
-        raise ValueError(f"invalid range {args[0]!r}") from None
-    return (str(low) if low == high else f"{low}:{high}",)
+def _range(top: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """``N`` or ``LOW:HIGH`` within 0..``top`` (``--length``: 16 bits; ``--ctexpire``,
+    ``--espspi``: 32 bits), printed ``LOW:HIGH`` (``N`` when both are equal)."""
+
+    def check(args: tuple[str, ...]) -> tuple[str, ...]:
+        low_text, colon, high_text = args[0].partition(":")
+        try:
+            low = int(low_text) if low_text or not colon else 0
+            high = (int(high_text) if high_text else top) if colon else low
+        except ValueError:
+            raise ValueError(f"invalid range {args[0]!r}") from None
+        if not 0 <= low <= top or not 0 <= high <= top:
+            raise ValueError(f"{args[0]} out of range (0-{top})")
+        if not colon:
+            return args
+        return (str(low) if low == high else f"{low}:{high}",)
+
+    return check
 
 
 CANONICAL.update(
@@ -395,6 +433,12 @@ CANONICAL.update(
         "icmp6type": lambda a: _icmp_text(a, True),
         "rate": _rate,
         "ctaddr": _ctaddr,
-        "range32": _range32,
+        "range32": _range(0xFFFFFFFF),
+        "range16": _range(0xFFFF),
+        "u8": _bounded(0xFF),
+        "u16": _bounded(0xFFFF),
+        "u32": _bounded(0xFFFFFFFF),
+        "dscp": _bounded(0x3F),
+        "loglevel": _loglevel,
     }
 )

@@ -155,6 +155,10 @@ class _Gen:
                 kind = r.choice(("--dports", "--sports", "--ports"))
                 ports = ",".join(str(p) for p in r.sample(PORTS, r.randint(1, 3)))
                 parts.append(f"-m multiport {self.neg(0.2)}{kind} {ports}")
+            elif proto == "tcp" and self.chance(0.3):
+                parts.append(self.r.choice(("-m tcp --syn", "-m tcp ! --syn",
+                                            "-m tcp --tcp-flags SYN,ACK SYN",
+                                            "-m tcp --tcp-flags ALL ACK")))
             elif proto == "icmp" and self.chance(0.4):
                 parts.append(f"-m icmp {self.neg(0.2)}--icmp-type "
                              f"{r.choice(('echo-request', 'echo-reply', '8'))}")
@@ -165,10 +169,17 @@ class _Gen:
     def module(self, table: str, hook: str) -> str:
         r = self.r
         kind = r.choice(("addrtype", "conntrack", "state", "mark", "connmark", "iprange",
-                         "conntrack", "addrtype", "ctorig"))
+                         "conntrack", "addrtype", "ctorig", "pkttype"))
+        if kind == "pkttype":
+            return f"-m pkttype {self.neg()}--pkt-type {r.choice(('unicast', 'broadcast'))}"
         if kind == "addrtype":
             which = r.choice(("--dst-type", "--src-type"))
-            return f"-m addrtype {self.neg()}{which} {r.choice(_ADDRTYPES)}"
+            limit = ""
+            if self.chance(0.2) and hook in ("PREROUTING", "INPUT", "FORWARD"):
+                limit = " --limit-iface-in"
+            elif self.chance(0.2) and hook in ("OUTPUT", "POSTROUTING", "FORWARD"):
+                limit = " --limit-iface-out"
+            return f"-m addrtype {self.neg()}{which} {r.choice(_ADDRTYPES)}{limit}"
         if kind in ("conntrack", "state"):
             states = ",".join(r.sample(_STATES, r.randint(1, 2)))
             if kind == "state":
@@ -208,6 +219,8 @@ class _Gen:
                 choices += ["SNAT", "SNAT"]
             if hook == "POSTROUTING":
                 choices += ["MASQUERADE"]
+            if hook in ("PREROUTING", "POSTROUTING") and self.chance(0.3):
+                choices += ["NETMAP"]
         if callees:
             choices += ["JUMP", "JUMP", "GOTO"]
         t = r.choice(choices)
@@ -226,7 +239,10 @@ class _Gen:
                             "--set-xmark 0x1"))
             return f"-j CONNMARK {how}"
         if t == "REJECT":
-            return "-j REJECT"
+            how = r.choice(("", " --reject-with tcp-reset", " --reject-with icmp-host-prohibited"))
+            if how == " --reject-with tcp-reset" and proto != "tcp":
+                how = ""
+            return f"-j REJECT{how}"
         if t == "NOTRACK":
             return r.choice(("-j CT --notrack", "-j NOTRACK"))
         if t == "DNAT":
@@ -238,7 +254,10 @@ class _Gen:
             to = r.choice(_SNAT_TO)
             if ported and self.chance(0.5):
                 to += f":{r.choice(_PORT_RANGES)}"
-            return f"-j SNAT --to-source {to}{random_flag}"
+            persistent = " --persistent" if self.chance(0.1) else ""
+            return f"-j SNAT --to-source {to}{random_flag}{persistent}"
+        if t == "NETMAP":
+            return f"-j NETMAP --to {r.choice(('10.200.2.0/24', '10.200.3.0/24'))}"
         if t == "MASQUERADE":
             ports = f" --to-ports {r.choice(_PORT_RANGES)}" if ported and self.chance(0.5) else ""
             return f"-j MASQUERADE{ports}{random_flag}"

@@ -150,3 +150,36 @@ def test_ipv6_pipeline_takes_ip6_chains_only() -> None:
     assert {c.family for c in chains} == {"ip6"}
     assert build(4, chains).hooks["INPUT"].groups == ()
     assert len(build(6, chains).hooks["INPUT"].groups) == 1
+
+
+def _nft_json(family: str, expr: list[dict[str, Any]]) -> str:
+    import json
+
+    return json.dumps({"nftables": [
+        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+        {"table": {"family": family, "name": "t", "handle": 1}},
+        {"chain": {"family": family, "table": "t", "name": "c", "handle": 1, "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": family, "table": "t", "chain": "c", "handle": 2, "expr": expr}},
+    ]})
+
+
+CT_STATE = {"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                      "right": ["established"]}}
+TCP_22 = {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                    "right": 22}}
+
+
+@pytest.mark.parametrize(("family", "expr", "v4", "v6"), [
+    ("inet", [CT_STATE, {"accept": None}], True, True),     # an inet table: both families
+    ("ip", [CT_STATE, {"accept": None}], True, False),
+    ("ip6", [TCP_22, {"drop": None}], False, False),         # no ct expression, no NAT
+    ("ip", [TCP_22, {"dnat": {"addr": "10.0.0.1"}}], True, False),
+])
+def test_nft_rules_that_turn_conntrack_on(family: str, expr: list[dict[str, Any]], v4: bool,
+                                          v6: bool) -> None:
+    from natlens.netfilter.nftchains import nft_needs_conntrack
+    from natlens.nft import loads
+
+    ruleset = loads(_nft_json(family, expr))
+    assert (nft_needs_conntrack(ruleset, 4), nft_needs_conntrack(ruleset, 6)) == (v4, v6)

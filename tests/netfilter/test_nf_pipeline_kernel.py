@@ -16,18 +16,20 @@ second), ``NATLENS_MIXED_SEED`` the first seed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import random
 import shutil
 from collections import Counter
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 import natlens
-from natlens.netfilter.pipeline import iptables_source
+from natlens.netfilter.trace import Trace
 from natlens.verify import ns as netns
 from natlens.verify.compare import chain_hooks, compare
 from natlens.verify.probe import Prober
@@ -215,67 +217,173 @@ def _capture(router: str, base: Path, folder: Path) -> None:
                                                        ns=router))
 
 
-def test_mixed_rulesets_agree_with_kernel(tmp_path: Path) -> None:
-    _needs_tools()
+@dataclass(frozen=True)
+class Case:
+    """One ruleset of every source and the probes to send through it."""
+
+    name: str
+    main: str
+    legacy: str
+    native: str
+    probes: tuple[natlens.Packet, ...]
+    main6: str = ""
+    legacy6: str = ""
+
+
+@dataclass
+class Outcome:
+    case: Case
+    packet: natlens.Packet
+    trace: Trace
+    differences: list[str]
+
+
+def _run_cases(tmp_path: Path, cases: Iterable[Case]) -> Iterator[Outcome]:
+    """Load each case into one router namespace, capture it as a snapshot, replay the snapshot
+    the way ``natlens verify`` does (restore, ``nft -j -f``) and compare every probe."""
     base = tmp_path / "base"
     _base(base)
-    snap0 = natlens.load(base)
     run = Run.new()
-    the_plan = plan(snap0, prefix=run.prefix)
+    the_plan = plan(natlens.load(base), prefix=run.prefix)
     topo = Topology(the_plan, run=run)
-    failures: list[str] = []
-    compared = 0
-    deciders: Counter[str] = Counter()
     try:
         topo.build()
         with Prober(topo, settle=0.02) as prober:
-            for seed in range(FIRST_SEED, FIRST_SEED + COUNT):
-                rng = random.Random(seed)
-                main, legacy, native = _iptables_main(rng), _iptables_legacy(rng), _nft(rng)
+            r = the_plan.router
+            for n_case, case in enumerate(cases):
                 topo.reset_rules()
-                r = the_plan.router
-                netns.run([tool("iptables-restore", "nf_tables")], ns=r, stdin=main)
-                netns.run([tool("iptables-restore", "legacy")], ns=r, stdin=legacy)
-                netns.run([tool("ip6tables-restore", "nf_tables")], ns=r,
-                          stdin=_ip6tables(rng, ""))
-                netns.run([tool("ip6tables-restore", "legacy")], ns=r,
-                          stdin=_ip6tables(rng, ""))
-                netns.run(["nft", "-f", "-"], ns=r, stdin=native)
-                folder = tmp_path / f"s{seed}"
+                netns.run([tool("iptables-restore", "nf_tables")], ns=r, stdin=case.main)
+                netns.run([tool("iptables-restore", "legacy")], ns=r, stdin=case.legacy)
+                for backend, text in (("nf_tables", case.main6), ("legacy", case.legacy6)):
+                    if text:
+                        netns.run([tool("ip6tables-restore", backend)], ns=r, stdin=text)
+                netns.run(["nft", "-f", "-"], ns=r, stdin=case.native)
+                folder = tmp_path / f"s{n_case}"
                 _capture(r, base, folder)
                 snap = natlens.load(folder)
                 assert snap.nft is not None
                 assert snap.other_backend is not None
-                # replay the snapshot the way natlens verify does (restore, nft -j -f)
                 topo.plan = replace(the_plan, **_fields(plan_rules(snap, "nf_tables")))
                 prober.plan = topo.plan
                 topo.reset_rules()
                 topo.load_rules()
                 hooks = {4: chain_hooks(snap.ruleset), 6: chain_hooks(snap.ruleset6)}
-                main_source = iptables_source("nf_tables").value
-                for n, pkt in enumerate(_probes(rng)):
-                    obs = prober.probe(pkt, (0x6E6C0000 + (seed << 4) + n) & 0xFFFFFFFF)
+                for n, pkt in enumerate(case.probes):
+                    obs = prober.probe(pkt, (0x6E6C0000 + (n_case << 4) + n) & 0xFFFFFFFF)
                     trace = snap.simulator.trace(pkt)
-                    diffs = compare(trace, obs, hooks[pkt.family], main_source)
-                    compared += 1
-                    decided = [st for st in trace.steps if st.kind.value in ("rule", "policy")]
-                    if trace.verdict.value != "ACCEPT" and decided:
-                        deciders[str(decided[-1].source)] += 1
-                    if trace.final_dst != str(pkt.dst) + f":{pkt.dport}":
-                        deciders["nat"] += 1
-                    if diffs:
-                        failures.append(f"seed {seed} {pkt!r}: {'; '.join(diffs)}\n"
-                                        f"--- iptables-nft\n{main}--- legacy\n{legacy}"
-                                        f"--- nft\n{native}--- natlens\n{trace}")
+                    yield Outcome(case, pkt, trace,
+                                  compare(trace, obs, hooks[pkt.family], "iptables-nft"))
                 shutil.rmtree(folder)
     finally:
         topo.teardown()
+
+
+def _random_case(seed: int) -> Case:
+    rng = random.Random(seed)
+    main, legacy, native = _iptables_main(rng), _iptables_legacy(rng), _nft(rng)
+    main6, legacy6 = _ip6tables(rng, ""), _ip6tables(rng, "")
+    return Case(f"seed {seed}", main, legacy, native, tuple(_probes(rng)), main6, legacy6)
+
+
+def _report(o: Outcome) -> str:
+    c = o.case
+    return (f"{c.name} {o.packet!r}: {'; '.join(o.differences)}\n--- iptables-nft\n{c.main}"
+            f"--- legacy\n{c.legacy}--- nft\n{c.native}--- natlens\n{o.trace}")
+
+
+def test_mixed_rulesets_agree_with_kernel(tmp_path: Path) -> None:
+    _needs_tools()
+    failures: list[str] = []
+    compared = 0
+    deciders: Counter[str] = Counter()
+    cases = (_random_case(seed) for seed in range(FIRST_SEED, FIRST_SEED + COUNT))
+    for o in _run_cases(tmp_path, cases):
+        compared += 1
+        trace, pkt = o.trace, o.packet
+        decided = [st for st in trace.steps if st.kind.value in ("rule", "policy")]
+        if trace.verdict.value != "ACCEPT" and decided:
+            deciders[str(decided[-1].source)] += 1
+        if trace.final_dst != str(pkt.dst) + f":{pkt.dport}":
+            deciders["nat"] += 1
+        if o.differences:
+            failures.append(_report(o))
     assert compared == 4 * COUNT
     if COUNT >= 50:  # the mix exercises every source: each one drops or rejects some probe
         for source in ("iptables-nft", "iptables-legacy", "nft", "nat"):
             assert deciders[source] >= COUNT // 20, deciders
     assert not failures, f"{len(failures)} of {compared} probes disagree:\n\n" + \
         "\n\n".join(failures[:5])
+
+
+# -- named semantic points, each against the kernel ---------------------------------------------
+
+EMPTY_NAT = ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             ":POSTROUTING ACCEPT [0:0]\n{}COMMIT\n")
+FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD {} [0:0]\n:OUTPUT ACCEPT [0:0]\n{}COMMIT\n"
+CT_ON = "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n"  # conntrack on for IPv4
+
+
+def _to(dst: str, port: int) -> natlens.Packet:
+    src = CLIENT6 if ":" in dst else CLIENT
+    return natlens.Packet(in_interface="eth0", src=src, dst=dst, proto="tcp", sport=40000 + port,
+                          dport=port)
+
+
+SCENARIOS = [
+    # accept in the nft chain, the later iptables-legacy FORWARD policy drops
+    (Case("accept-then-later-drop", FILTER.format("ACCEPT", CT_ON),
+          FILTER.format("DROP", ""),
+          "table inet t { chain f { type filter hook forward priority -10; policy accept;\n"
+          "tcp dport 80 accept\n}\n}\n", (_to(SERVER, 80),)), ["DROP"]),
+    # an nft nat chain at -110 maps first: iptables nat PREROUTING (-100) is skipped
+    (Case("first-nat-mapping-wins", EMPTY_NAT.format(
+        f"-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination {SERVER}:80\n")
+        + FILTER.format("ACCEPT", ""), FILTER.format("ACCEPT", ""),
+        "table ip n { chain p { type nat hook prerouting priority -110; policy accept;\n"
+        f"tcp dport 8080 dnat to {SERVER}:81\n}}\n}}\n", (_to(ROUTER_OUT, 8080),)),
+     [f"ACCEPT {SERVER}:81"]),
+    # ct state before conntrack (priority -250): invalid; after it: new
+    (Case("ct-state-before-conntrack", FILTER.format("ACCEPT", CT_ON),
+          FILTER.format("ACCEPT", ""),
+          "table ip r { chain early { type filter hook prerouting priority -250; policy accept;\n"
+          "ct state invalid meta mark set 0x7\n}\n"
+          "chain late { type filter hook forward priority 0; policy accept;\n"
+          "meta mark 0x7 ct state new drop\n}\n}\n", (_to(SERVER, 22),)), ["DROP"]),
+    # an inet table sees IPv6 too; `ip saddr` in it never matches IPv6 (implicit nfproto)
+    (Case("inet-sees-both-families", FILTER.format("ACCEPT", ""), FILTER.format("ACCEPT", ""),
+          "table inet t { chain f { type filter hook forward priority 0; policy accept;\n"
+          "ip saddr 0.0.0.0/0 tcp dport 22 drop\ntcp dport 80 drop\n}\n}\n",
+          (_to(SERVER, 22), _to(SERVER6, 22), _to(SERVER6, 80))),
+     ["DROP", f"ACCEPT [{ipaddress.ip_address(SERVER6)}]:22", "DROP"]),
+    # equal priority 0: the nft chain (created after iptables-nft's) runs first and marks,
+    # then ip filter FORWARD drops the mark; natlens keeps the other order as a branch
+    (Case("equal-priority-order", FILTER.format("ACCEPT", CT_ON
+                                                + "-A FORWARD -m mark --mark 0x1 -j DROP\n"),
+          FILTER.format("ACCEPT", ""),
+          "table inet t { chain f { type filter hook forward priority 0; policy accept;\n"
+          "tcp dport 22 meta mark set 0x1\n}\n}\n", (_to(SERVER, 22),)), ["DROP"]),
+]
+
+
+def test_semantic_points_against_kernel(tmp_path: Path) -> None:
+    _needs_tools()
+    got: dict[str, list[str]] = {}
+    problems: list[str] = []
+    traces: dict[str, list[Trace]] = {}
+    for o in _run_cases(tmp_path, [c for c, _ in SCENARIOS]):
+        t = o.trace
+        got.setdefault(o.case.name, []).append(
+            f"ACCEPT {t.final_dst}" if t.verdict.value == "ACCEPT" else t.verdict.value)
+        traces.setdefault(o.case.name, []).append(t)
+        if o.differences:
+            problems.append(_report(o))
+    assert not problems, "\n\n".join(problems)
+    assert got == {c.name: e for c, e in SCENARIOS}
+    (order,) = traces["equal-priority-order"]
+    assert sorted(b.verdict.value for b in order.branches) == ["ACCEPT", "DROP"]
+    assert any("share priority 0" in u for u in order.uncertain)
+    (early,) = traces["ct-state-before-conntrack"]
+    assert any(s.chain == "early" and s.kind.value == "rule" for s in early.steps)
 
 
 def _fields(rules: object) -> dict[str, object]:

@@ -85,7 +85,7 @@ def json_vectors(path: Path) -> list[tuple[str, object]]:
     import json
 
     vectors: list[tuple[str, object]] = []
-    rule, lines = "", []
+    rule, lines = "", list[str]()
     for line in [*path.read_text().splitlines(), "# end"]:
         if line.startswith("# "):
             if rule and lines:

@@ -42,19 +42,21 @@ J = dict[str, Any]
 
 SOURCES = ("198.51.100.7", "198.51.100.8", "198.51.100.9")
 LOCAL = ("198.51.100.1", "192.0.2.2")
+SOURCES6 = ("2001:db8:1::7", "2001:db8:1::8")
+LOCAL6 = ("2001:db8:1::1", "2001:db8:2::2")
 PORTS = (22, 53, 80, 5000, 6000, 7000)
 
 SEND = r"""
 import socket, sys
 src, dst, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((src, sport))
 s.sendto(b"natlens", (dst, dport))
 """
 
 
-_EXCLUSIVE = ('"tcp"', '"ip6"')
+_EXCLUSIVE = ('"tcp"', '"ip6"', '"ipv6"')
 """Matches nft refuses to combine with udp/ip ones in a rule ("conflicting protocols")."""
 
 
@@ -85,6 +87,8 @@ def _match_pool(rnd: random.Random, hook: str) -> J:
         match(udp_dport, rnd.choice(PORTS), "!="),
         match(payload("tcp", "dport"), 80, "!="),          # never true for UDP
         match(payload("ip6", "saddr"), prefix("::", 0)),   # never true for IPv4
+        match(payload("ip6", "saddr"), prefix("2001:db8:1::", 64)),
+        match(meta("nfproto"), "ipv6"),
         match(meta("l4proto"), rnd.choice(("udp", "tcp"))),
         match(meta("iifname"), rnd.choice(("eth0", "eth*", "docker0"))),
         match({"&": [meta("mark"), 0xF]}, rnd.choice((0, 1, 2))),
@@ -198,7 +202,8 @@ def run(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
 
 
 def lab() -> Iterator[dict[str, str]]:
-    """Namespaces ``cli`` (198.51.100.7-9) and ``rtr`` (198.51.100.1, 192.0.2.2) on a veth."""
+    """Namespaces ``cli`` (198.51.100.7-9, 2001:db8:1::7-8) and ``rtr`` (198.51.100.1,
+    192.0.2.2, 2001:db8:1::1, 2001:db8:2::2) on a veth."""
     needs_root()
     tag = f"{os.getpid() % 100000}-{random.randrange(1 << 16):04x}"
     names = {"cli": f"nftc{tag}", "rtr": f"nftr{tag}"}
@@ -213,16 +218,21 @@ def lab() -> Iterator[dict[str, str]]:
             run("ip", "link", "set", "eth0", "up", ns=ns)
         run("ip", "addr", "add", "198.51.100.1/24", "dev", "eth0", ns=rtr)
         run("ip", "addr", "add", "192.0.2.2/24", "dev", "eth0", ns=rtr)
+        run("ip", "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad", ns=rtr)
+        run("ip", "addr", "add", "2001:db8:2::2/64", "dev", "eth0", "nodad", ns=rtr)
         for src in SOURCES:
             run("ip", "addr", "add", f"{src}/24", "dev", "eth0", ns=cli)
+        for src in SOURCES6:
+            run("ip", "addr", "add", f"{src}/64", "dev", "eth0", "nodad", ns=cli)
         run("ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.1", ns=cli)
+        run("ip", "-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:1::1", ns=cli)
         yield names
     finally:
         for ns in names.values():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
-def load_and_send(names: dict[str, str], doc: J, src: str, dst: str, sport: int,
+def load_and_send(names: dict[str, str], doc: J, *, src: str, dst: str, sport: int,
                   dport: int) -> str:
     """Load ``doc`` into the router (fresh), send one UDP datagram, return ``nft -j list``."""
     rtr, cli = names["rtr"], names["cli"]

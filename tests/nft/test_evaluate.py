@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import nft_kernel
@@ -44,6 +45,7 @@ from natlens.netfilter.flow import Flow
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
 from natlens.nft import NftContext, NftVerdict, compile_table, loads, walk_chain
+from natlens.nft import load as nft_load
 from natlens.nft.lookup import Interval, build_index, normalise
 from natlens.nft.model import Element
 
@@ -251,7 +253,7 @@ def test_fib_rpfilter_oif_missing() -> None:
 # -- sets and maps ------------------------------------------------------------------------------
 
 
-_SETS = [
+_SETS: list[dict[str, Any]] = [
     {"name": "blocked", "type": "ipv4_addr", "flags": ["interval"],
      "elem": [prefix("10.0.0.0", 8), rng("198.51.100.5", "198.51.100.9"), "203.0.113.1"]},
     {"name": "svc", "type": ["ipv4_addr", "inet_proto", "inet_service"],
@@ -537,7 +539,8 @@ def _simulate(doc: dict[str, Any], h: Host, fl: Flow) -> tuple[set[tuple[str, in
         table = rs.table("inet", table_name)
         assert table is not None
         base = table.chain(chain)
-        assert base is not None and base.priority is not None
+        assert base is not None
+        assert base.priority is not None
         ctable = compile_table(table)
         results = walk_chain(ctable, chain, fl, NftContext(h, hook, ctable, base.priority))
         assert len(results) == 1, [r.uncertain for r in results]
@@ -558,8 +561,11 @@ def _kernel_counters(listing: str) -> tuple[set[tuple[str, int]], bool]:
     moved: set[tuple[str, int]] = set()
     seen = False
     for rule in rs.rules():
-        packets = sum(s.body.get("packets", 0) for s in rule.statements  # type: ignore[union-attr]
-                      if s.kind == "counter" and isinstance(s.body, Mapping))
+        packets = 0
+        for stmt in rule.statements:
+            if stmt.kind == "counter" and isinstance(stmt.body, Mapping):
+                count = stmt.body.get("packets", 0)
+                packets += count if isinstance(count, int) else 0
         if packets and rule.table == "t":
             moved.add((rule.chain, rule.index))
         if packets and rule.table == "obs":
@@ -570,17 +576,24 @@ def _kernel_counters(listing: str) -> tuple[set[tuple[str, int]], bool]:
 @pytest.mark.kernel
 @pytest.mark.parametrize("seed", KERNEL_SEEDS)
 def test_kernel_agrees_on_random_rulesets(nft_lab: dict[str, str], seed: int) -> None:
-    """Load a random ruleset with ``nft -j -f`` into a namespace, send UDP packets, compare
-    every rule counter and whether the packet got through with the evaluator's walk."""
+    """Load a random ruleset with ``nft -j -f`` into a namespace, send UDP packets (three
+    IPv4, one IPv6 through the same inet tables), compare every rule counter and whether the
+    packet got through with the evaluator's walk."""
     doc = nft_kernel.random_ruleset(seed)
     rtr = nft_lab["rtr"]
     h = Host.from_json(json.loads(nft_kernel.run("ip", "-j", "addr", "show", ns=rtr)),
-                       json.loads(nft_kernel.run("ip", "-j", "route", "show", ns=rtr)))
+                       json.loads(nft_kernel.run("ip", "-j", "route", "show", ns=rtr)),
+                       routes6=json.loads(nft_kernel.run("ip", "-j", "-6", "route", "show",
+                                                         ns=rtr)))
     rnd = random.Random(seed)
-    for k in range(3):
-        src, dst = rnd.choice(nft_kernel.SOURCES), rnd.choice(nft_kernel.LOCAL)
+    for k in range(4):
+        if k == 3:  # IPv6 through the same inet tables: ip matches never match it
+            src, dst = rnd.choice(nft_kernel.SOURCES6), rnd.choice(nft_kernel.LOCAL6)
+        else:
+            src, dst = rnd.choice(nft_kernel.SOURCES), rnd.choice(nft_kernel.LOCAL)
         sport, dport = 20000 + seed * 10 + k, rnd.choice(nft_kernel.PORTS)
-        listing = nft_kernel.load_and_send(nft_lab, doc, src, dst, sport, dport)
+        listing = nft_kernel.load_and_send(nft_lab, doc, src=src, dst=dst, sport=sport,
+                                           dport=dport)
         kernel = _kernel_counters(listing)
         fl = Flow.from_packet(Packet(in_interface="eth0", src=src, dst=dst, proto="udp",
                                      sport=sport, dport=dport))
@@ -589,3 +602,101 @@ def test_kernel_agrees_on_random_rulesets(nft_lab: dict[str, str], seed: int) ->
             f"seed {seed}, udp {src}:{sport} -> {dst}:{dport}\n"
             f"kernel (moved, accepted): {kernel}\nnatlens: {simulated}\n"
             + "\n".join(r.chain + ": " + r.text for r in load_doc(doc).rules()))
+
+
+# -- real rulesets from the corpus ------------------------------------------------------------
+
+
+def _corpus_walk(corpus: Path, relative: str, table: tuple[str, str], chain: str, fl: Flow,
+                 *, h: Host) -> list[tuple[str, str]]:
+    rs = nft_load(corpus / "nftables" / relative)
+    found = rs.table(*table)
+    assert found is not None
+    base = found.chain(chain)
+    assert base is not None
+    assert base.hook is not None
+    ctable = compile_table(found)
+    results = walk_chain(ctable, chain, fl, NftContext(h, base.hook, ctable, base.priority or 0))
+    return [(r.verdict.value, r.steps[-1].text) for r in results]
+
+
+_FIREWALLD = "generated-here/firewalld-1.3.3/firewalld-1.3.3.ruleset.json"
+
+
+@pytest.mark.parametrize(("packet", "verdict", "text"), [
+    ({"dport": 22}, "accept", "tcp dport 22 accept"),             # service ssh, zone public
+    ({"dport": 8443}, "accept", "tcp dport 8443 accept"),         # --add-port 8443/tcp
+    ({"dport": 9999}, "reject", "reject with icmpx admin-prohibited"),
+    ({"dport": 9999, "src": "198.51.100.200"}, "reject", "reject with icmpx admin-prohibited"),
+    ({"dport": 9999, "in_interface": "docker0", "src": "172.17.0.2"}, "accept", "accept"),
+    ({"dport": 9999, "state": "established"}, "accept",
+     "ct state { established, related } accept"),
+])
+def test_firewalld_zones(corpus: Path, packet: dict[str, Any], verdict: str, text: str) -> None:
+    """firewalld 1.3.3: eth0 and 198.51.100.128/25 in zone public, docker0 in trusted."""
+    assert _corpus_walk(corpus, _FIREWALLD, ("inet", "firewalld"), "filter_INPUT",
+                        flow(**packet), h=host()) == [(verdict, text)]
+
+
+_KUBE = "kube-proxy-nftables/overall-nftables-rules.loaded-by-nft-1.0.6.json"
+
+
+def test_kube_proxy_service_dnat_and_firewall(corpus: Path) -> None:
+    h = host()
+    [(verdict, _)] = _corpus_walk(corpus, _KUBE, ("ip", "kube-proxy"), "nat-prerouting",
+                                  flow(dst="172.30.0.41", dport=80), h=h)
+    assert verdict == "accept"
+    rs = nft_load(corpus / "nftables" / _KUBE)
+    table = rs.table("ip", "kube-proxy")
+    assert table is not None
+    ctable = compile_table(table)
+    [result] = walk_chain(ctable, "nat-prerouting", flow(dst="172.30.0.41", dport=80),
+                          NftContext(h, "prerouting", ctable, -100))
+    assert (str(result.flow.dst), result.flow.dport) == ("10.180.0.1", 80)
+    # LoadBalancerSourceRanges: 5.6.7.8 only from 203.0.113.0/25
+    assert _corpus_walk(corpus, _KUBE, ("ip", "kube-proxy"), "filter-prerouting-pre-dnat",
+                        flow(dst="5.6.7.8", dport=80), h=h)[0][0] == "drop"
+    assert _corpus_walk(corpus, _KUBE, ("ip", "kube-proxy"), "filter-prerouting-pre-dnat",
+                        flow(src="203.0.113.9", dst="5.6.7.8", dport=80), h=h)[0][0] == "accept"
+    # a service without endpoints is rejected in filter-forward
+    forward = replace(flow(dst="172.30.0.46", dport=80), out_iface="eth0")
+    rejected = _corpus_walk(corpus, _KUBE, ("ip", "kube-proxy"), "filter-forward", forward, h=h)
+    assert rejected[0][0] == "reject"
+
+
+def _docker_host() -> Host:
+    addrs = [
+        {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+        {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "198.51.100.2",
+                                          "prefixlen": 24, "broadcast": "198.51.100.255"}]},
+        {"ifname": "bridge1", "addr_info": [{"family": "inet", "local": "192.0.2.1",
+                                             "prefixlen": 24, "broadcast": "192.0.2.255"}]},
+    ]
+    routes = [{"dst": "198.51.100.0/24", "dev": "eth0"}, {"dst": "192.0.2.0/24", "dev": "bridge1"}]
+    return Host.from_json(addrs, routes)
+
+
+_DOCKER = "docker-v29-nftables/usernet-portmap.loaded-by-nft-1.0.6.json"
+
+
+def test_docker_29_published_port(corpus: Path) -> None:
+    """Docker 29's nftables backend: 8080 published to c1 192.0.2.2:80 on bridge1."""
+    h = _docker_host()
+    table = ("ip", "docker-bridges")
+    outside = {"src": "203.0.113.7", "in_interface": "eth0"}
+    assert _corpus_walk(corpus, _DOCKER, table, "raw-PREROUTING",
+                        flow(dst="192.0.2.2", dport=80, **outside), h=h) == [
+        ("drop", 'ip daddr 192.0.2.2 iifname != "bridge1" counter packets 0 bytes 0 drop '
+                 'comment "DROP DIRECT ACCESS"')]
+    rs = nft_load(corpus / "nftables" / _DOCKER)
+    found = rs.table(*table)
+    assert found is not None
+    ctable = compile_table(found)
+    [nat] = walk_chain(ctable, "nat-PREROUTING", flow(dst="198.51.100.2", dport=8080, **outside),
+                       NftContext(h, "prerouting", ctable, -100))
+    assert (str(nat.flow.dst), nat.flow.dport) == ("192.0.2.2", 80)
+    published = replace(nat.flow, out_iface="bridge1")
+    assert _corpus_walk(corpus, _DOCKER, table, "filter-FORWARD", published, h=h)[0][0] == "accept"
+    unpublished = replace(flow(dst="192.0.2.2", dport=81, **outside), out_iface="bridge1")
+    assert _corpus_walk(corpus, _DOCKER, table, "filter-FORWARD", unpublished, h=h) == [
+        ("drop", 'counter packets 0 bytes 0 drop comment "UNPUBLISHED PORT DROP"')]

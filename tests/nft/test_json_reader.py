@@ -275,3 +275,27 @@ def test_values_are_frozen() -> None:
     match = rule.statements[0].body
     with pytest.raises(TypeError):
         match["op"] = "!="  # type: ignore[index]
+
+
+def test_kube_proxy_sets_and_maps(corpus: Path) -> None:
+    ruleset = load(corpus / "nftables" / "kube-proxy-nftables" /
+                   "overall-nftables-rules.loaded-by-nft-1.0.6.json")
+    table = ruleset.table("ip", "kube-proxy")
+    assert table is not None
+    assert table.comment is None  # nft prints table comments in JSON from 1.0.8 on
+    services = table.set("service-ips")
+    assert services is not None
+    assert (services.is_map, services.is_vmap) == (True, True)
+    assert services.key_type == ("ipv4_addr", "inet_proto", "inet_service")
+    assert len(services.elements) == 9
+    no_endpoints = table.set("no-endpoint-services")
+    assert no_endpoints is not None
+    assert {e.comment for e in no_endpoints.elements} == {"ns2/svc2:p80", "ns6/svc6:p80"}
+    affinity = next(s for s in table.sets if s.name.startswith("affinity-"))
+    assert affinity.timeout == 3 * 3600
+    assert affinity.runtime_filled  # nft 1.0.6 prints flags dynamic,timeout as ["timeout"]
+    assert not affinity.is_map
+    chain = table.chain("nat-prerouting")
+    assert chain is not None
+    assert (chain.type, chain.hook, chain.priority, chain.priority_text) == (
+        "nat", "prerouting", -100, "dstnat")
