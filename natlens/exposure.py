@@ -264,6 +264,10 @@ class _Builder:
         self.sockets: tuple[Listener, ...] | None = getattr(snapshot, "sockets", None)
         self.proxy = inventory is not None and inventory.daemon.userland_proxy is not False
         self.filters = {f: _SourceRules(_rulesets(snapshot, f)) for f in (4, 6)}
+        self._universes: dict[tuple[str, int], list[IPNetwork] | None] = {}
+        self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._classes: dict[tuple[str, int, frozenset[IPNetwork]],
+                            list[tuple[tuple[str, ...], IPAddress]]] = {}
 
     # -- ingresses and addresses ----------------------------------------------------------------
 
@@ -405,6 +409,14 @@ class _Builder:
                 yield self.decide(row, ingress, sources, pkt)
 
     def universe(self, ingress: str, fam: int, row: Row) -> list[IPNetwork] | None:
+        """The sources a packet at ``ingress`` may carry (``_universe``, once per ingress and
+        family)."""
+        key = (ingress, fam)
+        if key not in self._universes:
+            self._universes[key] = self._universe(ingress, fam)
+        return self._universes[key]
+
+    def _universe(self, ingress: str, fam: int) -> list[IPNetwork] | None:
         """The sources a packet at ``ingress`` may carry: a Docker network's subnets; for a
         host interface the addresses whose route back leaves through it (its routes, more
         specific routes through other devices cut out), or, when no route names it, every
@@ -436,7 +448,18 @@ class _Builder:
         if row.binding is not None:
             dsts += list(row.binding.targets)
         ports = {row.port} | ({row.binding.container_port} if row.binding is not None else set())
-        prefixes = self.filters[fam].prefixes(ingress, row.proto, ports, dsts)
+        spans = self._spans.get((ingress, fam))
+        if spans is None:
+            spans = self._spans[(ingress, fam)] = [
+                (int(u.network_address), int(u.broadcast_address)) for u in universe]
+        prefixes = frozenset(
+            p for p in self.filters[fam].prefixes(ingress, row.proto, ports, dsts)
+            if any(lo <= int(p.broadcast_address) and int(p.network_address) <= hi
+                   for lo, hi in spans))
+        key = (ingress, fam, prefixes)
+        cached = self._classes.get(key)
+        if cached is not None:
+            return cached
         found = source_classes(universe, prefixes)
         if len(found) > MAX_CLASSES:
             self.notes.append(f"{ingress}: {len(found)} source classes for {row.label}; the "
@@ -447,6 +470,7 @@ class _Builder:
             src = self.representative(nets, ingress, fam, row)
             shown: tuple[str, ...] = () if len(found) == 1 else tuple(str(n) for n in nets)
             out.append((shown, src))
+        self._classes[key] = out
         return out
 
     def representative(self, nets: Sequence[IPNetwork], ingress: str, fam: int,
@@ -456,7 +480,7 @@ class _Builder:
         networks when the class allows it."""
         if ingress in self.docker_bridges:
             net = self.docker_bridges[ingress]
-            taken = set(self.holders) | set(net.gateways)
+            taken = self.holders.keys() | set(net.gateways)
             for n in nets:
                 top = int(n.broadcast_address) if fam == 4 else int(n.network_address) + 0xFFFE
                 lo = int(n.network_address)
@@ -692,6 +716,10 @@ class _SourceRules:
 
     def __init__(self, rulesets: Sequence[Ruleset]) -> None:
         self.rules: list[_Sourced] = []
+        """Rules without a single-address destination (scanned for every cell)."""
+        self.by_dst: dict[IPAddress, list[_Sourced]] = {}
+        """Rules with a positive single-address destination (Docker's hairpin MASQUERADE per
+        container port), by that address."""
         for rs in rulesets:
             for table in rs.tables:
                 deciding = _deciding_chains(table.chains)
@@ -703,12 +731,20 @@ class _SourceRules:
                         t = rule.target_name
                         if t is None or (t not in _DECIDING and t not in deciding):
                             continue
-                        self.rules.append(_sourced(rule, s.network))
+                        r = _sourced(rule, s.network)
+                        d = r.destination
+                        if d is not None and not r.dst_negated and d.num_addresses == 1:
+                            self.by_dst.setdefault(d.network_address, []).append(r)
+                        else:
+                            self.rules.append(r)
 
     def prefixes(self, ingress: str, proto: str, ports: set[int],
                  dsts: Sequence[IPAddress]) -> list[IPNetwork]:
+        """The source prefixes of the rules that can see a packet from ``ingress`` of
+        ``proto`` to one of ``ports`` at one of ``dsts``."""
         out: list[IPNetwork] = []
-        for r in self.rules:
+        near = [r for d in dict.fromkeys(dsts) for r in self.by_dst.get(d, ())]
+        for r in (*self.rules, *near):
             if r.in_interface is not None and _iface_match(r.in_interface, ingress) == r.in_negated:
                 continue
             if r.proto is not None and r.proto != proto:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -361,3 +362,36 @@ def test_trace_text_and_json(hostile_dir: Path, capsys: pytest.CaptureFixture[st
 def test_markers_never_appear() -> None:
     """The payloads wrote nowhere in the repository either."""
     assert not [m for m in MARKERS if (REPO_ROOT / m).exists() or Path(m).exists()]
+
+
+def test_checks_build_fixes_from_argv_only() -> None:
+    """No check writes a fix as a string of its own (an f-string would paste input unquoted):
+    every ``fix=`` / ``fix = ...`` value is None, a name or a call (``command(...)`` and the
+    helpers around it)."""
+    offenders: list[str] = []
+    for path in sorted((REPO_ROOT / "natlens" / "audit").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            values: list[ast.expr] = []
+            if isinstance(node, ast.keyword) and node.arg == "fix":
+                values.append(node.value)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == "fix" for t in targets) and node.value:
+                    values.append(node.value)
+            offenders.extend(f"{path.name}:{v.lineno}" for v in values if _text_built(v))
+    assert offenders == []
+
+
+def _text_built(value: ast.expr) -> bool:
+    """Whether ``value`` makes a string itself (a literal, an f-string, a concatenation)
+    rather than taking it from a call; the arguments of calls are not looked into."""
+    if isinstance(value, ast.JoinedStr) or (isinstance(value, ast.Constant)
+                                           and isinstance(value.value, str)):
+        return True
+    if isinstance(value, ast.BinOp):
+        return _text_built(value.left) or _text_built(value.right)
+    if isinstance(value, ast.IfExp):
+        return _text_built(value.body) or _text_built(value.orelse)
+    if isinstance(value, ast.BoolOp):
+        return any(_text_built(v) for v in value.values)
+    return False

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from dataclasses import replace
 
 from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map, outcomes
 from natlens.audit.docker_checks import _describe
@@ -66,7 +67,15 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
     sending it to an address off the host where it cannot be established (kind
     ``hairpin-blocked``, medium: ``localhost:PORT`` does not work on the host itself).
     """
-    sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else ctx.snapshot.simulator
+    snap = ctx.snapshot
+    sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else snap.simulator
+    # Docker writes a loopback DNAT (no '! -d 127.0.0.0/8') only without the userland proxy,
+    # and then turns route_localnet on: without the sysctl in the snapshot, report only what
+    # fails even with it on.
+    found = snap.meta.get("sysctl")
+    sysctl: dict[str, object] = dict(found) if isinstance(found, dict) else {}
+    localnet_known = any(k.endswith(".route_localnet") for k in sysctl)
+    lenient: Simulator | None = None
     probes = 0
     for rs in ctx.rulesets():
         lo = _LOOPBACK[rs.family]
@@ -79,6 +88,11 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
             packet = Packet(local_origin=True, src=lo, dst=lo, proto=proto, dport=port,
                             sport=40000)
             trace = sim.trace(packet)
+            if rs.family is Family.IPV4 and not localnet_known:
+                if lenient is None:
+                    lenient = replace(snap, meta={**snap.meta, "sysctl": {
+                        **sysctl, "net.ipv4.conf.all.route_localnet": "1"}}).simulator
+                trace = lenient.trace(packet)
             conn = trace.connection
             step = _dnat_step(trace)
             if conn is None or conn.established is not False or step is None:

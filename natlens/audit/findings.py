@@ -17,6 +17,7 @@ from natlens.graph import ChainGraph, build
 from natlens.model import Family, Rule, Ruleset, TableName
 from natlens.serialize import rule_to_save
 from natlens.snapshot import Snapshot
+from natlens.textsafe import terminal
 
 __all__ = ["KINDS", "AuditContext", "Finding", "KindInfo", "RuleRef", "Severity"]
 
@@ -247,8 +248,9 @@ class Finding:
         }
 
     def __str__(self) -> str:
+        """``[high] stale: nat DOCKER #1: message``, escaped for a terminal."""
         where = f"{self.rule.where}: " if self.rule is not None else ""
-        return f"[{self.severity.value}] {self.kind}: {where}{self.message}"
+        return terminal(f"[{self.severity.value}] {self.kind}: {where}{self.message}")
 
 
 _TABLE_ORDER = {t.value: i for i, t in enumerate(TableName)}

@@ -27,14 +27,14 @@ of a trace of a NEW packet:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from typing import Protocol
 
 from natlens.inputs import is_decimal as _decimal
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
 from natlens.netfilter.trace import Connection, Path, Trace, Verdict
 
-__all__ = ["connection_of", "reply_packet"]
+__all__ = ["Simulate", "connection_of", "reply_packet"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -87,9 +87,19 @@ def reply_packet(trace: Trace) -> Packet | None:
                   state="established")
 
 
-def connection_of(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Connection:
+class Simulate(Protocol):
+    """``Simulator.trace``: a packet's trace; ``dst_local`` tells whether its destination is an
+    address of the host where the host's addresses are unknown, ``via`` the interface that
+    reaches it where the host's routes do not say."""
+
+    def __call__(self, packet: Packet, *, dst_local: bool | None = None,
+                 via: str | None = None) -> Trace: ...
+
+
+def connection_of(trace: Trace, host: Host, simulate: Simulate) -> Connection:
     """Whether the connection of ``trace`` (a NEW packet's trace) can be established, for its
-    headline outcome; ``simulate`` traces the reply (an ESTABLISHED packet)."""
+    headline outcome; ``simulate`` traces the reply (an ESTABLISHED packet, whose destination,
+    the original source, is local exactly when the original packet was sent by the host)."""
     result = _decide(trace, host, simulate)
     if result.established is False and trace.verdict is Verdict.ACCEPT \
             and trace.rests_on_unseen:
@@ -101,7 +111,7 @@ def connection_of(trace: Trace, host: Host, simulate: Callable[[Packet], Trace])
     return result
 
 
-def _decide(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Connection:
+def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
     packet = trace.packet
     if trace.verdict is not Verdict.ACCEPT:
         last = trace.steps[-1] if trace.steps else None
@@ -112,7 +122,7 @@ def _decide(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Co
     out = trace.out_interface
     if packet.local_origin and packet.src.is_loopback and trace.path is Path.OUTPUT \
             and out not in (None, "lo"):
-        loopback = _loopback(packet, host, out or "", final_src)
+        loopback = _loopback(trace, host, out or "", final_src)
         if loopback is not None:
             return loopback
     if not packet.local_origin and trace.path is Path.FORWARD and out is not None \
@@ -125,7 +135,7 @@ def _decide(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Co
     if reply is None:
         return Connection(None, "where the reply would arrive is not known (no output "
                           "interface)")
-    answer = simulate(reply)
+    answer = simulate(reply, dst_local=packet.local_origin, via=packet.in_interface)
     verdicts = {b.verdict for b in answer.branches} or {answer.verdict}
     said = f"reply {answer.final_src} -> {reply.dst}"
     if Verdict.ACCEPT not in verdicts:
@@ -143,8 +153,9 @@ def _decide(trace: Trace, host: Host, simulate: Callable[[Packet], Trace]) -> Co
     return Connection(True, f"the {said} comes back through the same conntrack entry")
 
 
-def _loopback(packet: Packet, host: Host, out: str, final_src: IPAddress | None,
+def _loopback(trace: Trace, host: Host, out: str, final_src: IPAddress | None,
               ) -> Connection | None:
+    packet = trace.packet
     src = packet.src
     if src.version == 6:
         return Connection(False, f"source {src} cannot leave the host via {out}: the kernel "
@@ -159,6 +170,9 @@ def _loopback(packet: Packet, host: Host, out: str, final_src: IPAddress | None,
                           f"{out}: the re-routing drops it as a martian unless route_localnet "
                           f"is 1 (it is {state}), before POSTROUTING could rewrite the source")
     if final_src is not None and final_src.is_loopback:
+        if any(s.target in ("MASQUERADE", "SNAT") for s in trace.steps):
+            return Connection(None, f"route_localnet lets source {src} leave via {out}; "
+                              "POSTROUTING rewrites it to an address the snapshot does not tell")
         return Connection(False, f"route_localnet lets source {src} leave via {out}, but no "
                           "SNAT rewrites it: the reply to it stays on the peer's own loopback")
     return None

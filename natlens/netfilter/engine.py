@@ -198,17 +198,28 @@ class Simulator:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def trace(self, packet: Packet) -> Trace:
-        """Simulate ``packet``; see the module docstring for the semantics."""
+    def trace(self, packet: Packet, *, dst_local: bool | None = None,
+              via: str | None = None) -> Trace:
+        """Simulate ``packet``; see the module docstring for the semantics. For the reply of a
+        traced connection (its destination is the original source): ``dst_local`` says whether
+        the destination is an address of the host when the host's addresses are not known, and
+        ``via`` the interface that reaches it when the host's routes do not say (the one the
+        original packet came in on)."""
         pipeline = self.pipelines[packet.family]
         host = self._hosts[packet.family]
+        known = host.route(packet.dst)
+        if via is not None and (known is None or (known.network.prefixlen == 0
+                                                  and not self._routes_known(host, packet))):
+            prefix = packet.dst.max_prefixlen
+            host = with_assumed(host, routes=(Route(ipaddress.ip_network(
+                f"{packet.dst}/{prefix}"), via),))
         run = Run()
         for a in host.assumptions:
             run.assume(a)
         if packet.family == 6 and not host.known_routes6 and host.known_addresses:
             run.assume("IPv6 routes derived from interface addresses (ip-route.json holds IPv4 "
                        "routes only)")
-        hosts = self._destination_hosts(host, packet, run)
+        hosts = self._destination_hosts(host, packet, run, dst_local)
         if packet.family in self._conntrack_off:
             run.assume(self._conntrack_off[packet.family])
         if not any(pipeline.chains()):
@@ -234,8 +245,12 @@ class Simulator:
         return trace
 
     @staticmethod
-    def _destination_hosts(host: Host, packet: Packet,
-                           run: Run) -> list[tuple[Host, tuple[str, ...]]]:
+    def _routes_known(host: Host, packet: Packet) -> bool:
+        return host.known_routes if packet.family == 4 else host.known_routes6
+
+    @staticmethod
+    def _destination_hosts(host: Host, packet: Packet, run: Run,
+                           dst_local: bool | None = None) -> list[tuple[Host, tuple[str, ...]]]:
         """The hosts to walk: just ``host`` when it tells whether the destination is one of its
         addresses; else (no ip-addr.json) both readings, each an assumption of its branches,
         the more likely first (``_container_side``). ``-m addrtype`` then reads LOCAL
@@ -248,6 +263,9 @@ class Simulator:
         if r is not None and r.network.prefixlen > 0:
             return [(host, ())]
         assert packet.in_interface is not None
+        if dst_local is not None:
+            return [(with_assumed(host, local=(packet.dst, packet.in_interface)) if dst_local
+                     else replace(host, not_local=host.not_local | {packet.dst}), ())]
         run.doubt(f"host addresses unknown (no ip-addr.json): whether {packet.dst} is an address "
                   "of this host decides the path; state them with --host-addr IP or --iface "
                   "NAME=IP/PREFIX")
@@ -256,7 +274,7 @@ class Simulator:
         elsewhere = replace(host, not_local=host.not_local | {packet.dst})
         readings: list[tuple[Host, tuple[str, ...]]] = [
             (elsewhere, (f"{packet.dst} is not an address of this host",)),
-                    (local, (f"{packet.dst} is an address of this host",))]
+            (local, (f"{packet.dst} is an address of this host",))]
         # A container's packet to an unknown address is most likely egress; a packet from
         # another interface is most likely addressed to the host (headline first).
         return readings if _container_side(host, packet.in_interface) else readings[::-1]

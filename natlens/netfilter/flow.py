@@ -20,6 +20,9 @@ __all__ = ["Flow", "MatchContext"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+_TCP_FLAGS = {"new": frozenset({"SYN"}), "established": frozenset({"ACK"})}
+
+
 @dataclass(frozen=True, slots=True)
 class Flow:
     """Mutable-by-copy packet state during a walk (``dataclasses.replace`` makes the next one).
@@ -49,6 +52,9 @@ class Flow:
     orig_dst: IPAddress | None = None
     orig_sport: int | None = None
     orig_dport: int | None = None
+    tcp_flags: frozenset[str] | None = None
+    """The TCP flags of the packet (SYN for a new connection's first packet, ACK for an
+    established one), kept when a NOTRACK makes the conntrack state UNTRACKED; None: unknown."""
     sport_range: tuple[int, int] | None = None
     """Set when a NAT target chose the source port at random: the port lies in this range
     (``sport`` then holds the range's first port and says nothing certain)."""
@@ -65,6 +71,7 @@ class Flow:
             mark=packet.mark, ctmark_known=packet.state == "new",
             orig_src=packet.src, orig_dst=packet.dst, orig_sport=packet.sport,
             orig_dport=packet.dport,
+            tcp_flags=_TCP_FLAGS.get(packet.state) if packet.proto == "tcp" else None,
         )
 
 

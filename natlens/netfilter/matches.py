@@ -306,11 +306,12 @@ def _tcp_flags_check(opt: Option) -> Check:
     text = _opt_text("tcp", opt)
 
     def check(flow: Flow, ctx: MatchContext) -> CheckResult:
-        if flow.ctstate == "NEW":
+        flags = flow.tcp_flags
+        if flags is None and flow.ctstate == "NEW":
             flags = frozenset({"SYN"})
-        elif flow.ctstate == "ESTABLISHED":
+        elif flags is None and flow.ctstate == "ESTABLISHED":
             flags = frozenset({"ACK"})
-        else:
+        elif flags is None:
             return Uncertain(f"{text}: TCP flags of a {flow.ctstate.lower()} packet unknown")
         if ((flags & mask) == comp) != opt.negated:
             return None

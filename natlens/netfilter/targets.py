@@ -258,10 +258,15 @@ def _manip(name: str, flow: Flow, rng: NatRange, *, destination: bool, random: b
                              "random in the range")
     flows: list[tuple[Flow, str]] = []
     for addr in addrs:
+        # nf_nat_setup_info sets IPS_DST_NAT/IPS_SRC_NAT (--ctstate DNAT/SNAT) only when the
+        # mapping changes the tuple: a NAT to the packet's own address and port does not
+        changed = (addr, new_port) != (old_addr, old_port) or span is not None
         if destination:
-            new = replace(flow, dst=addr, dport=new_port, dport_range=span, dnat=True)
+            new = replace(flow, dst=addr, dport=new_port, dport_range=span,
+                          dnat=flow.dnat or changed)
         else:
-            new = replace(flow, src=addr, sport=new_port, sport_range=span, snat=True)
+            new = replace(flow, src=addr, sport=new_port, sport_range=span,
+                          snat=flow.snat or changed)
         flows.append((new, f"{what} chose {endpoint(addr, new_port, span)}"))
     first = flows[0][0]
     before = endpoint(old_addr, old_port)
@@ -368,9 +373,9 @@ def _netmap(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
     new_ip = ipaddress.ip_address((int(old) & ~mask & ((1 << net.max_prefixlen) - 1))
                                   | int(net.network_address))
     if dst_side:
-        return Effect(Action.ACCEPT, replace(flow, dst=new_ip, dnat=True),
+        return Effect(Action.ACCEPT, replace(flow, dst=new_ip, dnat=flow.dnat or new_ip != old),
                       f"NETMAP destination {old} -> {new_ip}")
-    return Effect(Action.ACCEPT, replace(flow, src=new_ip, snat=True),
+    return Effect(Action.ACCEPT, replace(flow, src=new_ip, snat=flow.snat or new_ip != old),
                   f"NETMAP source {old} -> {new_ip}")
 
 

@@ -18,7 +18,7 @@ from natlens.textsafe import terminal
 
 __all__ = ["Branch", "Connection", "Path", "Step", "StepKind", "Trace", "Verdict"]
 
-_SHOWN_BRANCHES = 12
+_SHOWN_BRANCHES = 6
 
 UNSEEN = "the trace cannot tell what its rules do"
 """Ends every ``uncertain`` line about a part of the ruleset the input does not show."""
@@ -258,11 +258,14 @@ class Trace:
     def _branch_lines(self) -> list[str]:
         """Branches for people: with chance, each with its probability; with doubt only, one
         line per distinct outcome, how many ways lead there and the first way's assumptions."""
+        head = set(self.branches[0].assumed)
         if any(b.chance is not None for b in self.branches) or \
                 len(self.branches) <= _SHOWN_BRANCHES:
             lines = [f"branches ({len(self.branches)}):"]
             for n, b in enumerate(self.branches, 1):
-                assumed = f"  [assumed: {'; '.join(b.assumed)}]" if b.assumed else ""
+                # after the first, only what sets a branch apart from it
+                own = b.assumed if n == 1 else tuple(a for a in b.assumed if a not in head)
+                assumed = f"  [assumed: {'; '.join(own)}]" if own else ""
                 lines.append(f"  {n}. {b.summary()}{assumed}")
             return lines
         groups: dict[str, list[Branch]] = {}
@@ -273,7 +276,8 @@ class Trace:
         for n, (outcome, members) in enumerate(groups.items(), 1):
             first = members[0]
             ways = f" ({len(members)} ways)" if len(members) > 1 else ""
-            assumed = f"  [e.g. assumed: {'; '.join(first.assumed)}]" if first.assumed else ""
+            own = first.assumed if n == 1 else tuple(a for a in first.assumed if a not in head)
+            assumed = f"  [{'' if n == 1 else 'e.g. '}assumed: {'; '.join(own)}]" if own else ""
             lines.append(f"  {n}. {outcome}{ways}{assumed}")
         return lines
 

@@ -27,7 +27,7 @@ API for the hook pipeline (the engine keeps the hook order; this package runs on
         ctable = compile_table(table)                  # once per snapshot (owns its caches)
         for chain in table.base_chains():              # chain.hook, chain.type, chain.priority
             ctx = NftContext(host, "prerouting", ctable, chain.priority or 0)
-            flow = Flow.from_packet(packet)            # natlens.netfilter.flow.Flow
+            # flow: a natlens.netfilter Flow (the packet as the hook sees it) or a Packet
             results = walk_chain(ctable, chain.name, flow, ctx)   # tuple[ChainResult, ...]
             # each: .verdict (NftVerdict ACCEPT/DROP/REJECT/QUEUE), .flow (after NAT/marks),
             # .steps (ChainStep: chain, index, handle, text, verdict, effects, matched —
@@ -42,9 +42,9 @@ API for the hook pipeline (the engine keeps the hook order; this package runs on
 Semantics the caller must keep (see ``evaluate``): accept ends only the current base chain;
 drop/reject end the packet; nat-type chains run only for a connection's first packet and the
 first NAT statement that binds wins (the pipeline orders them); ``ctx.priority`` below -200 in
-prerouting/output makes ``ct state`` read invalid; a family's table sees only its packets
-(``Family.sees(version)``); bridge, arp, netdev and dormant tables are read but not simulated
-(``NftRuleset.not_simulated``).
+prerouting/output makes ``ct state`` read invalid (other ct keys stop the rule); a family's
+table sees only its packets (``Family.sees(version)``); bridge, arp, netdev and dormant tables
+are read but not simulated (``NftRuleset.not_simulated``).
 """
 
 from __future__ import annotations

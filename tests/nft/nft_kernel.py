@@ -3,9 +3,15 @@
 The router namespace holds ``inet t`` with a prerouting chain before conntrack (raw, -300:
 ``ct state`` reads invalid there), a nat prerouting chain (DNAT to its second address), an
 input filter chain with regular chains, named sets, a verdict map and marks, and an observer
-table ``inet obs`` (input, priority 10, one ``counter``) that counts the packets every earlier
-base chain accepted. Every generated rule puts ``counter`` right after its matches, so a rule's
-counter moves exactly when all its matches held.
+table ``inet obs`` (input, priority 10, ``udp counter``) that counts the packets every earlier
+base chain accepted (its output chain only makes the kernel track IPv6 connections too). Every
+generated rule puts ``counter`` right after its matches, so a rule's counter moves exactly when
+all its matches held; each base chain starts with ``meta l4proto != udp accept`` so that
+neighbour discovery and other background packets touch no counter.
+
+Conntrack is enabled per namespace and family on demand (``nf_ct_netns_get``): a ``dnat ip``
+statement asks for IPv4 only, so without the observer's ct expression IPv6 packets would pass
+untracked and skip the nat chains. Real hosts (firewalld, Docker) always track both.
 """
 
 from __future__ import annotations
@@ -159,6 +165,11 @@ def random_ruleset(seed: int) -> J:
         "x": [_rule(rnd, "input", ("y",), regular=True) for _ in range(rnd.randint(1, 3))],
         "y": [_rule(rnd, "input", (), regular=True) for _ in range(rnd.randint(1, 3))],
     }
+    # Only the test's UDP datagrams may touch the rules: neighbour discovery, MLD and other
+    # background packets leave each base chain at once.
+    guard = [match(meta("l4proto"), "udp", "!="), ACCEPT]
+    for name in ("raw", "nat", "in"):
+        rules[name].insert(0, guard)
     items: list[J] = [{"table": {"family": fam, "name": tab}}]
     for name, props in chains.items():
         items.append({"chain": {"family": fam, "table": tab, "name": name, **props}})
@@ -175,7 +186,15 @@ def random_ruleset(seed: int) -> J:
         {"table": {"family": "inet", "name": "obs"}},
         {"chain": {"family": "inet", "table": "obs", "name": "seen", "type": "filter",
                    "hook": "input", "prio": 10, "policy": "accept"}},
-        {"rule": {"family": "inet", "table": "obs", "chain": "seen", "expr": [COUNTER]}},
+        {"rule": {"family": "inet", "table": "obs", "chain": "seen",
+                  "expr": [match(meta("l4proto"), "udp"), COUNTER]}},
+        # conntrack is enabled per netns and family on demand (nf_ct_netns_get): ``dnat ip``
+        # asks for IPv4 only. A ct expression in an inet table asks for both, as on real hosts
+        # (firewalld, Docker), where IPv6 packets are tracked too.
+        {"chain": {"family": "inet", "table": "obs", "name": "wake", "type": "filter",
+                   "hook": "output", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "obs", "chain": "wake",
+                  "expr": [match(ct("state"), "untracked", "in")]}},
     ]
     return {"nftables": items}
 
@@ -226,6 +245,10 @@ def lab() -> Iterator[dict[str, str]]:
             run("ip", "addr", "add", f"{src}/64", "dev", "eth0", "nodad", ns=cli)
         run("ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.1", ns=cli)
         run("ip", "-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:1::1", ns=cli)
+        for dst in (*LOCAL, *LOCAL6):  # resolve neighbours before the first test datagram
+            src = SOURCES6[0] if ":" in dst else SOURCES[0]
+            run(sys.executable, "-c", SEND, src, dst, "9", "9", ns=cli)
+        time.sleep(0.3)
         yield names
     finally:
         for ns in names.values():
@@ -239,5 +262,5 @@ def load_and_send(names: dict[str, str], doc: J, *, src: str, dst: str, sport: i
     run("nft", "flush", "ruleset", ns=rtr)
     run("nft", "-j", "-f", "-", ns=rtr, stdin=json.dumps(doc))
     run(sys.executable, "-c", SEND, src, dst, str(sport), str(dport), ns=cli)
-    time.sleep(0.03)
+    time.sleep(0.05)
     return run("nft", "-j", "list", "ruleset", ns=rtr)

@@ -568,7 +568,7 @@ def _kernel_counters(listing: str) -> tuple[set[tuple[str, int]], bool]:
                 packets += count if isinstance(count, int) else 0
         if packets and rule.table == "t":
             moved.add((rule.chain, rule.index))
-        if packets and rule.table == "obs":
+        if packets and rule.table == "obs" and rule.chain == "seen":
             seen = True
     return moved, seen
 
