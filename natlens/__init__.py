@@ -13,7 +13,7 @@ _TYPE_CHECKING = False  # not typing's: `import natlens` imports nothing slow (c
 if _TYPE_CHECKING:
     from typing import Any as _Any
 
-    from natlens.audit import audit
+    from natlens.api import audit, exposure, simulate
     from natlens.audit.findings import Finding, Severity
     from natlens.correlate import Correlation, correlate
     from natlens.docker import Inventory
@@ -27,7 +27,7 @@ if _TYPE_CHECKING:
         SnapshotJsonError,
         UsageError,
     )
-    from natlens.exposure import ExposureMap, exposure
+    from natlens.exposure import ExposureMap
     from natlens.graph import ChainGraph
     from natlens.graph import build as chain_graph
     from natlens.model import (
@@ -47,7 +47,7 @@ if _TYPE_CHECKING:
         Target,
         TargetKind,
     )
-    from natlens.netfilter import Host, Packet, Trace, simulate
+    from natlens.netfilter import Host, Packet, Trace
     from natlens.parse.listing import parse_listing
     from natlens.parse.save import parse_save
     from natlens.serialize import ruleset_to_dict, to_save
@@ -87,16 +87,16 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TargetKind": ("natlens.model", "TargetKind"),
     "Trace": ("natlens.netfilter", "Trace"),
     "UsageError": ("natlens.errors", "UsageError"),
-    "audit": ("natlens.audit", "audit"),
+    "audit": ("natlens.api", "audit"),
     "chain_graph": ("natlens.graph", "build"),
     "correlate": ("natlens.correlate", "correlate"),
-    "exposure": ("natlens.exposure", "exposure"),
+    "exposure": ("natlens.api", "exposure"),
     "load": ("natlens.snapshot", "load"),
     "load_rules": ("natlens.snapshot", "load_rules"),
     "parse_listing": ("natlens.parse.listing", "parse_listing"),
     "parse_save": ("natlens.parse.save", "parse_save"),
     "ruleset_to_dict": ("natlens.serialize", "ruleset_to_dict"),
-    "simulate": ("natlens.netfilter", "simulate"),
+    "simulate": ("natlens.api", "simulate"),
     "to_save": ("natlens.serialize", "to_save"),
 }
 """Public name → (module, attribute). Loaded on first use, so that ``import natlens`` (and the

@@ -9,19 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from natlens.cli_errors import Context, one_line, run
-from natlens.errors import OutputError, ParseWarning, UsageError
-from natlens.explain import proxy_notes
-from natlens.netfilter import Packet, Step, simulate
-from natlens.serialize import ruleset_to_dict, to_save
-from natlens.snapshot import Snapshot, load, with_stated_host
-from natlens.textsafe import terminal
+
+# The rest of natlens is imported by the command that needs it (``natlens --help`` and the
+# start of every command stay fast: issue 13, <= 0.15 s).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from natlens.netfilter import Packet, Step
+    from natlens.snapshot import Snapshot
 
 __all__ = ["build_parser", "main"]
 
@@ -37,13 +36,20 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> None:
-    p.add_argument("path", nargs="?" if optional_path else None,
+    p.add_argument("path", nargs="?",
                    help="snapshot folder, iptables-save / -S / -L file, or - for stdin")
+    p.add_argument("--example", action="store_true",
+                   help="read the sample snapshot shipped with natlens (docker run -p 8080:80 "
+                        "on the default bridge) instead of PATH")
+    p.add_argument("--color", type=str.lower, choices=("auto", "always", "never"),
+                   default="auto", help="colour the output: auto (a terminal, unless NO_COLOR "
+                   "is set), always or never (default: auto)")
+    p.set_defaults(needs_path=not optional_path)
     p.add_argument("--lenient", action="store_true",
                    help="accept restore input iptables-save never writes (unquoted comments, "
                         "'-' policies on built-in chains), with a warning per line")
     p.add_argument("--input-table", dest="input_table", metavar="TABLE",
-                   choices=("raw", "mangle", "nat", "filter", "security"),
+                   type=str.lower, choices=("raw", "mangle", "nat", "filter", "security"),
                    help="table of a single 'iptables -S' or '-L' file (default: inferred from "
                         "its chains and targets)")
     p.add_argument("--restore-flush", dest="restore_flush", action="store_true",
@@ -52,6 +58,12 @@ def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> N
     p.add_argument("--allow-empty", dest="allow_empty", action="store_true",
                    help="accept input with no table at all (default: an error, as an empty "
                         "dump is nearly always a failed capture)")
+    p.add_argument("--no-cache", dest="no_cache", action="store_true",
+                   help="neither read nor write the snapshot cache ($XDG_CACHE_HOME/natlens; "
+                        "see 'natlens cache')")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line on standard error (it is shown only on a terminal, "
+                        "for work that takes more than a second)")
 
 
 def _add_host(p: argparse.ArgumentParser) -> None:
@@ -65,14 +77,51 @@ def _add_host(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Snapshot:
-    """Load PATH with the common options (and the stated host addresses, if any)."""
-    snap = load(args.path, strict=not args.lenient, table=args.input_table,
-                restore_flush=args.restore_flush, allow_empty=args.allow_empty)
-    return with_stated_host(snap, addresses=getattr(args, "host_addr", ()),
-                            interfaces=getattr(args, "iface", ()))
+    """Load PATH with the common options (and the stated host addresses, if any), through
+    the snapshot cache (``natlens.snapshot_cache``) unless ``--no-cache``."""
+    import gc  # noqa: PLC0415
+
+    from natlens.snapshot_cache import load_cached  # noqa: PLC0415
+
+    snap = load_cached(args.path, strict=not args.lenient, table=args.input_table,
+                       restore_flush=args.restore_flush, allow_empty=args.allow_empty,
+                       addresses=getattr(args, "host_addr", ()),
+                       interfaces=getattr(args, "iface", ()),
+                       use_cache=not getattr(args, "no_cache", False),
+                       progress=_progress(args))
+    gc.freeze()  # the model lives until exit: later collections need not walk it
+    _progress(args)("preparing")
+    return snap
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], object]:
+    """The command's progress line (``natlens.progress``): drawn on a terminal only, not
+    with ``--quiet``; one per command."""
+    bar = getattr(args, "progress_bar", None)
+    if bar is None:
+        from natlens.progress import Progress  # noqa: PLC0415
+
+        bar = Progress.for_terminal(("parsing", "preparing", "analysing", "writing"),
+                                    quiet=getattr(args, "quiet", False))
+        args.progress_bar = bar
+    return bar  # type: ignore[no-any-return]
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from natlens import snapshot_cache  # noqa: PLC0415
+
+    if args.action == "clear":
+        removed = snapshot_cache.clear()
+        sys.stdout.write(f"natlens: removed {removed} cache entr"
+                         f"{'y' if removed == 1 else 'ies'} from {snapshot_cache.cache_dir()}\n")
+    else:
+        sys.stdout.write(f"{snapshot_cache.cache_dir()}\n")
+    return 0
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
+    from natlens.serialize import ruleset_to_dict, to_save  # noqa: PLC0415
+
     snap = _load(args)
     rulesets = [rs for rs in (snap.ruleset, snap.ruleset6) if rs.tables]
     if args.format == "json":
@@ -111,9 +160,11 @@ def _add_packet(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--src", required=required, metavar="IP", help="source address")
     p.add_argument("--dst", required=required, metavar="IP", help="destination address")
     p.add_argument("--proto", default="tcp", metavar="PROTO",
-                   help="tcp, udp, icmp, icmpv6 or sctp (default: tcp)")
-    p.add_argument("--dport", type=int, metavar="N", help="destination port")
-    p.add_argument("--sport", type=int, metavar="N", help="source port")
+                   help="tcp, udp, icmp, icmpv6 or sctp, or its number (6, 17; "
+                        "/etc/protocols), any case (default: tcp)")
+    p.add_argument("--dport", metavar="PORT", help="destination port: a number or a service "
+                   "name from /etc/services (http)")
+    p.add_argument("--sport", metavar="PORT", help="source port (number or service name)")
     p.add_argument("--icmp-type", metavar="TYPE", help="ICMP type (number or name; default: "
                    "echo-request)")
     p.add_argument("--state", default="new", metavar="STATE",
@@ -122,31 +173,50 @@ def _add_packet(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _packet(args: argparse.Namespace) -> Packet:
+    from natlens.netfilter import Packet  # noqa: PLC0415
+
     return Packet(in_interface=args.in_interface, local_origin=args.local_origin,
                   src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
                   dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
+    from natlens import trace_hints  # noqa: PLC0415
+    from natlens.api import simulate  # noqa: PLC0415
+    from natlens.termstyle import paint, terminal_width, use_color, wrap_line  # noqa: PLC0415
+    from natlens.textsafe import terminal  # noqa: PLC0415
+
     packet = _packet(args)
     snap = _load(args)
     trace = simulate(snap, packet)
-    notes = proxy_notes(snap, trace)
+    for message in (trace_hints.interface_warning(snap, packet),
+                    trace_hints.protocol_hint(snap, packet)):
+        if message is not None:
+            word = "warning" if "interface" in message else "hint"
+            sys.stderr.write(f"natlens: {word}: {one_line(message)}\n")
     if args.format == "json":
-        data = trace.to_dict()
-        data["notes"] = notes
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json.dumps(trace.to_dict(), indent=2) + "\n")
     elif args.format == "kernel":
         sys.stdout.write("".join(f"TRACE: {terminal(line)}\n" for line in trace.kernel_lines()))
     else:
-        sys.stdout.write(f"{trace}\n")
-        sys.stdout.write("".join(f"note: {terminal(note)}\n" for note in notes))
-    return 0
+        width = terminal_width(sys.stdout)
+        color = use_color(args.color, sys.stdout)
+        sys.stdout.write(f"natlens trace for {terminal(snap.path)}\n")
+        for line in str(trace_hints.relative_to_snapshot(trace, snap)).split("\n"):
+            if line.startswith("=> "):
+                verdict = "green" if trace.verdict.value == "ACCEPT" else "red"
+                line = paint(line, verdict, color)
+            sys.stdout.write("".join(f"{part}\n" for part in wrap_line(line, width, 15)))
+    return trace_hints.exit_status(trace)
 
 
 def _live_snapshot(*, allow_empty: bool = False) -> Snapshot:
     """Capture this host into a temporary folder (read-only on the host) and load it."""
+    import tempfile  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
+
     from natlens.capture import capture  # noqa: PLC0415  (only live mode runs the tools)
+    from natlens.snapshot import load  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="natlens-live-") as tmp:
         capture(Path(tmp) / "snapshot")
@@ -157,12 +227,18 @@ def _live_snapshot(*, allow_empty: bool = False) -> Snapshot:
 def _cmd_report(args: argparse.Namespace) -> int:
     from natlens import report  # noqa: PLC0415  (keeps `natlens parse` light)
     from natlens.audit import Severity, audit  # noqa: PLC0415
+    from natlens.errors import UsageError  # noqa: PLC0415
 
     if args.live == (args.path is not None):
-        raise UsageError("report needs a PATH, or --live to capture this host")
+        if args.live:
+            raise UsageError(f"{args.path}: --live captures this host and reads no PATH: run "
+                             f"'natlens report {args.path}' for the snapshot, or "
+                             "'natlens report --live' alone for this host")
+        raise UsageError("report needs a PATH, --example, or --live to capture this host")
     from natlens.exposure import exposure  # noqa: PLC0415
 
     snap = _live_snapshot(allow_empty=args.allow_empty) if args.live else _load(args)
+    _progress(args)("analysing")
     emap = exposure(snap)
     findings = audit(snap, exposure=emap)
     if args.format == "json":
@@ -170,7 +246,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "sarif":
         sys.stdout.write(report.dumps(report.to_sarif(findings, snap)))
     else:
-        sys.stdout.write(report.to_table(findings, snap, exposure=emap))
+        from natlens.termstyle import terminal_width  # noqa: PLC0415
+
+        columns = terminal_width(sys.stdout)
+        # kind (~16) + where (~28) + the gaps: the finding column gets the rest
+        width = 72 if columns is None else max(30, columns - 48)
+        sys.stdout.write(report.to_table(findings, snap, exposure=emap, width=width))
     threshold = Severity(args.fail_on)
     return 1 if any(f.severity >= threshold for f in findings) else 0
 
@@ -190,7 +271,9 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens import graph  # noqa: PLC0415  (networkx only for this command)
+    from natlens.errors import OutputError, UsageError  # noqa: PLC0415
     from natlens.model import Family  # noqa: PLC0415
+    from natlens.netfilter import simulate  # noqa: PLC0415
 
     snap = _load(args)
     if args.family is not None:
@@ -227,6 +310,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
     # namespaces and raw sockets: root only
+    from natlens.errors import UsageError  # noqa: PLC0415
+    from natlens.textsafe import terminal  # noqa: PLC0415
     from natlens.verify import Interrupted, cleanup, verify  # noqa: PLC0415
 
     if args.cleanup:
@@ -268,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="parse rules and print them as iptables-save text or JSON",
                        description="Parse a rule file or snapshot and print the model.")
     _add_common(p)
-    p.add_argument("--format", choices=("save", "json"), default="save",
+    p.add_argument("--format", type=str.lower, choices=("save", "json"), default="save",
                    help="save: re-serialised iptables-save text; json: the model (default: save)")
     p.add_argument("--no-counters", action="store_true", help="omit [packets:bytes] counters")
     p.add_argument("--no-comments", action="store_true", help="omit '#' comment lines")
@@ -289,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_packet(p, required=True)
     _add_host(p)
-    p.add_argument("--format", choices=("table", "json", "kernel"), default="table",
+    p.add_argument("--format", type=str.lower, choices=("table", "json", "kernel"), default="table",
                    help="table: numbered steps; json: the trace object; kernel: the lines the "
                         "TRACE target would log (default: table)")
     p.set_defaults(handler=_cmd_trace)
@@ -302,10 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live", action="store_true",
                    help="capture this host first (root; read-only; as natlens snapshot does) "
                         "instead of reading PATH")
-    p.add_argument("--format", choices=("table", "json", "sarif"), default="table",
+    p.add_argument("--format", type=str.lower, choices=("table", "json", "sarif"), default="table",
                    help="table: for people; json: findings and summary; sarif: SARIF 2.1.0 for "
                         "code scanning (default: table)")
-    p.add_argument("--fail-on", choices=("low", "medium", "high"), default="medium",
+    p.add_argument("--fail-on", type=str.lower, choices=("low", "medium", "high"), default="medium",
                    help="exit 1 when a finding has this severity or a higher one "
                         "(default: medium)")
     p.set_defaults(handler=_cmd_report)
@@ -317,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "through, where it lands and which rule decides.")
     _add_common(p)
     _add_host(p)
-    p.add_argument("--format", choices=("table", "json"), default="table",
+    p.add_argument("--format", type=str.lower, choices=("table", "json"), default="table",
                    help="table: one row per port, one column per ingress; json: every cell "
                         "(default: table)")
     p.set_defaults(handler=_cmd_exposure)
@@ -329,9 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--table", metavar="TABLE", help="only this table (raw, mangle, nat, filter, "
                    "security; default: all)")
-    p.add_argument("--family", choices=("ipv4", "ipv6"), help="ruleset to draw (default: ipv4, "
+    p.add_argument("--family", type=str.lower, choices=("ipv4", "ipv6"), help="ruleset to draw (default: ipv4, "
                    "or ipv6 when there are no IPv4 rules)")
-    p.add_argument("--format", choices=("dot", "mermaid", "json", "svg"), default="dot",
+    p.add_argument("--format", type=str.lower, choices=("dot", "mermaid", "json", "svg"), default="dot",
                    help="output format (default: dot)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--trace", action="store_true",
@@ -355,10 +440,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at least N packets (default: 60)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="seed of the random packets (default: 0)")
-    p.add_argument("--format", choices=("table", "json"), default="table",
+    p.add_argument("--format", type=str.lower, choices=("table", "json"), default="table",
                    help="table: one line per packet, disagreements in full; json (default: "
                         "table)")
     p.set_defaults(handler=_cmd_verify)
+
+    p = sub.add_parser("cache", help="show or clear the snapshot cache",
+                       description="natlens keeps each parsed and prepared snapshot in "
+                       "$XDG_CACHE_HOME/natlens (default ~/.cache/natlens), keyed by the "
+                       "content of every input file and natlens's version, so that a second "
+                       "command on the same snapshot skips parsing. 'dir' prints the folder, "
+                       "'clear' removes every entry. --no-cache on a command skips it.")
+    p.add_argument("action", choices=("clear", "dir"), help="clear: remove every entry; dir: "
+                   "print the cache folder")
+    p.set_defaults(handler=_cmd_cache)
     return parser
 
 
@@ -368,14 +463,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(lambda context: _main(argv, context))
 
 
+def _example_or_path(args: argparse.Namespace) -> None:
+    """``--example`` stands for PATH (the shipped sample, ``natlens.sample``); a command that
+    reads a snapshot needs one of them."""
+    from natlens.errors import UsageError  # noqa: PLC0415
+
+    if getattr(args, "example", False):
+        if args.path is not None:
+            raise UsageError(f"{args.command}: give PATH or --example, not both")
+        from natlens.sample import example_path  # noqa: PLC0415
+
+        args.path = str(example_path())
+    elif getattr(args, "needs_path", False) and args.path is None:
+        raise UsageError(f"{args.command} needs a PATH (a snapshot folder or rule file), or "
+                         "--example for the sample snapshot shipped with natlens")
+
+
 def _main(argv: Sequence[str] | None, context: Context) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _example_or_path(args)
     context.input_name = getattr(args, "path", None) or getattr(args, "dir", None)
     handler: Handler = args.handler
+    from natlens.errors import ParseWarning  # noqa: PLC0415
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ParseWarning)
-        status = handler(args)
+        try:
+            status = handler(args)
+            cache = sys.modules.get("natlens.snapshot_cache")
+            if cache is not None:  # a snapshot was loaded: store what was prepared for it
+                sys.stdout.flush()
+                _progress(args)("writing")
+                cache.save_pending()
+        finally:
+            cache = sys.modules.get("natlens.snapshot_cache")
+            if cache is not None:
+                cache.forget_pending()
+            bar = getattr(args, "progress_bar", None)
+            if bar is not None:
+                bar.close()
     for w in caught:
         sys.stderr.write(f"natlens: warning: {one_line(str(w.message))}\n")
     return status

@@ -34,11 +34,18 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def render() -> str:
     """The whole reference as Markdown."""
+    columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # stable wrapping of argparse's help
-    parser = build_parser()
-    parts = [_INTRO]
-    for name, sub in _subparsers(parser).items():
-        parts.append(f"## natlens {name}\n\n```\n{sub.format_help().rstrip()}\n```\n")
+    try:
+        parser = build_parser()
+        parts = [_INTRO]
+        for name, sub in _subparsers(parser).items():
+            parts.append(f"## natlens {name}\n\n```\n{sub.format_help().rstrip()}\n```\n")
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
     return "\n".join(parts)
 
 

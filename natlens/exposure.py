@@ -778,12 +778,15 @@ def _sourced(rule: Rule, network: IPNetwork) -> _Sourced:
 def _deciding_chains(chains: Iterable[Any]) -> set[str]:
     """User chains holding (directly or through their own jumps) a rule whose target counts."""
     body = {c.name: {r.target_name for r in c.rules if r.target_name} for c in chains}
+    callers: dict[str, list[str]] = {}  # chain -> chains jumping to it
+    for name, targets in body.items():
+        for target in targets:
+            callers.setdefault(target, []).append(name)
     deciding = {name for name, targets in body.items() if targets & _DECIDING}
-    changed = True
-    while changed:
-        changed = False
-        for name, targets in body.items():
-            if name not in deciding and targets & deciding:
-                deciding.add(name)
-                changed = True
+    todo = list(deciding)
+    while todo:  # up the jumps, once per chain (a fixpoint pass per level was O(depth²))
+        for caller in callers.get(todo.pop(), ()):
+            if caller not in deciding:
+                deciding.add(caller)
+                todo.append(caller)
     return deciding

@@ -23,7 +23,6 @@ import math
 import os
 import re
 import sys
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -52,8 +51,6 @@ _FIRST_BLOCK = 64 * 1024
 _BLOCK = 1 << 20
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _WIDE_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
     (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
@@ -171,12 +168,6 @@ class _NumberTooLongError(ValueError):
     pass
 
 
-def _int(text: str) -> int:
-    if len(text) > MAX_NUMBER_DIGITS:
-        raise _NumberTooLongError(text)
-    return int(text)
-
-
 def _float(text: str) -> float:
     value = float(text)
     if len(text) > MAX_NUMBER_DIGITS or not math.isfinite(value):
@@ -188,12 +179,28 @@ def _constant(text: str) -> Any:
     raise _NumberTooLongError(text)
 
 
-def _depth(text: str) -> int:
-    """Deepest bracket nesting of JSON ``text`` (brackets inside strings do not count)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    if not brackets:
-        return 0
-    return max(accumulate(1 if c in "[{" else -1 for c in brackets))
+_BIG = 10 ** MAX_NUMBER_DIGITS
+
+
+def _check_tree(value: Any) -> None:
+    """Refuse a decoded tree nested deeper than ``MAX_JSON_DEPTH`` or holding an integer longer
+    than ``MAX_NUMBER_DIGITS`` digits (iterative: one pass over the containers, early exit)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _TooDeepError(depth)
+        for item in (node.values() if type(node) is dict else node):
+            kind = type(item)
+            if kind is dict or kind is list:
+                push((item, depth + 1))
+            elif kind is int and not -_BIG < item < _BIG:
+                raise _NumberTooLongError(str(item) if item.bit_length() < 10_000 else "…")
+
+
+class _TooDeepError(Exception):
+    pass
 
 
 def decode_json(data: bytes, source: str) -> Any:
@@ -216,22 +223,32 @@ def decode_json(data: bytes, source: str) -> Any:
         raise SnapshotJsonError(
             f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (Latin-1? re-save "
             "it as UTF-8)", source=source, line_no=line) from None
-    depth = _depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise SnapshotJsonError(f"nested too deeply ({depth} levels; at most {MAX_JSON_DEPTH})",
-                                source=source)
     try:
-        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(text, parse_float=_float, parse_constant=_constant)
+        if type(value) is dict or type(value) is list:
+            _check_tree(value)
+        return value
+    except _TooDeepError as exc:
+        raise SnapshotJsonError(f"nested too deeply ({exc} levels; at most {MAX_JSON_DEPTH})",
+                                source=source) from None
     except _NumberTooLongError as exc:
         number = str(exc)
         shown = number if len(number) <= 40 else f"{number[:20]}…({len(number):,} characters)"
         raise SnapshotJsonError(f"number too large or not finite: {shown}",
                                 source=source) from None
     except json.JSONDecodeError as exc:
+        from natlens.snapshot_checks import json_mistake  # noqa: PLC0415  (only on a failure)
+
+        hint = json_mistake(text, source)
+        if hint is not None:
+            raise SnapshotJsonError(hint, source=source) from None
         raise SnapshotJsonError(f"invalid JSON: {exc.msg}", source=source, line_no=exc.lineno,
                                 column=exc.colno) from None
-    except RecursionError:  # pragma: no cover - the depth check comes first
-        raise SnapshotJsonError("nested too deeply", source=source) from None
+    except RecursionError:  # the C decoder's own limit, far above MAX_JSON_DEPTH
+        raise SnapshotJsonError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)",
+                                source=source) from None
+    except ValueError as exc:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise SnapshotJsonError(f"number too large ({exc})"[:200], source=source) from None
 
 
 def read_json(path: str | Path, *, limit: int | None = None) -> Any:

@@ -3,11 +3,13 @@
 natlens reads nftables as JSON (libnftables-json(5)); text has variables, includes, priority
 names that depend on the nft version and, in iptables-nft tables, xtables translations that look
 native. Rather than parse it, the text is loaded into a throwaway network namespace
-(``ip netns add natlens-nftconv-<pid>-<random>``; ``nft -f FILE`` inside it;
-``nft -j list ruleset``) and the namespace is deleted on every way out (``finally``, also on
-``KeyboardInterrupt``). The host's own rules are never touched: the namespace starts empty and
-nothing runs outside it. Needs root and the ``nft`` and ``ip`` commands; without them the text
-is refused with a one-line error saying to capture with ``nft -j list ruleset``.
+(``ip netns add nlv-<pid>-<random>-nftconv``, recorded first as ``natlens verify`` records its
+namespaces; ``nft -f FILE`` inside it; ``nft -j list ruleset``) and the namespace is deleted on
+every way out (errors, Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; after a SIGKILL, ``natlens verify
+--cleanup`` or the next verify run removes it). The host's own rules are never touched: the
+namespace starts empty and nothing runs outside it. Needs root and the ``nft`` and ``ip``
+commands; without them the text is refused with a one-line error saying to capture with
+``nft -j list ruleset``.
 
 The text is passed as a file (never through a shell); ``include`` statements are refused, since
 they would read other files of this host.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -32,7 +33,7 @@ _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _NFT_START = re.compile(
     r"^(table\s+(ip|ip6|inet|arp|bridge|netdev)\s|flush\s+ruleset\b|add\s+(table|chain|rule)\s|"
     r"#!\S*nft\b)")
-_INCLUDE = re.compile(r"^\s*include\s", re.MULTILINE)
+_INCLUDE = re.compile(r'\binclude\s*"')
 
 
 def looks_like_nft_text(text: str) -> bool:
@@ -83,6 +84,8 @@ def nft_text_to_json(text: str, source: str) -> str:
     root, when the text has ``include`` statements, or when ``nft -f`` refuses it (its first
     error line, with the line number nft gives).
     """
+    if _INCLUDE.search(text):
+        raise _refuse(source, "'include' statements would read other files of this host")
     nft, ip = _which("nft"), _which("ip")
     if nft is None:
         raise _refuse(source, "no nft command here to convert it")
@@ -90,16 +93,25 @@ def nft_text_to_json(text: str, source: str) -> str:
         raise _refuse(source, "no ip command here to make a scratch network namespace")
     if os.geteuid() != 0:
         raise _refuse(source, "converting it needs root for a scratch network namespace")
-    if _INCLUDE.search(text):
-        raise _refuse(source, "'include' statements would read other files of this host")
-    ns = f"natlens-nftconv-{os.getpid()}-{secrets.token_hex(4)}"
-    with tempfile.TemporaryDirectory(prefix="natlens-nft-") as tmp:
+    # the namespace is recorded as a verify run's (``natlens.verify.runs``): removed here on
+    # every way out, and by ``natlens verify --cleanup`` (or the next verify) after a SIGKILL
+    from natlens.verify.runs import Run  # noqa: PLC0415  (verify imports the loader)
+    from natlens.verify.signals import interruptible  # noqa: PLC0415
+
+    run = Run.new()
+    ns = f"{run.prefix}nftconv"
+    with interruptible(), tempfile.TemporaryDirectory(prefix="natlens-nft-") as tmp:
         rules = Path(tmp) / "ruleset.nft"
         rules.write_text(text, encoding="utf-8")
-        made = _run([ip, "netns", "add", ns], source)
-        if made.returncode != 0:
-            raise _refuse(source, f"ip netns add failed: {_first(made.stderr)}")
         try:
+            run.record([ns])
+        except OSError as exc:
+            raise _refuse(source, f"cannot record the scratch namespace: {exc.strerror}") \
+                from None
+        try:
+            made = _run([ip, "netns", "add", ns], source)
+            if made.returncode != 0:
+                raise _refuse(source, f"ip netns add failed: {_first(made.stderr)}")
             loaded = _run([ip, "netns", "exec", ns, nft, "-f", str(rules)], source)
             if loaded.returncode != 0:
                 raise SnapshotError(f"{source}: nft -f refuses it: "
@@ -110,8 +122,7 @@ def nft_text_to_json(text: str, source: str) -> str:
                                       "(nft built without JSON?)")
             return listed.stdout
         finally:
-            subprocess.run([ip, "netns", "delete", ns], capture_output=True, check=False,
-                           timeout=_TIMEOUT)
+            run.remove()
 
 
 def _first(text: str) -> str:

@@ -149,6 +149,8 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
                 text += "\n" + _wrap(f"rule: {f.rule.text}", width)
             if f.fix:
                 text += "\n" + _wrap(f"fix: {f.fix}", width)
+            if f.cis:
+                text += "\n" + _wrap(f"cis: {f.cis}", width)
             rows.append([f.kind, _where(f.rule), text])
         out.append(tabulate(rows, headers=["kind", "where", "finding"], tablefmt="simple",
                             disable_numparse=True))

@@ -32,6 +32,7 @@ from natlens.snapshot_checks import (
     folder_entries,
     is_folder,
     require_rules,
+    rules_mistake,
 )
 
 __all__ = [
@@ -278,6 +279,9 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None,
                                 "file, not a folder")
         return _load_folder(p, strict, restore_flush, allow_empty)
     text, name = read_text(path)
+    mistake = rules_mistake(text, name)
+    if mistake is not None:
+        raise SnapshotError(f"{name}: {mistake}")
     if text.lstrip().startswith("{") or looks_like_nft_text(text):
         return _load_nft_file(text, name)
     ruleset = load_rules(text, source=name, strict=strict, table=table,

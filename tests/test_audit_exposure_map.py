@@ -206,3 +206,41 @@ def test_map_checks_do_not_contradict(name: str) -> None:
     exposed = {(f.container, f.host_port) for f in _of(findings, "exposed")}
     missing = {(f.container, f.host_port) for f in _of(findings, "missing")}
     assert not exposed & missing
+
+
+# -- missing: asked for, never published ---------------------------------------------------------
+
+
+def test_port_requested_on_internal_network_is_low_missing() -> None:
+    findings = audit(natlens.load(FIXTURES / "internal-network"))
+    assert [(f.kind, f.severity.value, f.container, f.host_port) for f in findings] == [
+        ("missing", "low", "natlens-db", 8083)]
+    assert "internal network natlens-internal" in findings[0].message
+
+
+# -- ineffective: an allow behind Docker 28's raw drop -------------------------------------------
+
+
+def test_docker_user_allow_behind_raw_drop(tmp_path: Path) -> None:
+    """Docker 28 drops direct routing to a container in raw PREROUTING; a DOCKER-USER ACCEPT
+    meant to let a VPN reach the container's port 22 never sees a packet."""
+    folder = _copy(FIXTURES / "default-bridge-8080", tmp_path)
+    _add_rule(folder, "raw", "-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP")
+    _add_rule(folder, "filter", "-I DOCKER-USER -s 10.8.0.0/24 -d 172.17.0.2/32 -p tcp -m tcp "
+              "--dport 22 -j ACCEPT", first=True)
+    snap = natlens.load(folder)
+    found = [f for f in _of(audit(snap), "ineffective") if "raw" in f.message]
+    assert len(found) == 1
+    f = found[0]
+    assert f.rule is not None
+    assert (f.rule.chain, f.rule.index) == ("DOCKER-USER", 1)
+    assert [(r.table, r.chain) for r in f.related] == [("raw", "PREROUTING")]
+    assert f.fix == ("iptables -t filter -D DOCKER-USER -s 10.8.0.0/24 -d 172.17.0.2/32 -p tcp "
+                     "-m tcp --dport 22 -j ACCEPT")
+    before = {_key(x) for x in audit(snap) if x is not f}
+    dump = folder / "iptables-save.txt"
+    dump.write_text(dump.read_text().replace(
+        "-A DOCKER-USER -s 10.8.0.0/24 -d 172.17.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n", ""))
+    after = audit(natlens.load(folder))
+    assert [x for x in _of(after, "ineffective") if "raw" in x.message] == []
+    assert {_key(x) for x in after} <= before

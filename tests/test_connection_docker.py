@@ -61,10 +61,12 @@ def web() -> Iterator[tuple[str, str]]:
 
 
 def _connects(gateway: str) -> bool:
-    proc = subprocess.run(["docker", "exec", NAME, "wget", "-q", "-T", "2", "-O", "-",
-                           f"http://{gateway}:{PORT}/"], capture_output=True, text=True,
-                          check=False, timeout=30)
-    return proc.returncode == 0
+    """Whether an HTTP request from inside the container to GATEWAY:PORT is answered (busybox
+    nc: the static busybox's wget cannot resolve without NSS)."""
+    proc = subprocess.run(["docker", "exec", NAME, "sh", "-c",
+                           f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {gateway} {PORT}"],
+                          capture_output=True, text=True, check=False, timeout=30)
+    return proc.returncode == 0 and "200 OK" in proc.stdout
 
 
 def _natlens_says(tmp: Path, ip: str, gateway: str) -> bool | None:

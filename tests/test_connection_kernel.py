@@ -182,14 +182,25 @@ def _start(ns: str, script: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def _bridge_nf(host: str) -> str:
+    """``net.bridge.bridge-nf-call-iptables`` in the namespace (``0`` without br_netfilter)."""
+    done = subprocess.run(["ip", "netns", "exec", host, "sysctl", "-n",
+                           "net.bridge.bridge-nf-call-iptables"], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.strip() if done.returncode == 0 else "0"
+
+
 def _snapshot(host: str, localnet: str) -> Snapshot:
     text = _run("iptables-save", ns=host)
     return Snapshot(ruleset=parse_save(text, source="iptables-save"),
                     addresses=json.loads(_run("ip", "-j", "addr", ns=host)),
                     routes=json.loads(_run("ip", "-j", "route", ns=host)),
-                    meta={"sysctl": {"net.ipv4.ip_forward": "1",
+                    # hairpin mode is on for the port, as dockerd sets it without the proxy
+                    meta={"userland_proxy": False,
+                          "sysctl": {"net.ipv4.ip_forward": "1",
                                      "net.ipv4.conf.all.route_localnet": localnet,
-                                     "net.ipv4.conf.br0.route_localnet": localnet}},
+                                     "net.ipv4.conf.br0.route_localnet": localnet,
+                                     "net.bridge.bridge-nf-call-iptables": _bridge_nf(host)}},
                     path=host)
 
 

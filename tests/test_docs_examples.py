@@ -66,6 +66,7 @@ def _run(command: str) -> tuple[str, int]:
     buf = io.StringIO()
     cwd = os.getcwd()
     os.chdir(ROOT)
+    columns = os.environ.pop("COLUMNS", None)  # docs show output as a pipe gets it: unwrapped
     try:
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             try:
@@ -74,6 +75,8 @@ def _run(command: str) -> tuple[str, int]:
                 status = int(exc.code or 0)
     finally:
         os.chdir(cwd)
+        if columns is not None:
+            os.environ["COLUMNS"] = columns
     return buf.getvalue().rstrip("\n"), status
 
 

@@ -40,6 +40,7 @@ from natlens.audit.graph_checks import (
     check_unused_chains,
 )
 from natlens.audit.leftovers import check_dead_dnat_first, check_leftover_masquerade
+from natlens.audit.unserved import check_raw_dropped_allows, check_unserved_requests
 from natlens.model import Family, Ruleset
 from natlens.snapshot import Snapshot, load_rules
 
@@ -83,6 +84,8 @@ DOCKER_CHECKS: tuple[Check, ...] = (
     check_loopback_dnat,
     check_published_connections,
     check_hairpin_from_network,
+    check_unserved_requests,
+    check_raw_dropped_allows,
     check_leftover_masquerade,
     check_dead_dnat_first,
 )

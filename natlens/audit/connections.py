@@ -18,7 +18,7 @@ for the hairpin, from the Docker inventory.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map, outcomes
@@ -72,8 +72,8 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
     # Docker writes a loopback DNAT (no '! -d 127.0.0.0/8') only without the userland proxy,
     # and then turns route_localnet on: without the sysctl in the snapshot, report only what
     # fails even with it on.
-    found = snap.meta.get("sysctl")
-    sysctl: dict[str, object] = dict(found) if isinstance(found, dict) else {}
+    found = snap.sysctl or snap.meta.get("sysctl")  # sysctl.txt over meta.json
+    sysctl: dict[str, object] = dict(found) if isinstance(found, Mapping) else {}
     localnet_known = any(k.endswith(".route_localnet") for k in sysctl)
     lenient: Simulator | None = None
     probes = 0
@@ -90,8 +90,9 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
             trace = sim.trace(packet)
             if rs.family is Family.IPV4 and not localnet_known:
                 if lenient is None:
-                    lenient = replace(snap, meta={**snap.meta, "sysctl": {
-                        **sysctl, "net.ipv4.conf.all.route_localnet": "1"}}).simulator
+                    on = {**sysctl, "net.ipv4.conf.all.route_localnet": "1"}
+                    lenient = replace(snap, meta={**snap.meta, "sysctl": on},
+                                      sysctl={k: str(v) for k, v in on.items()}).simulator
                 trace = lenient.trace(packet)
             conn = trace.connection
             step = _dnat_step(trace)

@@ -318,8 +318,9 @@ def _bypass_family(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
                         f"by {d}): the block has no {fam} counterpart",
                 proto=proto, host_port=ob.host_port, container=name, rule=ref,
                 fix=command([tool(ob.family), "-t", "filter", "-I",
-                             _user_chain(view, ob.family), "-i", ingress, "-p", proto, "-m", "conntrack", "--ctorigdstport",
-                             str(ob.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
+                             _user_chain(view, ob.family), "-i", ingress, "-p", proto, "-m",
+                             "conntrack", "--ctorigdstport", str(ob.host_port), "--ctdir",
+                             "ORIGINAL", "-j", "DROP"]),
                 cis=CIS_BIND, packet=_packet(theirs[0].packet),
             )
             break

@@ -91,12 +91,16 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
     "missing": KindInfo(
         "Published port without rules",
         "A running container publishes a port but no DNAT (or no FORWARD accept) serves it, so "
-        "connections from outside fail. Restart the Docker daemon or recreate the container."),
+        "connections from outside fail. Restart the Docker daemon or recreate the container. "
+        "Low: a port the container asks for (HostConfig.PortBindings) that Docker never "
+        "published, as on an --internal network, and that nothing serves."),
     "ineffective": KindInfo(
         "Rule never sees the traffic it is written for",
         "The rule cannot apply as intended: it sits where the packets it names never arrive "
         "(e.g. a DOCKER-USER rule on a host port, which FORWARD only sees after DNAT rewrote "
-        "it), is passed over by earlier accepts, or jumps to a chain that does not exist. "
+        "it, or an ACCEPT that a raw-table DROP such as Docker 28's direct-routing drop "
+        "refuses first), is passed over by earlier accepts, or jumps to a chain that does not "
+        "exist. "
         "Match the port before DNAT (-m conntrack --ctorigdstport), move the rule into "
         "DOCKER-USER (or below the jump to it), declare the chain, or delete rules for an "
         "interface that is gone for good."),

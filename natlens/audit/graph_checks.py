@@ -111,6 +111,18 @@ DOCKER-FORWARD``; before: DOCKER-USER then Docker's per-bridge rules): orphaned,
 containers' forwarded traffic to FORWARD alone."""
 
 
+_UNUSED_BY_DESIGN = frozenset({"KUBE-KUBELET-CANARY", "KUBE-PROXY-CANARY", "KUBE-IPTABLES-HINT"})
+"""Empty chains kube-proxy and the kubelet create and never jump to: canaries whose
+disappearance tells them the tables were flushed (Kubernetes KEP-3178 "iptables chains
+cleanup"), and the hint chain that says which backend they use. Never reported."""
+
+
+def _docker_own(name: str) -> bool:
+    """Docker's own chains besides DOCKER-USER/DOCKER-FORWARD: DOCKER, DOCKER-ISOLATION-STAGE-*,
+    Docker 28's DOCKER-CT, DOCKER-BRIDGE, DOCKER-INTERNAL (reached from DOCKER-FORWARD)."""
+    return name.startswith("DOCKER") and name not in ("DOCKER-USER", "DOCKER-FORWARD")
+
+
 def _unreferenced(rs: Ruleset, table: Table, name: str) -> bool:
     """Whether no rule jumps to ``name``, as far as the input tells: a ``-L`` header's
     ``(N references)`` decides; else a table shown in part (or with chains shown in part) may
@@ -156,7 +168,7 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
         for table in rs.tables:
             t = table.name.value
             for name in unused_chains(graph[t]):
-                if not _unreferenced(rs, table, name):
+                if name in _UNUSED_BY_DESIGN or not _unreferenced(rs, table, name):
                     continue
                 chain = table[name]
                 n = len(chain.rules)
@@ -165,16 +177,22 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
                 said = " (its listing header says 0 references)" if refs == 0 else ""
                 message = (f"chain {name} has {n} rule{'' if n == 1 else 's'} but no rule "
                            f"jumps to it{said}")
+                own = _docker_own(name)
                 if docker:
                     message += (f": Docker's {name} is not reached from FORWARD, so its rules "
                                 "never see containers' forwarded traffic (FORWARD's own rules "
                                 "and policy decide alone)")
+                elif own:
+                    message += (f": {name} is Docker's own chain (Docker jumps to it from "
+                                "FORWARD, DOCKER-FORWARD or PREROUTING): do not delete it; "
+                                "restart dockerd so it rewrites its jumps")
                 yield Finding(
                     kind="unused-chain", severity=Severity.MEDIUM if docker else Severity.LOW,
                     message=message,
                     rule=chain_ref(chain, table, rs.family),
-                    fix=(_docker_forward_fix(program, table, name) if docker else
-                         command([program, "-t", t, "-F", name], [program, "-t", t, "-X", name])),
+                    fix=(_docker_forward_fix(program, table, name) if docker else None if own
+                         else command([program, "-t", t, "-F", name],
+                                      [program, "-t", t, "-X", name])),
                 )
 
 

@@ -126,9 +126,10 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
         if loopback is not None:
             return loopback
     if not packet.local_origin and trace.path is Path.FORWARD and out is not None \
-            and out == packet.in_interface and final_src == packet.src \
-            and final_dst is not None and final_dst != packet.dst:
-        hairpin = _hairpin(packet, host, out, final_dst)
+            and out == packet.in_interface and final_dst is not None \
+            and final_dst != packet.dst:
+        hairpin = _hairpin(packet, host, out, final_dst) if final_src == packet.src else (
+            _hairpin_port(packet, host, out, final_dst))
         if hairpin is not None:
             return hairpin
     reply = reply_packet(trace)
@@ -176,6 +177,28 @@ def _loopback(trace: Trace, host: Host, out: str, final_src: IPAddress | None,
         return Connection(False, f"route_localnet lets source {src} leave via {out}, but no "
                           "SNAT rewrites it: the reply to it stays on the peer's own loopback")
     return None
+
+
+def _hairpin_port(packet: Packet, host: Host, iface: str, final_dst: IPAddress,
+                  ) -> Connection | None:
+    """A container reaching itself through the host's DNAT, its source rewritten: with
+    br_netfilter the DNATed frame is bridged back out of the port it came in by
+    (``br_nf_pre_routing_finish_bridge``), which needs the port's hairpin mode."""
+    if final_dst != packet.src or not host.is_bridge(iface):
+        return None
+    key = "net.bridge.bridge-nf-call-iptables" if packet.src.version == 4 else \
+        "net.bridge.bridge-nf-call-ip6tables"
+    if host.sysctl_flag(key) is False or host.hairpin_ports is True:
+        return None
+    said = f"{key}=1" if host.sysctl_flag(key) else f"{key} not in the snapshot"
+    if host.hairpin_ports is False:
+        return Connection(False, f"{packet.src} reaches itself through the host's DNAT: with "
+                          f"br_netfilter ({said}) the frame goes back out of the bridge port it "
+                          f"came in by, and the port's hairpin mode is off (dockerd sets it only "
+                          "without the userland proxy)")
+    return Connection(None, f"{packet.src} reaches itself through the host's DNAT: with "
+                      f"br_netfilter ({said}) that needs the bridge port's hairpin mode, which "
+                      "the snapshot does not tell")
 
 
 def _hairpin(packet: Packet, host: Host, iface: str, final_dst: IPAddress,

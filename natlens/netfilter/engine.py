@@ -1,24 +1,19 @@
-"""Walk a packet through the netfilter hooks of a host, table by table, rule by rule.
+"""Walk a packet through the netfilter hooks of a host: ``Simulator`` and ``simulate``.
 
-Hook and table order is the kernel's (priorities in ``include/uapi/linux/netfilter_ipv4.h``:
-raw -300, mangle -150, nat DNAT -100, filter 0, security 50, nat SNAT 100):
+At each hook the packet meets every base chain registered there, lowest priority first, from
+every rule source: the iptables tables of the main backend and of the other one (raw -300,
+mangle -150, nat -100/+100, filter 0, security 50; ``include/uapi/linux/netfilter_ipv4.h``)
+and the native nftables base chains at their own priority (``pipeline``). ACCEPT ends one base
+chain, DROP/REJECT the packet; nat chains run inside the NAT step of their hook for a
+connection's first packet only, until one maps it (``nf_nat_inet_fn``). Between the hooks come
+the routing decisions (``routing``): local or forwarded after PREROUTING, re-routing after
+OUTPUT's nat or mangle, a local destination looped back through ``lo`` (PREROUTING, INPUT).
 
-* PREROUTING: raw, mangle, nat — then the routing decision (local address? else route lookup)
-* INPUT: mangle, filter, security, nat
-* FORWARD: mangle, filter, security
-* OUTPUT: raw, mangle, nat, filter, security — re-routed when nat or mangle changed the packet
-* POSTROUTING: mangle, nat
-
-The nat table sees only the first packet of a connection and each NAT manip (destination in
-PREROUTING/OUTPUT, source in INPUT/POSTROUTING) once (``nf_nat_inet_fn``). Within a table:
-``-j CHAIN`` returns to the next rule, ``-g CHAIN`` does not; RETURN or the end of a built-in
-chain applies its policy; ACCEPT ends only this table's chain for this hook (iptables(8)).
-A locally generated packet to a local address loops back through ``lo`` (PREROUTING, INPUT).
-
-Matches the snapshot cannot decide, and ``-m statistic``, fork the walk; each outcome becomes a
-``Branch`` of the trace. ``prepare`` compiles a ruleset once (checks per rule, an index per long
-chain on protocol, destination address and destination port) so each trace only looks at the
-rules that can match.
+Modules: ``pipeline`` (hooks, priorities, sources, base chains), ``prepared`` (iptables rules
+compiled and indexed), ``nftchains`` (native nftables as base chains), ``routing``, ``walk``
+(chains and rules; nft chains through ``natlens.nft.walk_chain``), ``walkstate`` (paths of one
+trace). Matches the snapshot cannot decide, ``-m statistic`` and an order of equal priorities
+that changes the outcome fork the walk; each outcome becomes a ``Branch`` of the trace.
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ from natlens.netfilter.host import Host, Route, with_assumed
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
     iptables_nft_tables,
+    nft_holds_iptables,
     nft_needs_conntrack,
     nft_parts,
 )
@@ -113,6 +109,8 @@ class Simulator:
         self.v6 = prepare(ruleset6 if ruleset6 is not None else Ruleset(Family.IPV6),
                           index=index)
         main = backend or ruleset.backend or (ruleset6.backend if ruleset6 is not None else None)
+        if main is None and nft is not None and nft_holds_iptables(nft, ruleset, ruleset6):
+            main = "nf_tables"  # its tables are in nf_tables: the dump was iptables-nft's
         self.backend = main
         self.other4 = prepare(other, index=index) if other is not None else None
         self.other6 = prepare(other6, index=index) if other6 is not None else None

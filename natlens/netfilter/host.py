@@ -113,6 +113,10 @@ class Host:
     forwarding: Mapping[int, bool] = field(default_factory=lambda: MappingProxyType({}))
     """IP forwarding per IP version (4, 6) as meta.json's sysctls say; absent when unknown."""
     not_local: frozenset[IPAddress] = frozenset()
+    hairpin_ports: bool | None = None
+    """Whether the bridge ports send a frame back out of the port it came in by (hairpin
+    mode): dockerd turns it on for its containers' ports without the userland proxy
+    (meta.json ``userland_proxy`` false); None when unknown."""
     """Addresses a trace assumes are not the host's although its addresses are unknown."""
     sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """meta.json's ``sysctl`` values (``net.ipv4.conf.all.route_localnet``, ...), as text."""
@@ -132,6 +136,9 @@ class Host:
     def from_snapshot(cls, snap: HostFiles) -> Host:
         """The host of a snapshot; missing files are derived from Docker networks and noted."""
         host = cls.from_json(snap.addresses, snap.routes, snap.networks, routes6=snap.routes6)
+        proxy = snap.meta.get("userland_proxy")
+        if isinstance(proxy, bool):
+            host = replace(host, hairpin_ports=not proxy)
         sysctl = snap.sysctl or snap.meta.get("sysctl")
         if not isinstance(sysctl, Mapping):
             return host

@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from natlens.model import Ruleset
+from natlens.model import Family, Ruleset
 from natlens.netfilter.pipeline import BaseChain, Source
 from natlens.nft import CompiledTable, NftRuleset, compile_table
 
-__all__ = ["NftPipelineParts", "iptables_nft_tables", "nft_needs_conntrack", "nft_parts"]
+__all__ = ["NftPipelineParts", "iptables_nft_tables", "nft_holds_iptables", "nft_needs_conntrack",
+           "nft_parts"]
 
 _CT_STATEMENTS = frozenset({"dnat", "snat", "masquerade", "redirect", "ct helper",
                             "ct timeout", "ct expectation", "ct count", "flow", "synproxy"})
@@ -61,6 +62,24 @@ def iptables_nft_tables(backend: str | None, ruleset: Ruleset | None,
         if rs is not None and (rs.backend or b) == "nf_tables":
             owned.update((fam, t.name.value) for t in rs.tables)
     return owned
+
+
+def nft_holds_iptables(ruleset: NftRuleset, *dumps: Ruleset | None) -> bool:
+    """Whether every table of the iptables ``dumps`` (which do not say their backend) is in
+    ``ruleset`` with its built-in chains: then the dumps are iptables-nft's, and their tables
+    must not be counted twice."""
+    shown = {(t.family.value, t.name, c.name) for t in ruleset.tables for c in t.chains}
+    found = False
+    for dump in dumps:
+        if dump is None:
+            continue
+        fam = "ip6" if dump.family is Family.IPV6 else "ip"
+        for table in dump.tables:
+            builtin = [c.name for c in table.chains if c.builtin]
+            if not builtin or any((fam, table.name.value, c) not in shown for c in builtin):
+                return False
+            found = True
+    return found
 
 
 def _mentions_ct(value: object) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from natlens.errors import UsageError, did_you_mean
+from natlens.services import port_number, protocol_name
 
 __all__ = ["ICMPV6_TYPES", "ICMP_TYPES", "PROTOCOLS", "STATES", "IPAddress", "Packet", "endpoint"]
 
@@ -53,11 +54,19 @@ def _address(value: object, what: str) -> IPAddress:
         raise UsageError(f"packet {what} {value!r} is not an IP address") from None
 
 
-def _port(value: object, what: str) -> int | None:
+def _port(value: object, what: str, proto: str = "tcp") -> int | None:
+    """A port given as a number, digits or a service name (``http``: ``/etc/services``, as
+    iptables' ``--dport http``; ``natlens.services``)."""
     if value is None:
         return None
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
         value = int(value)  # isascii: '²'.isdigit() holds but int() refuses it
+    elif isinstance(value, str) and value.strip() and not value.strip().isdigit():
+        number = port_number(value, proto)
+        if number is None:
+            raise UsageError(f"packet {what}: unknown service name {value!r} (not in "
+                             f"/etc/services for {proto}; give a port number 0..65535)")
+        value = number
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise UsageError(f"packet {what} must be a port number 0..65535, not {value!r}")
     return value
@@ -100,9 +109,7 @@ class Packet:
         dst_ip = _address(dst, "destination")
         if src_ip.version != dst_ip.version:
             raise UsageError(f"packet mixes address families: {src_ip} -> {dst_ip}")
-        proto = proto.lower()
-        if proto in ("ipv6-icmp", "icmp6"):
-            proto = "icmpv6"
+        proto = protocol_name(proto)  # "TCP", "17", "ipv6-icmp" as iptables -p reads them
         if proto not in PROTOCOLS:
             raise UsageError(f"unknown protocol {proto!r}{did_you_mean(proto, PROTOCOLS)} "
                              f"(one of {', '.join(PROTOCOLS)})")
@@ -116,8 +123,8 @@ class Packet:
         if not local_origin and not in_interface:
             raise UsageError("say where the packet comes from: an input interface or local "
                              "origin")
-        sport_n = _port(sport, "source port")
-        dport_n = _port(dport, "destination port")
+        sport_n = _port(sport, "source port", proto)
+        dport_n = _port(dport, "destination port", proto)
         if proto not in _PORT_PROTOCOLS and (sport_n is not None or dport_n is not None):
             raise UsageError(f"{proto} packets have no ports")
         icmp_n = self._icmp(proto, icmp_type)

@@ -222,6 +222,9 @@ class Trace:
     assumptions: tuple[str, ...] = ()
     connection: Connection | None = None
     """Whether the connection can be established (None: not asked, e.g. for a reply)."""
+    notes: tuple[str, ...] = ()
+    """Plain-language notes the rules alone do not show (docker-proxy serving a published port,
+    ``natlens.explain``); filled by ``natlens.simulate``, printed as ``note:`` lines."""
 
     @property
     def rests_on_unseen(self) -> bool:
@@ -253,6 +256,7 @@ class Trace:
             "uncertain": list(self.uncertain),
             "assumptions": list(self.assumptions),
             "connection": self.connection.to_dict() if self.connection is not None else None,
+            "notes": list(self.notes),
         }
 
     def _branch_lines(self) -> list[str]:
@@ -300,4 +304,5 @@ class Trace:
                          "forks on them: list with 'iptables -L -n -v' for one answer")
         lines.extend(f"uncertain: {u}" for u in self.uncertain)
         lines.extend(f"assumption: {a}" for a in self.assumptions)
+        lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(terminal(line) for line in lines)

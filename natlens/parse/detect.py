@@ -47,6 +47,9 @@ def load_rules(
     without ``--noflush``). Raises ``ParseError`` (file, line, reason) for bad text.
     """
     if detect_format(text) == "listing":
+        from natlens.snapshot_checks import check_listing_numeric  # noqa: PLC0415
+
+        check_listing_numeric(text, source)
         return parse_listing(text, source=source, family=family, table=table, strict=strict)
     return parse_save(text, source=source, strict=strict, family=family, table=table,
                       restore_flush=restore_flush)

@@ -124,7 +124,9 @@ def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
     tool = "ip6tables" if version == 6 else "iptables"
     for addr in (rule.source, rule.destination):
         if addr is not None and addr.network.version != version:
-            return (f"IPv{addr.network.version} address {addr.text} in {tool} rules",
+            other = "iptables" if version == 6 else "ip6tables"
+            return (f"IPv{addr.network.version} address {addr.text} in {tool} rules (is this "
+                    f"{other}-save output? save it as {other}-save.txt)",
                     str(addr.network.network_address))
     extension = extension_family(rule)
     if extension is not None and extension[0] != version:

@@ -14,8 +14,10 @@ import random
 import re
 from dataclasses import dataclass
 
+from natlens.correlate import correlate
+from natlens.docker import inventory_from_snapshot
 from natlens.errors import NatlensError
-from natlens.model import Ruleset
+from natlens.model import Family, Ruleset
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
 from natlens.snapshot import Snapshot
@@ -52,30 +54,17 @@ class _Published:
 
 
 def _published(snap: Snapshot) -> list[_Published]:
+    """Each published binding and container address (``natlens.correlate``)."""
+    inventory = inventory_from_snapshot(snap)
+    if inventory is None:
+        return []
+    corr = correlate(inventory, snap.rules_for(Family.IPV4), snap.rules_for(Family.IPV6))
     out: list[_Published] = []
-    for c in snap.containers or ():
-        if not isinstance(c, dict):
-            continue
-        name = str(c.get("Name") or "?").lstrip("/")
-        settings = c.get("NetworkSettings") or {}
-        ips = [ipaddress.ip_address(i[k]) for i in (settings.get("Networks") or {}).values()
-               if isinstance(i, dict) for k in ("IPAddress", "GlobalIPv6Address") if i.get(k)]
-        for key, bindings in (settings.get("Ports") or {}).items():
-            port_text, _, proto = str(key).partition("/")
-            if not bindings or not port_text.isdigit():
-                continue
-            for b in bindings:
-                host_ip_text = b.get("HostIp") or ""
-                host_port = str(b.get("HostPort") or "")
-                if not host_port.isdigit():
-                    continue
-                host_ip = (None if host_ip_text in ("", "0.0.0.0", "::")
-                           else ipaddress.ip_address(host_ip_text))
-                family = 6 if host_ip_text == "::" else (host_ip.version if host_ip else 4)
-                for ip in ips:
-                    if ip.version == family:
-                        out.append(_Published(name, proto or "tcp", host_ip, int(host_port), ip,
-                                              int(port_text)))
+    for b in corr.bindings:
+        ip = b.host_ip
+        host_ip = None if ip is None or ip.is_unspecified else ip
+        out.extend(_Published(b.container.name, b.proto, host_ip, b.host_port, target,
+                              b.container_port) for target in b.targets)
     return out
 
 

@@ -1,0 +1,134 @@
+"""What ``natlens trace`` says besides the trace: its exit status and hints about the packet.
+
+- ``exit_status``: 0 when the packet is delivered, 1 when it is dropped or rejected (like
+  ``grep``: "found" / "not found"), the CLI's 2 for bad input comes from the error path. With
+  several outcomes (``-m statistic`` or doubt) the status is 0 when **any** outcome delivers
+  the packet: exit 1 then promises that no reading of the rules lets it through, which is what a
+  script that checks "is this blocked?" relies on (docs/cli.md).
+- ``interface_warning``: an ``--in`` interface that neither the host's addresses nor any rule
+  names (a typo, ``eth9``), with the known ones listed.
+- ``protocol_hint``: a destination port that Docker publishes, or the rules match, only for
+  another protocol ("did you mean --proto udp?").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+from natlens.model import Interface, Rule, Ruleset
+from natlens.netfilter import Packet, Step, Trace, Verdict
+from natlens.snapshot import Snapshot
+
+__all__ = [
+    "exit_status", "interface_warning", "known_interfaces", "protocol_hint",
+    "relative_to_snapshot",
+]
+
+EXIT_DELIVERED = 0
+EXIT_DROPPED = 1
+
+_PORT_OPTIONS = ("--dport", "--destination-port", "--dports", "--destination-ports")
+
+
+def exit_status(trace: Trace) -> int:
+    """0 when the headline or any branch ends in ACCEPT, 1 when every outcome is DROP or
+    REJECT."""
+    verdicts = {trace.verdict, *(b.verdict for b in trace.branches)}
+    return EXIT_DELIVERED if Verdict.ACCEPT in verdicts else EXIT_DROPPED
+
+
+def _rules(snap: Snapshot) -> Iterator[Rule]:
+    rulesets: list[Ruleset] = [snap.ruleset, snap.ruleset6]
+    for rs in rulesets:
+        for table in rs.tables:
+            for chain in table.chains:
+                yield from chain.rules
+
+
+def known_interfaces(snap: Snapshot) -> tuple[list[str], list[str]]:
+    """(names, wildcard prefixes): the host's interfaces (when its addresses are known) and
+    every interface a rule names with ``-i``/``-o`` (``eth+`` gives the prefix ``eth``)."""
+    names: dict[str, None] = {}
+    host = snap.host
+    if host.known_addresses:
+        names.update(dict.fromkeys(host.interfaces))
+    prefixes: dict[str, None] = {}
+    for rule in _rules(snap):
+        for iface in (rule.in_interface, rule.out_interface):
+            if isinstance(iface, Interface):
+                if iface.name.endswith("+"):
+                    prefixes.setdefault(iface.name[:-1], None)
+                else:
+                    names.setdefault(iface.name, None)
+    return list(names), list(prefixes)
+
+
+def interface_warning(snap: Snapshot, packet: Packet) -> str | None:
+    """A warning when ``packet`` arrives on an interface the snapshot does not know; None when
+    it is known, matched by a rule's wildcard, or nothing names any interface."""
+    name = packet.in_interface
+    if name is None:
+        return None
+    names, prefixes = known_interfaces(snap)
+    if not names or name in names or any(name.startswith(p) for p in prefixes):
+        return None
+    return (f"interface {name!r} is not in the snapshot (known: {', '.join(names)}): the rules "
+            "treat it as an unknown outside interface")
+
+
+def _ports(rule: Rule) -> Iterator[tuple[int, int]]:
+    """Destination port ranges a rule matches (``80``, ``80:90``, ``80,443``), unnegated only."""
+    for name in _PORT_OPTIONS:
+        opt = rule.option(name)
+        if opt is None or opt.negated:
+            continue
+        for part in opt.value.split(","):
+            lo, _, hi = part.partition(":")
+            if lo.isdigit() and (not hi or hi.isdigit()):
+                yield int(lo), int(hi or lo)
+
+
+def protocol_hint(snap: Snapshot, packet: Packet) -> str | None:
+    """"did you mean --proto udp?" when ``packet``'s destination port is published by Docker or
+    matched by a rule for other protocols only; None otherwise (or without a port)."""
+    port, proto = packet.dport, packet.proto
+    if port is None:
+        return None
+    published: dict[str, None] = {}
+    matched: dict[str, None] = {}
+    inventory = snap.inventory
+    if inventory is not None:
+        for container in inventory.running:
+            for binding in container.ports:
+                if port in binding.host_ports:
+                    published.setdefault(binding.proto.value, None)
+    for rule in _rules(snap):
+        if rule.protocol is None or rule.protocol.negated:
+            continue
+        if any(lo <= port <= hi for lo, hi in _ports(rule)):
+            matched.setdefault(rule.protocol.name, None)
+    seen = {**published, **matched}
+    if not seen or proto in seen:
+        return None
+    others = " or ".join(seen)
+    what = "published" if published else "matched by the rules"
+    return f"port {port} is {what} for {others} only, not {proto}: did you mean --proto {others}?"
+
+
+def relative_to_snapshot(trace: Trace, snap: Snapshot) -> Trace:
+    """``trace`` with each step's ``file:line`` relative to the snapshot folder
+    (``iptables-save.txt:12`` after a header naming the folder); unchanged for a single file."""
+    folder = snap.path
+    if not os.path.isdir(folder):
+        return trace
+    prefix = os.path.join(folder, "")
+
+    def cut(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return tuple(replace(s, where=s.where[len(prefix):])
+                     if s.where is not None and s.where.startswith(prefix) else s
+                     for s in steps)
+
+    return replace(trace, steps=cut(trace.steps),
+                   branches=tuple(replace(b, steps=cut(b.steps)) for b in trace.branches))

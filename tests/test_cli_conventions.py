@@ -1,0 +1,181 @@
+"""CLI conventions a new user expects (issue 14): trace exit codes like grep, service names and
+protocol numbers as iptables reads them, case-insensitive choices, warnings about unknown
+interfaces, "did you mean udp?", --example, python -m natlens, NO_COLOR/--color and COLUMNS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+from natlens.cli import main
+from natlens.sample import example_path
+
+OUTSIDE = ["--in", "eth0", "--src", "198.51.100.7"]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], list[str]]:
+    status = main([*argv, "--no-cache"])
+    out, err = capsys.readouterr()
+    return status, out.splitlines(), err.splitlines()
+
+
+@pytest.fixture(autouse=True)
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.mark.parametrize(("dst", "dport", "status", "verdict"), [
+    ("192.0.2.2", "8080", 0, "=> ACCEPT (forward) 198.51.100.7 -> 172.17.0.2:80 via docker0"),
+    ("172.17.0.2", "22", 1, "=> DROP (forward) 198.51.100.7 -> 172.17.0.2:22 via docker0"),
+])
+def test_trace_exit_status_is_grep_like(capsys: pytest.CaptureFixture[str], dst: str, dport: str,
+                                        status: int, verdict: str) -> None:
+    got, out, err = _run(["trace", "--example", *OUTSIDE, "--dst", dst, "--dport", dport],
+                         capsys)
+    assert got == status
+    assert verdict in out
+    assert err == []
+
+
+def test_trace_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    got, out, err = _run(["trace", "--example", *OUTSIDE, "--dst", "192.0.2.2", "--dport",
+                          "no-such-service"], capsys)
+    assert (got, out) == (2, [])
+    assert err == ["natlens: error: packet destination port: unknown service name "
+                   "'no-such-service' (not in /etc/services for tcp; give a port number "
+                   "0..65535)"]
+
+
+def test_trace_exits_0_when_any_branch_delivers(tmp_path: object,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    rules = Path(str(tmp_path)) / "half.rules"
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                     "-A INPUT -m statistic --mode random --probability 0.5 -j DROP\nCOMMIT\n")
+    got, out, _ = _run(["trace", str(rules), "--in", "eth0", "--src", "198.51.100.7",
+                        "--dst", "192.0.2.2", "--host-addr", "192.0.2.2", "--dport", "22"],
+                       capsys)
+    assert "branches (2):" in out
+    assert got == 0
+
+
+@pytest.mark.parametrize(("words", "same"), [
+    (["--dport", "http-alt", "--proto", "TCP"], ["--dport", "8080", "--proto", "tcp"]),
+    (["--dport", "HTTP-ALT", "--proto", "6"], ["--dport", "8080"]),
+])
+def test_service_names_and_protocol_numbers(capsys: pytest.CaptureFixture[str],
+                                            words: list[str], same: list[str]) -> None:
+    base = ["trace", "--example", *OUTSIDE, "--dst", "192.0.2.2", "--format", "json"]
+    assert _run([*base, *words], capsys) == _run([*base, *same], capsys)
+
+
+def test_protocol_number_17_is_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(["trace", "--example", *OUTSIDE, "--dst", "192.0.2.2", "--proto",
+                           "17", "--dport", "domain"], capsys)
+    assert out[1] == "packet: Packet(in eth0, udp 198.51.100.7 -> 192.0.2.2:53, new)"
+    assert status == 0
+
+
+def test_enum_options_ignore_case(capsys: pytest.CaptureFixture[str]) -> None:
+    lower = _run(["report", "--example", "--fail-on", "high", "--format", "json"], capsys)
+    upper = _run(["report", "--example", "--fail-on", "HIGH", "--format", "JSON"], capsys)
+    assert upper == lower
+    assert upper[0] == 0
+
+
+def test_unknown_interface_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _run(["trace", "--example", "--in", "eth9", "--src", "198.51.100.7",
+                           "--dst", "192.0.2.2", "--dport", "8080"], capsys)
+    assert status == 0
+    assert err == ["natlens: warning: interface 'eth9' is not in the snapshot (known: lo, ifb0, "
+                   "ifb1, eth0, docker0, vetha44da29): the rules treat it as an unknown outside interface"]
+
+
+def test_other_protocol_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, err = _run(["trace", str(REPO_ROOT / "fixtures" / "udp-5353"), *OUTSIDE, "--dst",
+                      "192.0.2.2", "--dport", "5353"], capsys)
+    assert err == ["natlens: hint: port 5353 is published for udp only, not tcp: did you mean "
+                   "--proto udp?"]
+    _, _, err = _run(["trace", str(REPO_ROOT / "fixtures" / "udp-5353"), *OUTSIDE, "--dst",
+                      "192.0.2.2", "--dport", "5353", "--proto", "udp"], capsys)
+    assert err == []
+
+
+@pytest.mark.parametrize("command", ["parse", "trace", "report", "exposure", "graph"])
+def test_every_command_takes_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    packet = [*OUTSIDE, "--dst", "192.0.2.2", "--dport", "8080"] if command == "trace" else []
+    by_example = _run([command, "--example", *packet], capsys)
+    by_path = _run([command, str(example_path()), *packet], capsys)
+    assert by_example == by_path
+    assert by_example[0] == 0
+
+
+def test_example_and_path_together_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["report", "--example", "x"], capsys) == (
+        2, [], ["natlens: error: report: give PATH or --example, not both"])
+    assert _run(["trace", *OUTSIDE, "--dst", "192.0.2.2"], capsys) == (
+        2, [], ["natlens: error: trace needs a PATH (a snapshot folder or rule file), or "
+                "--example for the sample snapshot shipped with natlens"])
+
+
+def test_example_is_the_fixture() -> None:
+    fixture = REPO_ROOT / "fixtures" / "default-bridge-8080"
+    shipped = example_path()
+    names = sorted(p.name for p in fixture.iterdir())
+    assert names == sorted(p.name for p in shipped.iterdir())
+    for name in names:
+        assert (shipped / name).read_bytes() == (fixture / name).read_bytes(), name
+
+
+def test_python_dash_m() -> None:
+    done = subprocess.run([sys.executable, "-m", "natlens", "--version"], capture_output=True,
+                          text=True, check=False, cwd=REPO_ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "natlens 0.1.0\n", "")
+
+
+@pytest.mark.parametrize(("env", "flag", "colored"), [
+    ({}, "always", True),
+    ({"NO_COLOR": "1"}, "auto", False),
+    ({"NO_COLOR": "1"}, "always", True),
+    ({}, "never", False),
+    ({}, "auto", False),  # not a terminal
+])
+def test_color(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+               env: dict[str, str], flag: str, colored: bool) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _, out, _ = _run(["trace", "--example", *OUTSIDE, "--dst", "192.0.2.2", "--dport", "8080",
+                      "--color", flag], capsys)
+    verdict = "=> ACCEPT (forward) 198.51.100.7 -> 172.17.0.2:80 via docker0"
+    assert (f"\x1b[32m{verdict}\x1b[0m" in out) is colored
+    assert (verdict in out) is not colored
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_columns_bound_trace_and_report(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str],
+                                        columns: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    planted = str(REPO_ROOT / "fixtures" / "planted-faults")
+    _, trace, _ = _run(["trace", planted, *OUTSIDE, "--dst", "192.0.2.2", "--dport", "8081"],
+                       capsys)
+    _, report, _ = _run(["report", planted], capsys)
+    table = report[report.index("HIGH (2)"):]
+    assert max(len(line) for line in trace) <= columns
+    assert max(len(line) for line in table if not line.startswith(("note:", "judged"))) \
+        <= max(columns, 78)
+
+
+def test_trace_paths_relative_after_header(capsys: pytest.CaptureFixture[str]) -> None:
+    planted = REPO_ROOT / "fixtures" / "planted-faults"
+    _, out, _ = _run(["trace", str(planted), *OUTSIDE, "--dst", "192.0.2.2", "--dport", "8080"],
+                     capsys)
+    assert out[0] == f"natlens trace for {planted}"
+    assert out[2] == (" 1. PREROUTING  nat:PREROUTING#3 (iptables-save.txt:36)  -A PREROUTING "
+                      "-m addrtype --dst-type LOCAL -j DOCKER")
+    assert not any(str(planted) in line for line in out[1:])

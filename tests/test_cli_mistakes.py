@@ -1,0 +1,87 @@
+"""Errors that help (issue 14): each frequent mistake is one line on stderr, exit 2, naming the
+file and saying what to run instead."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from natlens.cli import main
+
+SAMPLE = REPO_ROOT / "fixtures" / "default-bridge-8080"
+
+DOCKER_PS = ("CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS   PORTS     NAMES\n"
+             "abc123   busybox   \"httpd\"   2 min ago   Up 2 min   0.0.0.0:8080->80/tcp   web\n")
+LISTING_WITHOUT_N = ("Chain INPUT (policy ACCEPT)\n"
+                     "target     prot opt source               destination\n"
+                     "ACCEPT     tcp  --  anywhere             anywhere             tcp dpt:ssh\n")
+IP6TABLES = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A INPUT -s 2001:db8::/32 -j ACCEPT\nCOMMIT\n")
+
+
+def _snapshot(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / "snap"
+    shutil.copytree(SAMPLE, folder)
+    (folder / name).write_text(text)
+    return folder
+
+
+def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    status = main([*argv, "--no-cache"])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    return err.splitlines()
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("docker-containers.json", DOCKER_PS,
+     "docker-containers.json: this is 'docker ps' output (a table), not JSON: save "
+     "'docker inspect $(docker ps -aq) > docker-containers.json' instead"),
+    ("docker-containers.json",
+     '{"Command":"httpd","ID":"abc123","Image":"busybox","Names":"web"}\n'
+     '{"Command":"sh","ID":"def456","Image":"busybox","Names":"db"}\n',
+     "docker-containers.json: this is 'docker ps --format json' output (one line per "
+     "container): save 'docker inspect $(docker ps -aq) > docker-containers.json' instead"),
+    ("docker-networks.json", "NETWORK ID     NAME      DRIVER    SCOPE\n",
+     "docker-networks.json: this is 'docker network ls' output (a table), not JSON: save "
+     "'docker network inspect $(docker network ls -q) > docker-networks.json' instead"),
+    ("iptables-save.txt", IP6TABLES,
+     "iptables-save.txt:5:13: IPv6 address 2001:db8::/32 in iptables rules (is this "
+     "ip6tables-save output? save it as ip6tables-save.txt): '-A INPUT -s 2001:db8::/32 -j "
+     "ACCEPT'"),
+])
+def test_wrong_file_in_a_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  name: str, text: str, message: str) -> None:
+    folder = _snapshot(tmp_path, name, text)
+    assert _error(["report", str(folder)], capsys) == [
+        f"natlens: error: {folder}/{message}"]
+
+
+@pytest.mark.parametrize("text", [(SAMPLE / "docker-containers.json").read_text(),
+                                  '{"a": 1}\n'])
+def test_json_file_given_as_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  text: str) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(text)
+    assert _error(["report", str(rules)], capsys) == [
+        f"natlens: error: {rules}: this is JSON, not iptables rules: give the snapshot folder "
+        "it belongs to, or the rules themselves ('iptables-save > iptables-save.txt'; "
+        "nftables: 'nft -j list ruleset')"]
+
+
+def test_listing_without_n(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listing = tmp_path / "input.txt"
+    listing.write_text(LISTING_WITHOUT_N)
+    assert _error(["trace", str(listing), "--in", "eth0", "--src", "198.51.100.7", "--dst",
+                   "192.0.2.2"], capsys) == [
+        f"natlens: error: {listing}:3: listing without -n: names instead of addresses "
+        "('anywhere'); list again with 'iptables -L -n -v' (add -x for exact counters)"]
+
+
+def test_live_with_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _error(["report", "--live", "snap"], capsys) == [
+        "natlens: error: snap: --live captures this host and reads no PATH: run 'natlens "
+        "report snap' for the snapshot, or 'natlens report --live' alone for this host"]
