@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_audit import (  # noqa: E402
+from bench_audit import (
     CONTAINER_PORTS,
     FOOTER,
     HEADER,
@@ -40,15 +40,14 @@ from bench_audit import (  # noqa: E402
     KUBE_ENDPOINTS,
     KUBE_SERVICES,
     META,
-    container_ip,
     docker_objects,
     docker_rules,
     host_json,
     merge,
 )
-from gen_kube import expected_size, generate  # noqa: E402
+from gen_kube import expected_size, generate
 
-import natlens  # noqa: E402
+import natlens
 
 GOAL_SECONDS = 10.0
 BRIDGE6 = ipaddress.ip_network("fd00:dead:beef::/64")
@@ -85,7 +84,8 @@ def rules6(n: int) -> str:
             nat_docker.append(f"-A DOCKER ! -i docker0 -p tcp -m tcp --dport {h} -j DNAT "
                               f"--to-destination [{ip}]:{port}")
     flt += ["-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2",
-            "-A DOCKER-ISOLATION-STAGE-1 -j RETURN", "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP",
+            "-A DOCKER-ISOLATION-STAGE-1 -j RETURN",
+            "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP",
             "-A DOCKER-ISOLATION-STAGE-2 -j RETURN", "-A DOCKER-USER -j RETURN"]
     lines = [HEADER.replace("iptables", "ip6tables"), "*filter", *flt, "COMMIT", FOOTER,
              HEADER.replace("iptables", "ip6tables"), "*nat", *nat, *nat_docker, "COMMIT",

@@ -9,8 +9,11 @@ vmap``), ``E`` ``endpoint-*`` chains (``dnat to``), one ``@service-ips`` element
 freeze; rule text is rendered on demand), the time ``parse_save`` takes on the equivalent
 iptables-save dump (``gen_kube.py``, same services and endpoints) and the ratio, the time of
 the first walk of ``nat-prerouting`` (builds the 7,000-element map index) and the mean walk
-and map lookup afterwards. Times are CPU seconds of this process (``time.process_time``), the
-best of ``--repeat`` runs, so a busy shared machine does not distort the ratio much.
+and map lookup afterwards; then end to end through ``natlens.netfilter.Simulator`` (the hook
+pipeline: every base chain of every hook, routing, NAT, the reply's walk for the connection
+line): building it and ``Simulator.trace`` per packet, next to the same figures for the
+equivalent iptables-save dump. Times are CPU seconds of this process (``time.process_time``),
+the best of ``--repeat`` runs, so a busy shared machine does not distort the ratio much.
 
     .venv/bin/python benchmarks/bench_nft.py --services 7000 --endpoints 4
 """
@@ -33,8 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_kube import generate
+from gen_kube import _SERVICE_NET, UDP_EVERY, generate
 
+from natlens.model import Family, Ruleset
+from natlens.netfilter.engine import Simulator
 from natlens.netfilter.flow import Flow
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
@@ -69,7 +74,8 @@ def scale(doc: dict[str, Any], services: int, endpoints: int) -> dict[str, Any]:
     for item in items:
         ((kind, body),) = item.items()
         name = body.get("chain") if kind == "rule" else body.get("name")
-        if kind in ("chain", "rule") and str(name).startswith(_PER_SERVICE):
+        # per-service chains are named prefix + hash-ns/svc/...: "firewall-check" is not one
+        if kind in ("chain", "rule") and str(name).startswith(_PER_SERVICE) and "/" in str(name):
             continue
         if kind in ("set", "map") and body["name"] in ("service-ips", "cluster-ips"):
             body = dict(body, elem=[])
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", type=int, default=7000)
     parser.add_argument("--endpoints", type=int, default=4)
     parser.add_argument("--packets", type=int, default=2000)
+    parser.add_argument("--traces", type=int, default=500,
+                        help="packets traced end to end through the Simulator")
     parser.add_argument("--repeat", type=int, default=3, help="timings are the best of N")
     args = parser.parse_args(argv)
 
@@ -155,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  load (read the file, decode, check, freeze; best of {args.repeat}): "
           f"{load_s * 1000:8.1f} ms")
     save_rules = sum(len(c.rules) for t in parsed for c in t)
-    del parsed
     print(f"  iptables-save equivalent ({save_rules:,} rules), parse_save (best of "
           f"{args.repeat}): {save_s * 1000:8.1f} ms")
     print(f"  ratio nft load / iptables-save parse: {load_s / save_s:.2f}x (goal <= 2x)")
@@ -197,7 +204,55 @@ def main(argv: list[str] | None = None) -> int:
     per_lookup = (time.process_time() - started) / len(keys)
     print(f"  @service-ips lookup ({len(index.elements):,} elements): "
           f"{per_lookup * 1e6:.2f} us per lookup ({hits:,} hits of {len(keys):,})")
+    _end_to_end(args, ruleset, parsed, rnd)
     return 0
+
+
+def _nft_packet(n: int) -> Packet:
+    """To the cluster IP of service ``n`` of ``scale`` (none beyond the last)."""
+    return Packet(in_interface="eth0", src="192.168.0.9", sport=40000, dport=80,
+                  dst=str(ipaddress.IPv4Address(_CLUSTER + 10 + n)))
+
+
+def _save_packet(n: int) -> Packet:
+    """To the cluster IP and port of service ``n`` of ``gen_kube.generate``."""
+    udp = n % UDP_EVERY == UDP_EVERY - 1
+    return Packet(in_interface="eth0", src="192.168.0.9", sport=40000,
+                  proto="udp" if udp else "tcp", dport=53 if udp else 80 + n % 20,
+                  dst=str(ipaddress.IPv4Address(_SERVICE_NET + 10 + n)))
+
+
+def _end_to_end(args: argparse.Namespace, ruleset: Any, parsed: Any, rnd: random.Random) -> None:
+    """``Simulator.trace`` on the nft ruleset and on the equivalent iptables-save dump: the
+    whole hook pipeline, as ``natlens trace`` runs it."""
+    host = _host()
+    empty = Ruleset(Family.IPV4, source="iptables-save.txt")
+
+    def nft_sim() -> Simulator:
+        return Simulator(host, empty, nft=ruleset)
+
+    def save_sim() -> Simulator:
+        return Simulator(host, parsed)
+
+    for label, build in (("nft", nft_sim), ("iptables-save", save_sim)):
+        build_s = _best(args.repeat, build)
+        sim = build()
+        targets = [rnd.randrange(args.services + args.services // 10)
+                   for _ in range(args.traces)]
+        packets = [_nft_packet(n) if label == "nft" else _save_packet(n) for n in targets]
+        first = sim.trace(packets[0])
+        times = []
+        dnat = 0
+        for pkt in packets:
+            started = time.process_time()
+            trace = sim.trace(pkt)
+            times.append(time.process_time() - started)
+            dnat += trace.final_dst != f"{pkt.dst}:{pkt.dport}"
+        del first
+        print(f"  Simulator ({label}): build {build_s * 1000:8.1f} ms; trace per packet "
+              f"(hook pipeline + reply): mean {statistics.mean(times) * 1e3:.3f} ms, "
+              f"p99 {sorted(times)[int(len(times) * 0.99)] * 1e3:.3f} ms over "
+              f"{len(times):,} packets ({dnat:,} DNATed to an endpoint)")
 
 
 if __name__ == "__main__":

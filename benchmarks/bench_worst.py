@@ -23,7 +23,8 @@ Each measurement runs in a fresh process (``--worker``): the same command runs o
 shape at size 10 (imports and first-use caches, not timed), the input is written (not timed),
 then the command runs in-process through ``natlens.cli.main`` with its output discarded; the
 time is that call's wall time, the memory the process's peak RSS (``VmHWM``).
-The growth is time(10N) / time(N): linear is 10, n log n a little more, quadratic 100.
+The growth is CPU time(10N) / CPU time(N) (CPU time: the machine may be shared; wall time is
+printed too): linear is 10, n log n a little more, quadratic 100.
 
 Goals: growth <= 12 per 10x for every shape, and ``report`` on the 10,000-rule /24 block list
 <= 10 s (the whole ``natlens report`` command, interpreter start included).
@@ -163,11 +164,11 @@ def worker(shape: str, n: int) -> dict[str, object]:
             main(SHAPES[shape](10, warm))  # imports and first-use caches: not the shape's cost
         argv = SHAPES[shape](n, Path(tmp))
         sink = io.StringIO()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(io.StringIO()) as err:
             status = main(argv)
-        seconds = time.perf_counter() - start
-    return {"shape": shape, "n": n, "seconds": seconds, "peak_mb": _peak_mb(),
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"shape": shape, "n": n, "seconds": seconds, "cpu": cpu, "peak_mb": _peak_mb(),
             "status": status, "error": err.getvalue().strip()[:120]}
 
 
@@ -176,6 +177,7 @@ class Result:
     shape: str
     n: int
     seconds: float
+    cpu: float
     peak_mb: float
     status: int
     error: str
@@ -219,21 +221,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown shape(s): {', '.join(unknown)}")
     sizes = sorted(int(s) for s in args.sizes.split(","))
     ok = True
-    print(f"{'shape':<22} {'N':>8} {'seconds':>9} {'peak MB':>8} {'exit':>4}  growth")
+    print(f"{'shape':<22} {'N':>8} {'seconds':>8} {'CPU s':>8} {'peak MB':>8} {'exit':>4}  "
+          "growth (CPU)")
     for shape in shapes:
         previous: Result | None = None
         for n in sizes:
             r = run_worker(shape, n)
             growth = ""
             if previous is not None:
-                ratio = r.seconds / max(previous.seconds, 1e-9)
+                ratio = r.cpu / max(previous.cpu, 1e-9)
                 per10 = ratio ** (1 / math.log10(n / previous.n))
                 growth = f"x{ratio:.1f} for x{n / previous.n:g} (x{per10:.1f} per 10x)"
                 if per10 > GROWTH_GOAL:
                     ok = False
                     growth += "  <- above goal"
-            print(f"{shape:<22} {n:>8} {r.seconds:>9.2f} {r.peak_mb:>8.0f} {r.status:>4}  "
-                  f"{growth}", flush=True)
+            print(f"{shape:<22} {n:>8} {r.seconds:>8.2f} {r.cpu:>8.2f} {r.peak_mb:>8.0f} "
+                  f"{r.status:>4}  {growth}", flush=True)
             if r.status == 2 and shape not in EXPECTED_ERRORS:
                 ok = False
                 print(f"  unexpected error: {r.error}", flush=True)

@@ -15,6 +15,7 @@ if _TYPE_CHECKING:
 
     from natlens.api import audit, exposure, simulate
     from natlens.audit.findings import Finding, Severity
+    from natlens.batch import simulate_many
     from natlens.correlate import Correlation, correlate
     from natlens.docker import Inventory
     from natlens.errors import (
@@ -97,6 +98,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "parse_save": ("natlens.parse.save", "parse_save"),
     "ruleset_to_dict": ("natlens.serialize", "ruleset_to_dict"),
     "simulate": ("natlens.api", "simulate"),
+    "simulate_many": ("natlens.batch", "simulate_many"),
     "to_save": ("natlens.serialize", "to_save"),
 }
 """Public name → (module, attribute). Loaded on first use, so that ``import natlens`` (and the
@@ -147,6 +149,7 @@ __all__ = [
     "parse_save",
     "ruleset_to_dict",
     "simulate",
+    "simulate_many",
     "to_save",
 ]
 

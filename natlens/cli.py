@@ -19,6 +19,8 @@ from natlens.cli_errors import Context, one_line, run
 # start of every command stay fast: issue 13, <= 0.15 s).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from natlens.graph import ChainGraph
+    from natlens.model import Family
     from natlens.netfilter import Packet, Step
     from natlens.snapshot import Snapshot
 
@@ -79,8 +81,6 @@ def _add_host(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> Snapshot:
     """Load PATH with the common options (and the stated host addresses, if any), through
     the snapshot cache (``natlens.snapshot_cache``) unless ``--no-cache``."""
-    import gc  # noqa: PLC0415
-
     from natlens.snapshot_cache import load_cached  # noqa: PLC0415
 
     snap = load_cached(args.path, strict=not args.lenient, table=args.input_table,
@@ -88,8 +88,8 @@ def _load(args: argparse.Namespace) -> Snapshot:
                        addresses=getattr(args, "host_addr", ()),
                        interfaces=getattr(args, "iface", ()),
                        use_cache=not getattr(args, "no_cache", False),
+                       freeze=True,  # the model lives until exit: no collection walks it
                        progress=_progress(args))
-    gc.freeze()  # the model lives until exit: later collections need not walk it
     _progress(args)("preparing")
     return snap
 
@@ -186,6 +186,13 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     from natlens.termstyle import paint, terminal_width, use_color, wrap_line  # noqa: PLC0415
     from natlens.textsafe import terminal  # noqa: PLC0415
 
+    if args.packets is not None:
+        return _trace_batch(args)
+    if args.src is None or args.dst is None or not (args.in_interface or args.local_origin):
+        from natlens.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError("trace needs --in IFACE or --local-origin, --src and --dst (or "
+                         "--packets FILE)")
     packet = _packet(args)
     snap = _load(args)
     trace = simulate(snap, packet)
@@ -208,6 +215,34 @@ def _cmd_trace(args: argparse.Namespace) -> int:
                 line = paint(line, verdict, color)
             sys.stdout.write("".join(f"{part}\n" for part in wrap_line(line, width, 15)))
     return trace_hints.exit_status(trace)
+
+
+def _trace_batch(args: argparse.Namespace) -> int:
+    """``trace --packets FILE``: every packet of FILE through one prepared snapshot."""
+    from natlens.batch import packet_line, read_packets, simulate_many  # noqa: PLC0415
+    from natlens.errors import UsageError  # noqa: PLC0415
+
+    given = [o for o, v in (("--in", args.in_interface), ("--local-origin", args.local_origin),
+                            ("--src", args.src), ("--dst", args.dst), ("--dport", args.dport),
+                            ("--sport", args.sport), ("--icmp-type", args.icmp_type)) if v]
+    if given:
+        raise UsageError(f"--packets FILE gives the packets: {', '.join(given)} not allowed "
+                         "with it")
+    if args.format == "kernel":
+        raise UsageError("--packets prints table or json, not kernel")
+    if args.packets == "-" and args.path == "-":
+        raise UsageError("PATH and --packets cannot both be standard input")
+    numbered = read_packets(args.packets)
+    snap = _load(args)
+    traces = simulate_many(snap, (packet for _, packet in numbered))
+    out = sys.stdout
+    for (line_no, _), trace in zip(numbered, traces, strict=True):
+        if args.format == "json":
+            out.write(json.dumps({"line": line_no, **trace.to_dict()},
+                                 separators=(",", ":")) + "\n")
+        else:
+            out.write(packet_line(line_no, trace) + "\n")
+    return 0
 
 
 def _live_snapshot(*, allow_empty: bool = False) -> Snapshot:
@@ -269,29 +304,115 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
+_PACKET_OPTIONS = ("in_interface", "local_origin", "src", "dst", "proto", "dport", "sport",
+                   "icmp_type", "state", "mark")
+_GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid",
+                     ".json": "json", ".svg": "svg"}
+
+
+def _graph_format(given: str | None, output: str | None) -> str:
+    """The format of ``natlens graph``: ``--format``, else the extension of ``-o FILE``, else
+    dot. Raises ``UsageError`` for an extension natlens cannot write or one that contradicts
+    ``--format``."""
+    from natlens.errors import UsageError  # noqa: PLC0415
+
+    if output in (None, "-"):
+        return given or "dot"
+    ext = Path(output).suffix.lower()
+    known = _GRAPH_EXTENSIONS.get(ext)
+    if known is None:
+        shown = ", ".join(_GRAPH_EXTENSIONS)
+        what = f"'{ext}'" if ext else "a name without extension"
+        raise UsageError(f"{output}: natlens graph writes {shown} files, not {what} (for PNG: "
+                         "write .svg and convert it, e.g. rsvg-convert -o graph.png graph.svg)")
+    if given is not None and given != known:
+        raise UsageError(f"{output}: --format {given} but the file name says {known}")
+    return known
+
+
+def _chain_graph(snap: Snapshot, family: Family) -> ChainGraph:
+    """The chain graph of ``family``: the iptables tables, then the native nft tables the
+    family's packets meet (``natlens.graph_nft``; not those the iptables dumps hold)."""
+    from natlens import graph  # noqa: PLC0415
+    from natlens.graph_nft import nft_graphs  # noqa: PLC0415
+    from natlens.netfilter.nftchains import iptables_nft_tables  # noqa: PLC0415
+
+    ruleset = snap.rules_for(family)
+    chains = graph.build(ruleset, labels=False)  # labelled once collapsed (_cmd_graph)
+    if snap.nft is None:
+        return chains
+    skip = iptables_nft_tables(snap.backend, snap.ruleset, snap.ruleset6, snap.other_backend,
+                               snap.other_backend6)
+    tables = {name: g for name, g in chains.tables.items() if g.number_of_nodes()}
+    tables.update(nft_graphs(snap.nft, family, skip))
+    source = ruleset.source if ruleset.tables else snap.nft.source
+    return graph.ChainGraph(family, tables, source)
+
+
 def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens import graph  # noqa: PLC0415  (networkx only for this command)
     from natlens.errors import OutputError, UsageError  # noqa: PLC0415
     from natlens.model import Family  # noqa: PLC0415
     from natlens.netfilter import simulate  # noqa: PLC0415
 
+    args.format = _graph_format(args.format, args.output)
+    given = [f"--{name.replace('_', '-')}" for name in _PACKET_OPTIONS
+             if getattr(args, name) not in (None, False, "new", "0", "tcp")]
+    if given and not args.trace:
+        raise UsageError(f"{', '.join(given)}: packet options need --trace (they say which "
+                         "packet's path to highlight)")
+    if args.trace and (args.src is None or args.dst is None
+                       or not (args.in_interface or args.local_origin)):
+        raise UsageError("--trace needs --in IFACE or --local-origin, --src and --dst")
     snap = _load(args)
-    if args.family is not None:
-        ruleset = snap.rules_for(Family(args.family))
-    else:
-        ruleset = snap.ruleset if snap.ruleset.tables else snap.ruleset6
-    chains = graph.build(ruleset)
+    packet = _packet(args) if args.trace else None
+    family = Family(args.family) if args.family is not None else None
+    if packet is not None:
+        own = Family.IPV6 if packet.dst.version == 6 else Family.IPV4
+        if family is not None and family is not own:
+            raise UsageError(f"--family {family.value} but the traced packet is "
+                             f"{own.value}: the graph follows the packet's family")
+        family = own
+    if family is None:
+        family = Family.IPV4 if snap.ruleset.tables or not snap.ruleset6.tables \
+            else Family.IPV6
+    chains = _chain_graph(snap, family)
+    if not chains.tables:
+        raise UsageError(f"{snap.path}: no {family.value} rules to draw")
     path: tuple[Step, ...] = ()
-    if args.trace:
-        if args.src is None or args.dst is None or not (args.in_interface or args.local_origin):
-            raise UsageError("--trace needs --in IFACE or --local-origin, --src and --dst")
-        path = simulate(snap, _packet(args)).steps
+    caption: list[str] = []
+    if packet is not None:
+        trace = simulate(snap, packet)
+        path = graph.trace_steps(trace)  # every branch, not only the headline
+        caption = graph.trace_caption(trace)
+    if not args.expand:
+        from natlens.graph_families import collapse  # noqa: PLC0415
+
+        chains = collapse(chains, keep=args.chain, highlight=path)
+    for table_graph in chains.tables.values():
+        graph.label_edges(table_graph)
+    if args.format == "svg":
+        from natlens.graph_families import too_big_for_layout  # noqa: PLC0415
+
+        size = too_big_for_layout(chains, args.table)
+        if size is not None:
+            sys.stderr.write(f"natlens: warning: {size[0]} chains and {size[1]} jumps to lay "
+                             "out: Graphviz may take a very long time (use --table, or fewer "
+                             "--chain / no --expand)\n")
+            sys.stderr.flush()
+    host = snap.meta.get("hostname")
+    where = f"host {host} ({snap.path})" if isinstance(host, str) and host else snap.path
+    title = (f"{where}: {chains.family.value}, "
+             f"{'table ' + args.table if args.table else 'all tables'}")
     if args.format == "dot":
-        text = graph.to_dot(chains, table=args.table, highlight=path)
+        text = graph.to_dot(chains, table=args.table, highlight=path, title=title,
+                            caption=caption)
     elif args.format == "mermaid":
-        text = graph.to_mermaid(chains, table=args.table, highlight=path)
+        text = graph.to_mermaid(chains, table=args.table, highlight=path, title=title,
+                                caption=caption)
     elif args.format == "svg":
-        text = graph.to_svg(chains, table=args.table, highlight=path)
+        text = graph.to_svg(chains, table=args.table, highlight=path, title=title,
+                            caption=caption)
     else:
         text = json.dumps(graph.to_json(chains, table=args.table, highlight=path),
                           indent=2) + "\n"
@@ -372,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Simulate one packet: which rules it meets in which table "
                        "and hook, how NAT rewrites it, and where it ends up.")
     _add_common(p)
-    _add_packet(p, required=True)
+    _add_packet(p, required=False)
+    p.add_argument("--packets", metavar="FILE",
+                   help="trace every packet of FILE instead (JSON lines or CSV with a header, "
+                        "one packet per line, keys/columns named as these options; - for "
+                        "stdin): one result line per packet (table) or one JSON object per "
+                        "line (json)")
     _add_host(p)
     p.add_argument("--format", type=str.lower, choices=("table", "json", "kernel"), default="table",
                    help="table: numbered steps; json: the trace object; kernel: the lines the "
@@ -414,14 +540,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--table", metavar="TABLE", help="only this table (raw, mangle, nat, filter, "
                    "security; default: all)")
-    p.add_argument("--family", type=str.lower, choices=("ipv4", "ipv6"), help="ruleset to draw (default: ipv4, "
+    p.add_argument("--family", type=str.lower, choices=("ipv4", "ipv6"),
+                   help="ruleset to draw (default: the traced packet's family, else ipv4, "
                    "or ipv6 when there are no IPv4 rules)")
-    p.add_argument("--format", type=str.lower, choices=("dot", "mermaid", "json", "svg"), default="dot",
-                   help="output format (default: dot)")
+    p.add_argument("--format", type=str.lower, choices=("dot", "mermaid", "json", "svg"),
+                   help="output format (default: from the -o file's extension, else dot)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--trace", action="store_true",
                    help="highlight the path of the packet given by the options below")
     _add_packet(p, required=False)
+    _add_host(p)
+    p.add_argument("--chain", action="append", default=[], metavar="NAME",
+                   help="draw this chain on its own even when it belongs to a large family of "
+                        "similar chains (repeatable; shell patterns: 'KUBE-SVC-ABC*')")
+    p.add_argument("--expand", action="store_true",
+                   help="draw every chain: families of 10 or more similar chains "
+                        "(KUBE-SVC-*, KUBE-SEP-*, per-container chains) are one node by "
+                        "default")
     p.set_defaults(handler=_cmd_graph)
 
     p = sub.add_parser("verify", help="replay the snapshot in throwaway network namespaces and "

@@ -263,7 +263,9 @@ class _Builder:
                     self.holders.setdefault(ip, c.name)
         self.sockets: tuple[Listener, ...] | None = getattr(snapshot, "sockets", None)
         self.proxy = inventory is not None and inventory.daemon.userland_proxy is not False
-        self.filters = {f: _SourceRules(_rulesets(snapshot, f)) for f in (4, 6)}
+        nft_prefixes = _nft_sources(getattr(snapshot, "nft", None))
+        self.filters = {f: _SourceRules(_rulesets(snapshot, f), nft_prefixes.get(f, ()))
+                        for f in (4, 6)}
         self._universes: dict[tuple[str, int], list[IPNetwork] | None] = {}
         self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._classes: dict[tuple[str, int, frozenset[IPNetwork]],
@@ -480,8 +482,9 @@ class _Builder:
         networks when the class allows it."""
         if ingress in self.docker_bridges:
             net = self.docker_bridges[ingress]
-            taken = self.holders.keys() | set(net.gateways)
-            for n in nets:
+            taken = self.holders.keys() | set(net.gateways) | {
+                a for sub in net.subnets for a in (sub.network_address, sub.broadcast_address)}
+            for n in sorted(nets, key=lambda x: -x.num_addresses):
                 top = int(n.broadcast_address) if fam == 4 else int(n.network_address) + 0xFFFE
                 lo = int(n.network_address)
                 for k in range(1, 16):
@@ -525,8 +528,8 @@ class _Builder:
                         "snapshot cannot tell: " + "; ".join(trace.uncertain[:2]))
         if verdict is not Verdict.ACCEPT:
             d = _refuser(steps)
-            return cell(False, None, None, d, f"{verdict.value.lower()}ped by {d}" if d
-                        else verdict.value.lower())
+            done = "rejected" if verdict is Verdict.REJECT else "dropped"
+            return cell(False, None, None, d, f"{done} by {d}" if d else done)
         landing, listening, why = self.landing(final_dst, path)
         conn = trace.connection
         reachable: bool | None = listening
@@ -714,7 +717,10 @@ class _SourceRules:
     """The rules of one family that name a source prefix and whose verdict counts (see the
     module docstring), prefiltered once per map."""
 
-    def __init__(self, rulesets: Sequence[Ruleset]) -> None:
+    def __init__(self, rulesets: Sequence[Ruleset], nft: Iterable[IPNetwork] = ()) -> None:
+        self.nft = tuple(dict.fromkeys(nft))
+        """Source prefixes of native nftables rules (``ip saddr``/``ip6 saddr``), kept for
+        every cell: their interface, protocol and destination conditions are not read."""
         self.rules: list[_Sourced] = []
         """Rules without a single-address destination (scanned for every cell)."""
         self.by_dst: dict[IPAddress, list[_Sourced]] = {}
@@ -742,7 +748,7 @@ class _SourceRules:
                  dsts: Sequence[IPAddress]) -> list[IPNetwork]:
         """The source prefixes of the rules that can see a packet from ``ingress`` of
         ``proto`` to one of ``ports`` at one of ``dsts``."""
-        out: list[IPNetwork] = []
+        out: list[IPNetwork] = list(self.nft)
         near = [r for d in dict.fromkeys(dsts) for r in self.by_dst.get(d, ())]
         for r in (*self.rules, *near):
             if r.in_interface is not None and _iface_match(r.in_interface, ingress) == r.in_negated:
@@ -756,6 +762,46 @@ class _SourceRules:
                 continue
             out.append(r.network)
         return out
+
+
+def _nft_sources(nft: Any) -> dict[int, list[IPNetwork]]:
+    """The source prefixes native nftables rules compare with (``ip saddr 10.0.0.0/8``,
+    ``ip6 saddr { ... }``, ranges), per IP version; nft(8) "PAYLOAD EXPRESSION"."""
+    out: dict[int, list[IPNetwork]] = {4: [], 6: []}
+    if nft is None:
+        return out
+    for rule in nft.rules():
+        for st in rule.statements:
+            if st.kind != "match" or not isinstance(st.body, Mapping):
+                continue
+            left = st.body.get("left")
+            payload = left.get("payload") if isinstance(left, Mapping) else None
+            if not isinstance(payload, Mapping) or payload.get("field") != "saddr":
+                continue
+            for net in _nft_networks(st.body.get("right")):
+                out[net.version].append(net)
+    return out
+
+
+def _nft_networks(value: Any) -> list[IPNetwork]:
+    """The networks an nft JSON right-hand side names (address, prefix, range, set)."""
+    try:
+        if isinstance(value, str):
+            return [ipaddress.ip_network(value, strict=False)]
+        if isinstance(value, Mapping):
+            if "prefix" in value:
+                p = value["prefix"]
+                return [ipaddress.ip_network(f"{p['addr']}/{p['len']}", strict=False)]
+            if "range" in value:
+                lo, hi = (ipaddress.ip_address(v) for v in value["range"])
+                return list(ipaddress.summarize_address_range(lo, hi))
+            if "set" in value:
+                return [n for item in value["set"] for n in _nft_networks(item)]
+        if isinstance(value, (list, tuple)):
+            return [n for item in value for n in _nft_networks(item)]
+    except (ValueError, TypeError, KeyError):
+        return []
+    return []
 
 
 def _iface_match(pattern: str, name: str) -> bool:

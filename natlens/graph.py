@@ -42,8 +42,10 @@ __all__ = [
     "build",
     "builtin_chains",
     "can_reach_verdict",
+    "default_title",
     "is_missing_chain",
     "jumps",
+    "label_edges",
     "loops",
     "match_summary",
     "missing_jumps",
@@ -53,6 +55,8 @@ __all__ = [
     "to_json",
     "to_mermaid",
     "to_svg",
+    "trace_caption",
+    "trace_steps",
     "unreachable_chains",
     "unused_chains",
 ]
@@ -162,8 +166,12 @@ class Jump:
         return match_summary(self.rule)
 
 
-def table_graph(table: Table) -> nx.MultiDiGraph:
-    """The chain graph of one table (see the module docstring for attributes)."""
+def table_graph(table: Table, *, labels: bool = True) -> nx.MultiDiGraph:
+    """The chain graph of one table (see the module docstring for attributes).
+
+    ``labels=False`` leaves each edge's ``match`` and ``text`` empty (``label_edges`` fills
+    them later): most of the cost on a big table, and what loop checks and family collapsing
+    (``natlens.graph_families``) do not read."""
     g = nx.MultiDiGraph(table=table.name.value)
     for chain in table.chains:
         g.add_node(chain.name, builtin=chain.builtin, policy=chain.policy,
@@ -181,8 +189,20 @@ def table_graph(table: Table) -> nx.MultiDiGraph:
             jump = Jump(table.name.value, chain.name, target.name, position, rule.goto, rule,
                         missing)
             g.add_edge(chain.name, target.name, key=position, position=position, goto=rule.goto,
-                       match=jump.match, text=rule_to_save(rule, counters=False), jump=jump)
+                       match=jump.match if labels else "",
+                       text=rule_to_save(rule, counters=False) if labels else "", jump=jump)
     return g
+
+
+def label_edges(g: nx.MultiDiGraph) -> None:
+    """Fill the ``match`` and ``text`` of every edge of ``g`` built with ``labels=False``
+    (edges standing for several jumps, with a ``jumps`` count, keep an empty ``match``)."""
+    for _, _, data in g.edges(data=True):
+        jump = data.get("jump")
+        if data["text"] or "jumps" in data or not isinstance(jump, Jump):
+            continue
+        data["match"] = jump.match
+        data["text"] = rule_to_save(jump.rule, counters=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +224,10 @@ class ChainGraph:
         return iter(self.tables)
 
 
-def build(ruleset: Ruleset) -> ChainGraph:
-    """Build the chain graph of every table of ``ruleset``."""
-    graphs = {t.name.value: table_graph(t) for t in ruleset.tables}
+def build(ruleset: Ruleset, *, labels: bool = True) -> ChainGraph:
+    """Build the chain graph of every table of ``ruleset`` (``labels``: see
+    ``table_graph``)."""
+    graphs = {t.name.value: table_graph(t, labels=labels) for t in ruleset.tables}
     return ChainGraph(ruleset.family, MappingProxyType(graphs), ruleset.source)
 
 
@@ -259,7 +280,8 @@ def jumps(g: nx.MultiDiGraph) -> Iterator[Jump]:
     """Every jump of the table, chain by chain in declaration order, then by position."""
     order = {n: i for i, n in enumerate(g.nodes)}
     for *_, data in sorted(g.edges(keys=True, data=True), key=lambda e: (order[e[0]], e[2])):
-        yield data["jump"]
+        if data.get("jump") is not None:  # None: an nft jump (natlens.graph_nft)
+            yield data["jump"]
 
 
 def missing_jumps(g: nx.MultiDiGraph) -> tuple[Jump, ...]:
@@ -287,6 +309,8 @@ def _steps(highlight: Iterable[Any]) -> tuple[PathStep, ...]:
             table, chain, rule = step
         else:
             table, chain, rule = step.table, step.chain, step.rule
+            if getattr(step, "source", None) == "nft":  # drawn as "inet firewalld"
+                table = f"{step.family} {table}"
         if table is not None and chain is not None:
             steps.append((str(table), str(chain), rule))
     return tuple(steps)
@@ -294,6 +318,9 @@ def _steps(highlight: Iterable[Any]) -> tuple[PathStep, ...]:
 
 def _pick(graph: ChainGraph, table: str | None) -> list[tuple[str, nx.MultiDiGraph]]:
     if table is not None:
+        named = [key for key in graph.tables if key.endswith(f" {table}")]
+        if table not in graph.tables and len(named) == 1:  # "firewalld": "inet firewalld"
+            table = named[0]
         return [(table, graph[table])]
     return [(name, g) for name, g in graph.tables.items() if g.number_of_nodes()]
 
@@ -302,13 +329,15 @@ def _node_label(name: str, data: Mapping[str, Any]) -> list[str]:
     if data["missing"]:
         return [name, "missing chain"]
     count = f"{data['rules']} rule{'' if data['rules'] == 1 else 's'}"
+    if data.get("members"):  # a family of similar chains (natlens.graph_families)
+        return [name, f"{data['members']} chains, {count}"]
     if data["builtin"]:
         return [name, f"built-in, policy {data['policy'] or '-'}", count]
     return [name, count]
 
 
 def _edge_label(data: Mapping[str, Any]) -> str:
-    head = f"{'goto ' if data['goto'] else ''}#{data['position']}"
+    head = f"{'goto ' if data['goto'] else ''}{data.get('ref') or '#' + str(data['position'])}"
     return f"{head} {data['match']}" if data["match"] else head
 
 
@@ -336,16 +365,84 @@ def _dot_id(table: str, chain: str) -> str:
     return _dot_quote(f"{table}:{chain.replace(chr(92), chr(92) * 2)}")
 
 
+def default_title(graph: ChainGraph, table: str | None = None) -> str:
+    """``SOURCE: ipv4, table nat`` (``all tables`` without ``table``): what a picture shows."""
+    tables = f"table {table}" if table is not None else "all tables"
+    return f"{graph.source}: {graph.family.value}, {tables}"
+
+
+def trace_caption(trace: Any) -> list[str]:
+    """Lines telling a picture's reader what happened to a traced packet (a
+    ``natlens.Trace``): the packet, each NAT rewrite, the verdict, and every branch when
+    there are several (each drawn on the graph)."""
+    lines = [f"packet: {trace.packet!r}"]
+    seen: dict[str, None] = {}
+    for step in (*trace.steps, *(s for b in trace.branches for s in b.steps)):
+        if step.detail and any(word in step.detail for word in ("NAT", "MASQUERADE",
+                                                                "REDIRECT", "NETMAP")):
+            seen.setdefault(f"{step.table}:{step.chain}#{step.rule}: {step.detail}", None)
+    lines.extend(f"rewrite {text}" for text in seen)
+    via = f" via {trace.out_interface}" if trace.out_interface else ""
+    lines.append(f"=> {trace.verdict.value} ({trace.path.value}) {trace.final_src} -> "
+                 f"{trace.final_dst}{via}")
+    if trace.branches:
+        lines.append(f"branches ({len(trace.branches)}, all drawn in red):")
+        for n, b in enumerate(trace.branches, 1):
+            assumed = f"  [assumed: {'; '.join(b.assumed)}]" if b.assumed else ""
+            line = f"  {n}. {b.summary()}{assumed}"
+            lines.append(line if len(line) <= 120 else line[:119] + "…")
+    return lines
+
+
+def trace_steps(trace: Any) -> tuple[Any, ...]:
+    """Every step of a ``natlens.Trace``: the headline's and every branch's, to highlight all
+    of them."""
+    return (*trace.steps, *(s for b in trace.branches for s in b.steps))
+
+
+def _dot_legend(highlighted: bool) -> list[str]:
+    """A ``legend`` cluster: what bold, dashed and red boxes and arrows mean."""
+    point = "shape=point, width=0.05"
+    lines = ['  subgraph "cluster_legend" {',
+             '    label="legend"; fontsize=9; color="#999999";',
+             '    "legend:builtin" [label="built-in / base chain\\npolicy, rule count", '
+             'peripheries=2, style="bold"];',
+             '    "legend:user" [label="user chain"];',
+             '    "legend:missing" [label="jump target not declared", color="#cc0000", '
+             'fontcolor="#cc0000", style="dashed"];',
+             f'    "legend:j1" [{point}]; "legend:j2" [{point}];',
+             f'    "legend:g1" [{point}]; "legend:g2" [{point}];',
+             '    "legend:j1" -> "legend:j2" [label="-j / jump: #rule (handle) and match"];',
+             '    "legend:g1" -> "legend:g2" [label="-g / goto", style=dashed];']
+    if highlighted:
+        lines.append('    "legend:path" [label="on the packet\'s path", style="filled", '
+                     'fillcolor="#ffd6d6", color="#cc0000"];')
+        lines.append(f'    "legend:t1" [{point}]; "legend:t2" [{point}];')
+        lines.append('    "legend:t1" -> "legend:t2" [label="jump the packet takes", '
+                     'color="#cc0000", penwidth=2.5];')
+    lines.append("  }")
+    return lines
+
+
 def to_dot(graph: ChainGraph, *, table: str | None = None,
-           highlight: Iterable[Any] = ()) -> str:
+           highlight: Iterable[Any] = (), title: str | None = None,
+           caption: Iterable[str] = (), legend: bool = True) -> str:
     """Graphviz DOT text: one cluster per table, built-in chains bold with a double border,
-    missing chains dashed red, ``-g`` edges dashed; ``highlight`` steps drawn red and thick."""
+    missing chains dashed red, ``-g`` edges dashed; ``highlight`` steps drawn red and thick.
+    The picture is headed by ``title`` (default: ``default_title``) and the ``caption`` lines
+    (``trace_caption``: verdict, NAT rewrites, branches), and carries a legend unless
+    ``legend`` is False."""
     steps = _steps(highlight)
     visited = {(t, c) for t, c, _ in steps}
     taken = {(t, c, r) for t, c, r in steps if r is not None}
+    head = [title if title is not None else default_title(graph, table), *caption]
+    label = "".join(_dot_text(line) + "\\l" for line in head)
     lines = [f"digraph {_dot_quote('natlens ' + graph.family.value)} {{", "  rankdir=LR;",
+             f'  labelloc=t; labeljust=l; fontname="Helvetica"; fontsize=12; label="{label}";',
              '  node [shape=box, fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=9];']
+    if legend:
+        lines.extend(_dot_legend(bool(steps)))
     for name, g in _pick(graph, table):
         lines.append(f"  subgraph {_dot_quote('cluster_' + name)} {{")
         lines.append(f"    label={_dot_quote(name)};")
@@ -396,14 +493,18 @@ def _mermaid_text(*lines: str) -> str:
 
 
 def to_mermaid(graph: ChainGraph, *, table: str | None = None,
-               highlight: Iterable[Any] = ()) -> str:
+               highlight: Iterable[Any] = (), title: str | None = None,
+               caption: Iterable[str] = ()) -> str:
     """Mermaid ``flowchart LR`` text: a subgraph per table, built-in chains as double-bordered
     boxes (class ``builtin``), missing chains as hexagons (class ``missing``), ``-g`` as dotted
-    arrows; highlighted chains get class ``path`` and highlighted jumps a red ``linkStyle``."""
+    arrows; highlighted chains get class ``path`` and highlighted jumps a red ``linkStyle``.
+    ``title`` and ``caption`` become ``%%`` comment lines after the header (Mermaid draws no
+    free text; the CLI always passes them)."""
     steps = _steps(highlight)
     visited = {(t, c) for t, c, _ in steps}
     taken = {(t, c, r) for t, c, r in steps if r is not None}
     lines = ["flowchart LR"]
+    lines.extend(f"%% {terminal(line)}" for line in ([title] if title else []) + list(caption))
     ids: dict[tuple[str, str], str] = {}
     classes: dict[str, list[str]] = {"builtin": [], "missing": [], "path": []}
     edge_lines: list[str] = []
@@ -455,18 +556,20 @@ def to_json(graph: ChainGraph, *, table: str | None = None,
             "name": name,
             "chains": [
                 {"name": node, "builtin": data["builtin"], "policy": data["policy"],
-                 "rules": data["rules"], "missing": data["missing"], "reachable": node in live}
+                 "rules": data["rules"], "missing": data["missing"], "reachable": node in live,
+                 **({"members": data["members"]} if "members" in data else {})}
                 for node, data in g.nodes(data=True)
             ],
             "jumps": [
-                {"from": j.source, "to": j.target, "position": j.position, "goto": j.goto,
-                 "match": j.match, "text": rule_to_save(j.rule, counters=False)}
-                for j in jumps(g)
+                {"from": u, "to": v, "position": data["position"], "goto": data["goto"],
+                 "match": data["match"], "text": data["text"],
+                 **({"jumps": data["jumps"]} if "jumps" in data else {})}
+                for u, v, _, data in _edges(g)
             ],
             "loops": [list(cycle) for cycle in loops(g)],
             "unused": list(unused_chains(g)),
             "unreachable": list(unreachable_chains(g)),
-            "missing": sorted({j.target for j in missing_jumps(g)}),
+            "missing": sorted(n for n, d in g.nodes(data=True) if d["missing"]),
         })
     out: dict[str, Any] = {"family": graph.family.value, "source": graph.source,
                            "tables": tables}
@@ -477,8 +580,10 @@ def to_json(graph: ChainGraph, *, table: str | None = None,
 
 
 def to_svg(graph: ChainGraph, *, table: str | None = None, highlight: Iterable[Any] = (),
-           dot: str | None = None) -> str:
-    """SVG text rendered by Graphviz (``dot -Tsvg``); ``dot`` overrides the program's path.
+           dot: str | None = None, title: str | None = None, caption: Iterable[str] = (),
+           legend: bool = True) -> str:
+    """SVG text rendered by Graphviz (``dot -Tsvg``) from ``to_dot`` (same ``title``,
+    ``caption`` and ``legend``); ``dot`` overrides the program's path.
 
     Raises ``NatlensError`` when Graphviz is not installed or fails.
     """
@@ -486,7 +591,8 @@ def to_svg(graph: ChainGraph, *, table: str | None = None, highlight: Iterable[A
     if program is None:
         raise NatlensError("graphviz 'dot' not found: install graphviz (e.g. apt-get install "
                            "graphviz) or use --format dot")
-    source = to_dot(graph, table=table, highlight=highlight)
+    source = to_dot(graph, table=table, highlight=highlight, title=title, caption=caption,
+                    legend=legend)
     try:
         proc = subprocess.run([program, "-Tsvg"], input=source, capture_output=True, text=True,
                               timeout=120, check=False)

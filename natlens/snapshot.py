@@ -200,8 +200,11 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
     if "containers" in data or "networks" in data:
         inventory = Inventory.from_json(data.get("containers") or [], data.get("networks") or [],
                                         meta, source=str(folder))
-    empty = require_rules((ruleset, ruleset6, *(r for r in others if r is not None)), name,
-                          text=text, allow_empty=allow_empty)
+    # A host whose firewall is all native nftables (Docker 29's nftables backend, firewalld
+    # without Docker) has an empty iptables-save: its nft tables are the rules.
+    empty = None if nft is not None and nft.tables else require_rules(
+        (ruleset, ruleset6, *(r for r in others if r is not None)), name, text=text,
+        allow_empty=allow_empty)
     if empty:
         notes.append(empty)
     if backend:

@@ -200,18 +200,29 @@ def _slot_names(cls: type) -> tuple[str, ...]:
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
+_SETTERS: dict[type, Callable[[object, tuple[Any, ...]], None]] = {}
+
+
+def _setter(cls: type) -> Callable[[object, tuple[Any, ...]], None]:
+    """A function setting every slot of a ``cls`` object from a tuple, through the slots'
+    member descriptors (what a frozen dataclass's ``__init__`` does), unrolled."""
+    names = _SLOTS.get(cls) or _slot_names(cls)
+    _SLOTS[cls] = names
+    scope = {f"d{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}
+    body = "".join(f"    d{i}(obj, v[{i}])\n" for i in range(len(names))) or "    pass\n"
+    exec(f"def setter(obj, v):\n{body}", scope)  # noqa: S102  (text built from slot numbers)
+    setter: Callable[[object, tuple[Any, ...]], None] = scope["setter"]
+    _SETTERS[cls] = setter
+    return setter
 
 
 def _set_slots(obj: object, values: tuple[Any, ...]) -> None:
-    """``state_setter`` of a slotted dataclass: each slot set as ``__init__`` would
-    (``object.__setattr__``: the class may be frozen)."""
-    cls = type(obj)
-    names = _SLOTS.get(cls)
-    if names is None:
-        names = _SLOTS[cls] = _slot_names(cls)
-    setter = object.__setattr__
-    for name, value in zip(names, values, strict=True):
-        setter(obj, name, value)
+    """``state_setter`` of a slotted dataclass: each slot set as ``__init__`` would (the
+    class may be frozen)."""
+    setter = _SETTERS.get(type(obj))
+    if setter is None:
+        setter = _setter(type(obj))
+    setter(obj, values)
 
 
 _MISSING = object()
@@ -280,18 +291,22 @@ class _Unpickler(pickle.Unpickler):
 
 
 @contextlib.contextmanager
-def _collector_off() -> Iterator[None]:
-    """No cyclic collection while millions of objects are built or walked (re-enabled)."""
+def _collector_off(*, freeze: bool = False) -> Iterator[None]:
+    """No cyclic collection while millions of objects are built or walked (re-enabled).
+    ``freeze``: move every object alive into the permanent generation first (``gc.freeze``),
+    so that the first collection after does not walk the new model (1-2 s at 100k rules)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()
 
 
-def _read(entry: Path, key: str) -> Snapshot | None:
+def _read(entry: Path, key: str, *, freeze: bool = False) -> Snapshot | None:
     """The snapshot stored in ``entry``, or None (absent; untrusted or corrupted: warned)."""
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
@@ -317,7 +332,7 @@ def _read(entry: Path, key: str) -> Snapshot | None:
         _warn(f"{entry}: not a natlens cache entry for this snapshot (corrupted?): ignored")
         return None
     try:
-        with _collector_off():
+        with _collector_off(freeze=freeze):
             value = _Unpickler(io.BytesIO(memoryview(data)[len(header):])).load()
     except Exception as exc:  # noqa: BLE001  (any failure of a corrupted pickle: ignored)
         _warn(f"{entry}: corrupted ({type(exc).__name__}): ignored")
@@ -381,13 +396,15 @@ def _prepared(snap: Snapshot) -> tuple[bool, bool]:
 def load_cached(path: str | Path, *, strict: bool = True, table: str | None = None,
                 restore_flush: bool = False, allow_empty: bool = False,
                 addresses: Sequence[str] = (), interfaces: Sequence[str] = (),
-                use_cache: bool = True,
+                use_cache: bool = True, freeze: bool = False,
                 progress: Callable[[str], object] | None = None) -> Snapshot:
     """``natlens.snapshot.load`` + ``with_stated_host``, answered from the cache when an entry
     for exactly these inputs exists (see the module docstring).
 
     The loaded snapshot is remembered; ``save_pending()`` stores it (with what was prepared
-    for it meanwhile). ``progress(stage)`` is told when parsing starts. Raises what ``load``
+    for it meanwhile). ``progress(stage)`` is told when parsing starts. ``freeze``: the
+    caller keeps the snapshot to the end (the CLI): ``gc.freeze()`` once it is built, so no
+    later collection walks it. The collector is off while it is built. Raises what ``load``
     raises; cache problems only warn (``CacheWarning``).
     """
     options = (strict, table, restore_flush, allow_empty, tuple(addresses), tuple(interfaces))
@@ -398,7 +415,7 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
         entry = directory / f"{key}{_SUFFIX}"
         if progress is not None:
             progress("reading cache")
-        snap = _read(entry, key)
+        snap = _read(entry, key, freeze=freeze)
         if snap is not None:
             with contextlib.suppress(OSError):
                 os.utime(entry)  # recently used: kept by _prune
@@ -406,15 +423,10 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
             return snap
     if progress is not None:
         progress("parsing")
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
+    with _collector_off(freeze=freeze):
         snap = with_stated_host(
             load(path, strict=strict, table=table, restore_flush=restore_flush,
                  allow_empty=allow_empty), addresses=addresses, interfaces=interfaces)
-    finally:
-        if gc_was:
-            gc.enable()
     if usable and key is not None:
         _PENDING.append(_Pending(directory, directory / f"{key}{_SUFFIX}", key, snap, None))
     return snap

@@ -48,12 +48,13 @@ def _rules(snap: Snapshot) -> Iterator[Rule]:
 
 
 def known_interfaces(snap: Snapshot) -> tuple[list[str], list[str]]:
-    """(names, wildcard prefixes): the host's interfaces (when its addresses are known) and
-    every interface a rule names with ``-i``/``-o`` (``eth+`` gives the prefix ``eth``)."""
+    """(names, wildcard prefixes): the host's interfaces (when ip-addr.json or --iface gives
+    them) and every interface a rule names with ``-i``/``-o`` (``eth+``: the prefix ``eth``)."""
     names: dict[str, None] = {}
-    host = snap.host
-    if host.known_addresses:
-        names.update(dict.fromkeys(host.interfaces))
+    # ip-addr.json or --iface name the host's interfaces; --host-addr alone (the pseudo
+    # interface "host-addr", natlens.snapshot.with_stated_host) does not
+    if snap.addresses is not None and "host-addr" not in snap.host.interfaces:
+        names.update(dict.fromkeys(snap.host.interfaces))
     prefixes: dict[str, None] = {}
     for rule in _rules(snap):
         for iface in (rule.in_interface, rule.out_interface):

@@ -8,6 +8,9 @@
 # needs it, capture with `natlens snapshot fixtures/<scenario>`, write fixtures/<scenario>/README.md,
 # then remove exactly what was added. At the end the daemon runs with the flags it had at the
 # start, and the script checks that iptables/ip6tables rules and forwarding sysctls are as before.
+# Scenarios with native nftables tables or both iptables backends (firewalld-docker,
+# nftables-conf-docker, split-legacy-nft, docker29-nftables) are in scripts/fixtures-netns.sh:
+# their firewall is rebuilt in a throwaway network namespace and captured there.
 #
 # Needs root, dockerd (docker.io), busybox-static and the package installed in .venv
 # (NATLENS=/path/to/natlens overrides). The daemon is (re)started with scripts/start-dockerd.sh.
@@ -20,7 +23,8 @@ OUT=${FIXTURES_DIR:-$ROOT/fixtures}
 IMAGE=natlens-busybox:latest
 # Ordered so that the daemon restarts as rarely as possible (no-userland-proxy and ipv6 last).
 SCENARIOS=(default-bridge-8080 loopback-9000 udp-5353 port-range user-network no-icc
-           internal-network docker-user-policy planted-faults no-userland-proxy ipv6)
+           internal-network docker-user-policy planted-faults firewalld-docker
+           nftables-conf-docker split-legacy-nft docker29-nftables no-userland-proxy ipv6)
 IPV6_FLAGS=(--ipv6 --fixed-cidr-v6 fd00:dead:beef::/64 --experimental --ip6tables)
 NOPROXY_FLAGS=(--userland-proxy=false)
 
@@ -107,6 +111,7 @@ clean_docker() {
 
 cleanup() {
     [ "${#PLANTED[@]}" -eq 0 ] || unplant
+    ns_stop
     docker info >/dev/null 2>&1 && clean_docker
 }
 
@@ -560,6 +565,10 @@ What natlens should say (expected findings):
 EOF
     clean_docker
 }
+
+# The scenarios with native nftables tables or both iptables backends (built in a namespace).
+# shellcheck source=scripts/fixtures-netns.sh
+. "$HERE/fixtures-netns.sh"
 
 # --- main ---------------------------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ def test_documented_signatures_name_real_parameters() -> None:
         real = inspect.signature(getattr(natlens, name)).parameters
         for param in params.split(","):
             word = param.strip().lstrip("*").split("=")[0]
-            if word and word != "..." and word != "*":
+            if word not in {"", "...", "*"}:
                 assert word in real, f"docs/api.md: {name}() has no parameter {word!r}"
 
 

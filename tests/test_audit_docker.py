@@ -416,7 +416,11 @@ def test_interfaces_unknown_without_ip_addr(tmp_path: Path) -> None:
 def test_loopback_port_exposed_by_direct_routing(tmp_path: Path) -> None:
     lo = ("172.17.0.2", 9000, 80, "tcp", "127.0.0.1")
     snap = write_snapshot(tmp_path, docker20(lo), web("127.0.0.1:9000:80"))
-    [f] = run(snap)
+    # by routing to the container's address, and (second) by sending to 127.0.0.1 via the host
+    f, via_dnat = sorted(run(snap), key=lambda x: x.packet["dst"] != "172.17.0.2"
+                         if x.packet else True)
+    assert via_dnat.packet is not None
+    assert (via_dnat.kind, via_dnat.packet["dst"]) == ("exposed", "127.0.0.1")
     assert (f.kind, f.severity, f.host_port, f.container, f.proto) == (
         "exposed", Severity.HIGH, 9000, "web", "tcp")
     assert f.cis is not None
@@ -592,6 +596,9 @@ FIXTURE_FINDINGS: dict[str, set[tuple[str, int | None, str | None]]] = {
     "udp-5353": set(),
     "user-network": set(),
 }
+FIXTURE_COUNTS = {"loopback-9000": 2}
+"""Fixtures with more findings than distinct (kind, port, container): loopback-9000's port is
+exposed by direct routing and, through Docker's DNAT, to another host sending to 127.0.0.1."""
 
 
 def test_every_fixture_is_listed() -> None:
@@ -602,7 +609,7 @@ def test_every_fixture_is_listed() -> None:
 def test_fixture_findings(name: str) -> None:
     found = run(load(FIXTURES / name))
     assert summary(found) == FIXTURE_FINDINGS[name], "\n".join(map(str, found))
-    assert len(found) == len(FIXTURE_FINDINGS[name])
+    assert len(found) == FIXTURE_COUNTS.get(name, len(FIXTURE_FINDINGS[name]))
     for f in found:
         assert f.fix
         assert f.message
@@ -626,7 +633,8 @@ def test_planted_faults_details() -> None:
 
 
 def test_loopback_fixture_exposure_packet() -> None:
-    [f] = run(load(FIXTURES / "loopback-9000"))
+    [f] = [x for x in run(load(FIXTURES / "loopback-9000"))
+           if x.packet is not None and x.packet["dst"] != "127.0.0.1"]
     assert f.packet is not None
     assert (f.packet["in_interface"], f.packet["dst"], f.packet["dport"]) == (
         "eth0", "172.17.0.2", 80)

@@ -93,7 +93,8 @@ def test_unknown_interface_is_warned_about(capsys: pytest.CaptureFixture[str]) -
                            "--dst", "192.0.2.2", "--dport", "8080"], capsys)
     assert status == 0
     assert err == ["natlens: warning: interface 'eth9' is not in the snapshot (known: lo, ifb0, "
-                   "ifb1, eth0, docker0, vetha44da29): the rules treat it as an unknown outside interface"]
+                   "ifb1, eth0, docker0, vetha44da29): the rules treat it as an unknown outside "
+                   "interface"]
 
 
 def test_other_protocol_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -179,3 +180,44 @@ def test_trace_paths_relative_after_header(capsys: pytest.CaptureFixture[str]) -
     assert out[2] == (" 1. PREROUTING  nat:PREROUTING#3 (iptables-save.txt:36)  -A PREROUTING "
                       "-m addrtype --dst-type LOCAL -j DOCKER")
     assert not any(str(planted) in line for line in out[1:])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--dport", "8080"],
+     "natlens: error: --dport: packet options need --trace (they say which packet's path to "
+     "highlight)"),
+    (["-o", "graph.png"],
+     "natlens: error: graph.png: natlens graph writes .dot, .gv, .mmd, .mermaid, .json, .svg "
+     "files, not '.png' (for PNG: write .svg and convert it, e.g. rsvg-convert -o graph.png "
+     "graph.svg)"),
+    (["-o", "graph.svg", "--format", "dot"],
+     "natlens: error: graph.svg: --format dot but the file name says svg"),
+    (["--family", "ipv6"],
+     f"natlens: error: {example_path()}: no ipv6 rules to draw"),
+    (["--family", "ipv4", "--trace", "--in", "eth0", "--src", "2001:db8:1::7", "--dst",
+      "2001:db8::2"],
+     "natlens: error: --family ipv4 but the traced packet is ipv6: the graph follows the "
+     "packet's family"),
+])
+def test_graph_refuses_what_it_cannot_do(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                         message: str) -> None:
+    assert _run(["graph", "--example", *argv], capsys) == (2, [], [message])
+
+
+def test_graph_format_from_extension(tmp_path: object,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "g.json"
+    assert _run(["graph", "--example", "-o", str(out)], capsys) == (0, [], [])
+    assert out.read_text().lstrip().startswith("{")
+
+
+def test_graph_family_follows_the_packet(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    v6 = str(REPO_ROOT / "fixtures" / "ipv6")
+    status = main(["graph", v6, "--format", "json", "--trace", "--in", "eth0", "--src",
+                   "2001:db8:1::7", "--dst", "2001:db8::2", "--dport", "8080", "--no-cache"])
+    data = json.loads(capsys.readouterr().out)
+    assert (status, data["family"]) == (0, "ipv6")

@@ -29,7 +29,8 @@ def test_graph_dot_marks_the_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", SAMPLE, "--format", "dot"]) == 0
     without = capsys.readouterr().out
     assert '"filter:FORWARD" -> "filter:DOCKER-USER" [label="#1", color="#cc0000"' in with_path
-    assert "#cc0000" not in without
+    assert 'fillcolor="#ffd6d6"' not in without  # the legend's red is not a path
+    assert "penwidth" not in without
 
 
 def test_graph_trace_needs_a_packet(capsys: pytest.CaptureFixture[str]) -> None:

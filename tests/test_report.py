@@ -216,5 +216,5 @@ def test_cli_report_live_captures_this_host(capsys: pytest.CaptureFixture[str]) 
 def test_cli_report_needs_path_or_live(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report"]) == 2
     assert capsys.readouterr().err == (
-        "natlens: error: report needs a PATH, or --live to capture this host\n")
+        "natlens: error: report needs a PATH, --example, or --live to capture this host\n")
     assert main(["report", str(FIXTURES / "default-bridge-8080"), "--live"]) == 2

@@ -76,9 +76,48 @@ def _kinds(name: str) -> list[tuple[str, str]]:
     return sorted((f["kind"], f["severity"]) for f in data["findings"])
 
 
+SOURCE_FINDINGS = {
+    # firewalld's zone public rejects 8080 in INPUT, but Docker's DNAT sends it through
+    # FORWARD, where firewalld accepts DNATed traffic (ct status dnat accept)
+    "firewalld-docker": [("bypass", "medium", 8080, None)],
+    # inet filter forward's policy drop: the published port never reaches the container
+    "nftables-conf-docker": [("missing", "high", 8080, None)],
+    # the legacy FORWARD policy drops the published port; the legacy rules, shown as such
+    "split-legacy-nft": [("missing", "high", 8080, ("filter", "FORWARD", 0,
+                                                    "iptables-legacy-save.txt")),
+                         ("split-backend", "high", None, ("filter", "INPUT", 1,
+                                                          "iptables-legacy-save.txt"))],
+    # Docker 29's own nftables table: clean
+    "docker29-nftables": [],
+}
+"""The findings each README of the fixtures built by scripts/fixtures-netns.sh lists: (kind,
+severity, host port, blamed rule as (table, chain, index, file))."""
+
+
+@pytest.mark.parametrize("name", sorted(SOURCE_FINDINGS))
+def test_findings_across_sources_as_the_readme_says(name: str) -> None:
+    """The rule blamed is in the file that holds it (the legacy dump for a legacy rule)."""
+    if name not in NAMES:
+        pytest.skip("fixture absent")
+    data = json.loads((GOLDEN / f"{name}.json").read_text())
+    got = [(f["kind"], f["severity"], f["host_port"],
+            None if f["rule"] is None else (f["rule"]["table"], f["rule"]["chain"],
+                                            f["rule"]["index"], Path(f["rule"]["source"]).name))
+           for f in data["findings"]]
+    assert sorted(got, key=str) == sorted(SOURCE_FINDINGS[name], key=str)
+    for f in data["findings"]:
+        if f["kind"] in ("bypass", "missing"):
+            assert f["container"] == "natlens-web"
+            assert f["packet"]["in_interface"] == "eth0"
+            assert f["packet"]["final_dst"] == "172.17.0.2:80"
+            assert [(r["table"], r["chain"], r["index"]) for r in f["related"]] == [
+                ("nat", "DOCKER", 2)]
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in ("planted-faults",
                                                                "loopback-9000",
-                                                               "internal-network")])
+                                                               "internal-network",
+                                                               *SOURCE_FINDINGS)])
 def test_clean_fixtures_have_no_findings(name: str) -> None:
     """Each README says "No findings" for these folders (Docker's own rules are clean)."""
     assert _kinds(name) == []
@@ -128,3 +167,18 @@ def test_goldens_name_existing_folders() -> None:
     for path in GOLDEN.glob("*.json"):
         assert (FIXTURES / path.stem).is_dir(), f"{path.name}: no fixtures/{path.stem}"
         assert Path(path).read_text().endswith("\n")
+
+
+def test_firewalld_zone_is_bypassed_by_the_published_port() -> None:
+    """fixtures/firewalld-docker: zone public (eth0) does not open 8080, yet Docker's DNAT
+    sends it through FORWARD, where firewalld's `ct status dnat accept` lets it pass: the
+    exposure map's eth0 cell reaches the container, and the audit says bypass."""
+    data = json.loads((GOLDEN / "firewalld-docker.json").read_text())
+    bypass = [f for f in data["findings"] if f["kind"] == "bypass"]
+    assert [(f["container"], f["host_port"]) for f in bypass] == [("natlens-web", 8080)]
+    assert "firewalld:filter_IN_public" in bypass[0]["message"]  # the nft chain that refuses
+    cells = [c for c in data["exposure"]["cells"] if c["ingress"] == "eth0"
+             and c["port"] == 8080 and c["dst"] == "192.0.2.2"]
+    assert cells
+    assert all(c["reachable"] for c in cells)
+

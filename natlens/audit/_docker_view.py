@@ -259,16 +259,38 @@ class DockerView:
         fam = Family.IPV4 if family == 4 else Family.IPV6
         if step.table is None or step.chain is None:
             return None
+        rules = self._ruleset_of(family, step)
+        if rules is None:  # an nft step: no iptables rule to point at (step_text names it)
+            return None
         if step.kind is StepKind.POLICY:
-            t = self.ruleset(family).get(step.table)
+            t = rules.get(step.table)
             chain = t.get(step.chain) if t is not None else None
             if t is None or chain is None:
                 return None
             return chain_ref(chain, t, fam)
         if step.rule is None:
             return None
-        rule = self.rule(family, step.table, step.chain, step.rule)
-        return None if rule is None else RuleRef.of(rule, step.table, step.rule, fam)
+        t = rules.get(step.table)
+        c = t.get(step.chain) if t is not None else None
+        if c is None or not 1 <= step.rule <= len(c.rules):
+            return None
+        return RuleRef.of(c.rules[step.rule - 1], step.table, step.rule, fam)
+
+    def _ruleset_of(self, family: int, step: Step) -> Ruleset | None:
+        """The iptables rules a step was walked in: the other backend's dump for a step of
+        that backend (``iptables-legacy`` when the main dump is nf_tables, and the reverse),
+        None for an nft step, else the main dump."""
+        source = getattr(step, "source", None)
+        if source == "nft":
+            return None
+        snap = self.snapshot
+        other = {"legacy": "iptables-legacy", "nf_tables": "iptables-nft"}.get(
+            snap.other_backend_name or "")
+        if source is not None and source == other:
+            found = snap.other_backend if family == 4 else snap.other_backend6
+            if found is not None:
+                return found
+        return self.ruleset(family)
 
     def docker_rules(self, b: Binding) -> list[RuleRef]:
         """The DNAT rules that serve binding ``b`` as Docker writes them: proto and host port,

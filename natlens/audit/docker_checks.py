@@ -67,8 +67,12 @@ def _fate(view: DockerView, family: int, o: Outcome) -> str:
     by = ""
     if d is not None:
         ref = view.ref(family, d)
-        by = f" by {ref.where}" if ref is not None and d.kind is StepKind.RULE else (
-            f" by {d.table} {d.chain} policy {d.target}" if d.kind is StepKind.POLICY else "")
+        # an nft step: "inet filter forward" as nft names its chain; a legacy one: "(legacy)"
+        table = f"{d.family} {d.table}" if d.source == "nft" and d.family else d.table
+        mark = " (iptables-legacy)" if d.source == "iptables-legacy" else ""
+        by = f" by {ref.where}{mark}" if ref is not None and d.kind is StepKind.RULE else (
+            f" by {table} {d.chain} policy {d.target}{mark}" if d.kind is StepKind.POLICY
+            else f" by {table} {d.chain} handle {d.rule}" if d.source == "nft" else "")
     verb = "rejected" if o.verdict is Verdict.REJECT else "dropped"
     if o.path == "forward" and o.out_interface:
         return f"forwarded towards {o.final_dst} via {o.out_interface} and {verb}{by}"
@@ -203,7 +207,10 @@ def _classify(view: DockerView, b: Binding, probe: Probe, o: Outcome) -> str:
         if o.verdict is Verdict.ACCEPT:
             return "served"
         d = o.decider
-        if d is not None and ((d.kind is StepKind.POLICY and d.chain == "FORWARD")
+        # FORWARD's policy, or the drop policy of a native nft chain on the forward hook (an
+        # /etc/nftables.conf next to Docker): nothing accepts the published port there
+        if d is not None and ((d.kind is StepKind.POLICY and (
+                d.chain == "FORWARD" or (d.source == "nft" and d.hook == "FORWARD")))
                               or (d.chain is not None and docker_chain(d.chain))):
             return "dropped"
         return "filtered"  # DOCKER-USER or another rule of the administrator's

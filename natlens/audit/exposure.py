@@ -25,6 +25,7 @@ from natlens.audit._docker_view import (
     docker_view,
     exposure_map,
     outcomes,
+    step_text,
 )
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
@@ -267,9 +268,10 @@ def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,
         kind="bypass", severity=Severity.HIGH if names_port else Severity.MEDIUM,
         message=f"{b.label} is reachable from {ingress} although INPUT refuses the "
                 f"host port: {_describe(pkt)} is {_fate(view, b.family, real)} "
-                f"({' -> '.join(real.path_text())}); without the DNAT it would be "
-                f"{_fate(view, b.family, refused)} "
-                f"({' -> '.join(refused.path_text())})",
+                f"({_dnat_text(real)}); without the DNAT it would be "
+                f"{_fate(view, b.family, refused)}"
+                f"{'' if ref is not None or d.kind is StepKind.POLICY else ' by ' + step_text(d)}"
+                " (the whole paths are in the finding's packet)",
         proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
         related=tuple(dnats),
         fix=command([tool(b.family), "-t", "filter", "-I", _user_chain(view, b.family), "-i",
@@ -331,3 +333,16 @@ def _user_chain(view: DockerView, family: int) -> str:
     table has it (Docker writes it first in FORWARD), else FORWARD itself."""
     table = view.ruleset(family).get("filter")
     return "DOCKER-USER" if table is not None and "DOCKER-USER" in table else "FORWARD"
+
+
+def _dnat_text(o: Outcome) -> str:
+    """``DNAT by nat:DOCKER#2, accepted by filter:DOCKER#1``: the steps that matter of a path
+    that reached the container."""
+    rw = o.rewrite
+    acc = next((s for s in reversed(o.steps) if s.hook == "FORWARD" and s.target
+                in ("ACCEPT", "accept") and s.kind in (StepKind.RULE, StepKind.POLICY)), None)
+    parts = [f"DNAT by {step_text(rw)}" if rw is not None else "no DNAT"]
+    if acc is not None:
+        parts.append(f"accepted by {step_text(acc)}")
+    return ", ".join(parts)
+

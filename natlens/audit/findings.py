@@ -283,5 +283,5 @@ class AuditContext:
         """The chain graph of the ``family`` ruleset (built once)."""
         g = self._graphs.get(family)
         if g is None:
-            g = self._graphs[family] = build(self.snapshot.rules_for(family))
+            g = self._graphs[family] = build(self.snapshot.rules_for(family), labels=False)
         return g

@@ -445,7 +445,16 @@ def _connmark(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
                   f"connmark {flow.ctmark:#x} -> {new:#x}")
 
 
+def _already_tracked(flow: Flow, ctx: MatchContext) -> bool:
+    """A locally generated packet looped back through ``lo`` arrives in PREROUTING with the
+    conntrack entry OUTPUT gave it: xt_CT.c ``xt_ct_target`` leaves such a packet alone."""
+    return (ctx.hook == "PREROUTING" and flow.local_origin and flow.in_iface == "lo"
+            and flow.ctstate != "UNTRACKED")
+
+
 def _notrack(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    if _already_tracked(flow, ctx):
+        return Effect(Action.CONTINUE, flow, "already tracked (looped back): nothing to do")
     return Effect(Action.CONTINUE, replace(flow, ctstate="UNTRACKED"),
                   "untracked: no conntrack, no nat")
 

@@ -613,6 +613,39 @@ def _mangle(body: Mapping[str, Json], text: str) -> _Step:
     return mangle
 
 
+_XT_GOES_ON = frozenset({"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "NOTRACK", "TRACE",
+                         "TCPMSS", "TOS", "DSCP", "TTL", "HL", "CHECKSUM", "CLASSIFY", "SET",
+                         "AUDIT", "SECMARK", "CONNSECMARK", "IDLETIMER", "LED", "TEE",
+                         "TCPOPTSTRIP", "RATEEST", "HMARK", "SYNPROXY"})
+"""xtables targets that return XT_CONTINUE (their man section in iptables-extensions(8) says
+"non-terminating"; SYNPROXY continues for packets it does not handle)."""
+_XT_NAT = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
+"""xtables NAT targets: NF_ACCEPT with a mapping (``xt_nat.c``, ``xt_MASQUERADE.c``)."""
+
+
+def _xt_target(name: str, why: str) -> _Step:
+    """An ``xt`` target whose arguments only iptables-save knows: never a sure outcome. A NAT
+    target ends the base chain with an unknown mapping, REJECT rejects, a non-terminating
+    target goes on (each still marked uncertain: the arguments may matter); any other may
+    continue, accept or drop."""
+
+    def step(flow: Flow, ctx: NftContext) -> _Result:
+        options: tuple[tuple[str, _Go | _Stop | _End], ...]
+        if name in _XT_NAT:
+            options = (("assumed to accept, the mapping unknown", _End(NftVerdict.ACCEPT, flow)),)
+        elif name == "REJECT":
+            options = (("assumed to reject", _End(NftVerdict.REJECT, flow)),)
+        elif name in _XT_GOES_ON:
+            options = (("assumed to continue", _Go(flow)),)
+        else:
+            options = (("assumed to continue", _Go(flow)),
+                       ("assumed to accept", _End(NftVerdict.ACCEPT, flow)),
+                       ("assumed to drop", _End(NftVerdict.DROP, flow)))
+        return _Doubt(why, options)
+
+    return step
+
+
 def _uncertain_statement(why: str) -> _Step:
     def doubt(flow: Flow, ctx: NftContext) -> _Result:
         return _Doubt(why, (("assumed to pass", _Go(flow)), ("assumed to stop the rule",
@@ -660,9 +693,7 @@ def _compile_statement(kind: str, body: Json, text: str) -> _Step:
                + ": iptables-nft extension, its arguments are not in the JSON "
                "(read iptables-save)")
         if xt_kind == "target":
-            def xt_target(flow: Flow, ctx: NftContext) -> _Result:
-                return _Doubt(why, (("assumed to continue", _Go(flow)),))
-            return xt_target
+            return _xt_target(str(name or "").upper(), why)
         return _uncertain_statement(why)
     return _uncertain_statement(f"{text}: statement {kind!r} not simulated")
 
@@ -881,22 +912,25 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
                                        (*trail.assumed, f"chain {name!r} does not exist")))
             return
         rules = current.rules
-        flow, steps = trail.flow, trail.steps
+        flow, steps, assumed = trail.flow, trail.steps, trail.assumed
         for i in range(start, len(rules)):
             outcome = _evaluate(rules[i], flow, ctx)
-            here = replace(trail, flow=flow, steps=steps)
+            here = replace(trail, flow=flow, steps=steps, assumed=assumed)
             if outcome.matched is None:
                 for option in outcome.branches:
                     after(name, i, option,
                           replace(here, assumed=(*here.assumed, *option.uncertain)))
                 return
+            # a sure outcome may still rest on an assumption (a doubt with one option: an xt
+            # target, a mark set from an unknown value, queue): it stays in the trail
+            assumed = (*assumed, *outcome.uncertain)
             if outcome.matched and outcome.verdict not in (None, NftVerdict.CONTINUE):
-                after(name, i, outcome, here)
+                after(name, i, outcome, replace(here, assumed=assumed))
                 return
             if outcome.matched or outcome.effects:
                 steps = (*steps, _step(table, rules[i], outcome))
             flow = outcome.flow
-        end_of_chain(name, replace(trail, flow=flow, steps=steps))
+        end_of_chain(name, replace(trail, flow=flow, steps=steps, assumed=assumed))
 
     def after(name: str, i: int, outcome: RuleOutcome, trail: _Trail) -> None:
         """Go on from rule ``i`` of chain ``name`` after ``outcome``."""

@@ -294,6 +294,22 @@ class Prober:
                 s.bind(("eth0", _ETH_P_ALL))
             self._add(s, "leaf", leaf.link, leaf.ns, kind="packet")
             self._senders[leaf.ns] = s
+        if p.nft is not None:
+            self._quiet()
+
+    def _quiet(self, *, step: float = 0.4, limit: float = 4.0) -> None:
+        """Wait (at most ``limit`` seconds) until the router's nft counters stand still for two
+        ``step``-second gaps. Interfaces that just came up send unsolicited MLD reports (RFC
+        3810 section 6.1: the first at once, retransmissions at random within the unsolicited
+        report interval, 1 s by default), which walk OUTPUT and POSTROUTING; an ``inet`` table
+        counts them whatever the probe's family, so they would show as an IPv4 probe's hits."""
+        deadline = time.monotonic() + limit
+        last, still = self._more_counters(6), 0
+        while still < 2 and time.monotonic() < deadline:
+            time.sleep(step)
+            now = self._more_counters(6)
+            still = still + 1 if now == last else 0
+            last = now
 
     def _add(self, s: socket.socket, where: str, iface: str | None, ns: str, *, kind: str,
              number: int = 0) -> None:

@@ -14,12 +14,15 @@ records) holds:
 ``kernel_outcome`` turns it into verdict, path, final addresses, output interface and counters;
 ``compare`` says whether one of natlens's outcomes (the trace or, when it has them, each of its
 branches) is the same. A random kernel choice (NAT port, address hash) agrees only when it lies
-in what natlens said was possible: a port range ``IP:LO-HI`` or one branch per address.
+in what natlens said was possible: a port range ``IP:LO-HI`` or one branch per address. natlens
+merges doubts that end the same way into one answer and names the doubted rules under
+``uncertain``; a counter that differs from the kernel's only at such a rule is agreement too.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,7 +157,18 @@ def _candidates(trace: Trace) -> list[_Candidate]:
     return [of(trace)]
 
 
-def _differences(mine: _Candidate, kernel: KernelOutcome) -> list[str]:
+_DOUBT = re.compile(r"^([a-z]+):([^#\s]+)#(\d+): ")
+
+
+def _doubted_rules(trace: Trace) -> frozenset[str]:
+    """The rules natlens said it could not decide (``table:chain#N: why`` under
+    ``uncertain``), as counter keys."""
+    return frozenset(f"{m[1]}|{m[2]}|{m[3]}" for u in trace.uncertain
+                     if (m := _DOUBT.match(u)) is not None)
+
+
+def _differences(mine: _Candidate, kernel: KernelOutcome,
+                 doubted: frozenset[str] = frozenset()) -> list[str]:
     diff: list[str] = []
     if mine.verdict != kernel.verdict:
         diff.append("verdict")
@@ -168,7 +182,13 @@ def _differences(mine: _Candidate, kernel: KernelOutcome) -> list[str]:
         if mine.out_interface != kernel.out_interface:
             diff.append("out_interface")
     if mine.counters != dict(kernel.counters):
-        diff.append("rules")
+        # natlens merges doubts that lead to the same outcome into one answer and names the
+        # doubted rules under ``uncertain``: a counter that differs only there is one of the
+        # outcomes natlens allowed for
+        keys = {k for k in {*mine.counters, *kernel.counters}
+                if mine.counters.get(k) != kernel.counters.get(k)}
+        if not keys <= doubted:
+            diff.append("rules")
     return diff
 
 
@@ -201,11 +221,14 @@ def compare(trace: Trace, packet: Mapping[str, Any], observed: Mapping[str, Any]
     """Whether ``trace`` (natlens) agrees with the kernel's ``observed`` answer to ``packet``."""
     kernel = kernel_outcome(packet, observed)
     cands = _candidates(trace)
-    diffs = [_differences(c, kernel) for c in cands]
+    doubted = _doubted_rules(trace)
+    diffs = [_differences(c, kernel, doubted) for c in cands]
     best = min(range(len(cands)), key=lambda i: len(diffs[i]))
     described = tuple(
         f"verdict={c.verdict} path={c.path} final_src={c.final_src} final_dst={c.final_dst} "
         f"out={c.out_interface} rules={dict(sorted(c.counters.items()))}" for c in cands)
     ranged = any("-" in c.final_src.rpartition(":")[2] or "-" in c.final_dst.rpartition(":")[2]
                  for c in cands)
-    return Agreement(tuple(diffs[best]), len(cands) > 1 or ranged, kernel, described)
+    doubted_here = cands[best].counters != dict(kernel.counters) and not diffs[best]
+    return Agreement(tuple(diffs[best]), len(cands) > 1 or ranged or doubted_here, kernel,
+                     described)

@@ -107,6 +107,77 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, str, str | None],
 ]
 
 
+# The fixtures whose firewall is more than Docker's iptables rules (scripts/fixtures-netns.sh):
+# a step that must be there is (source, table, chain, target, rule), the rule an iptables index
+# (1-based), an nft handle, or None for a policy.
+LOCAL = {"local_origin": True, "src": "192.0.2.2", "dst": "192.0.2.2", "sport": 40000}
+FROM_DOCKER0 = {"in_interface": "docker0", "src": "172.17.0.2", "dst": "198.51.100.7",
+                "sport": 40000, "dport": 443}
+Where = tuple[str, str, str, str, int | None]
+SOURCE_CASES: list[tuple[str, dict[str, Any], tuple[str, str, str, str | None], Where]] = [
+    ("firewalld-docker", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"),
+     ("nft", "firewalld", "filter_FORWARD", "accept", 137)),  # ct status dnat accept
+    ("firewalld-docker", {**OUT, "dst": "172.17.0.2", "dport": 80},
+     ("REJECT", "forward", "172.17.0.2:80", "docker0"),
+     ("nft", "firewalld", "filter_FWD_public", "reject", 191)),
+    ("firewalld-docker", {**OUT, "dport": 2222},
+     ("DROP", "forward", "172.17.0.2:22", "docker0"),
+     ("iptables-nft", "filter", "FORWARD", "DROP", None)),
+    ("firewalld-docker", {**OUT, "src": "203.0.113.9", "dport": 5432},
+     ("ACCEPT", "local", "192.0.2.2:5432", None),
+     ("nft", "firewalld", "filter_IN_public_allow", "accept", 175)),
+    ("firewalld-docker", {**OUT, "dport": 5432},
+     ("REJECT", "local", "192.0.2.2:5432", None),
+     ("nft", "firewalld", "filter_IN_public", "reject", 169)),
+    ("firewalld-docker", {**OUT, "src": "192.0.2.66", "dport": 22},
+     ("DROP", "local", "192.0.2.2:22", None),
+     ("nft", "firewalld", "filter_IN_public_deny", "drop", 170)),
+    ("nftables-conf-docker", {**OUT, "dport": 8080},
+     ("DROP", "forward", "172.17.0.2:80", "docker0"), ("nft", "filter", "forward", "drop", None)),
+    ("nftables-conf-docker", FROM_DOCKER0, ("ACCEPT", "forward", "198.51.100.7:443", "eth0"),
+     ("nft", "filter", "forward", "accept", 5)),  # iifname "docker0" accept
+    ("nftables-conf-docker", {**LOCAL, "dport": 8080},
+     ("ACCEPT", "output", "172.17.0.2:80", "docker0"), ("iptables-nft", "nat", "DOCKER", "DNAT", 2)),
+    ("nftables-conf-docker", {**OUT, "dport": 22}, ("ACCEPT", "local", "192.0.2.2:22", None),
+     ("nft", "filter", "input", "accept", None)),
+    ("split-legacy-nft", {**OUT, "dport": 8080},
+     ("DROP", "forward", "172.17.0.2:80", "docker0"),
+     ("iptables-legacy", "filter", "FORWARD", "DROP", None)),
+    ("split-legacy-nft", FROM_DOCKER0, ("ACCEPT", "forward", "198.51.100.7:443", "eth0"),
+     ("iptables-legacy", "filter", "FORWARD", "ACCEPT", 2)),
+    ("split-legacy-nft", {**OUT, "src": "203.0.113.9", "dport": 22},
+     ("DROP", "local", "192.0.2.2:22", None), ("iptables-legacy", "filter", "INPUT", "DROP", 1)),
+    ("split-legacy-nft", {**OUT, "dport": 22}, ("ACCEPT", "local", "192.0.2.2:22", None),
+     ("iptables-legacy", "filter", "INPUT", "ACCEPT", None)),
+    ("docker29-nftables", {**OUT, "dport": 8080}, ("ACCEPT", "forward", "10.99.3.2:80", "bridge1"),
+     ("nft", "docker-bridges", "filter-forward-in__bridge1", "accept", 35)),
+    ("docker29-nftables", {**OUT, "dst": "10.99.3.2", "dport": 80},
+     ("DROP", "forward", "10.99.3.2:80", None),
+     ("nft", "docker-bridges", "raw-PREROUTING", "drop", 26)),  # "DROP DIRECT ACCESS"
+    ("docker29-nftables", {"in_interface": "bridge1", "src": "10.99.3.2", "dst": "198.51.100.7",
+                           "sport": 40000, "dport": 443},
+     ("ACCEPT", "forward", "198.51.100.7:443", "eth0"),
+     ("nft", "docker-bridges", "nat-postrouting-out__bridge1", "accept", 39)),  # masquerade
+    ("docker29-nftables", {**OUT, "dport": 8081}, ("ACCEPT", "local", "192.0.2.2:8081", None),
+     ("nft", "docker-bridges", "nat-PREROUTING", "accept", None)),
+]
+
+
+@pytest.mark.parametrize(("fixture", "pkt", "expected", "step"), SOURCE_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(SOURCE_CASES)])
+def test_fixture_trace_across_sources(fixture: str, pkt: dict[str, Any],
+                                      expected: tuple[str, str, str, str | None],
+                                      step: Where) -> None:
+    trace = simulate(natlens.load(FIXTURES / fixture), Packet(**pkt))
+    got = (trace.verdict.value, trace.path.value, trace.final_dst, trace.out_interface)
+    assert got == expected, str(trace)
+    assert step in [(s.source, s.table, s.chain, s.target, s.rule) for s in trace.steps], \
+        str(trace)
+    assert not trace.branches, str(trace)
+    assert not trace.uncertain, str(trace)
+
+
 @pytest.mark.parametrize(("fixture", "pkt", "expected", "step"), CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_fixture_trace(fixture: str, pkt: dict[str, Any],
@@ -122,6 +193,6 @@ def test_fixture_trace(fixture: str, pkt: dict[str, Any],
 
 def test_every_fixture_readme_has_three_asserted_traces() -> None:
     counts = {name.name: 0 for name in FIXTURES.iterdir() if (name / "README.md").is_file()}
-    for fixture, *_ in CASES:
+    for fixture, *_ in [*CASES, *SOURCE_CASES]:
         counts[fixture] += 1
     assert {name: n for name, n in counts.items() if n < 3} == {}

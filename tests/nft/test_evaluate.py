@@ -353,6 +353,47 @@ def test_queue_is_an_uncertain_verdict() -> None:
     assert out.uncertain
 
 
+# An iptables-nft rule seen only in nft JSON: its xt target's arguments are not there. The
+# outcome is never sure: one assumed ending (kept as a doubt) or several branches.
+@pytest.mark.parametrize(("name", "endings"), [
+    ("DNAT", [NftVerdict.ACCEPT]),
+    ("MASQUERADE", [NftVerdict.ACCEPT]),
+    ("REJECT", [NftVerdict.REJECT]),
+    ("LOG", [None]),
+    ("MARK", [None]),
+    ("SOMETHING", [None, NftVerdict.ACCEPT, NftVerdict.DROP]),
+])
+def test_xt_target_is_never_sure(name: str, endings: list[NftVerdict | None]) -> None:
+    out = one_rule([match(TCP_DPORT, 8080), {"xt": {"type": "target", "name": name}}],
+                   fl=flow(dport=8080), hook="prerouting", priority=-100)
+    outcomes = list(out.branches) if out.matched is None else [out]
+    assert [o.verdict for o in outcomes] == endings
+    assert all(o.matched is True for o in outcomes)
+    assert all(any(f"xt target {name}" in u for u in o.uncertain) for o in outcomes)
+
+
+@pytest.mark.parametrize(("name", "verdict"), [("DNAT", "accept"), ("LOG", "accept"),
+                                                ("REJECT", "reject")])
+def test_walk_keeps_the_doubt_of_a_one_option_xt_target(name: str, verdict: str) -> None:
+    """walk_chain must carry a rule's doubt even when it has one option (the rule looks sure
+    but rests on an assumption): ``xt target "DNAT"`` in a chain jumped to, then accept."""
+    doc = ruleset("ip", {"pre": [[jump("docker")], [ACCEPT]],
+                         "docker": [[match(TCP_DPORT, 8080),
+                                     {"xt": {"type": "target", "name": name}}]]},
+                  base={"pre": {"type": "nat", "hook": "prerouting", "prio": -100,
+                                "policy": "accept"}})
+    table = load_doc(doc).tables[0]
+    ctable = compile_table(table)
+    results = walk_chain(ctable, "pre", flow(dport=8080),
+                         NftContext(host(), "prerouting", ctable, -100))
+    assert [r.verdict.value for r in results] == [verdict]
+    assert any(f"xt target {name}" in u for u in results[0].uncertain), results[0]
+    # the same chain for a packet the rule does not match: nothing assumed
+    sure = walk_chain(ctable, "pre", flow(dport=22), NftContext(host(), "prerouting", ctable,
+                                                                -100))
+    assert [(r.verdict.value, r.uncertain) for r in sure] == [("accept", ())]
+
+
 @pytest.mark.parametrize(("stmt", "packet", "expected"), [
     ({"dnat": {"addr": "172.17.0.2", "port": 80}}, {"dport": 8080}, ("172.17.0.2", 80)),
     ({"dnat": {"family": "ip", "addr": "172.17.0.2"}}, {"dport": 8080}, ("172.17.0.2", 8080)),
