@@ -7,7 +7,10 @@ a ``conftest.py`` to load snapshots some other way):
 - ``natlens_snapshot``: a factory ``path -> Snapshot``; relative paths resolve against the
   ``natlens_fixtures`` ini option (relative to the rootdir) or, without it, the test file's
   folder. Without a path it loads the one named by ``@pytest.mark.natlens(path, strict=True)``.
-  Snapshots are loaded once per session (again when their files change).
+  Snapshots are loaded once per session (again when their files change), through the
+  per-user snapshot cache (``natlens.snapshot_cache``: parsed and prepared snapshots shared by
+  sessions, processes and the ``natlens`` command; ini option ``natlens_cache = false`` turns
+  it off). What the session prepared is stored when it ends.
 - ``natlens_ruleset``: the IPv4 Ruleset of the snapshot named by ``@pytest.mark.natlens(path)``.
 
 A failed ``assert trace == other_trace`` shows where the two traces part
@@ -45,6 +48,8 @@ class SnapshotFactory(Protocol):
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("natlens_fixtures", "folder that relative natlens snapshot paths resolve in",
                   default="")
+    parser.addini("natlens_cache", "read and write the per-user natlens snapshot cache",
+                  type="bool", default=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,9 +96,23 @@ def _load_cached(config: pytest.Config, path: Path, strict: bool) -> Snapshot:
     hit = cache.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    snap = load(path, strict=strict)
+    if config.getini("natlens_cache"):
+        from natlens.snapshot_cache import load_cached  # noqa: PLC0415
+
+        snap = load_cached(path, strict=strict)
+    else:
+        snap = load(path, strict=strict)
     cache[key] = (stamp, snap)
     return snap
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Store the snapshots of the session with what the tests prepared (traces' rules)."""
+    import sys  # noqa: PLC0415
+
+    cache = sys.modules.get("natlens.snapshot_cache")
+    if cache is not None and session.config.getini("natlens_cache"):
+        cache.save_pending()
 
 
 def _marked(request: pytest.FixtureRequest, fixture: str) -> pytest.Mark:

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NATLENS=${NATLENS:-natlens}
 [ -x .venv/bin/natlens ] && [ "$NATLENS" = natlens ] && NATLENS=.venv/bin/natlens
-OUT=docs/images
+OUT=${OUT:-docs/images}   # OUT=DIR writes elsewhere (tests)
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

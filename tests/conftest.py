@@ -56,3 +56,10 @@ def cases() -> Path:
             pytrace=False,
         )
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The snapshot cache (natlens.snapshot_cache) of this test session lives in a temporary
+    folder, never in the user's ~/.cache (commands the tests run inherit it)."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))

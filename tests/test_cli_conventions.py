@@ -221,3 +221,48 @@ def test_graph_family_follows_the_packet(capsys: pytest.CaptureFixture[str]) -> 
                    "2001:db8:1::7", "--dst", "2001:db8::2", "--dport", "8080", "--no-cache"])
     data = json.loads(capsys.readouterr().out)
     assert (status, data["family"]) == (0, "ipv6")
+
+
+def test_report_table_shows_cis(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(["report", str(REPO_ROOT / "docs" / "examples" / "bypass")], capsys)
+    assert any(line.strip().startswith("cis: CIS Docker Benchmark") for line in out)
+
+
+KUBE = ["graph", str(REPO_ROOT / "docs" / "examples" / "kube-svc.txt"), "--table", "nat",
+        "--iface", "eth0=192.0.2.10/24", "--trace", "--in", "eth0", "--src", "203.0.113.9",
+        "--dst", "10.96.0.10", "--dport", "80", "--format", "dot"]
+
+
+def test_graph_has_title_caption_legend_and_every_branch(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(KUBE, capsys)
+    assert status == 0
+    label = next(line for line in out if line.strip().startswith("labelloc=t"))
+    kube = REPO_ROOT / "docs" / "examples" / "kube-svc.txt"
+    assert label == (
+        '  labelloc=t; labeljust=l; fontname="Helvetica"; fontsize=12; label="'
+        f"{kube}: ipv4, table nat\\l"
+        "packet: Packet(in eth0, tcp 203.0.113.9 -> 10.96.0.10:80, new)\\l"
+        "rewrite nat:KUBE-SEP-A#1: DNAT 10.96.0.10:80 -> 10.244.1.5:8080\\l"
+        "rewrite nat:KUBE-SEP-B#1: DNAT 10.96.0.10:80 -> 10.244.2.7:8080\\l"
+        "=> ACCEPT (forward) 203.0.113.9 -> 10.244.1.5:8080\\l"
+        "branches (2, all drawn in red):\\l"
+        "  1. p=0.5 ACCEPT forward 203.0.113.9 -> 10.244.1.5:8080\\l"
+        '  2. p=0.5 ACCEPT forward 203.0.113.9 -> 10.244.2.7:8080\\l";')
+    assert '  subgraph "cluster_legend" {' in out
+    for sep in ("KUBE-SEP-A", "KUBE-SEP-B"):  # both 50/50 branches are drawn
+        edge = next(line for line in out if f'-> "nat:{sep}"' in line)
+        assert "penwidth=2.5" in edge, sep
+
+
+def test_graph_nft_tables_are_drawn(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(["graph", str(REPO_ROOT / "fixtures" / "firewalld-docker"),
+                           "--table", "firewalld", "--format", "dot", "--trace", *OUTSIDE,
+                           "--dst", "172.17.0.2", "--dport", "80"], capsys)
+    assert status == 0
+    assert '  subgraph "cluster_inet firewalld" {' in out
+    assert any('=> REJECT (forward) 198.51.100.7 -> 172.17.0.2:80 via docker0' in line
+               for line in out)
+    forward = next(line for line in out
+                   if line.strip().startswith('"inet firewalld:filter_FWD_public" ['))
+    assert 'fillcolor="#ffd6d6"' in forward

@@ -67,12 +67,12 @@ def _fate(view: DockerView, family: int, o: Outcome) -> str:
     by = ""
     if d is not None:
         ref = view.ref(family, d)
-        # an nft step: "inet filter forward" as nft names its chain; a legacy one: "(legacy)"
+        # an nft policy: "inet filter forward" as nft names the chain; a legacy step: marked
         table = f"{d.family} {d.table}" if d.source == "nft" and d.family else d.table
         mark = " (iptables-legacy)" if d.source == "iptables-legacy" else ""
         by = f" by {ref.where}{mark}" if ref is not None and d.kind is StepKind.RULE else (
             f" by {table} {d.chain} policy {d.target}{mark}" if d.kind is StepKind.POLICY
-            else f" by {table} {d.chain} handle {d.rule}" if d.source == "nft" else "")
+            else "")
     verb = "rejected" if o.verdict is Verdict.REJECT else "dropped"
     if o.path == "forward" and o.out_interface:
         return f"forwarded towards {o.final_dst} via {o.out_interface} and {verb}{by}"

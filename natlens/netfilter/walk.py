@@ -490,7 +490,9 @@ class Walker(Router):
                         f"{where}: {why}: {UNSEEN}")
         if table == "nat":
             main = note(path, hook, f"{where}: {why} (read as not rewriting the packet)")
-            main = main.but(assumed=(*main.assumed, f"{where} ({why}) may rewrite the packet"))
+            side = "destination" if hook in ("PREROUTING", "OUTPUT") else "source"
+            main = main.but(assumed=(*main.assumed, f"{where} ({why}) may rewrite the packet's "
+                                                    f"{side}"))
             return main, []
         main = note(path, hook, f"{where}: {why} (read as letting the packet through)")
         main = main.but(assumed=(*main.assumed, f"{where} ({why}) lets it through"))

@@ -43,6 +43,7 @@ _CHECKED: dict[tuple[str, str], str] = {
     ("TPROXY", "--on-ip"): "address",
     ("REJECT", "--reject-with"): "reject",
 }
+_CHECKED_MODULES = frozenset(module for module, _ in _CHECKED)
 
 
 def _versions(text: str) -> Iterator[tuple[int, str]]:
@@ -132,10 +133,10 @@ def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
     if extension is not None and extension[0] != version:
         return (f"{extension[1]} exists for IPv{extension[0]} only, not in {tool} rules",
                 extension[1].split()[1])
-    parts = [(m.module, o) for m in rule.matches for o in m.options
-             if (m.module, o.name) in _CHECKED]
+    parts = [(m.module, o) for m in rule.matches if m.module in _CHECKED_MODULES
+             for o in m.options if (m.module, o.name) in _CHECKED]
     target = rule.target
-    if target is not None and target.options:
+    if target is not None and target.name in _CHECKED_MODULES:
         parts.extend((target.name, o) for o in target.options if (target.name, o.name) in _CHECKED)
     for module, opt in parts:
         kind = _CHECKED[(module, opt.name)]
