@@ -17,7 +17,13 @@ that time per rule stays flat.
     python benchmarks/bench_parse.py --input dump.rules
     python benchmarks/bench_parse.py --check         # exit 1 unless the 100k goals are met
 
-Goals (parser foundation issue): ratio <= 6x and peak memory <= 400 MB for 100k rules.
+It also times ``iptables-nft-restore --test`` and ``iptables-legacy-restore --test`` (iptables'
+own parsers, validating every option) on each dump, in a network namespace the benchmark makes
+and removes (root only; ``--no-restore`` skips them), and prints natlens's time as a fraction of
+theirs.
+
+Goals (parser foundation issue): ratio <= 6x and peak memory <= 400 MB for 100k rules; issue 13:
+natlens at least as fast as ``iptables-restore --test`` (both backends).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +86,9 @@ class Result:
     parse_s: float
     peak_mb: float
     parse_mb: float
+    restore_nft: float | None = None
+    """``iptables-nft-restore --test`` on the same dump (None: not measured)."""
+    restore_legacy: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -111,6 +121,39 @@ def _parse(path: Path) -> tuple[float, int]:
     return elapsed, rules
 
 
+_RESTORE = {"iptables-nft-restore": "nft", "iptables-legacy-restore": "legacy"}
+
+
+def _restore_test(path: Path, repeat: int) -> dict[str, float | None]:
+    """Seconds of ``iptables-{nft,legacy}-restore --test < path`` (best of ``repeat``) inside a
+    network namespace this benchmark makes and removes (the host's rules are never touched);
+    None for a tool that is missing or refuses the dump. Needs root (else all None)."""
+    out: dict[str, float | None] = dict.fromkeys(_RESTORE.values())
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return out
+    ns = f"natlens-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for tool, name in _RESTORE.items():
+            if shutil.which(tool) is None:
+                continue
+            best = float("inf")
+            for _ in range(repeat):
+                with path.open("rb") as fin:
+                    start = time.perf_counter()
+                    done = subprocess.run(["ip", "netns", "exec", ns, tool, "--test"],
+                                          stdin=fin, capture_output=True, check=False)
+                    elapsed = time.perf_counter() - start
+                if done.returncode != 0:
+                    best = float("nan")
+                    break
+                best = min(best, elapsed)
+            out[name] = None if best != best else best  # NaN: refused
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    return out
+
+
 def _memory(path: Path) -> tuple[float, float]:
     """(peak RSS of a process that parses ``path``, the part added by parsing), in MB."""
     out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], check=True,
@@ -119,7 +162,8 @@ def _memory(path: Path) -> tuple[float, float]:
     return data["peak_kb"] / 1024, (data["peak_kb"] - data["before_kb"]) / 1024
 
 
-def measure(path: Path, name: str, repeat: int, memory: bool = True) -> Result:
+def measure(path: Path, name: str, repeat: int, memory: bool = True,
+            with_restore: bool = True) -> Result:
     with path.open() as f:
         lines = sum(1 for _ in f)
     floor_s = min(_floor(path) for _ in range(repeat))
@@ -130,7 +174,9 @@ def measure(path: Path, name: str, repeat: int, memory: bool = True) -> Result:
         elapsed, rules = _parse(path)
         runs.append(elapsed)
     peak_mb, parse_mb = _memory(path) if memory else (float("nan"), float("nan"))
-    return Result(name, lines, rules, floor_s, min(runs), peak_mb, parse_mb)
+    restore = _restore_test(path, repeat) if with_restore else dict.fromkeys(_RESTORE.values())
+    return Result(name, lines, rules, floor_s, min(runs), peak_mb, parse_mb,
+                  restore.get("nft"), restore.get("legacy"))
 
 
 def _print(results: list[Result]) -> None:
@@ -142,6 +188,15 @@ def _print(results: list[Result]) -> None:
         print(f"{r.name:<22} {r.lines:>9} {r.rules:>9} {r.floor_s:>8.3f} {r.parse_s:>8.3f} "
               f"{r.rules_per_s:>9.0f} {r.ratio:>5.1f}x {r.us_per_rule:>8.2f} "
               f"{r.peak_mb:>8.1f} {r.parse_mb:>9.1f}")
+    for r in results:  # the same dump through iptables' own parser, in the same run
+        for name, seconds in (("iptables-nft-restore --test", r.restore_nft),
+                              ("iptables-legacy-restore --test", r.restore_legacy)):
+            if seconds is None:
+                print(f"{r.name}: {name}: not measured (not root, missing, or refused)")
+                continue
+            verdict = "natlens faster" if r.parse_s <= seconds else "natlens slower"
+            print(f"{r.name}: {name} {seconds:.3f} s ({seconds / r.floor_s:.1f}x the floor); "
+                  f"natlens {r.parse_s:.3f} s = {r.parse_s / seconds:.2f}x of it: {verdict}")
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
@@ -163,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="benchmark these files instead of generated dumps")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocess")
+    parser.add_argument("--no-restore", action="store_true",
+                        help="skip iptables-{nft,legacy}-restore --test (run in a network "
+                             "namespace the benchmark makes; root only)")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless the first dump parses within {GOAL_RATIO}x the "
                              f"floor and {GOAL_MB:.0f} MB")
@@ -178,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(gen_kube.generate(services, endpoints))
                 jobs.append((f"kube {services}x{endpoints}", path))
         for name, path in jobs:
-            results.append(measure(path, name, args.repeat, memory=not args.no_memory))
+            results.append(measure(path, name, args.repeat, memory=not args.no_memory,
+                                   with_restore=not args.no_restore))
             if not args.input:
                 os.unlink(path)
     _print(results)

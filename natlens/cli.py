@@ -104,7 +104,7 @@ def _progress(args: argparse.Namespace) -> Callable[[str], object]:
         bar = Progress.for_terminal(("parsing", "preparing", "analysing", "writing"),
                                     quiet=getattr(args, "quiet", False))
         args.progress_bar = bar
-    return bar  # type: ignore[no-any-return]
+    return bar
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -122,17 +122,23 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cmd_parse(args: argparse.Namespace) -> int:
     from natlens.serialize import ruleset_to_dict, to_save  # noqa: PLC0415
 
+    from natlens.errors import UsageError  # noqa: PLC0415
+    from natlens.model import Family  # noqa: PLC0415
+
     snap = _load(args)
-    rulesets = [rs for rs in (snap.ruleset, snap.ruleset6) if rs.tables]
-    if args.format == "json":
-        out: object = [ruleset_to_dict(rs) for rs in rulesets]
-        if len(rulesets) == 1:
-            out = out[0]  # type: ignore[index]
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    if args.family is not None:
+        rulesets = [snap.rules_for(Family(args.family))]
     else:
-        for rs in rulesets:
-            sys.stdout.write(to_save(rs, counters=not args.no_counters,
-                                     comments=not args.no_comments))
+        rulesets = [rs for rs in (snap.ruleset, snap.ruleset6) if rs.tables] or [snap.ruleset]
+    if len(rulesets) > 1:  # one stream of both would be input for neither *tables-restore
+        raise UsageError(f"{snap.path}: holds IPv4 and IPv6 rules: add --family ipv4 (input "
+                         "for iptables-restore) or --family ipv6 (for ip6tables-restore)")
+    (ruleset,) = rulesets
+    if args.format == "json":
+        sys.stdout.write(json.dumps(ruleset_to_dict(ruleset), indent=2) + "\n")
+    else:
+        sys.stdout.write(to_save(ruleset, counters=not args.no_counters,
+                                 comments=not args.no_comments))
     return 0
 
 
@@ -281,12 +287,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "sarif":
         sys.stdout.write(report.dumps(report.to_sarif(findings, snap)))
     else:
-        from natlens.termstyle import terminal_width  # noqa: PLC0415
+        from natlens.termstyle import paint, terminal_width, use_color  # noqa: PLC0415
 
         columns = terminal_width(sys.stdout)
         # kind (~16) + where (~28) + the gaps: the finding column gets the rest
         width = 72 if columns is None else max(30, columns - 48)
-        sys.stdout.write(report.to_table(findings, snap, exposure=emap, width=width))
+        text = report.to_table(findings, snap, exposure=emap, width=width)
+        if use_color(args.color, sys.stdout):
+            colors = {"HIGH": "red", "MEDIUM": "yellow", "LOW": "bold"}
+            lines = text.split("\n")
+            for n, line in enumerate(lines):
+                word, _, count = line.partition(" (")  # a heading: "HIGH (2)"
+                if word in colors and count[:-1].isdigit() and count.endswith(")"):
+                    lines[n] = paint(line, colors[word], True)
+            text = "\n".join(lines)
+        sys.stdout.write(text)
     threshold = Severity(args.fail_on)
     return 1 if any(f.severity >= threshold for f in findings) else 0
 
@@ -478,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save: re-serialised iptables-save text; json: the model (default: save)")
     p.add_argument("--no-counters", action="store_true", help="omit [packets:bytes] counters")
     p.add_argument("--no-comments", action="store_true", help="omit '#' comment lines")
+    p.add_argument("--family", type=str.lower, choices=("ipv4", "ipv6"),
+                   help="the ruleset to print (needed when the input holds both; default: the "
+                        "one there is)")
     p.set_defaults(handler=_cmd_parse)
 
     p = sub.add_parser("snapshot", help="capture this host into a snapshot folder (needs root)",
@@ -491,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trace", help="follow one packet through the hooks, rule by rule",
                        description="Simulate one packet: which rules it meets in which table "
-                       "and hook, how NAT rewrites it, and where it ends up.")
+                       "and hook, how NAT rewrites it, and where it ends up. Exit status (like "
+                       "grep): 0 the packet is delivered (with several branches: at least one "
+                       "delivers it), 1 every outcome drops or rejects it, 2 bad input.")
     _add_common(p)
     _add_packet(p, required=False)
     p.add_argument("--packets", metavar="FILE",

@@ -231,6 +231,13 @@ class _PortIndex:
     def __init__(self) -> None:
         self.by_port: dict[tuple[str, int], list[_Shaped]] = {}
         self.wide: list[_Shaped] = []
+        self.to_address: dict[tuple[str, int, IPAddress], list[tuple[int, _Shaped]]] = {}
+        """Single-port rules with a positive one-address destination, by (protocol, port,
+        address), each with its position among the rules added (``find_to``)."""
+        self.to_any: dict[tuple[str, int], list[tuple[int, _Shaped]]] = {}
+        """The other single-port rules, by (protocol, port)."""
+        self.wide_at: list[tuple[int, _Shaped]] = []
+        self.added = 0
 
     def add(self, at: RuleAt) -> None:
         rule = at.rule
@@ -240,14 +247,37 @@ class _PortIndex:
         if ports is None:
             return
         entry = (at, rule.protocol.name, ports)
+        seq = self.added
+        self.added += 1
+        d = rule.destination
+        single = d.network.network_address if d is not None and not d.negated \
+            and d.network.num_addresses == 1 else None
         if all(lo == hi for lo, hi in ports) and len(ports) <= 64:
             for p in dict.fromkeys(lo for lo, _ in ports):
                 self.by_port.setdefault((rule.protocol.name, p), []).append(entry)
+                if single is not None:
+                    self.to_address.setdefault((rule.protocol.name, p, single), []).append(
+                        (seq, entry))
+                else:
+                    self.to_any.setdefault((rule.protocol.name, p), []).append((seq, entry))
         else:
             self.wide.append(entry)
+            self.wide_at.append((seq, entry))
 
     def find(self, proto: str, port: int) -> Iterator[RuleAt]:
         for at, p, ports in (*self.by_port.get((proto, port), ()), *self.wide):
+            if p == proto and _in_ports(port, ports):
+                yield at
+
+    def find_to(self, proto: str, port: int, targets: Sequence[IPAddress]) -> Iterator[RuleAt]:
+        """``find(proto, port)`` less the rules whose one-address destination is none of
+        ``targets`` (without scanning them: a port every container serves has one such
+        rule per container)."""
+        found = [*self.to_any.get((proto, port), ())]
+        for t in dict.fromkeys(targets):
+            found += self.to_address.get((proto, port, t), ())
+        found.sort(key=lambda e: e[0])
+        for _, (at, p, ports) in (*found, *self.wide_at):
             if p == proto and _in_ports(port, ports):
                 yield at
 
@@ -288,7 +318,7 @@ class _Rules:
     def accepts(self, proto: str, port: int, targets: Sequence[IPAddress],
                 index: _PortIndex) -> tuple[RuleAt, ...]:
         out = []
-        for at in index.find(proto, port):
+        for at in index.find_to(proto, port, targets):
             d = at.rule.destination
             if d is None or d.negated or not any(t in d.network for t in targets
                                                  if t.version == d.network.version):

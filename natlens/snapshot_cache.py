@@ -183,12 +183,12 @@ def _compiled_rule(rule: Rule, index: int, text: str | None) -> CompiledRule:
     """Rebuild a prepared rule; its checks (closures, which pickle cannot store) are compiled
     again when a walk first reaches it, as after ``prepare``."""
     compiled = CompiledRule(rule, index)
-    compiled._text = text  # noqa: SLF001
+    compiled._text = text
     return compiled
 
 
 def _reduce_compiled_rule(value: CompiledRule) -> tuple[Any, ...]:
-    return (_compiled_rule, (value.rule, value.index, value._text))  # noqa: SLF001
+    return (_compiled_rule, (value.rule, value.index, value._text))
 
 
 def _slot_names(cls: type) -> tuple[str, ...]:
@@ -210,7 +210,7 @@ def _setter(cls: type) -> Callable[[object, tuple[Any, ...]], None]:
     _SLOTS[cls] = names
     scope = {f"d{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}
     body = "".join(f"    d{i}(obj, v[{i}])\n" for i in range(len(names))) or "    pass\n"
-    exec(f"def setter(obj, v):\n{body}", scope)  # noqa: S102  (text built from slot numbers)
+    exec(f"def setter(obj, v):\n{body}", scope)
     setter: Callable[[object, tuple[Any, ...]], None] = scope["setter"]
     _SETTERS[cls] = setter
     return setter
@@ -233,8 +233,10 @@ def _reduce_slots(obj: object) -> tuple[Any, ...]:
     ``__setstate__`` looks its fields up again for every object (10x slower to load)."""
     names = _SLOTS[type(obj)]
     values = tuple(getattr(obj, n, _MISSING) for n in names)
-    if _MISSING in values:  # an unset slot: the generic way
-        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    if any(v is _MISSING for v in values):  # an unset slot: the generic way
+        generic = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        assert isinstance(generic, tuple)
+        return generic
     return (copyreg.__newobj__, (type(obj),), values, None, None,  # type: ignore[attr-defined]
             _set_slots)
 
@@ -284,8 +286,8 @@ class _Unpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module == "natlens" or module.startswith("natlens.")
-                or module == "ipaddress" or module == "copyreg" and name == "_reconstructor"
-                or module == "builtins" and name in _SAFE_BUILTINS):
+                or module == "ipaddress" or (module == "copyreg" and name == "_reconstructor")
+                or (module == "builtins" and name in _SAFE_BUILTINS)):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"global {module}.{name} is not a natlens value")
 
@@ -334,7 +336,7 @@ def _read(entry: Path, key: str, *, freeze: bool = False) -> Snapshot | None:
     try:
         with _collector_off(freeze=freeze):
             value = _Unpickler(io.BytesIO(memoryview(data)[len(header):])).load()
-    except Exception as exc:  # noqa: BLE001  (any failure of a corrupted pickle: ignored)
+    except Exception as exc:
         _warn(f"{entry}: corrupted ({type(exc).__name__}): ignored")
         return None
     if not isinstance(value, Snapshot):
@@ -350,7 +352,7 @@ def _write(directory: Path, entry: Path, key: str, snap: Snapshot) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(_MAGIC + key.encode() + b"\n")
             pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {**copyreg.dispatch_table, **_dispatch()}  # type: ignore[misc]
+            pickler.dispatch_table = {**copyreg.dispatch_table, **_dispatch()}
             with _collector_off():
                 pickler.dump(snap)
         os.replace(tmp, entry)
@@ -390,7 +392,7 @@ _PENDING: list[_Pending] = []
 
 
 def _prepared(snap: Snapshot) -> tuple[bool, bool]:
-    return (snap._host is not None, snap._simulator is not None)  # noqa: SLF001
+    return (snap._host is not None, snap._simulator is not None)
 
 
 def load_cached(path: str | Path, *, strict: bool = True, table: str | None = None,
@@ -445,14 +447,14 @@ def save_pending() -> None:
             try:
                 _write(item.directory, item.entry, item.key, item.snap)
             except (AttributeError, TypeError, pickle.PicklingError):
-                if item.snap._simulator is None:  # noqa: SLF001
+                if item.snap._simulator is None:
                     raise
                 # prepared parts pickle cannot store (nft's compiled closures): keep the
                 # parsed snapshot and its host model, prepare again when used
                 bare = replace(item.snap)
-                object.__setattr__(bare, "_host", item.snap._host)  # noqa: SLF001
+                object.__setattr__(bare, "_host", item.snap._host)
                 _write(item.directory, item.entry, item.key, bare)
-        except Exception as exc:  # noqa: BLE001  (a value pickle cannot store: not cached)
+        except Exception as exc:
             _warn(f"{item.directory}: cannot write an entry ({type(exc).__name__}: {exc}): "
                   "not cached")
 

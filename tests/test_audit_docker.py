@@ -595,6 +595,12 @@ FIXTURE_FINDINGS: dict[str, set[tuple[str, int | None, str | None]]] = {
     "port-range": set(),
     "udp-5353": set(),
     "user-network": set(),
+    # scripts/fixtures-netns.sh: firewalld's zone, an nftables.conf forward drop and a legacy
+    # FORWARD DROP next to Docker; Docker 29's nftables table alone
+    "firewalld-docker": {("bypass", 8080, "natlens-web")},
+    "nftables-conf-docker": {("missing", 8080, "natlens-web")},
+    "split-legacy-nft": {("missing", 8080, "natlens-web")},
+    "docker29-nftables": set(),
 }
 FIXTURE_COUNTS = {"loopback-9000": 2}
 """Fixtures with more findings than distinct (kind, port, container): loopback-9000's port is

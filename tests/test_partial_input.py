@@ -300,3 +300,20 @@ def test_stated_host_addresses_decide_local_or_forward(tmp_path: Path,
     stated = json.loads(capsys.readouterr().out)
     assert {b["path"] for b in stated["branches"] if b["verdict"] == "ACCEPT"} == {"local"}
     assert main([*args, "--iface", "eth0"]) == 2  # NAME=IP/PREFIX
+
+
+def test_with_assumed_keeps_every_other_field() -> None:
+    """``with_assumed`` copies the host with ``dataclasses.replace``: ``ip_forward=0`` from
+    meta.json survives a route inferred later (it used to be dropped)."""
+    import ipaddress
+    from types import MappingProxyType
+
+    from natlens.netfilter.host import Host, Route, with_assumed
+
+    host = dataclasses.replace(Host(), forwarding=MappingProxyType({4: False}),
+                               sysctls=MappingProxyType({"net.ipv4.ip_forward": "0"}))
+    grown = with_assumed(host, routes=(Route(ipaddress.ip_network("10.0.0.0/8"), "eth1"),),
+                         note="inferred")
+    assert grown.forwarding == {4: False}
+    assert grown.sysctls == host.sysctls
+    assert grown.route(ipaddress.ip_address("10.1.2.3")) is not None

@@ -73,7 +73,8 @@ def test_second_load_is_read_from_the_cache(home: Path, snap_dir: Path,
     first = _load_and_store(snap_dir)
     second = snapshot_cache.load_cached(snap_dir)
     assert parses.count == 1
-    assert second.ruleset == first.ruleset and second.ruleset6 == first.ruleset6
+    assert second.ruleset == first.ruleset
+    assert second.ruleset6 == first.ruleset6
     assert second.inventory == first.inventory
     assert second._simulator is not None  # the prepared rules came with it
     assert second.simulator.trace(PACKET) == first.simulator.trace(PACKET)
@@ -106,7 +107,8 @@ def test_a_new_file_in_the_folder_misses(home: Path, snap_dir: Path,
     _load_and_store(snap_dir)
     (snap_dir / "ip6tables-save.txt").write_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
     snap = snapshot_cache.load_cached(snap_dir)
-    assert parses.count == 2 and snap.ruleset6.tables
+    assert parses.count == 2
+    assert snap.ruleset6.tables
 
 
 def test_another_natlens_version_misses(home: Path, snap_dir: Path,
@@ -184,7 +186,7 @@ def test_entry_not_private_to_us_is_never_loaded(home: Path, snap_dir: Path, tmp
         entry.rename(real)
         entry.symlink_to(real)
     loads: list[object] = []
-    monkeypatch.setattr(snapshot_cache._Unpickler, "load", lambda self: loads.append(self))
+    monkeypatch.setattr(snapshot_cache._Unpickler, "load", loads.append)
     with pytest.warns(snapshot_cache.CacheWarning, match="ignored"):
         snapshot_cache.load_cached(snap_dir)
     assert loads == [], "an untrusted entry was unpickled"
@@ -220,7 +222,8 @@ def test_concurrent_runs(home: Path, snap_dir: Path) -> None:
         try:
             for run in runs:
                 out, err = run.communicate(timeout=300)
-                assert "warning" not in err and "error" not in err, err
+                assert "warning" not in err, err
+                assert "error" not in err, err
                 outputs.append((run.returncode, out))
         finally:
             for run in runs:
@@ -228,7 +231,8 @@ def test_concurrent_runs(home: Path, snap_dir: Path) -> None:
                     run.kill()
                     run.communicate()
     assert len(set(outputs)) == 1
-    assert outputs[0][0] == 1 and '"verdict": "DROP"' in outputs[0][1]  # exit 1: dropped
+    assert outputs[0][0] == 1
+    assert '"verdict": "DROP"' in outputs[0][1]
     assert len(_entries(home)) == 1
     assert not list(home.glob(".tmp-*")), "a temporary file was left behind"
 

@@ -28,7 +28,7 @@ from natlens.audit._docker_view import (
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
 from natlens.model import Family, Rule, TableName
-from natlens.netfilter import Host, Packet, StepKind, Verdict
+from natlens.netfilter import Host, Packet, Step, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
 
 __all__ = [
@@ -362,8 +362,30 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                     f"from {src} it is {_fate(view, fam, o)}",
             proto=b.proto, host_port=b.host_port, container=b.container.name, rule=blame,
             related=tuple(mine[:1]),
+            fix=_accept_dnat(d, o, b.proto, fam) if d is not None else None,
             packet=_packet(probe.packet, o),
         )
+
+
+def _accept_dnat(d: Step, o: Outcome, proto: str, family: int) -> str | None:
+    """An accept for the DNATed connection ahead of the forward policy that drops it, when that
+    policy is not Docker's own chain: a native nft chain (nft(8) ``insert rule``) or the other
+    iptables backend's FORWARD. Matching ``ct status dnat`` / ``--ctstate DNAT`` keeps it to
+    connections a DNAT rule made; None for Docker's own FORWARD (Docker writes that)."""
+    ip, _, port = o.final_dst.rpartition(":")
+    ip = ip.strip("[]")
+    if d.kind is not StepKind.POLICY or not ip or not port.isdigit() or o.out_interface is None:
+        return None
+    if d.source == "nft" and d.family and d.table and d.chain:
+        l3 = "ip6" if family == 6 else "ip"
+        return command(["nft", "insert", "rule", d.family, d.table, d.chain, "oifname",
+                        o.out_interface, l3, "daddr", ip, proto, "dport", port, "ct", "status",
+                        "dnat", "accept"])
+    if d.source == "iptables-legacy" and d.chain == "FORWARD":
+        return command([tool(family, "legacy"), "-t", "filter", "-I", "FORWARD", "-o",
+                        o.out_interface, "-d", ip, "-p", proto, "-m", proto, "--dport", port,
+                        "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
+    return None
 
 
 # -- ineffective -------------------------------------------------------------------------------

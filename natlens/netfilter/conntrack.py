@@ -40,10 +40,14 @@ def _rule_needs(rule_matches: Iterable[str], target: str | None, notrack: bool) 
 
 
 def needs_conntrack(rulesets: Iterable[Ruleset | None]) -> bool:
-    """Whether any rule of ``rulesets`` (one IP family's rule sources) turns conntrack on."""
+    """Whether any rule of ``rulesets`` (one IP family's rule sources) turns conntrack on, or
+    may: a ruleset that does not show every table and chain (``Ruleset.coverage``, a paste)
+    may hold such a rule where it is not shown."""
     for ruleset in rulesets:
         if ruleset is None:
             continue
+        if not ruleset.coverage.whole:
+            return True
         for table in ruleset.tables:
             for chain in table.chains:
                 for rule in chain.rules:

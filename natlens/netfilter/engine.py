@@ -22,13 +22,13 @@ import copy
 import ipaddress
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import replace
 from typing import Protocol
 
 from natlens.model import Family, Ruleset
 from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
-from natlens.netfilter.flow import Flow
+from natlens.netfilter.fastcopy import replace
+from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.host import Host, Route, with_assumed
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
@@ -51,7 +51,7 @@ from natlens.netfilter.pipeline import (
 )
 from natlens.netfilter.prepared import CompiledRule, PreparedChain, PreparedRuleset, prepare
 from natlens.netfilter.trace import Branch, Path, Trace, Verdict
-from natlens.netfilter.walk import Walker
+from natlens.netfilter.walk import ContextKey, Walker
 from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
 from natlens.nft import NftRuleset
 
@@ -154,6 +154,10 @@ class Simulator:
                     self._conntrack_off[version] = _CONNTRACK_OFF
                 pipeline = without_nat(pipeline)
             self.pipelines[version] = pipeline
+        self._has_chains = {v: any(p.chains()) for v, p in self.pipelines.items()}
+        # match contexts of the simulator's own hosts, shared by every trace (a trace whose
+        # host carries an assumption builds its own)
+        self._contexts: dict[int, dict[ContextKey, MatchContext]] = {4: {}, 6: {}}
 
     def without(self, family: int, gone: Mapping[tuple[str, str], Collection[int]]) -> Simulator:
         """A simulator of the same host with the main ``family`` rules ``gone[(table, chain)]``
@@ -205,12 +209,13 @@ class Simulator:
         original packet came in on)."""
         pipeline = self.pipelines[packet.family]
         host = self._hosts[packet.family]
-        known = host.route(packet.dst)
-        if via is not None and (known is None or (known.network.prefixlen == 0
-                                                  and not self._routes_known(host, packet))):
-            prefix = packet.dst.max_prefixlen
-            host = with_assumed(host, routes=(Route(ipaddress.ip_network(
-                f"{packet.dst}/{prefix}"), via),))
+        if via is not None:
+            known = host.route(packet.dst)
+            if known is None or (known.network.prefixlen == 0
+                                 and not self._routes_known(host, packet)):
+                prefix = packet.dst.max_prefixlen
+                host = with_assumed(host, routes=(Route(ipaddress.ip_network(
+                    f"{packet.dst}/{prefix}"), via),))
         run = Run()
         for a in host.assumptions:
             run.assume(a)
@@ -220,7 +225,7 @@ class Simulator:
         hosts = self._destination_hosts(host, packet, run, dst_local)
         if packet.family in self._conntrack_off:
             run.assume(self._conntrack_off[packet.family])
-        if not any(pipeline.chains()):
+        if not self._has_chains[packet.family]:
             run.assume(f"no {'ip6tables' if packet.family == 6 else 'iptables'} rules in the "
                        "snapshot: every hook accepts")
         flow = Flow.from_packet(packet)
@@ -234,9 +239,18 @@ class Simulator:
             p = note(WalkPath(flow), "ROUTING", refused)
             outcomes.append(Outcome(Verdict.DROP, replace(p, kind=Path.LOCAL)))
             hosts = hosts[:1]
+        readings = []
         for h, assumed in hosts if refused is None else ():
             start = WalkPath(flow, assumed=assumed)
-            outcomes.extend(Walker(pipeline, h, run).run(start, todo))
+            shared = self._contexts[packet.family] if h is self._hosts[packet.family] else None
+            readings.append(Walker(pipeline, h, run, shared).run(start, todo))
+        if len(readings) == 2 and _same_outcomes(*readings):
+            # whether the destination is the host's own did not matter: one reading, no doubt
+            readings = [[_without_first_assumption(o) for o in readings[0]]]
+            run.uncertain = {u: None for u in run.uncertain
+                             if not u.startswith("host addresses unknown (no ip-addr.json)")}
+        for found in readings:
+            outcomes.extend(found)
         trace = _assemble(packet, outcomes, run)
         if packet.state == "new":  # a reply (established) is traced without asking again
             trace = replace(trace, connection=connection_of(trace, hosts[0][0], self.trace))
@@ -288,6 +302,18 @@ def _ipv6_receive(packet: Packet) -> str | None:
         return (f"loopback address {packet.dst if packet.dst.is_loopback else packet.src} on "
                 f"{packet.in_interface}: dropped by ip6_rcv_core before PREROUTING")
     return None
+
+
+def _same_outcomes(one: list[Outcome], other: list[Outcome]) -> bool:
+    """Whether two readings of the destination end alike (verdict, path, flow, chance)."""
+    def signature(found: list[Outcome]) -> list[tuple[object, ...]]:
+        return sorted((o.verdict.value, str(o.path.kind), str(o.path.flow), o.path.prob)
+                      for o in found)
+    return signature(one) == signature(other)
+
+
+def _without_first_assumption(o: Outcome) -> Outcome:
+    return Outcome(o.verdict, o.path.but(assumed=o.path.assumed[1:]))
 
 
 _DOCKER_BRIDGE = re.compile(r"^(docker\d+|br-[0-9a-f]{12})$")

@@ -14,8 +14,8 @@ only through ``lo`` (``__mkroute_output``); a packet to a local address loops ba
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 
+from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host, IPAddress
 from natlens.netfilter.pipeline import Stage, hook_stages
 from natlens.netfilter.trace import Path, Verdict

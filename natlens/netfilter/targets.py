@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from natlens.model import Rule, Target
+from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.packet import endpoint
 
@@ -225,11 +226,14 @@ def _manip(name: str, flow: Flow, rng: NatRange, *, destination: bool, random: b
     """
     old_addr, old_port = (flow.dst, flow.dport) if destination else (flow.src, flow.sport)
     ported = _ported(flow)
+    # the ICMP echo id is the "port" of an ICMP tuple, which natlens does not model: with a
+    # port range, whether the tuple is already in range is unknown (every address stays open)
+    id_unknown = not ported and rng.port_lo is not None
     keep_tuple = (not destination and not random and rng.addr_lo is not None
                   and rng.addr_hi is not None
                   and rng.addr_lo.version == old_addr.version
                   and int(rng.addr_lo) <= int(old_addr) <= int(rng.addr_hi)
-                  and (not ported or rng.holds_port(old_port)))
+                  and not id_unknown and (not ported or rng.holds_port(old_port)))
     addrs, addr_doubt = _address_choices(rng, old_addr, keep_tuple)
     span: tuple[int, int] | None = None
     new_port = old_port

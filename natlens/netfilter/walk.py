@@ -45,7 +45,7 @@ from natlens.netfilter.walkstate import (
 )
 from natlens.nft import CompiledTable, NftContext, NftVerdict, walk_chain
 
-__all__ = ["Walker"]
+__all__ = ["ContextKey", "Walker"]
 
 _MAX_OUTCOMES = 512
 _MAX_RULE_VISITS = 2_000_000
@@ -56,6 +56,9 @@ _NFT_JUMP_STACK = 16  # nf_tables refuses a chain this many jumps deep (NFT_JUMP
 
 E = TypeVar("E", bound=BaseChain | NatStep)
 Results = list[tuple[Action, WalkPath]]
+ContextKey = tuple[str, str, bool | None, bool | None]
+"""(hook, table, before conntrack, merged negated ports): what a ``MatchContext`` depends on
+besides the host."""
 
 _NFT_ACTIONS = {NftVerdict.ACCEPT: Action.ACCEPT, NftVerdict.DROP: Action.DROP,
                 NftVerdict.REJECT: Action.REJECT, NftVerdict.QUEUE: Action.ACCEPT}
@@ -92,11 +95,14 @@ def _bind(run_one: Callable[[WalkPath, E], Results], entry: E) -> Callable[[Walk
 class Walker(Router):
     """One trace's walk: the stages (hooks, routing decisions) and, per table, the rules."""
 
-    def __init__(self, pipeline: Pipeline, host: Host, run: Run):
+    def __init__(self, pipeline: Pipeline, host: Host, run: Run,
+                 contexts: dict[ContextKey, MatchContext] | None = None):
+        """``contexts``: a cache of match contexts for ``host`` to share between walks (the
+        simulator keeps one per family for its own hosts); None: this walk's own."""
         self.pipeline = pipeline
         self.host = host
         self.run_ = run
-        self._ctx: dict[tuple[str, str, bool | None, bool | None], MatchContext] = {}
+        self._ctx: dict[ContextKey, MatchContext] = {} if contexts is None else contexts
 
     def ctx(self, hook: str, table: str, chain: BaseChain | None = None,
             flow: Flow | None = None) -> MatchContext:

@@ -49,7 +49,8 @@ def test_cli_trace_table_and_kernel(seed_file: Path, capsys: pytest.CaptureFixtu
             "127.0.0.1", "--dport", "8080"]
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "packet: Packet(local, tcp 127.0.0.1 -> 127.0.0.1:8080, new)"
+    assert lines[0] == f"natlens trace for {seed_file}"
+    assert lines[1] == "packet: Packet(local, tcp 127.0.0.1 -> 127.0.0.1:8080, new)"
     assert "=> ACCEPT (local) 127.0.0.1 -> 127.0.0.1:8080 via lo" in lines
     assert main([*args[:2], "--in", "eth0", "--src", "198.51.100.7", "--dst", "192.0.2.2",
                  "--dport", "8080", "--format", "kernel"]) == 0
