@@ -120,10 +120,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from natlens.serialize import ruleset_to_dict, to_save  # noqa: PLC0415
-
     from natlens.errors import UsageError  # noqa: PLC0415
     from natlens.model import Family  # noqa: PLC0415
+    from natlens.serialize import ruleset_to_dict, to_save  # noqa: PLC0415
 
     snap = _load(args)
     if args.family is not None:
@@ -371,6 +370,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens.netfilter import simulate  # noqa: PLC0415
 
     args.format = _graph_format(args.format, args.output)
+    if args.table and args.table.lower() in ("raw", "mangle", "nat", "filter", "security"):
+        args.table = args.table.lower()  # iptables' names; an nft table keeps its case
     given = [f"--{name.replace('_', '-')}" for name in _PACKET_OPTIONS
              if getattr(args, name) not in (None, False, "new", "0", "tcp")]
     if given and not args.trace:
@@ -465,9 +466,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("verify needs a PATH (or --cleanup)")
     if args.packets < 1:
         raise UsageError("--packets must be at least 1")
+    if args.connections < 0:
+        raise UsageError("--connections must be 0 or more")
     snap = _load(args)
     try:
-        report = verify(snap, packets=args.packets, seed=args.seed)
+        report = verify(snap, packets=args.packets, seed=args.seed,
+                        connections=args.connections)
     except Interrupted as exc:  # verify() removed its namespaces before this
         sys.stderr.write(f"natlens: verify interrupted ({exc}): its namespaces were removed\n")
         return exc.exit_status
@@ -475,7 +479,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(report.render())
-    return 1 if report.disagreements else 0
+    return 1 if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -585,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "interfaces, addresses, routes and rules, send real packets (every "
                        "published port from outside, from containers and from the host, plus "
                        "seeded random ones) and report every packet where the simulator and "
-                       "the kernel disagree. Exit status 0: none; 1: some; 2: bad input or "
+                       "the kernel disagree, then open real connections and check whether "
+                       "they complete as natlens says. Exit status 0: no disagreement; 1: "
+                       "some (packets or connections); 2: bad input or "
                        "not root; 128+N: interrupted by signal N (namespaces removed).")
     _add_common(p, optional_path=True)
     p.add_argument("--cleanup", action="store_true",
@@ -595,6 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at least N packets (default: 60)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="seed of the random packets (default: 0)")
+    p.add_argument("--connections", type=int, default=50, metavar="N",
+                   help="then open at most N real connections (TCP/UDP, 1 s each) for packets "
+                        "natlens delivers, and compare whether they complete with the trace's "
+                        "connection part (default: 50; 0: none)")
     p.add_argument("--format", type=str.lower, choices=("table", "json"), default="table",
                    help="table: one line per packet, disagreements in full; json (default: "
                         "table)")

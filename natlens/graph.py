@@ -321,6 +321,8 @@ def _pick(graph: ChainGraph, table: str | None) -> list[tuple[str, nx.MultiDiGra
         named = [key for key in graph.tables if key.endswith(f" {table}")]
         if table not in graph.tables and len(named) == 1:  # "firewalld": "inet firewalld"
             table = named[0]
+        elif table not in graph.tables and table.lower() in graph.tables:  # "NAT": "nat"
+            table = table.lower()
         return [(table, graph[table])]
     return [(name, g) for name, g in graph.tables.items() if g.number_of_nodes()]
 

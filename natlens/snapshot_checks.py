@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from natlens.errors import EmptyInputError, ParseError, SnapshotError
+from natlens.errors import EmptyInputError, ParseError, ParseWarning, SnapshotError
 from natlens.model import Family, Ruleset
 from natlens.parse.tokens import split_lines
 
@@ -131,13 +132,17 @@ _COMMENT = re.compile(r"/\*.*?\*/")
 
 
 def check_listing_numeric(text: str, source: str) -> None:
-    """Refuse an ``iptables -L`` listing made without ``-n``: it shows names (``anywhere``,
+    """Warn about an ``iptables -L`` listing made without ``-n``: it shows names (``anywhere``,
     ``localhost``, ``ssh``) where natlens needs addresses and ports, and a name may stand for
-    several addresses (iptables(8): -n "numeric output"). Raises ``ParseError`` at the first
-    rule line showing ``anywhere`` (what iptables prints for 0.0.0.0/0 without -n)."""
+    several addresses (iptables(8): -n "numeric output"). Such a paste is still read as far as it
+    tells (``anywhere`` is 0.0.0.0/0, service names are looked up, host names are unknown and
+    make their rules uncertain), with one ``ParseWarning`` at the first rule line showing
+    ``anywhere`` that says what to run instead."""
     for number, line in enumerate(split_lines(text), start=1):
         words = _COMMENT.sub(" ", line).split()
         if "anywhere" in words and not line.startswith(("Chain ", "#")):
-            raise ParseError("listing without -n: names instead of addresses ('anywhere'); "
-                             "list again with 'iptables -L -n -v' (add -x for exact counters)",
-                             source=source, line_no=number)
+            warnings.warn(ParseWarning(
+                "listing without -n: names instead of addresses ('anywhere'), host names read "
+                "as unknown; list again with 'iptables -L -n -v' (add -x for exact counters)",
+                source=source, line_no=number), stacklevel=3)
+            return

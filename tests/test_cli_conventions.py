@@ -86,6 +86,10 @@ def test_enum_options_ignore_case(capsys: pytest.CaptureFixture[str]) -> None:
     upper = _run(["report", "--example", "--fail-on", "HIGH", "--format", "JSON"], capsys)
     assert upper == lower
     assert upper[0] == 0
+    lower = _run(["graph", "--example", "--table", "nat", "--family", "ipv4"], capsys)
+    upper = _run(["graph", "--example", "--table", "NAT", "--family", "IPv4"], capsys)
+    assert upper == lower
+    assert upper[0] == 0
 
 
 def test_unknown_interface_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:

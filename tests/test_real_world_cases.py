@@ -127,25 +127,37 @@ def test_01_literal_paste_is_refused_strict_and_read_lenient(cases: Path, run: A
 def test_03_traces_follow_the_first_dnat_and_loopback_goes_to_the_proxy(cases: Path,
                                                                          run: Any) -> None:
     folder = _case(cases, "03")
-    # a listing without -n: refused strict (names, not addresses), read with --lenient
-    assert run("report", folder)[0] == 2
+    # a listing without -n: read as far as it tells, with a warning saying to list with -n
     host = _trace(run, folder, "--local-origin", "--src", "10.0.1.20", "--dst", "10.0.1.20",
-                  "--dport", "1336", "--lenient")
+                  "--dport", "1336")
     assert host["final_dst"] == "172.17.0.154:8080"
     assert all(b["probability"] is None for b in host["branches"])
     lo = _trace(run, folder, "--local-origin", "--src", "127.0.0.1", "--dst", "127.0.0.1",
-                "--dport", "1336", "--lenient")
+                "--dport", "1336")
     assert (lo["path"], lo["final_dst"]) == ("local", "127.0.0.1:1336")
     assert not any(s["target"] == "DNAT" for s in lo["steps"])
     assert any("docker-proxy" in n for n in lo["notes"])
     _status, text = run("trace", folder, "--local-origin", "--src", "10.0.1.20", "--dst",
-                        "10.0.1.20", "--dport", "1336", "--lenient")
+                        "10.0.1.20", "--dport", "1336")
     assert "p=1" not in text
     assert "-v" in text
 
 
+def test_03_listing_without_n_warns_once_with_what_to_run(cases: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    paste = _case(cases, "03") / "iptables-save.txt"
+    status = main(["report", str(paste), "--format", "json"])
+    err = capsys.readouterr().err.splitlines()
+    assert status in (0, 1)
+    assert [line for line in err if "listing without -n" in line] == [
+        f"natlens: warning: {paste}:3: listing without -n: names instead of addresses "
+        "('anywhere'), host names read as unknown; list again with 'iptables -L -n -v' "
+        "(add -x for exact counters)"]
+
+
 def test_03_report_has_stale_and_nothing_from_the_filter_table(cases: Path, run: Any) -> None:
-    _status, findings, summary = _report(run, _case(cases, "03"), "--lenient")
+    _status, findings, summary = _report(run, _case(cases, "03"))
     kinds = [(f["kind"], f["severity"]) for f in findings]
     assert ("stale", "high") in kinds
     stale = next(f for f in findings if f["kind"] == "stale")

@@ -137,12 +137,13 @@ def _remote_hits(view: DockerView, emap: ExposureMap, row: Row) -> Iterator[tupl
 
 
 def _drop_direct(ingress: str, family: int, dst: IPAddress) -> str:
-    """``iptables -I DOCKER-USER -i IN -d IP -m conntrack --ctstate NEW ! --ctstatus DNAT -j
-    DROP``: refuse new connections routed to a container address directly (not DNATed); Docker
-    28+ does the same in raw PREROUTING."""
-    return command([tool(family), "-t", "filter", "-I", "DOCKER-USER", "-i", ingress,
-                    "-d", str(dst), "-m", "conntrack", "--ctstate", "NEW", "!", "--ctstatus",
-                    "DNAT", "-j", "DROP"])
+    """``iptables -t raw -I PREROUTING -i IN -d IP -j DROP``: refuse packets from ``ingress``
+    addressed to a container directly. raw PREROUTING runs before DNAT, so only packets sent to
+    the container's own address match; published ports (sent to a host address) and replies
+    (addressed to the host before un-SNAT) do not. Docker 28+ adds the same rule per
+    container ("DROP DIRECT ACCESS", moby libnetwork/drivers/bridge/setup_ip_tables_linux.go)."""
+    return command([tool(family), "-t", "raw", "-I", "PREROUTING", "-i", ingress,
+                    "-d", str(dst), "-j", "DROP"])
 
 
 def _accepting(view: DockerView, family: int, o: Outcome) -> RuleRef | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
 
@@ -23,6 +24,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _TCP_FLAGS = {"new": frozenset({"SYN"}), "established": frozenset({"ACK"})}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Flow:
     """Mutable-by-copy packet state during a walk (``dataclasses.replace`` makes the next one).

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.packet import Packet
 from natlens.textsafe import terminal
 
@@ -49,6 +50,7 @@ class StepKind(str, Enum):
     NOTE = "note"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Step:
     """One thing that happened to the packet.
@@ -136,6 +138,7 @@ def _steps_text(steps: tuple[Step, ...], indent: str = "") -> list[str]:
     return lines
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Branch:
     """One possible outcome when a match is left to chance (statistic) or doubt (uncertain).
@@ -186,6 +189,7 @@ class Branch:
                 f"{self.final_dst}{via}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Connection:
     """Whether the reply of a traced connection can come back through the same conntrack
@@ -205,6 +209,7 @@ class Connection:
         return f"connection: {word}: {self.why}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Trace:
     """A packet's way through the host; ``branches`` lists every outcome when there are several

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.flow import Flow
 from natlens.netfilter.targets import Action
 from natlens.netfilter.trace import Path, Step, StepKind, Verdict
@@ -17,6 +18,7 @@ from natlens.netfilter.trace import Path, Step, StepKind, Verdict
 __all__ = ["TERMINAL", "Active", "Cursor", "Frame", "Outcome", "Run", "WalkPath", "note"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WalkPath:
     """One way the packet may go, as far as walked."""
@@ -46,12 +48,14 @@ class WalkPath:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
     path: WalkPath
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Active:
     """The chains on the way to a rule, gotos included, as a linked list (newest first):
@@ -71,6 +75,7 @@ class Active:
             node = node.up
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A return address pushed by ``-j CHAIN`` (``-g`` pushes none): the chain and position to
@@ -83,6 +88,7 @@ class Frame:
     below: Frame | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cursor:
     path: WalkPath

@@ -896,7 +896,7 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
             (ret_chain, ret_index), rest = trail.stack[-1], trail.stack[:-1]
             steps = (*trail.steps, ChainStep(name, None, None, "", "return")) if implicit \
                 else trail.steps
-            go(ret_chain, ret_index + 1, replace(trail, stack=rest, steps=steps))
+            go(ret_chain, ret_index + 1, _Trail(rest, trail.flow, steps, trail.assumed))
         else:
             results.append(ChainResult(
                 policy, trail.flow, (*trail.steps, ChainStep(
@@ -915,22 +915,22 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
         flow, steps, assumed = trail.flow, trail.steps, trail.assumed
         for i in range(start, len(rules)):
             outcome = _evaluate(rules[i], flow, ctx)
-            here = replace(trail, flow=flow, steps=steps, assumed=assumed)
             if outcome.matched is None:
                 for option in outcome.branches:
-                    after(name, i, option,
-                          replace(here, assumed=(*here.assumed, *option.uncertain)))
+                    after(name, i, option, _Trail(trail.stack, flow, steps,
+                                                  (*assumed, *option.uncertain)))
                 return
             # a sure outcome may still rest on an assumption (a doubt with one option: an xt
             # target, a mark set from an unknown value, queue): it stays in the trail
-            assumed = (*assumed, *outcome.uncertain)
+            if outcome.uncertain:
+                assumed = (*assumed, *outcome.uncertain)
             if outcome.matched and outcome.verdict not in (None, NftVerdict.CONTINUE):
-                after(name, i, outcome, replace(here, assumed=assumed))
+                after(name, i, outcome, _Trail(trail.stack, flow, steps, assumed))
                 return
             if outcome.matched or outcome.effects:
                 steps = (*steps, _step(table, rules[i], outcome))
             flow = outcome.flow
-        end_of_chain(name, replace(trail, flow=flow, steps=steps, assumed=assumed))
+        end_of_chain(name, _Trail(trail.stack, flow, steps, assumed))
 
     def after(name: str, i: int, outcome: RuleOutcome, trail: _Trail) -> None:
         """Go on from rule ``i`` of chain ``name`` after ``outcome``."""
@@ -938,7 +938,7 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
         verdict = outcome.verdict
         steps = (*trail.steps, _step(table, rule, outcome)) if outcome.matched or outcome.effects \
             else trail.steps
-        trail = replace(trail, flow=outcome.flow, steps=steps)
+        trail = _Trail(trail.stack, outcome.flow, steps, trail.assumed)
         if outcome.matched is not True or verdict in (None, NftVerdict.CONTINUE):
             go(name, i + 1, trail)
         elif verdict in (NftVerdict.ACCEPT, NftVerdict.DROP, NftVerdict.REJECT,
@@ -954,7 +954,7 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
                 results.append(ChainResult(NftVerdict.DROP, trail.flow, trail.steps,
                                            (*trail.assumed, "jump stack overflow (a loop?)")))
                 return
-            go(outcome.target, 0, replace(trail, stack=stack))
+            go(outcome.target, 0, _Trail(stack, trail.flow, trail.steps, trail.assumed))
 
     go(chain, 0, _Trail((), flow, (), ()))
     return tuple(results)

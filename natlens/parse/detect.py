@@ -47,10 +47,9 @@ def load_rules(
     without ``--noflush``). Raises ``ParseError`` (file, line, reason) for bad text.
     """
     if detect_format(text) == "listing":
-        if strict:  # lenient: names are read as far as they tell, the rest is unknown
-            from natlens.snapshot_checks import check_listing_numeric  # noqa: PLC0415
+        from natlens.snapshot_checks import check_listing_numeric  # noqa: PLC0415
 
-            check_listing_numeric(text, source)
+        check_listing_numeric(text, source)  # warns: names are read as far as they tell
         return parse_listing(text, source=source, family=family, table=table, strict=strict)
     return parse_save(text, source=source, strict=strict, family=family, table=table,
                       restore_flush=restore_flush)

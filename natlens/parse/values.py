@@ -151,6 +151,39 @@ def _ctstates(args: tuple[str, ...]) -> tuple[str, ...]:
     return (",".join(s for s in _CT_STATES if s in names),)
 
 
+_CT_STATUS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED")
+_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
+
+
+def _states(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``-m state --state``: the conntrack states without SNAT/DNAT (libxt_state.c
+    ``state_parse_states`` refuses them: ``Bad state "DNAT"``)."""
+    names = [s.upper() for s in args[0].split(",")]
+    for name in names:
+        if name not in _STATES:
+            raise ValueError(f"bad state {name!r}")
+    return (",".join(s for s in _STATES if s in names),)
+
+
+def _ctstatus(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--ctstatus``: NONE, EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED, any case
+    (libxt_conntrack.c ``conntrack_ps_status``; ``--ctstatus DNAT`` is refused); saved in
+    this order, NONE only when alone."""
+    names = [s.upper() for s in args[0].split(",")]
+    for name in names:
+        if name not in (*_CT_STATUS, "NONE"):
+            raise ValueError(f"bad ctstatus {name!r}")
+    return (",".join(s for s in _CT_STATUS if s in names) or "NONE",)
+
+
+def _ctdir(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--ctdir ORIGINAL|REPLY``, any case (libxt_conntrack.c)."""
+    name = args[0].upper()
+    if name not in ("ORIGINAL", "REPLY"):
+        raise ValueError(f"bad ctdir {args[0]!r}")
+    return (name,)
+
+
 def _addrtypes(args: tuple[str, ...]) -> tuple[str, ...]:
     names = [s.upper() for s in args[0].split(",")]
     for name in names:
@@ -265,6 +298,9 @@ CANONICAL: dict[str, Callable[[tuple[str, ...]], tuple[str, ...]]] = {
     "int": _int,
     "mark": _mark,
     "ctstates": _ctstates,
+    "states": _states,
+    "ctstatus": _ctstatus,
+    "ctdir": _ctdir,
     "addrtypes": _addrtypes,
     "tcpflags": _tcpflags,
     "probability": _probability,

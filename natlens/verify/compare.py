@@ -16,6 +16,10 @@ For each probe natlens's ``Trace`` and the kernel's ``Observation`` must agree o
   count there, except a REJECT's answer, which walks nat POSTROUTING (the rejected packet's
   conntrack entry never had its source NAT set up). When the trace has branches
   (``statistic``), agreeing with one branch is agreeing.
+
+Then, for up to ``connections`` probes whose first packet natlens delivers, a real TCP or UDP
+connection from the probe's source namespace to a responder where natlens says it lands must
+complete exactly when the trace's ``connection.established`` says so (``connect``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from natlens.netfilter.pipeline import iptables_source
 from natlens.netfilter.trace import Path, Step, StepKind, Trace, Verdict
 from natlens.snapshot import Snapshot
 from natlens.textsafe import terminal
+from natlens.verify.connect import ConnectionResult, check_connections
 from natlens.verify.generate import Probe, dnat_targets, generate
 from natlens.verify.probe import Observation, Prober
 from natlens.verify.runs import Run, cleanup
@@ -295,6 +300,21 @@ class VerifyReport:
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     backend: str = ""
+    connections: list[ConnectionResult] = field(default_factory=list)
+    """Real connections tried (``connect``)."""
+
+    @property
+    def connection_disagreements(self) -> list[ConnectionResult]:
+        """Connections that completed where natlens said they cannot, or the reverse."""
+        return [c for c in self.connections if c.status == "disagree"]
+
+    def _connections_count(self, status: str) -> int:
+        return sum(1 for c in self.connections if c.status == status)
+
+    @property
+    def failed(self) -> bool:
+        """Whether natlens and the kernel disagree on a packet or a connection (exit 1)."""
+        return bool(self.disagreements or self.connection_disagreements)
 
     @property
     def tried(self) -> int:
@@ -324,9 +344,17 @@ class VerifyReport:
             "backend": self.backend,
             "summary": {"tried": self.tried, "agreements": self.agreements,
                         "disagreements": len(self.disagreements),
-                        "inconclusive": len(self.inconclusive)},
+                        "inconclusive": len(self.inconclusive),
+                        "connections": {
+                            "tried": len(self.connections),
+                            **{key: self._connections_count(status) for key, status in (
+                                ("agreements", "agree"), ("disagreements", "disagree"),
+                                ("undecided", "undecided"), ("inconclusive", "inconclusive"))},
+                        }},
             "disagreements": [r.to_dict() for r in self.disagreements],
             "inconclusive": [r.to_dict() for r in self.inconclusive],
+            "connection_disagreements": [c.to_dict() for c in self.connection_disagreements],
+            "connections": [c.to_dict() for c in self.connections],
             "results": [{"packet": r.probe.packet.to_dict(), "source": r.probe.source,
                          "why": r.probe.why, "agrees": r.agrees, "status": r.status,
                          "natlens": r.natlens_says(), "kernel": r.kernel_says()}
@@ -348,6 +376,20 @@ class VerifyReport:
             lines.append(f"  {mark} {r.probe.source:<9} {r.probe.packet!r:<{width}}  "
                          f"{r.observation.verdict.value:<6} "
                          f"{r.observation.final_dst or ''}")
+        if self.connections:
+            lines.append(
+                f"connections: {len(self.connections)} tried, "
+                f"{self._connections_count('agree')} agree, "
+                f"{len(self.connection_disagreements)} disagree, "
+                f"{self._connections_count('undecided')} undecided (natlens null)"
+                + (f", {self._connections_count('inconclusive')} inconclusive"
+                   if self._connections_count("inconclusive") else ""))
+            mark_c = {"agree": "ok  ", "disagree": "DIFF", "undecided": "--  ",
+                      "inconclusive": "??  "}
+            for c in self.connections:
+                lines.append(f"  {mark_c[c.status]} {c.probe.source:<9} "
+                             f"{c.probe.packet!r:<{width}}  "
+                             f"{'established' if c.established else 'failed'}")
         numbered = [(f"disagreement {n}", r) for n, r in enumerate(self.disagreements, 1)]
         numbered += [(f"inconclusive {n}", r) for n, r in enumerate(self.inconclusive, 1)]
         for title, r in numbered:
@@ -358,6 +400,14 @@ class VerifyReport:
                 f"  kernel says:  {r.kernel_says()}",
                 *(f"  - {d}" for d in r.differences),
                 *(f"  (natlens was uncertain: {u})" for u in r.trace.uncertain),
+            ]
+        for n, c in enumerate(self.connection_disagreements, 1):
+            lines += [
+                "",
+                f"connection disagreement {n}: {c.probe.packet!r} ({c.probe.source}: "
+                f"{c.probe.why})",
+                f"  natlens says: {c.natlens_says()}",
+                f"  kernel says:  {c.kernel_says()}",
             ]
         if self.notes:
             lines += ["", "notes:", *(f"  {n}" for n in self.notes)]
@@ -374,11 +424,15 @@ def verify(
     expectation: Snapshot | None = None,
     probes: Iterable[Probe] | None = None,
     settle: float = 0.04,
+    connections: int = 50,
+    connection_timeout: float = 1.0,
 ) -> VerifyReport:
     """Replay ``snapshot`` in network namespaces and compare every probe with the simulator.
 
     ``expectation``: simulate against this snapshot instead (tests plant a wrong one to see the
-    check fail); ``probes``: use these instead of generating ``packets`` probes from ``seed``.
+    check fail); ``probes``: use these instead of generating ``packets`` probes from ``seed``;
+    ``connections``: at most this many real connections (0: none), each given
+    ``connection_timeout`` seconds (``connect``).
     Needs root; every namespace is removed before returning, also on errors and on SIGINT,
     SIGTERM, SIGHUP and SIGQUIT, which raise ``signals.Interrupted`` (a ``KeyboardInterrupt``)
     after the cleanup. Namespaces that dead runs left (SIGKILL) are removed first and noted.
@@ -419,6 +473,12 @@ def verify(
                     diffs = compare(trace, obs, hooks[probe.packet.family], main)
                     report.results.append(Result(probe, trace, obs, tuple(diffs), partial,
                                                  main))
+            if connections > 0:
+                probed = [(r.probe, r.trace, bool(r.trace.uncertain) or (
+                    partial and bool(r.trace.assumptions))) for r in report.results]
+                report.connections, notes = check_connections(
+                    topo, run, probed, limit=connections, timeout=connection_timeout)
+                report.notes.extend(notes)
             report.notes.extend(topo.notes)
         finally:
             topo.teardown()

@@ -5,10 +5,16 @@ happens: an error, Ctrl-C, SIGTERM, SIGHUP, SIGQUIT, or a SIGKILL (then by the n
 Every run has a marker, ``nlv-<pid>-<token>-`` (``token``: 6 random hex digits), that starts
 the name of each namespace it makes, so two runs never touch each other's namespaces. Before it
 creates anything, a run writes its state file ``/run/natlens/verify-<pid>-<token>.json``
-(``{"pid", "start_time", "prefix", "namespaces"}``; ``start_time`` is field 22 of
-``/proc/<pid>/stat``, so a reused pid is not taken for the run). A run is *dead* when its process
-is gone or is another process now; ``cleanup()`` removes the namespaces of dead runs only.
+(``{"pid", "start_time", "prefix", "namespaces", "responders"}``; ``start_time`` is field 22
+of ``/proc/<pid>/stat``, so a reused pid is not taken for the run). A run is *dead* when its
+process is gone or is another process now; ``cleanup()`` removes the namespaces of dead runs only.
 Interfaces (veths, bridges, dummies) live inside those namespaces and go with them.
+
+``responders`` (``[{"pid", "start_time"}]``) are the echo servers of the connection check
+(``connect``), recorded as soon as they start. A process keeps a namespace alive after
+``ip netns del``, so removal kills them first (SIGKILL, only a process whose pid *and* start
+time match the record). They also exit by themselves when their standard input, a pipe from the
+run, reaches end of file: when the run dies.
 
 Removal runs with the handled signals held back (``signals.shielded``), so a second Ctrl-C
 cannot cut it short, and is redone when a signal slipped in just before the shield went up.
@@ -22,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +36,7 @@ from pathlib import Path
 from natlens.verify import ns as netns
 from natlens.verify.signals import Interrupted, shielded
 
-__all__ = ["RUN_DIR", "Removed", "Run", "cleanup", "start_time"]
+__all__ = ["RUN_DIR", "Removed", "Run", "cleanup", "kill_recorded", "start_time"]
 
 RUN_DIR = Path("/run/natlens")
 """Where runs keep their state files (tmpfs: gone after a reboot, as the namespaces are)."""
@@ -55,6 +62,19 @@ def _alive(pid: int, started: int | None) -> bool:
     return now is not None and (started is None or now == started)
 
 
+def kill_recorded(pid: int, started: int | None) -> bool:
+    """SIGKILL process ``pid`` if it is still the one recorded (same ``start_time``); False when
+    it is gone, is another process now, or no start time was recorded (then it cannot be told
+    from a process that reused the pid, and is left alone)."""
+    if started is None or start_time(pid) != started:
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 @dataclass
 class Run:
     """One verify run: its namespace prefix and state file."""
@@ -63,6 +83,8 @@ class Run:
     token: str
     started: int | None
     namespaces: list[str] = field(default_factory=list)
+    responders: list[tuple[int, int | None]] = field(default_factory=list)
+    """(pid, start_time) of the run's responder processes (``connect``)."""
 
     @classmethod
     def new(cls) -> Run:
@@ -95,20 +117,32 @@ class Run:
         if bad:
             raise ValueError(f"namespace {bad[0]!r} lacks the run's marker {self.prefix!r}")
         self.namespaces = list(names)
+        self._write()
+
+    def record_responder(self, pid: int) -> None:
+        """Add process ``pid`` (a responder just started) to the state file."""
+        self.responders.append((pid, start_time(pid)))
+        self._write()
+
+    def _write(self) -> None:
         RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = {"pid": self.pid, "start_time": self.started, "prefix": self.prefix,
-                "namespaces": self.namespaces}
+                "namespaces": self.namespaces,
+                "responders": [{"pid": p, "start_time": t} for p, t in self.responders]}
         tmp = self.state.with_suffix(".tmp")
         tmp.write_text(json.dumps(data) + "\n")
         os.replace(tmp, self.state)
 
     def remove(self) -> list[str]:
-        """Delete every namespace of the run (recorded or carrying its marker), then the state
-        file; returns the names that existed. Shielded from the handled signals; a signal that
-        arrives meanwhile is raised (``Interrupted``) once everything is removed."""
+        """Kill the run's recorded responders, delete every namespace of the run (recorded or
+        carrying its marker), then the state file; returns the names that existed. Shielded
+        from the handled signals; a signal that arrives meanwhile is raised (``Interrupted``)
+        once everything is removed."""
         removed: list[str] = []
 
         def once() -> None:
+            for pid, started in self.responders:
+                kill_recorded(pid, started)
             names = {*self.namespaces, *(n for n in netns.listing()
                                          if n.startswith(self.prefix))}
             for name in sorted(names):
@@ -153,6 +187,10 @@ def _read_state(path: Path) -> Run | None:
         if isinstance(data.get("namespaces"), list):
             names = [n for n in data["namespaces"] if isinstance(n, str)]
     run = Run(pid, token, started)
+    if isinstance(data, dict) and isinstance(data.get("responders"), list):
+        run.responders = [(r["pid"], r["start_time"]) for r in data["responders"]
+                          if isinstance(r, dict) and type(r.get("pid")) is int
+                          and r["pid"] > 1 and type(r.get("start_time")) is int]
     run.namespaces = [n for n in names if n.startswith(run.prefix) and "/" not in n]
     return run
 

@@ -17,8 +17,9 @@ Layout (every namespace ``nlv-<pid>-<token>-<role>``, see ``runs``):
 * **containers** (``-c0`` …): one per container address on a bridge, a veth port of that bridge
   with the container's MAC and address and a default route via the network's gateway.
 
-Leaves never answer (their ``OUTPUT`` policy is DROP): every packet the router's counters count
-is the probe itself, not a SYN-ACK, RST or ICMP error from a leaf. The router reaches every leaf
+Leaves never answer while packets are probed (their ``OUTPUT`` policy is DROP): every packet the
+router's counters count is the probe itself, not a SYN-ACK, RST or ICMP error from a leaf. The
+connection check that follows (``connect``) lets them answer (``let_leaves_answer``). The router reaches every leaf
 address, every route gateway and every other address a probe may be sent to ("ghosts", e.g. a DNAT
 to an address no container holds) through permanent neighbour entries, so no ARP/ND traffic
 happens during a probe and a packet the rules let through always leaves an interface where it
@@ -502,6 +503,7 @@ def _bridge_sysctls_per_netns(release: str | None = None) -> bool:
 
 
 _LEAF_RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n"
+_ANSWERING_LEAF_RULES = _LEAF_RULES.replace(":OUTPUT DROP", ":OUTPUT ACCEPT")
 _NS_SYSCTL = (("net.ipv6.conf.default.addr_gen_mode", "1"),
               ("net.ipv6.conf.all.addr_gen_mode", "1"),
               ("net.ipv6.conf.default.accept_dad", "0"),
@@ -637,6 +639,14 @@ class Topology:
         except netns.CommandError as exc:
             raise TopologyError(f"{p.router}: nft -j -f refused the snapshot's nftables "
                                 f"tables: {exc.stderr.strip()[:300]}") from None
+
+    def let_leaves_answer(self) -> None:
+        """Set every leaf's ``OUTPUT`` policy to ACCEPT (IPv4 and IPv6), for real connections
+        after the packet probes."""
+        for leaf in self.plan.leaves:
+            for family in ("iptables", "ip6tables"):
+                netns.run([tool(f"{family}-restore", self.plan.backend)], ns=leaf.ns,
+                          stdin=_ANSWERING_LEAF_RULES)
 
     def reset_rules(self) -> None:
         """Remove every rule from the router, of both iptables backends and nftables (each
