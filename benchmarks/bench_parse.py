@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import resource
 import shutil
@@ -148,7 +149,7 @@ def _restore_test(path: Path, repeat: int) -> dict[str, float | None]:
                     best = float("nan")
                     break
                 best = min(best, elapsed)
-            out[name] = None if best != best else best  # NaN: refused
+            out[name] = None if math.isnan(best) else best  # NaN: refused
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
     return out

@@ -239,6 +239,7 @@ def _trace_batch(args: argparse.Namespace) -> int:
         raise UsageError("PATH and --packets cannot both be standard input")
     numbered = read_packets(args.packets)
     snap = _load(args)
+    _progress(args)("analysing")
     traces = simulate_many(snap, (packet for _, packet in numbered))
     out = sys.stdout
     for (line_no, _), trace in zip(numbered, traces, strict=True):

@@ -281,6 +281,9 @@ class _Builder:
         self._classes: dict[tuple[str, int, frozenset[IPNetwork]],
                             list[tuple[tuple[str, ...], IPAddress]]] = {}
         self._by_port: dict[tuple[int, int], list[Binding]] | None = None
+        self._seen: dict[tuple[str, int, str], tuple[list[_Sourced], set[IPNetwork]]] = {}
+        """Per (ingress, family, protocol): the source rules that can see such a packet and
+        name a prefix inside the ingress's universe."""
         """Bindings by (host port, family), in order (``_published_by``)."""
 
     # -- ingresses and addresses ----------------------------------------------------------------
@@ -466,10 +469,20 @@ class _Builder:
         if spans is None:
             spans = self._spans[(ingress, fam)] = [
                 (int(u.network_address), int(u.broadcast_address)) for u in universe]
+
+        def inside(p: IPNetwork) -> bool:
+            return any(lo <= int(p.broadcast_address) and int(p.network_address) <= hi
+                       for lo, hi in spans)
+
+        filters = self.filters[fam]
+        found = self._seen.get((ingress, fam, row.proto))
+        if found is None:  # rules whose prefix lies outside the universe never count here
+            kept = [r for r in filters.seen_from(ingress, row.proto) if inside(r.network)]
+            found = self._seen[(ingress, fam, row.proto)] = (kept, {r.network for r in kept})
+        seen, inside_seen = found
         prefixes = frozenset(
-            p for p in self.filters[fam].prefixes(ingress, row.proto, ports, dsts)
-            if any(lo <= int(p.broadcast_address) and int(p.network_address) <= hi
-                   for lo, hi in spans))
+            p for p in filters.prefixes(ingress, row.proto, ports, dsts, seen)
+            if p in inside_seen or inside(p))
         key = (ingress, fam, prefixes)
         cached = self._classes.get(key)
         if cached is not None:
@@ -759,17 +772,21 @@ class _SourceRules:
                         else:
                             self.rules.append(r)
 
+    def seen_from(self, ingress: str, proto: str) -> list[_Sourced]:
+        """The rules of ``rules`` whose interface and protocol let a packet from ``ingress``
+        of ``proto`` through (what ``prefixes`` checks first)."""
+        return [r for r in self.rules if _sees(r, ingress, proto)]
+
     def prefixes(self, ingress: str, proto: str, ports: set[int],
-                 dsts: Sequence[IPAddress]) -> list[IPNetwork]:
+                 dsts: Sequence[IPAddress], seen: Sequence[_Sourced] | None = None,
+                 ) -> list[IPNetwork]:
         """The source prefixes of the rules that can see a packet from ``ingress`` of
-        ``proto`` to one of ``ports`` at one of ``dsts``."""
+        ``proto`` to one of ``ports`` at one of ``dsts``. ``seen``: ``seen_from(ingress,
+        proto)``, or part of it that the caller knows is all that matters, computed once."""
         out: list[IPNetwork] = list(self.nft)
         near = [r for d in dict.fromkeys(dsts) for r in self.by_dst.get(d, ())]
-        for r in (*self.rules, *near):
-            if r.in_interface is not None and _iface_match(r.in_interface, ingress) == r.in_negated:
-                continue
-            if r.proto is not None and r.proto != proto:
-                continue
+        for r in (*(self.seen_from(ingress, proto) if seen is None else seen),
+                  *(r for r in near if _sees(r, ingress, proto))):
             if r.ports is not None and not (r.ports & ports):
                 continue
             if r.destination is not None and not r.dst_negated and not any(
@@ -777,6 +794,14 @@ class _SourceRules:
                 continue
             out.append(r.network)
         return out
+
+
+def _sees(r: _Sourced, ingress: str, proto: str) -> bool:
+    """Whether rule ``r``'s interface and protocol conditions let a packet from ``ingress``
+    of ``proto`` through."""
+    if r.in_interface is not None and _iface_match(r.in_interface, ingress) == r.in_negated:
+        return False
+    return r.proto is None or r.proto == proto
 
 
 def _nft_sources(nft: Any) -> dict[int, list[IPNetwork]]:

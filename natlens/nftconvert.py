@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from natlens.errors import SnapshotError, excerpt
+from natlens.parse.tokens import split_lines
 
 __all__ = ["looks_like_nft_text", "nft_text_to_json"]
 
@@ -46,7 +47,7 @@ def looks_like_nft_text(text: str) -> bool:
     >>> looks_like_nft_text("*filter\\n:INPUT ACCEPT [0:0]\\nCOMMIT\\n")
     False
     """
-    for raw in text.splitlines():
+    for raw in split_lines(text):  # at "\n" only: a comment may hold \x1c, U+2028...
         line = raw.strip()
         if not line:
             continue

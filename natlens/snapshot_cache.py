@@ -41,6 +41,7 @@ import gc
 import hashlib
 import io
 import ipaddress
+import operator
 import os
 import pickle
 import stat
@@ -53,6 +54,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from natlens.errors import ParseWarning
 from natlens.model import Rule
 from natlens.netfilter.prepared import CompiledRule
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
@@ -225,20 +227,30 @@ def _set_slots(obj: object, values: tuple[Any, ...]) -> None:
     setter(obj, values)
 
 
-_MISSING = object()
-
-
 def _reduce_slots(obj: object) -> tuple[Any, ...]:
     """A slotted dataclass as ``(cls.__new__, state, _set_slots)``: dataclasses' own
     ``__setstate__`` looks its fields up again for every object (10x slower to load)."""
-    names = _SLOTS[type(obj)]
-    values = tuple(getattr(obj, n, _MISSING) for n in names)
-    if any(v is _MISSING for v in values):  # an unset slot: the generic way
+    cls = type(obj)
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = _SLOTS.get(cls) or _slot_names(cls)
+        _SLOTS[cls] = names
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            getter = _GETTERS[cls] = lambda o: (one(o),)
+        else:
+            getter = _GETTERS[cls] = operator.attrgetter(*names)
+    try:
+        values = getter(obj)
+    except AttributeError:  # an unset slot: the generic way
         generic = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
         assert isinstance(generic, tuple)
         return generic
-    return (copyreg.__newobj__, (type(obj),), values, None, None,  # type: ignore[attr-defined]
+    return (copyreg.__newobj__, (cls,), values, None, None,  # type: ignore[attr-defined]
             _set_slots)
+
+
+_GETTERS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
 
 
 def _reduce_ip(value: Any) -> tuple[Any, ...]:
@@ -308,8 +320,34 @@ def _collector_off(*, freeze: bool = False) -> Iterator[None]:
             gc.enable()
 
 
-def _read(entry: Path, key: str, *, freeze: bool = False) -> Snapshot | None:
-    """The snapshot stored in ``entry``, or None (absent; untrusted or corrupted: warned)."""
+Replay = tuple[tuple[str, str, str, int], ...]
+"""The warnings loading gave, to give again on a cache hit: ``(kind, text, source, line)``,
+kind ``parse`` (a ``ParseWarning``: reason, file, line) or ``other`` (its text)."""
+
+
+def _recorded(caught: Sequence[warnings.WarningMessage]) -> Replay:
+    out: list[tuple[str, str, str, int]] = []
+    for w in caught:
+        message = w.message
+        if isinstance(message, ParseWarning):
+            out.append(("parse", message.reason, message.source, message.line_no))
+        else:
+            out.append(("other", str(message), "", 0))
+    return tuple(out)
+
+
+def _replay(recorded: Replay) -> None:
+    """Warn again what loading warned (a cache hit must say what a parse says)."""
+    for kind, text, source, line_no in recorded:
+        if kind == "parse":
+            warnings.warn(ParseWarning(text, source=source, line_no=line_no), stacklevel=3)
+        else:
+            warnings.warn(text, UserWarning, stacklevel=3)
+
+
+def _read(entry: Path, key: str, *, freeze: bool = False) -> tuple[Snapshot, Replay] | None:
+    """The snapshot stored in ``entry`` and the warnings its parse gave, or None (absent;
+    untrusted or corrupted: warned)."""
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -339,13 +377,14 @@ def _read(entry: Path, key: str, *, freeze: bool = False) -> Snapshot | None:
     except Exception as exc:
         _warn(f"{entry}: corrupted ({type(exc).__name__}): ignored")
         return None
-    if not isinstance(value, Snapshot):
+    if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Snapshot)
+            and isinstance(value[1], tuple)):
         _warn(f"{entry}: does not hold a snapshot (corrupted?): ignored")
         return None
-    return value
+    return value[0], value[1]
 
 
-def _write(directory: Path, entry: Path, key: str, snap: Snapshot) -> None:
+def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Replay) -> None:
     """Store ``snap`` as ``entry`` atomically (temporary file 0600 + rename)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
     try:
@@ -354,7 +393,7 @@ def _write(directory: Path, entry: Path, key: str, snap: Snapshot) -> None:
             pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
             pickler.dispatch_table = {**copyreg.dispatch_table, **_dispatch()}
             with _collector_off():
-                pickler.dump(snap)
+                pickler.dump((snap, recorded))
         os.replace(tmp, entry)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -380,11 +419,12 @@ class _Pending:
     """A snapshot loaded through the cache, to store when the command is done (then it holds
     what the command prepared)."""
 
-    __slots__ = ("directory", "entry", "key", "prepared", "snap")
+    __slots__ = ("directory", "entry", "key", "prepared", "recorded", "snap")
 
-    def __init__(self, directory: Path, entry: Path, key: str, snap: Snapshot,
-                 prepared: tuple[bool, bool] | None) -> None:
+    def __init__(self, directory: Path, entry: Path, key: str, snap: Snapshot, *,
+                 prepared: tuple[bool, bool] | None, recorded: Replay) -> None:
         self.directory, self.entry, self.key, self.snap = directory, entry, key, snap
+        self.recorded = recorded
         self.prepared = prepared  # what the stored entry holds (None: nothing stored yet)
 
 
@@ -417,20 +457,31 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
         entry = directory / f"{key}{_SUFFIX}"
         if progress is not None:
             progress("reading cache")
-        snap = _read(entry, key, freeze=freeze)
-        if snap is not None:
+        found = _read(entry, key, freeze=freeze)
+        if found is not None:
+            snap, recorded = found
             with contextlib.suppress(OSError):
                 os.utime(entry)  # recently used: kept by _prune
-            _PENDING.append(_Pending(directory, entry, key, snap, _prepared(snap)))
+            _PENDING.append(_Pending(directory, entry, key, snap, prepared=_prepared(snap),
+                                     recorded=recorded))
+            _replay(recorded)
             return snap
     if progress is not None:
         progress("parsing")
-    with _collector_off(freeze=freeze):
-        snap = with_stated_host(
-            load(path, strict=strict, table=table, restore_flush=restore_flush,
-                 allow_empty=allow_empty), addresses=addresses, interfaces=interfaces)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as seen, _collector_off(freeze=freeze):
+            warnings.simplefilter("always")
+            caught = seen  # the list catch_warnings fills as warnings come
+            snap = with_stated_host(
+                load(path, strict=strict, table=table, restore_flush=restore_flush,
+                     allow_empty=allow_empty), addresses=addresses, interfaces=interfaces)
+    finally:
+        recorded = _recorded(caught)
+        _replay(recorded)  # also when the load failed: its warnings came first
     if usable and key is not None:
-        _PENDING.append(_Pending(directory, directory / f"{key}{_SUFFIX}", key, snap, None))
+        _PENDING.append(_Pending(directory, directory / f"{key}{_SUFFIX}", key, snap,
+                                 prepared=None, recorded=recorded))
     return snap
 
 
@@ -445,7 +496,7 @@ def save_pending() -> None:
             continue
         try:
             try:
-                _write(item.directory, item.entry, item.key, item.snap)
+                _write(item.directory, item.entry, item.key, item.snap, item.recorded)
             except (AttributeError, TypeError, pickle.PicklingError):
                 if item.snap._simulator is None:
                     raise
@@ -453,7 +504,7 @@ def save_pending() -> None:
                 # parsed snapshot and its host model, prepare again when used
                 bare = replace(item.snap)
                 object.__setattr__(bare, "_host", item.snap._host)
-                _write(item.directory, item.entry, item.key, bare)
+                _write(item.directory, item.entry, item.key, bare, item.recorded)
         except Exception as exc:
             _warn(f"{item.directory}: cannot write an entry ({type(exc).__name__}: {exc}): "
                   "not cached")

@@ -21,10 +21,12 @@ ROOT=$(cd "$HERE/.." && pwd)
 NATLENS=${NATLENS:-$ROOT/.venv/bin/natlens}
 OUT=${FIXTURES_DIR:-$ROOT/fixtures}
 IMAGE=natlens-busybox:latest
-# Ordered so that the daemon restarts as rarely as possible (no-userland-proxy and ipv6 last).
+# Ordered so that the daemon restarts as rarely as possible (no-userland-proxy and ipv6 last;
+# icc-no-proxy and ipv6-docker-user-v4only read those two fixtures).
 SCENARIOS=(default-bridge-8080 loopback-9000 udp-5353 port-range user-network no-icc
            internal-network docker-user-policy planted-faults firewalld-docker
-           nftables-conf-docker split-legacy-nft docker29-nftables no-userland-proxy ipv6)
+           nftables-conf-docker split-legacy-nft docker29-nftables multi-interface-ufw
+           docker28-raw-drop no-userland-proxy ipv6 icc-no-proxy ipv6-docker-user-v4only)
 IPV6_FLAGS=(--ipv6 --fixed-cidr-v6 fd00:dead:beef::/64 --experimental --ip6tables)
 NOPROXY_FLAGS=(--userland-proxy=false)
 
@@ -569,6 +571,9 @@ EOF
 # The scenarios with native nftables tables or both iptables backends (built in a namespace).
 # shellcheck source=scripts/fixtures-netns.sh
 . "$HERE/fixtures-netns.sh"
+# The scenarios of the exposure checks (a second outside interface, ufw, Docker 28's raw drop).
+# shellcheck source=scripts/fixtures-exposure.sh
+. "$HERE/fixtures-exposure.sh"
 
 # --- main ---------------------------------------------------------------------------------------
 

@@ -435,9 +435,14 @@ def test_loopback_port_exposed_by_direct_routing(tmp_path: Path) -> None:
 def test_loopback_port_protected_when_docker_user_drops(tmp_path: Path) -> None:
     lo = ("172.17.0.2", 9000, 80, "tcp", "127.0.0.1")
     snap = write_snapshot(tmp_path, docker20(lo, user=[
-        "-A DOCKER-USER -i eth0 -o docker0 -m conntrack --ctstate NEW ! --ctstatus DNAT "
-        "-j DROP"]), web("127.0.0.1:9000:80"))
-    assert run(snap) == []
+        "-A DOCKER-USER -i eth0 -o docker0 -m conntrack --ctstate NEW -m conntrack ! --ctstate "
+        "DNAT -j DROP"]), web("127.0.0.1:9000:80"))
+    # direct routing to 172.17.0.2 is dropped; what remains is the remote packet addressed to
+    # 127.0.0.1, which Docker's DNAT accepts (the drop spares DNATed connections)
+    [f] = run(snap)
+    assert f.kind == "exposed"
+    assert f.packet is not None
+    assert f.packet["dst"] == "127.0.0.1"
 
 
 def test_unpublished_ports_exposed_when_forward_accepts(tmp_path: Path) -> None:
@@ -601,6 +606,12 @@ FIXTURE_FINDINGS: dict[str, set[tuple[str, int | None, str | None]]] = {
     "nftables-conf-docker": {("missing", 8080, "natlens-web")},
     "split-legacy-nft": {("missing", 8080, "natlens-web")},
     "docker29-nftables": set(),
+    # scripts/fixtures-exposure.sh: issue 9's checks (a VPN interface, ufw, Docker 28's raw
+    # drop); what the other families find there is in tests/golden/report/fixtures/
+    "multi-interface-ufw": {("bypass", 8080, "natlens-web")},
+    "docker28-raw-drop": set(),
+    "icc-no-proxy": set(),
+    "ipv6-docker-user-v4only": {("bypass", 8080, "natlens-web")},
 }
 FIXTURE_COUNTS = {"loopback-9000": 2}
 """Fixtures with more findings than distinct (kind, port, container): loopback-9000's port is
@@ -617,7 +628,7 @@ def test_fixture_findings(name: str) -> None:
     assert summary(found) == FIXTURE_FINDINGS[name], "\n".join(map(str, found))
     assert len(found) == FIXTURE_COUNTS.get(name, len(FIXTURE_FINDINGS[name]))
     for f in found:
-        assert f.fix
+        assert f.fix or f.severity is Severity.LOW  # low: nothing to change (see message)
         assert f.message
         assert (f.rule is None or f.rule.line is not None)
         json.dumps(f.to_dict())

@@ -69,6 +69,39 @@ def _cases() -> Iterator[Any]:
 
 CASES = list(_cases())
 
+PLANTS = [
+    # a DNAT in Docker's chain to the wrong container port
+    pytest.param("default-bridge-8080", "mismatch",
+                 "iptables -t nat -R DOCKER 2 ! -i docker0 -p tcp -m tcp --dport 8080 "
+                 "-j DNAT --to-destination 172.17.0.2:81", id="mismatch"),
+    # two chains that jump to each other, reached from no built-in chain (the kernel refuses a
+    # reachable loop): a loop, and chains no rule reaches
+    pytest.param("default-bridge-8080", "loop",
+                 "iptables -N NLA && iptables -N NLB && iptables -A NLA -j NLB && "
+                 "iptables -A NLB -j NLA", id="loop"),
+    pytest.param("default-bridge-8080", "unreachable-chain",
+                 "iptables -N NLC && iptables -N NLD && iptables -A NLC -j NLD && "
+                 "iptables -A NLD -j DROP", id="unreachable-chain"),
+    # an nft forward rule written for the published host port (the container port after DNAT)
+    pytest.param("nftables-conf-docker", "ineffective",
+                 "nft insert rule inet filter forward tcp dport 8080 drop", id="nft-forward-port"),
+    # an INPUT allow for a published port whose FORWARD drops it (iptables and nft); from eth0
+    # only, so that no docker-proxy connection from a container meets it
+    pytest.param("split-legacy-nft", "ineffective",
+                 "iptables -I INPUT -i eth0 -p tcp -m tcp --dport 8080 -j ACCEPT",
+                 id="input-allow"),
+    pytest.param("nftables-conf-docker", "ineffective",
+                 "nft add rule inet filter input iifname eth0 tcp dport 8080 accept",
+                 id="nft-input-allow"),
+    # an allow behind a catch-all drop (dead-rule, not ineffective: one kind for it)
+    pytest.param("default-bridge-8080", "dead-rule",
+                 "iptables -I DOCKER-USER -i eth0 -j DROP && "
+                 "iptables -I DOCKER-USER 2 -i eth0 -s 10.8.0.0/24 -j ACCEPT",
+                 id="allow-after-drop"),
+]
+"""(fixture, kind, plant): faults no fixture shows, planted with the real tool after the
+fixture's rules are loaded; the audit of the capture must show ``kind`` with a fix."""
+
 
 _OLD_NAMES = {"iptables-save.other-backend.txt": "iptables-legacy-save.txt",
               "ip6tables-save.other-backend.txt": "ip6tables-legacy-save.txt"}
@@ -151,7 +184,7 @@ def _recapture(name: str, folder: Path, out: Path) -> Path:
     return snap
 
 
-@pytest.fixture()
+@pytest.fixture
 def netns() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("applying fixes needs root (network namespaces); CI runs it as root")
@@ -166,8 +199,10 @@ def netns() -> Iterator[str]:
 def test_there_are_fixes_to_check() -> None:
     kinds = {p.values[1] for p in CASES}
     assert len(CASES) >= 10
+    kinds |= {p.values[1] for p in PLANTS}
     assert {"stale", "shadowed", "ineffective", "duplicate", "bypass", "exposed", "missing",
-            "split-backend", "dead-rule", "unused-chain"} <= kinds
+            "split-backend", "dead-rule", "unused-chain", "hairpin-blocked", "mismatch", "loop",
+            "unreachable-chain"} <= kinds
 
 
 @pytest.mark.parametrize(("folder", "kind", "fix"), CASES)
@@ -194,3 +229,31 @@ def test_fix_removes_the_finding(folder: Path, kind: str, fix: str, netns: str,
     new = [f for f in after if _key(f) not in {_key(b) for b in before}]
     assert not new, "the fix brought new findings: " + "; ".join(
         f"{f.kind}: {f.message}" for f in new)
+
+
+def _sh(netns: str, command: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", netns, "sh", "-c", command],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{command!r} failed: {done.stderr.strip()}"
+
+
+@pytest.mark.parametrize(("fixture", "kind", "plant"), PLANTS)
+def test_fix_of_a_planted_fault(fixture: str, kind: str, plant: str, netns: str,
+                                tmp_path: Path) -> None:
+    folder = ROOT / "fixtures" / fixture
+    before = {_key(f) for f in audit(load(folder))}
+    _load_rules(netns, folder)
+    _sh(netns, plant)
+    (tmp_path / "planted").mkdir()
+    planted = audit(load(_recapture(netns, folder, tmp_path / "planted")))
+    target = [f for f in planted if f.kind == kind and _key(f) not in before]
+    assert target, f"planting {plant!r} gave no {kind}: " + "; ".join(map(str, planted))
+    fix = next((f.fix for f in target if f.fix), None)
+    assert fix is not None, f"no fix for {target[0]}"
+    _sh(netns, fix)
+    (tmp_path / "fixed").mkdir()
+    after = audit(load(_recapture(netns, folder, tmp_path / "fixed")))
+    done = [f for f in target if f.fix == fix]
+    assert not {_key(f) for f in after} & {_key(f) for f in done}, f"still there after {fix!r}"
+    new = [f for f in after if _key(f) not in {_key(p) for p in planted}]
+    assert not new, "the fix brought new findings: " + "; ".join(map(str, new))

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from conftest import REPO_ROOT
 
+import natlens
+from natlens.audit import Severity, audit
 from natlens.cli import main
 
 FIXTURES = REPO_ROOT / "fixtures"
@@ -114,10 +116,47 @@ def test_findings_across_sources_as_the_readme_says(name: str) -> None:
                 ("nat", "DOCKER", 2)]
 
 
+EXPOSURE_FINDINGS = {
+    # ufw guards eth0 only: its deny refuses 8080 in INPUT, Docker's DNAT forwards it anyway
+    # (from wg0 ufw accepts: no bypass there); ufw's allow for 8443 is never met
+    "multi-interface-ufw": [("bypass", "medium", 8080, ("filter", "ufw-user-input", 3)),
+                            ("ineffective", "low", 8443, ("filter", "ufw-user-input", 2))],
+    # Docker 28's raw drop of direct access comes before the DOCKER-USER allow for wg0
+    "docker28-raw-drop": [("ineffective", "medium", None, ("filter", "DOCKER-USER", 1))],
+    # --icc=false without docker-proxy: the hairpin is DNATed back into docker0 and dropped
+    "icc-no-proxy": [("hairpin-blocked", "medium", 8080, ("filter", "FORWARD", 6))],
+    # the IPv4 DOCKER-USER block has no IPv6 counterpart
+    "ipv6-docker-user-v4only": [("bypass", "high", 8080, ("filter", "DOCKER-USER", 1))],
+    # a remote packet to 127.0.0.1 is DNATed to the loopback-only port; direct routing too
+    "loopback-9000": [("exposed", "high", 9000, ("filter", "DOCKER", 1)),
+                      ("exposed", "high", 9000, ("nat", "DOCKER", 2))],
+}
+"""The findings each README of the fixtures of scripts/fixtures-exposure.sh (and
+loopback-9000) lists: (kind, severity, host port, blamed rule as (table, chain, index))."""
+
+
+@pytest.mark.parametrize("name", sorted(EXPOSURE_FINDINGS))
+def test_exposure_fixtures_as_the_readme_says(name: str) -> None:
+    data = json.loads((GOLDEN / f"{name}.json").read_text())
+    got = [(f["kind"], f["severity"], f["host_port"],
+            None if f["rule"] is None else (f["rule"]["table"], f["rule"]["chain"],
+                                            f["rule"]["index"]))
+           for f in data["findings"]]
+    assert sorted(got, key=str) == sorted(EXPOSURE_FINDINGS[name], key=str)
+
+
+def test_clean_default_host_has_nothing_at_or_above_medium() -> None:
+    """The seed's host (``-p 8080:80`` on the default bridge): no finding of medium or high
+    severity, audited now (not read from the golden file)."""
+    found = audit(natlens.load(FIXTURES / "default-bridge-8080"))
+    assert [str(f) for f in found if f.severity.rank >= Severity.MEDIUM.rank] == []
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in ("planted-faults",
                                                                "loopback-9000",
                                                                "internal-network",
-                                                               *SOURCE_FINDINGS)])
+                                                               *SOURCE_FINDINGS,
+                                                               *EXPOSURE_FINDINGS)])
 def test_clean_fixtures_have_no_findings(name: str) -> None:
     """Each README says "No findings" for these folders (Docker's own rules are clean)."""
     assert _kinds(name) == []

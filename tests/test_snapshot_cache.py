@@ -254,3 +254,19 @@ def test_cli_no_cache_and_cache_clear(home: Path, snap_dir: Path,
 
 def test_stdin_is_not_cached(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert snapshot_cache.key_for("-", ()) is None
+
+
+def test_a_hit_warns_what_the_parse_warned(home: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    dump = tmp_path / "rules.txt"
+    dump.write_text("*filter\n:INPUT ACCEPT [0:0]\n"
+                    "-A INPUT -m comment --comment unquoted words -j ACCEPT\nCOMMIT\n")
+    runs = []
+    for _ in range(2):  # parse, then cache hit
+        status = main(["parse", str(dump), "--lenient"])
+        runs.append((status, capsys.readouterr()))
+    assert len(_entries(home)) == 1
+    assert runs[0] == runs[1]
+    status, (_, err) = runs[0]
+    assert status == 0
+    assert err.startswith(f"natlens: warning: {dump}:3: ")

@@ -39,7 +39,9 @@ from natlens.audit.graph_checks import (
     check_unreachable_chains,
     check_unused_chains,
 )
+from natlens.audit.host_port_rules import check_input_allows, check_nft_forward_ports
 from natlens.audit.leftovers import check_dead_dnat_first, check_leftover_masquerade
+from natlens.audit.reconcile import reconcile
 from natlens.audit.unserved import check_raw_dropped_allows, check_unserved_requests
 from natlens.model import Family, Ruleset
 from natlens.snapshot import Snapshot, load_rules
@@ -78,6 +80,8 @@ DOCKER_CHECKS: tuple[Check, ...] = (
     check_stale_dnat,
     check_published_ports,
     check_docker_user_ports,
+    check_nft_forward_ports,
+    check_input_allows,
     check_unknown_interfaces,
     check_exposed,
     check_bypass,
@@ -115,7 +119,7 @@ def audit(snapshot: Snapshot, checks: Iterable[Check] = CHECKS, *,
     finally:
         if enabled:
             gc.enable()
-    return sorted(findings, key=Finding.sort_key)
+    return reconcile(sorted(findings, key=Finding.sort_key))
 
 
 def audit_text(text: str, *checks: Check, strict: bool = True) -> list[Finding]:

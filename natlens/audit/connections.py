@@ -21,10 +21,18 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
-from natlens.audit._docker_view import SPORT, Probe, docker_view, exposure_map, outcomes
+from natlens.audit._docker_view import (
+    SPORT,
+    DockerView,
+    Probe,
+    docker_view,
+    exposure_map,
+    outcomes,
+)
 from natlens.audit.docker_checks import _describe
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, tool
+from natlens.correlate import Binding
 from natlens.exposure import Cell
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import Family, Rule, Ruleset, TableName
@@ -188,6 +196,9 @@ def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
                 fix = command([tool(b.family), "-t", "filter", "-I", "INPUT", "-i", bridge,
                                "-p", b.proto, "-m", b.proto, "--dport", str(b.host_port),
                                "-j", "ACCEPT"])
+            elif last is not None and last.hook == "FORWARD" and bridge is not None \
+                    and outs[0].final_dst in b.expected:
+                fix = _accept_hairpin(view, b, bridge, outs[0].final_dst)
             yield Finding(
                 kind="hairpin-blocked", severity=Severity.MEDIUM,
                 message=(f"{b.label} is reachable from other hosts but not from its own "
@@ -199,6 +210,22 @@ def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
                 proto=b.proto, host_port=b.host_port, container=b.container.name,
                 rule=ref, fix=fix, packet=cell.packet.to_dict(),
             )
+
+
+def _accept_hairpin(view: DockerView, b: Binding, bridge: str, lands: str) -> str | None:
+    """``iptables -I DOCKER-USER -i BR -o BR -d IP -p tcp -m tcp --dport C -m conntrack
+    --ctstate DNAT -j ACCEPT``: let the bridge's containers through to the container's port
+    when they came by the published port (DNAT, iptables-extensions(8) "conntrack"), ahead of
+    ``--icc=false``'s ``-i BR -o BR -j DROP``; the replies pass FORWARD's RELATED,ESTABLISHED
+    accept. None without a DOCKER-USER chain (Docker 29's nftables backend)."""
+    table = view.ruleset(b.family).get(TableName.FILTER)
+    if table is None or "DOCKER-USER" not in table:
+        return None
+    ip = lands.rpartition(":")[0].strip("[]")
+    return command([tool(b.family), "-t", "filter", "-I", "DOCKER-USER", "-i", bridge, "-o",
+                    bridge, "-d", ip, "-p", b.proto, "-m", b.proto, "--dport",
+                    str(b.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j",
+                    "ACCEPT"])
 
 
 def _decider_step(cell: Cell) -> Step | None:

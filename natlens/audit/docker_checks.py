@@ -27,6 +27,7 @@ from natlens.audit._docker_view import (
 )
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
+from natlens.audit.reach import reached_elsewhere
 from natlens.model import Family, Rule, TableName
 from natlens.netfilter import Host, Packet, Step, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
@@ -316,7 +317,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
                 message=f"{b.label} is DNATed by {ref.where} to {lands}, but "
                         f"{b.container.name} is at {', '.join(sorted(b.expected))}",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
-                fix=_delete(ref),
+                fix=_redirect(ref, sorted(b.expected)[0]) or _delete(ref),
                 packet=_packet(probe.packet, o),
             )
         elif not mine:
@@ -330,6 +331,8 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
             )
     if v.primary_item is None or v.caught:
         return
+    if v.primary in ("unserved", "dropped") and reached_elsewhere(view, b):
+        return  # blocked from the probed interface only: the port is not missing
     probe, o = v.primary_item
     src = "the host" if probe.source == "host" else probe.source
     what = ("has no DNAT rule" if not mine else
@@ -365,6 +368,18 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
             fix=_accept_dnat(d, o, b.proto, fam) if d is not None else None,
             packet=_packet(probe.packet, o),
         )
+
+
+def _redirect(ref: RuleRef, endpoint: str) -> str | None:
+    """``iptables -t nat -R CHAIN N ... --to-destination ENDPOINT``: the DNAT rule at ``ref``
+    pointed at the container's real address and port (deleting it would leave the port to
+    docker-proxy alone); None when the rule has no ``--to-destination``."""
+    spec = rule_spec(ref)
+    if "--to-destination" not in spec[:-1]:
+        return None
+    i = spec.index("--to-destination")
+    return command([tool(ref.family), "-t", ref.table, "-R", ref.chain, str(ref.index),
+                    *spec[:i + 1], endpoint, *spec[i + 2:]])
 
 
 def _accept_dnat(d: Step, o: Outcome, proto: str, family: int) -> str | None:

@@ -91,26 +91,31 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType({
     "missing": KindInfo(
         "Published port without rules",
         "A running container publishes a port but no DNAT (or no FORWARD accept) serves it, so "
-        "connections from outside fail. Restart the Docker daemon or recreate the container. "
+        "connections fail from every interface it is published to (one that another "
+        "interface still reaches is filtered, not missing). Restart the Docker daemon or "
+        "recreate the container, or accept the DNATed connection in the forward policy that "
+        "drops it. "
         "Low: a port the container asks for (HostConfig.PortBindings) that Docker never "
         "published, as on an --internal network, and that nothing serves."),
     "ineffective": KindInfo(
         "Rule never sees the traffic it is written for",
         "The rule cannot apply as intended: it sits where the packets it names never arrive "
-        "(e.g. a DOCKER-USER rule on a host port, which FORWARD only sees after DNAT rewrote "
-        "it, or an ACCEPT that a raw-table DROP such as Docker 28's direct-routing drop "
-        "refuses first), is passed over by earlier accepts, or jumps to a chain that does not "
-        "exist. "
-        "Match the port before DNAT (-m conntrack --ctorigdstport), move the rule into "
-        "DOCKER-USER (or below the jump to it), declare the chain, or delete rules for an "
-        "interface that is gone for good."),
+        "(e.g. a DOCKER-USER or nft forward rule on a host port, which the forward hook only "
+        "sees after DNAT rewrote it; an INPUT allow for a published port, whose packets are "
+        "forwarded and never reach INPUT; or an ACCEPT that a raw-table DROP such as Docker "
+        "28's direct-routing drop refuses first), is passed over by earlier accepts, or jumps "
+        "to a chain that does not exist. "
+        "Match the port before DNAT (-m conntrack --ctorigdstport, nft ct original "
+        "proto-dst), move the rule into DOCKER-USER (or below the jump to it), declare the "
+        "chain, or delete rules for an interface that is gone for good. An allow placed after "
+        "a catch-all drop of the same chain is a dead-rule, not this."),
     "exposed": KindInfo(
         "Container port reachable from outside",
         "A container port is reachable from other hosts although it is published on loopback "
         "only or not published at all: by routing to the container's address, or (loopback "
         "bindings) by sending to 127.0.0.1 through this host, which Docker's DNAT accepts from "
-        "any interface. Drop direct routing to containers in DOCKER-USER (Docker 28+ does it "
-        "in raw PREROUTING), drop 127.0.0.0/8 from other interfaces in raw PREROUTING, remove "
+        "any interface. Drop direct routing to containers in raw PREROUTING (as Docker 28+ "
+        "does), drop 127.0.0.0/8 from other interfaces in raw PREROUTING, remove "
         "the DNAT that serves it, or publish it on purpose; a container on the host network "
         "belongs on a bridge network."),
     "bypass": KindInfo(

@@ -9,7 +9,8 @@ user rules there see every forwarded packet before Docker's own accepts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 
 import networkx as nx
 
@@ -74,8 +75,23 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                     kind="loop", severity=Severity.HIGH,
                     message=f"chains jump in a loop: {path} ({why})",
                     rule=refs[-1], related=tuple(refs[:-1]),
-                    fix=command(delete_at(refs[-1])),
+                    fix=command(delete_at(refs[-1])) if reached else _remove_chains(
+                        tool(rs.family), table, g, cycle),
                 )
+
+
+def _remove_chains(program: str, table: Table, g: nx.MultiDiGraph,
+                   names: Sequence[str]) -> str | None:
+    """``iptables -t T -F A && ... && iptables -t T -X A && ...``: flush, then delete, the chains
+    ``names`` (which no built-in chain reaches) and every chain that leads to them (all as
+    unreachable: a chain a reached one jumps to is reached). None when one of them is Docker's
+    or ufw's own chain (their daemon writes them back), or not declared in ``table``."""
+    doomed = sorted({*names, *(a for n in names for a in nx.ancestors(g, n))})
+    if any(_docker_own(n) or _UFW_CHAIN.fullmatch(n) or n not in table for n in doomed):
+        return None
+    t = table.name.value
+    return command(*([program, "-t", t, "-F", n] for n in doomed),
+                   *([program, "-t", t, "-X", n] for n in doomed))
 
 
 def _acyclic(g: nx.MultiDiGraph) -> bool:
@@ -115,6 +131,11 @@ _UNUSED_BY_DESIGN = frozenset({"KUBE-KUBELET-CANARY", "KUBE-PROXY-CANARY", "KUBE
 """Empty chains kube-proxy and the kubelet create and never jump to: canaries whose
 disappearance tells them the tables were flushed (Kubernetes KEP-3178 "iptables chains
 cleanup"), and the hint chain that says which backend they use. Never reported."""
+
+_UFW_CHAIN = re.compile(r"ufw6?-[a-z-]+")
+"""ufw's chains (``ufw-user-limit``, ``ufw6-logging-allow``, ...): ufw creates its whole set
+on every start and jumps to some only when a rule needs them (``ufw limit``, logging levels;
+/usr/share/ufw/iptables/*.rules, ufw-framework(8)). Unused ones are by design, never reported."""
 
 
 def _docker_own(name: str) -> bool:
@@ -168,7 +189,8 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
         for table in rs.tables:
             t = table.name.value
             for name in unused_chains(graph[t]):
-                if name in _UNUSED_BY_DESIGN or not _unreferenced(rs, table, name):
+                if name in _UNUSED_BY_DESIGN or _UFW_CHAIN.fullmatch(name) \
+                        or not _unreferenced(rs, table, name):
                     continue
                 chain = table[name]
                 n = len(chain.rules)
@@ -227,6 +249,7 @@ def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
                     message=f"chain {name} is only jumped to from chains no packet reaches "
                             f"({', '.join(callers)})",
                     rule=chain_ref(table[name], table, rs.family), related=related,
+                    fix=_remove_chains(tool(rs.family), table, g, [name]),
                 )
 
 

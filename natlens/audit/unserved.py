@@ -25,7 +25,7 @@ from natlens.audit._docker_view import DockerView, docker_view, exposure_map, ou
 from natlens.audit.docker_checks import _describe, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
-from natlens.correlate import port_set
+from natlens.correlate import IPAddress, port_set
 from natlens.model import Family, Rule, TableName
 from natlens.netfilter import Packet, StepKind, Verdict
 
@@ -84,16 +84,20 @@ def check_raw_dropped_allows(ctx: AuditContext) -> Iterator[Finding]:
             for index, rule in enumerate(chain.rules if chain is not None else (), 1):
                 if rule.target_name != "ACCEPT":
                     continue
-                pkt = _witness(rule, family, ingress)
+                own = frozenset(a.ip for addrs in view.host.addresses.values() for a in addrs)
+                pkt = _witness(rule, family, ingress, own)
                 if pkt is None:
                     continue
                 yield from _raw_dropped(view, fam, RuleRef.of(rule, TableName.FILTER, index, fam),
                                         rule, pkt)
 
 
-def _witness(rule: Rule, family: int, ingress: str | None) -> Packet | None:
-    """A new connection the rule was written for, from another host; None when the rule names
-    no single destination it could be checked with."""
+def _witness(rule: Rule, family: int, ingress: str | None,
+             own: frozenset[IPAddress] = frozenset()) -> Packet | None:
+    """A new connection the rule was written for, from another host (a source in the rule's
+    ``-s`` that is none of the host's addresses ``own``: the kernel drops a packet from
+    another host claiming one of them as martian); None when the rule names no single
+    destination it could be checked with."""
     d = rule.destination
     if d is None or d.negated or d.network.version != family:
         return None
@@ -104,6 +108,10 @@ def _witness(rule: Rule, family: int, ingress: str | None) -> Packet | None:
     s = rule.source
     if s is not None and not s.negated and s.network.version == family:
         src = s.network.network_address + (1 if s.network.num_addresses > 2 else 0)
+        for step in range(2, min(s.network.num_addresses - 1, 8)):
+            if src not in own:
+                break
+            src = s.network.network_address + step
     else:
         src = ipaddress.ip_address("198.51.100.7" if family == 4 else "2001:db8:7::7")
     proto = rule.protocol.name if rule.protocol is not None and not rule.protocol.negated \

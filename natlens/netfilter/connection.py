@@ -26,6 +26,7 @@ of a trace of a NEW packet:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Protocol
 
@@ -45,6 +46,7 @@ _EPHEMERAL = 49152
 range)."""
 
 
+@functools.lru_cache(maxsize=65536)
 def _ip_of(endpoint: str) -> IPAddress | None:
     """The address of ``IP``, ``IP:PORT``, ``IP:LOW-HIGH`` or ``[IP]:PORT``; None if none."""
     text = endpoint

@@ -45,7 +45,7 @@ def _copier(cls: type) -> Any:
                   "        raise TypeError(f'{cls.__name__} has no field '",
                   f"                        + ', '.join(changes.keys() - {set(names)!r}))",
                   "    return new"]
-        exec("\n".join(lines), scope)
+        exec(compile("\n".join(lines), f"<fast_replace {cls.__qualname__}>", "exec"), scope)
         found = scope["copy"]
     _COPIERS[cls] = found
     return found
@@ -85,7 +85,9 @@ def fast_init(cls: C) -> C:
             scope[f"default{k}"] = f.default
             params.append(f"{f.name}=default{k}")
         body.append(f"    set{k}(self, {f.name})")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), scope)
+    code = compile(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body),
+                   f"<fast_init {cls.__qualname__}>", "exec")
+    exec(code, scope)
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__

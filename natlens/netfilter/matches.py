@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import Match, Option, Rule
+from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.packet import ICMP_TYPES, ICMPV6_TYPES, Packet
 
@@ -73,6 +74,7 @@ def _canonical_proto(name: str) -> str | None:
     return None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """The verdict of all checks of one rule on one flow."""
@@ -761,8 +763,11 @@ def compile_rule(rule: Rule) -> tuple[Check, ...]:
     return tuple(checks)
 
 
-def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext) -> Evaluation:
-    """Run compiled checks; stops at the first definite mismatch."""
+def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext, *,
+               why: bool = True) -> Evaluation:
+    """Run compiled checks; stops at the first definite mismatch. ``why=False``: a mismatch
+    gives one shared ``Evaluation`` whose reason is empty (for a walk, which only asks
+    whether the rule matched)."""
     uncertain: list[str] = []
     chances: list[Chance] = []
     for check in checks:
@@ -770,7 +775,7 @@ def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext) -> Eval
         if result is None:
             continue
         if isinstance(result, str):
-            return Evaluation(mismatches=(result,))
+            return Evaluation(mismatches=(result,)) if why else _MISMATCHED
         if isinstance(result, Uncertain):
             uncertain.append(result.what)
         else:
@@ -781,6 +786,7 @@ def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext) -> Eval
 
 
 _MATCHED = Evaluation()
+_MISMATCHED = Evaluation(mismatches=("",))
 
 
 def _flow_of(packet: Packet | Flow) -> Flow:

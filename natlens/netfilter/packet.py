@@ -9,6 +9,7 @@ packet of a connection (the only one the nat table sees), ``established`` or ``r
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -197,11 +198,13 @@ class Packet:
                 f"{endpoint(self.dst, self.dport)}, {self.state})")
 
 
+@functools.lru_cache(maxsize=65536)
 def endpoint(ip: IPAddress, port: int | None, span: tuple[int, int] | None = None) -> str:
     """``IP:PORT`` for IPv4, ``[IP]:PORT`` for IPv6 (DNAT's ``--to-destination`` form).
 
     ``span`` is a port chosen at random by a NAT target: ``IP:LOW-HIGH`` says the port is one
-    of that range, never one of them as if certain.
+    of that range, never one of them as if certain. Results are kept by value (formatting
+    an address costs more than the lookup; every trace formats its endpoints).
     """
     if span is not None and span[0] != span[1]:
         port_text: str | None = f"{span[0]}-{span[1]}"

@@ -10,7 +10,6 @@ compiled by ``natlens.netfilter.matches.compile_rule`` when a walk first reaches
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections import ChainMap
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,26 +19,30 @@ from natlens.inputs import is_decimal as _decimal
 from natlens.model import BUILTIN_CHAINS, Family, Rule, Ruleset, TableName, TargetKind
 from natlens.netfilter.flow import Flow
 from natlens.netfilter.matches import PROTOCOL_ALIASES, Check, compile_rule
+from natlens.netfilter.trace import Step
 from natlens.serialize import rule_to_save
 
 __all__ = ["CompiledRule", "IndexKey", "PreparedChain", "PreparedRuleset", "prepare"]
 
 _INDEX_MIN_RULES = 16
+_MAX_STEPS = 16
 
-IndexKey = tuple[str | None, object, int | None]
-"""(protocol, destination address, destination port); None where the rule does not fix it."""
+IndexKey = tuple[str | None, int | None, int | None]
+"""(protocol, destination address as an integer, destination port); None where the rule does
+not fix it. (A chain holds one family's rules; an integer hashes faster than an address.)"""
 
 
 class CompiledRule:
     """A rule with its checks compiled and its text rendered on first use."""
 
-    __slots__ = ("_checks", "_text", "index", "rule")
+    __slots__ = ("_checks", "_steps", "_text", "index", "rule")
 
     def __init__(self, rule: Rule, index: int) -> None:
         self.rule = rule
         self.index = index
         self._checks: tuple[Check, ...] | None = None
         self._text: str | None = None
+        self._steps: dict[tuple[str, str, str, str, str, str | None], Step] | None = None
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -61,6 +64,23 @@ class CompiledRule:
         o = self.rule.origin
         return f"{o.source}:{o.line}" if o is not None else None
 
+    def step(self, hook: str, table: str, chain: str, target: str, *, detail: str = "",
+             source: str | None = None) -> Step:
+        """The trace step of this rule matched at ``hook`` (a ``Step`` is immutable: the same
+        one serves every trace; at most ``_MAX_STEPS`` kept per rule, for details that name
+        the packet)."""
+        key = (hook, table, chain, target, detail, source)
+        steps = self._steps
+        if steps is None:
+            steps = self._steps = {}
+        found = steps.get(key)
+        if found is None:
+            found = Step(hook, table, chain, self.index, target, self.text, detail,
+                         where=self.where, source=source)
+            if len(steps) < _MAX_STEPS:
+                steps[key] = found
+        return found
+
     def renumbered(self, index: int) -> CompiledRule:
         """The same rule at another position (compiled checks and text shared)."""
         moved = CompiledRule(self.rule, index)
@@ -75,10 +95,10 @@ def _index_key(rule: Rule) -> IndexKey:
         for name, aliases in PROTOCOL_ALIASES.items():
             if rule.protocol.name in aliases:
                 proto = name
-    dst: object = None
+    dst: int | None = None
     d = rule.destination
     if d is not None and not d.negated and d.network.prefixlen == d.network.max_prefixlen:
-        dst = d.network.network_address
+        dst = int(d.network.network_address)
     dport: int | None = None
     if proto in ("tcp", "udp", "sctp"):
         for m in rule.matches:
@@ -115,8 +135,12 @@ class PreparedChain:
         if index is None or (flow.dport is None and flow.proto in ("tcp", "udp", "sctp")):
             return None
         found: list[list[int]] = []
-        for key in itertools.product((flow.proto, None), (flow.dst, None), (flow.dport, None)):
-            hit = index.get(key)
+        proto, dst, dport = flow.proto, int(flow.dst), flow.dport
+        get = index.get
+        for key in ((proto, dst, dport), (proto, dst, None), (proto, None, dport),
+                    (proto, None, None), (None, dst, dport), (None, dst, None),
+                    (None, None, dport), (None, None, None)):
+            hit = get(key)
             if hit:
                 found.append(hit)
         if len(found) == 1:

@@ -14,6 +14,7 @@ are kept and reported as uncertain: the walk goes on, and forks a DROP and an AC
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,10 +144,12 @@ class NatRange:
         return port is not None and self.port_lo <= port <= self.port_hi
 
 
+@functools.lru_cache(maxsize=65536)
 def nat_range(text: str, version: int) -> NatRange:
     """``ADDR[-ADDR][:PORT[-PORT[/BASE]]]`` (``[ADDR]:PORT`` for IPv6) as a ``NatRange``.
 
-    Raises ValueError on a malformed address or port.
+    Raises ValueError on a malformed address or port. Results are kept by ``(text, version)``
+    (a walk meets the same DNAT targets over and over; a ``NatRange`` is immutable).
     """
     if text.startswith("["):
         addr_text, _, rest = text[1:].partition("]")

@@ -386,7 +386,7 @@ class Walker(Router):
                         finished = (Action.ACCEPT, path.but(flow=flow, steps=tuple(steps)))
                         break
                     cr = rules[i]
-                    ev = run_checks(cr.checks, flow, ctx)
+                    ev = run_checks(cr.checks, flow, ctx, why=False)
                     if ev.mismatches:
                         continue
                     if not ev.matched:  # chance or doubt: follow "matches" now, queue the rest
@@ -399,8 +399,7 @@ class Walker(Router):
                         steps = list(path.steps)
                     target = cr.rule.target
                     if target is None:
-                        steps.append(Step(hook, table, chain_name, cr.index, "", cr.text,
-                                          where=cr.where, source=source))
+                        steps.append(cr.step(hook, table, chain_name, "", source=source))
                         continue
                     if target.kind is TargetKind.CHAIN or (
                             target.name in chains and target.kind is TargetKind.UNKNOWN):
@@ -416,8 +415,8 @@ class Walker(Router):
                         else:
                             follow = True
                             detail = f"goto {target.name}" if cr.rule.goto else ""
-                        steps.append(Step(hook, table, chain_name, cr.index, target.name,
-                                          cr.text, detail, where=cr.where, source=source))
+                        steps.append(cr.step(hook, table, chain_name, target.name,
+                                             detail=detail, source=source))
                         if not follow:
                             continue
                         if not cr.rule.goto:
@@ -434,8 +433,8 @@ class Walker(Router):
                     effect = apply_target(cr.rule, flow, ctx)
                     if effect.uncertain:
                         run.doubt(f"{table}:{chain_name}#{cr.index}: {effect.uncertain}")
-                    steps.append(Step(hook, table, chain_name, cr.index, target.name, cr.text,
-                                      effect.detail, where=cr.where, source=source))
+                    steps.append(cr.step(hook, table, chain_name, target.name,
+                                         detail=effect.detail, source=source))
                     if effect.endings:  # an unknown target: it may also end the walk here
                         path, ended = self._endings(
                             effect.action, effect.endings, f"-j {target.name}",

@@ -50,7 +50,7 @@ from natlens.model import (
     TargetKind,
 )
 from natlens.parse.families import family_mismatch
-from natlens.parse.fastrule import SegmentCache, parse_line_fast
+from natlens.parse.fastrule import SegmentCache, new_origin, parse_line_fast
 from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.rule import RuleSyntaxError, parse_rule_args
 from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
@@ -203,7 +203,7 @@ class _SaveParser:
             current = self.current
             if raw.startswith("-A ") and current is not None and not current.committed and \
                     not (careful and odd_blanks(raw)):
-                fast = parse_line_fast(raw, Origin(source, line_no, raw), current.chains,
+                fast = parse_line_fast(raw, new_origin(source, line_no, raw), current.chains,
                                        segments)
                 if fast is not None:
                     chain = current.chains.get(fast.chain)

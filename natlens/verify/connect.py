@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import select
 import socket
 import struct
@@ -102,7 +103,7 @@ _READY_WITHIN = 10.0
 """Seconds a responder may take to bind its sockets and say ``ready``."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Listener:
     """A socket a responder opens: ``proto`` ``tcp``/``udp`` on ``ip``:``port`` in ``ns``."""
 
@@ -229,10 +230,9 @@ def _landing(plan: TopologyPlan, packet: Packet, path: Path, final_dst: str,
              out_interface: str | None) -> tuple[Listener, IPAddress | None] | str:
     """Where the outcome lands: a listener, and the address an outside leaf must take (None:
     it holds it); or why none can be placed."""
-    found = _endpoint(final_dst)
-    if found is None or found[1] is None:
-        return f"final destination {final_dst} has no single port (NAT picks one of a range)"
-    ip, port = found
+    ip, port = _endpoint(final_dst) or (None, None)
+    if ip is None or port is None:
+        return "the final destination has no single port (NAT picks one of a range)"
     if path is Path.LOCAL:
         return Listener(plan.router, packet.proto, ip, port), None
     holder = plan.leaf_holding(ip)
@@ -240,9 +240,9 @@ def _landing(plan: TopologyPlan, packet: Packet, path: Path, final_dst: str,
         return Listener(holder.ns, packet.proto, ip, port), None
     leaf = _outside_leaf(plan, out_interface)
     if leaf is None or not _usable(ip) or plan.router_holds(ip):
-        return f"no namespace holds {ip} (on {out_interface}): nobody would answer"
+        return "no namespace can take the final destination: nobody would answer"
     if not _has_family(leaf, ip.version, plan):
-        return f"{leaf.link} has no IPv{ip.version} address: {ip} cannot be placed behind it"
+        return f"{leaf.link} has no IPv{ip.version} address to place the destination behind"
     return Listener(leaf.ns, packet.proto, ip, port), ip
 
 
@@ -255,7 +255,7 @@ def _source(plan: TopologyPlan, packet: Packet) -> tuple[str, IPAddress | None] 
         holder = next((leaf for leaf in plan.leaves if leaf.link == link.name
                        and leaf.holds(packet.src)), None)
         if holder is None:
-            return f"no container on {link.name} holds source {packet.src}"
+            return f"no container on {link.name} holds the source address"
         return holder.ns, None
     leaf = _outside_leaf(plan, packet.in_interface)
     if leaf is None:
@@ -264,7 +264,7 @@ def _source(plan: TopologyPlan, packet: Packet) -> tuple[str, IPAddress | None] 
         return leaf.ns, None
     if not _usable(packet.src) or plan.router_holds(packet.src) \
             or plan.leaf_holding(packet.src) is not None:
-        return f"source {packet.src} cannot be given to the {leaf.link} peer"
+        return f"the source address cannot be given to the {leaf.link} peer"
     if not _has_family(leaf, packet.src.version, plan):
         return f"{leaf.link} has no IPv{packet.src.version} address"
     return leaf.ns, packet.src
@@ -314,7 +314,9 @@ def plan_attempts(plan: TopologyPlan, probed: Sequence[tuple[Probe, Trace]], lim
             listeners.append(landing[0])
             if landing[1] is not None:
                 extra.append((landing[0].ns, landing[1]))
-        if src_ns != plan.router and any(li.ns == src_ns for li in listeners):
+        sender = next((leaf for leaf in plan.leaves if leaf.ns == src_ns), None)
+        if sender is not None and (sender.holds(packet.dst) or (src_ns, packet.dst) in extra
+                                   or packet.dst.is_loopback):
             skip("the source namespace holds the destination: a real connection would not "
                  "leave it")
             continue
@@ -327,15 +329,27 @@ def plan_attempts(plan: TopologyPlan, probed: Sequence[tuple[Probe, Trace]], lim
 # -- running ------------------------------------------------------------------------------------
 
 
-def _prepare(topo: Topology, attempts: Sequence[Attempt]) -> None:
+def _prepare(topo: Topology, attempts: Sequence[Attempt]) -> list[str]:
     """Let leaves answer, route outside leaves via the router, hand ghost addresses of outside
-    links to their leaf, and give outside leaves the addresses the attempts need."""
+    links to their leaf, and give outside leaves the addresses the attempts need; an address the
+    router has no route to is routed to its leaf, as natlens assumes where the snapshot's routes
+    do not say (``Simulator.trace(via=)``). Returns notes on those routes."""
     plan = topo.plan
+    notes: list[str] = []
     topo.let_leaves_answer()
+    macs = {e["ifname"]: e.get("address", "") for e in json.loads(
+        netns.run(["ip", "-j", "link", "show"], ns=plan.router)) if isinstance(e, dict)}
+    for leaf in plan.leaves:  # leaves reach the router without neighbour discovery too
+        link = plan.link(leaf.link)
+        mac = macs.get(leaf.link)
+        for a in (link.addresses if link is not None and mac else ()):
+            if any(mine.version == a.version for mine in leaf.addresses):
+                netns.run(["ip", "neigh", "replace", str(a.ip), "lladdr", str(mac), "dev",
+                           "eth0", "nud", "permanent"], ns=leaf.ns)
     for ip, dev, _mac in (n for n in plan.neighbours if n[2] == GHOST_MAC):
-        leaf = _outside_leaf(plan, dev)
-        if leaf is not None:
-            netns.run(["ip", "neigh", "replace", str(ip), "lladdr", leaf.mac, "dev", dev, "nud",
+        peer = _outside_leaf(plan, dev)
+        if peer is not None:
+            netns.run(["ip", "neigh", "replace", str(ip), "lladdr", peer.mac, "dev", dev, "nud",
                        "permanent"], ns=plan.router)
     added: set[tuple[str, IPAddress]] = set()
     routed: set[tuple[str, int]] = set()
@@ -346,6 +360,15 @@ def _prepare(topo: Topology, attempts: Sequence[Attempt]) -> None:
             added.add((ns, ip))
             netns.run(["ip", "addr", "add", f"{ip}/{ip.max_prefixlen}", "dev", "lo",
                        *(["nodad"] if ip.version == 6 else [])], ns=ns)
+            leaf = next(leaf for leaf in plan.leaves if leaf.ns == ns)
+            gateway = next((a.ip for a in leaf.addresses if a.version == ip.version), None)
+            known = netns.run(["ip", f"-{ip.version}", "route", "get", str(ip)],
+                              ns=plan.router, check=False)
+            if gateway is not None and not known.strip():
+                netns.run(["ip", f"-{ip.version}", "route", "add", f"{ip}/{ip.max_prefixlen}",
+                           "via", str(gateway), "dev", leaf.link], ns=plan.router)
+                notes.append(f"connection check: the snapshot has no route to {ip}: routed "
+                             f"via {leaf.link}, as natlens assumes")
     for leaf in plan.leaves:
         if leaf.role != "outside":
             continue
@@ -359,6 +382,7 @@ def _prepare(topo: Topology, attempts: Sequence[Attempt]) -> None:
             routed.add((leaf.ns, version))
             netns.run(["ip", f"-{version}", "route", "replace", "default", "via", str(via),
                        "dev", "eth0"], ns=leaf.ns)
+    return notes
 
 
 @dataclass
@@ -469,7 +493,7 @@ def check_connections(topo: Topology, run: Run, probed: Sequence[tuple[Probe, Tr
              for reason, n in sorted(skipped.items())]
     if not attempts:
         return [], notes
-    _prepare(topo, attempts)
+    notes += _prepare(topo, attempts)
     results: list[ConnectionResult] = []
     by_ns: dict[str, list[Listener]] = {}
     for a in attempts:
@@ -478,7 +502,7 @@ def check_connections(topo: Topology, run: Run, probed: Sequence[tuple[Probe, Tr
                 by_ns[li.ns].append(li)
     with _responders(run) as responders:
         for ns, listeners in sorted(by_ns.items()):
-            responders.start(ns, sorted(listeners))
+            responders.start(ns, listeners)
         for n, a in enumerate(attempts):
             head = a.listeners[0]
             if head in responders.refused:

@@ -19,12 +19,14 @@ Layout (every namespace ``nlv-<pid>-<token>-<role>``, see ``runs``):
 
 Leaves never answer while packets are probed (their ``OUTPUT`` policy is DROP): every packet the
 router's counters count is the probe itself, not a SYN-ACK, RST or ICMP error from a leaf. The
-connection check that follows (``connect``) lets them answer (``let_leaves_answer``). The router reaches every leaf
-address, every route gateway and every other address a probe may be sent to ("ghosts", e.g. a DNAT
-to an address no container holds) through permanent neighbour entries, so no ARP/ND traffic
-happens during a probe and a packet the rules let through always leaves an interface where it
-can be seen. Also set, and noted: ``send_redirects=0`` (no ICMP redirects for hairpin traffic)
-and ``addr_gen_mode=1`` with ``nodad`` addresses (no link-local autoconfiguration or DAD).
+connection check that follows (``connect``) lets them answer (``let_leaves_answer``).
+
+The router reaches every leaf address, every route gateway and every other address a probe may be
+sent to ("ghosts", e.g. a DNAT to an address no container holds) through permanent neighbour
+entries, so no ARP/ND traffic happens during a probe and a packet the rules let through always
+leaves an interface where it can be seen. Also set, and noted: ``send_redirects=0`` (no ICMP
+redirects for hairpin traffic) and ``addr_gen_mode=1`` with ``nodad`` addresses (no link-local
+autoconfiguration or DAD).
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from natlens.verify.kernel_names import (
     check_ifname,
     check_mac,
     check_route_type,
-    printable,
 )
 from natlens.verify.nftload import NftLoad, nft_load
 from natlens.verify.restore import RestoreInput, RestoreInputError, restore_input
