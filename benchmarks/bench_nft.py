@@ -12,8 +12,10 @@ the first walk of ``nat-prerouting`` (builds the 7,000-element map index) and th
 and map lookup afterwards; then end to end through ``natlens.netfilter.Simulator`` (the hook
 pipeline: every base chain of every hook, routing, NAT, the reply's walk for the connection
 line): building it and ``Simulator.trace`` per packet, next to the same figures for the
-equivalent iptables-save dump. Times are CPU seconds of this process (``time.process_time``),
-the best of ``--repeat`` runs, so a busy shared machine does not distort the ratio much.
+equivalent iptables-save dump, and once more for nft after ``gc.freeze()`` (how much of a
+trace is the cyclic collector scanning the loaded rules). Times are CPU seconds of this
+process (``time.process_time``), the best of ``--repeat`` runs, so a busy shared machine does
+not distort the ratio much.
 
     .venv/bin/python benchmarks/bench_nft.py --services 7000 --endpoints 4
 """

@@ -475,11 +475,11 @@ class _Builder:
                        for lo, hi in spans)
 
         filters = self.filters[fam]
-        found = self._seen.get((ingress, fam, row.proto))
-        if found is None:  # rules whose prefix lies outside the universe never count here
+        known = self._seen.get((ingress, fam, row.proto))
+        if known is None:  # rules whose prefix lies outside the universe never count here
             kept = [r for r in filters.seen_from(ingress, row.proto) if inside(r.network)]
-            found = self._seen[(ingress, fam, row.proto)] = (kept, {r.network for r in kept})
-        seen, inside_seen = found
+            known = self._seen[(ingress, fam, row.proto)] = (kept, {r.network for r in kept})
+        seen, inside_seen = known
         prefixes = frozenset(
             p for p in filters.prefixes(ingress, row.proto, ports, dsts, seen)
             if p in inside_seen or inside(p))

@@ -107,6 +107,15 @@ host's addresses plus wg0 got the host's \`iptables-save\` (Docker's rules) with
 private mount namespace, over copies of /etc/ufw and /etc/default/ufw); \`natlens snapshot\` ran
 inside the namespace.
 
+Traces (asserted by tests/netfilter/test_nf_fixtures.py):
+
+    natlens trace fixtures/multi-interface-ufw --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8080
+    # ACCEPT, path forward, 172.17.0.2:80 via docker0: Docker's DNAT; INPUT (ufw) never sees it
+    natlens trace fixtures/multi-interface-ufw --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 9999
+    # DROP, path local: ufw-user-input's deny on eth0
+    natlens trace fixtures/multi-interface-ufw --in wg0 --src 10.8.0.7 --dst 10.8.0.1 --dport 9999
+    # ACCEPT, path local: ufw's default allow incoming on wg0
+
 What natlens should say (\`natlens report fixtures/multi-interface-ufw\`, golden in
 tests/golden/report/fixtures/multi-interface-ufw.json):
 - \`bypass\` (medium), natlens-web's 8080/tcp from eth0: ufw's \`deny in on eth0\` would refuse
@@ -151,6 +160,15 @@ namespace with this host's addresses plus wg0 got its \`iptables-save\` with
 \`iptables-nft-restore\`, then the two rules above (the raw one is Docker 28's rule for this
 container); \`natlens snapshot\` ran inside the namespace.
 
+Traces (asserted by tests/netfilter/test_nf_fixtures.py):
+
+    natlens trace fixtures/docker28-raw-drop --in wg0 --src 10.8.0.7 --dst 172.17.0.2 --dport 80
+    # DROP in raw PREROUTING #1: the DOCKER-USER allow is never reached
+    natlens trace fixtures/docker28-raw-drop --in eth0 --src 198.51.100.7 --dst 172.17.0.2 --dport 80
+    # DROP in raw PREROUTING #1
+    natlens trace fixtures/docker28-raw-drop --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8080
+    # ACCEPT, path forward, 172.17.0.2:80: the published port (raw sees 192.0.2.2, not the container)
+
 What natlens should say (golden in tests/golden/report/fixtures/docker28-raw-drop.json):
 - \`ineffective\` (medium), \`filter DOCKER-USER #1\`: the allow never sees a packet: from wg0
   to $web:80 is dropped first by \`raw PREROUTING #1\`.
@@ -186,6 +204,15 @@ IPv6 flags, so Docker's rules and Docker files are fixtures/ipv6's (captured fro
 with those flags by make-fixtures.sh); a namespace with this host's addresses (and docker0's
 fd00:dead:beef::1/64) got them with \`iptables-nft-restore\` / \`ip6tables-nft-restore\`, then the
 rule above with iptables; \`natlens snapshot\` ran inside the namespace.
+
+Traces (asserted by tests/netfilter/test_nf_fixtures.py):
+
+    natlens trace fixtures/ipv6-docker-user-v4only --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8080
+    # DROP in filter DOCKER-USER #1 (IPv4)
+    natlens trace fixtures/ipv6-docker-user-v4only --in eth0 --src 2001:db8::7 --dst fd00::2 --dport 8080
+    # ACCEPT, path forward, [fd00:dead:beef::242:ac11:2]:80: ip6tables has no such rule
+    natlens trace fixtures/ipv6-docker-user-v4only --in docker0 --src 172.17.0.2 --dst 198.51.100.7 --dport 8080
+    # ACCEPT, path forward, out eth0: the block names eth0 as input only
 
 What natlens should say (golden in tests/golden/report/fixtures/ipv6-docker-user-v4only.json):
 - \`bypass\` (high), natlens-web's 8080/tcp on IPv6: refused on IPv4 from eth0 by \`filter
@@ -237,6 +264,15 @@ other flags, so Docker's rules and files are fixtures/no-userland-proxy's (captu
 --userland-proxy=false); a namespace with this host's addresses got them with
 \`iptables-nft-restore\`, the ICC rule was replaced with \`iptables -R\`, and \`natlens snapshot\`
 ran inside the namespace.
+
+Traces (asserted by tests/netfilter/test_nf_fixtures.py):
+
+    natlens trace fixtures/icc-no-proxy --in docker0 --src 172.17.0.3 --dst 192.0.2.2 --dport 8080
+    # DROP, path forward, 172.17.0.2:80 via docker0: the ICC drop (filter FORWARD)
+    natlens trace fixtures/icc-no-proxy --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8080
+    # ACCEPT, path forward, 172.17.0.2:80: other hosts reach it
+    natlens trace fixtures/icc-no-proxy --in docker0 --src 172.17.0.3 --dst 172.17.0.2 --dport 80
+    # DROP: container to container on docker0
 
 What natlens should say (golden in tests/golden/report/fixtures/icc-no-proxy.json):
 - \`hairpin-blocked\` (medium), natlens-web's 8080/tcp from docker0; the fix accepts connections

@@ -115,6 +115,12 @@ def _intended(f: Finding) -> list[list[str]] | None:
     tool = "ip6tables" if r.family == "ipv6" else "iptables"
     if f.kind in ("duplicate", "loop"):
         return [[tool, "-t", r.table, "-D", r.chain, str(r.index)]]
+    if f.kind == "mismatch" and (f.fix or "").split(" ")[3:4] == ["-R"]:
+        # the DNAT pointed at the container: the rule's words, --to-destination replaced
+        spec = _spec(r.text)
+        at = spec.index("--to-destination") + 1
+        return [[tool, "-t", r.table, "-R", r.chain, str(r.index), *spec[:at],
+                 (f.fix or "").rsplit(" ", 1)[-1], *spec[at + 1:]]]
     if f.kind in ("dead-rule", "stale", "shadowed", "mismatch", "exposed"):
         return [[tool, "-t", r.table, "-D", r.chain, *_spec(r.text)]]
     if f.kind == "unused-chain" and " -I FORWARD " not in (f.fix or ""):

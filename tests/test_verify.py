@@ -36,17 +36,6 @@ from natlens.verify.probe import Prober, parse_conntrack, parse_counters
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "iptables-save.txt").is_file())
-_REPLY_UNSNAT_TOO_EARLY = (
-    "natlens bug: the simulated reply of a MASQUERADEd container connection meets raw "
-    "PREROUTING already un-SNATed (destination = the container), so Docker 28+'s direct-routing "
-    "drop ('! -i BRIDGE -d CONTAINER -j DROP') drops it; in the kernel the reply still carries "
-    "the host's address there (un-SNAT is at NF_IP_PRI_NAT_DST, after raw) and the connection "
-    "completes")
-CONNECTION_BUGS = {
-    "docker28-raw-drop": _REPLY_UNSNAT_TOO_EARLY,
-    "docker29-nftables": _REPLY_UNSNAT_TOO_EARLY,
-}
-"""Fixtures whose connection check finds a known natlens bug (the test passes once fixed)."""
 
 
 def _needs_root() -> None:
@@ -75,8 +64,6 @@ def test_fixture_agrees_with_kernel(name: str) -> None:
     assert report.disagreements == [], report.render()
     # real connections (test_verify_connections.py): every fixture opens at least 25
     assert len(report.connections) >= 25, report.render()
-    if report.connection_disagreements and name in CONNECTION_BUGS:
-        pytest.xfail(CONNECTION_BUGS[name])
     assert report.connection_disagreements == [], report.render()
 
 

@@ -19,9 +19,15 @@ of a trace of a NEW packet:
   passes the host's conntrack only when ``br_netfilter`` hands bridged frames to iptables
   (``net.bridge.bridge-nf-call-iptables=1``);
 * the reply itself, simulated as an ESTABLISHED packet from the final destination to the
-  original source (the reply's destination is un-SNATed in PREROUTING, its source un-DNATed in
-  POSTROUTING: ``nf_nat_ipv4_fn`` on the reply tuple): dropped by the rules, or leaving by
-  another interface than the one the packet came in on (asymmetric).
+  final source, as it arrives (``reply_packet``), with the connection's mapping
+  (``ReverseNat``) applied where the kernel applies it to every packet of the connection: the
+  reply's destination is un-SNATed at the NAT step of PREROUTING (or OUTPUT for a locally
+  generated reply), priority -100, after raw and mangle; its source is un-DNATed at the NAT
+  step of POSTROUTING (or INPUT), priority +100, after filter (``nf_nat_inet_fn`` →
+  ``nf_nat_packet`` in net/netfilter/nf_nat_core.c, which for the reply direction checks the
+  hook's manip type against the other NAT status bit; ``nf_nat_manip_pkt`` in
+  net/netfilter/nf_nat_proto.c): dropped by the rules, or leaving by another interface than
+  the one the packet came in on (asymmetric).
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import ipaddress
 from typing import Protocol
 
 from natlens.inputs import is_decimal as _decimal
+from natlens.netfilter.flow import ReverseNat
 from natlens.netfilter.host import Host
-from natlens.netfilter.packet import Packet
+from natlens.netfilter.packet import Packet, endpoint
 from natlens.netfilter.trace import Connection, Path, Trace, Verdict
 
-__all__ = ["Simulate", "connection_of", "reply_packet"]
+__all__ = ["ReverseNat", "Simulate", "connection_of", "reply_packet"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -60,33 +67,44 @@ def _ip_of(endpoint: str) -> IPAddress | None:
         return None
 
 
-def _port_of(endpoint: str) -> int | None:
-    tail = endpoint.rsplit("]:", 1)[-1] if endpoint.startswith("[") else (
-        endpoint.split(":", 1)[1] if endpoint.count(":") == 1 else "")
+def _port_of(text: str) -> int | None:
+    """The port of an endpoint; the first of a range a NAT target picks from at random."""
+    tail = text.rsplit("]:", 1)[-1] if text.startswith("[") else (
+        text.split(":", 1)[1] if text.count(":") == 1 else "")
+    tail = tail.split("-", 1)[0]
     return int(tail) if _decimal(tail) else None
 
 
-def reply_packet(trace: Trace) -> Packet | None:
-    """The reply of the traced packet's connection as it meets this host's hooks, or None
-    when the trace does not say where it would arrive."""
+def reply_packet(trace: Trace) -> tuple[Packet, ReverseNat | None] | None:
+    """The reply of the traced packet's connection as it arrives at this host's hooks (from
+    the final destination to the final source, both after NAT), with the connection's mapping
+    the NAT steps undo on the way (None when nothing was NATed); None when the trace does not
+    say where the reply would arrive."""
     packet = trace.packet
     dst_ip = _ip_of(trace.final_dst)
     if dst_ip is None:
         return None
+    back_ip = _ip_of(trace.final_src) or packet.src
     sport = _port_of(trace.final_dst)
     dport = packet.sport if packet.sport is not None else (
         _EPHEMERAL if packet.dport is not None else None)
+    back_port = _port_of(trace.final_src) if packet.sport is not None else dport
     if packet.proto in ("icmp", "icmpv6"):
-        sport = dport = None
+        sport = dport = back_port = None
     icmp = "echo-reply" if packet.proto in ("icmp", "icmpv6") else None
+    unsnat = (packet.src, dport) if (back_ip, back_port) != (packet.src, dport) else None
+    undnat = (packet.dst, packet.dport) if (dst_ip, sport) != (packet.dst, packet.dport) \
+        else None
+    mapping = ReverseNat(dst=unsnat, src=undnat) if unsnat or undnat else None
     if trace.path is Path.LOCAL:
-        return Packet(local_origin=True, src=dst_ip, dst=packet.src, proto=packet.proto,
-                      sport=sport, dport=dport, icmp_type=icmp, state="established")
+        return Packet(local_origin=True, src=dst_ip, dst=back_ip, proto=packet.proto,
+                      sport=sport, dport=back_port, icmp_type=icmp,
+                      state="established"), mapping
     if trace.out_interface is None:
         return None
-    return Packet(in_interface=trace.out_interface, src=dst_ip, dst=packet.src,
-                  proto=packet.proto, sport=sport, dport=dport, icmp_type=icmp,
-                  state="established")
+    return Packet(in_interface=trace.out_interface, src=dst_ip, dst=back_ip,
+                  proto=packet.proto, sport=sport, dport=back_port, icmp_type=icmp,
+                  state="established"), mapping
 
 
 class Simulate(Protocol):
@@ -95,7 +113,7 @@ class Simulate(Protocol):
     reaches it where the host's routes do not say."""
 
     def __call__(self, packet: Packet, *, dst_local: bool | None = None,
-                 via: str | None = None) -> Trace: ...
+                 via: str | None = None, reverse_nat: ReverseNat | None = None) -> Trace: ...
 
 
 def connection_of(trace: Trace, host: Host, simulate: Simulate) -> Connection:
@@ -134,13 +152,15 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
             _hairpin_port(packet, host, out, final_dst))
         if hairpin is not None:
             return hairpin
-    reply = reply_packet(trace)
-    if reply is None:
+    found = reply_packet(trace)
+    if found is None:
         return Connection(None, "where the reply would arrive is not known (no output "
                           "interface)")
-    answer = simulate(reply, dst_local=packet.local_origin, via=packet.in_interface)
+    reply, mapping = found
+    answer = simulate(reply, dst_local=packet.local_origin, via=packet.in_interface,
+                      reverse_nat=mapping)
     verdicts = {b.verdict for b in answer.branches} or {answer.verdict}
-    said = f"reply {answer.final_src} -> {reply.dst}"
+    said = f"reply {endpoint(reply.src, reply.sport)} -> {endpoint(reply.dst, reply.dport)}"
     if Verdict.ACCEPT not in verdicts:
         last = next((s for s in reversed(answer.steps) if s.table), None)
         by = f" by {last.table}:{last.chain}" + (f"#{last.rule}" if last.rule else " policy") \

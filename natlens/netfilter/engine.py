@@ -28,7 +28,7 @@ from natlens.model import Family, Ruleset
 from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
 from natlens.netfilter.fastcopy import replace
-from natlens.netfilter.flow import Flow, MatchContext
+from natlens.netfilter.flow import Flow, MatchContext, ReverseNat
 from natlens.netfilter.host import Host, Route, with_assumed
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
@@ -201,34 +201,48 @@ class Simulator:
     # -- public ---------------------------------------------------------------------------------
 
     def trace(self, packet: Packet, *, dst_local: bool | None = None,
-              via: str | None = None) -> Trace:
-        """Simulate ``packet``; see the module docstring for the semantics. For the reply of a
-        traced connection (its destination is the original source): ``dst_local`` says whether
-        the destination is an address of the host when the host's addresses are not known, and
-        ``via`` the interface that reaches it when the host's routes do not say (the one the
-        original packet came in on)."""
+              via: str | None = None, reverse_nat: ReverseNat | None = None) -> Trace:
+        """Simulate ``packet``; see the module docstring for the semantics.
+
+        For the reply of a traced connection, ``packet`` is the reply as it arrives (addressed
+        to the connection's source after its source NAT) and ``reverse_nat`` the connection's
+        mapping, applied at the NAT step of each hook (``Flow.reverse_nat``); its destination
+        after that is the original source: ``dst_local`` says whether that is an address of
+        the host when the host's addresses are not known, and ``via`` the interface that
+        reaches it when the host's routes do not say (the one the original packet came in
+        on)."""
         pipeline = self.pipelines[packet.family]
         host = self._hosts[packet.family]
+        target = reverse_nat.dst[0] if reverse_nat is not None and reverse_nat.dst else None
+        if target is not None and not host.known_addresses and not host.is_local(packet.dst) \
+                and packet.in_interface is not None:
+            # the reply comes to the address the connection's source NAT chose: the host's
+            host = with_assumed(host, local=(packet.dst, packet.in_interface))
+        end = packet.dst if target is None else target
         if via is not None:
-            known = host.route(packet.dst)
+            known = host.route(end)
             if known is None or (known.network.prefixlen == 0
                                  and not self._routes_known(host, packet)):
-                prefix = packet.dst.max_prefixlen
+                prefix = end.max_prefixlen
                 host = with_assumed(host, routes=(Route(ipaddress.ip_network(
-                    f"{packet.dst}/{prefix}"), via),))
+                    f"{end}/{prefix}"), via),))
         run = Run()
         for a in host.assumptions:
             run.assume(a)
         if packet.family == 6 and not host.known_routes6 and host.known_addresses:
             run.assume("IPv6 routes derived from interface addresses (ip-route.json holds IPv4 "
                        "routes only)")
-        hosts = self._destination_hosts(host, packet, run, dst_local)
+        hosts = self._destination_hosts(host, packet if target is None else replace(
+            packet, dst=target), run, dst_local)
         if packet.family in self._conntrack_off:
             run.assume(self._conntrack_off[packet.family])
         if not self._has_chains[packet.family]:
             run.assume(f"no {'ip6tables' if packet.family == 6 else 'iptables'} rules in the "
                        "snapshot: every hook accepts")
         flow = Flow.from_packet(packet)
+        if reverse_nat is not None:  # the connection's status bits (IPS_SRC_NAT, IPS_DST_NAT)
+            flow = replace(flow, reverse_nat=reverse_nat, snat=reverse_nat.dst is not None,
+                           dnat=reverse_nat.src is not None)
         if packet.local_origin:
             todo: tuple[Stage, ...] = (("route_out",),)
         else:

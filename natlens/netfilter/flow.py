@@ -16,9 +16,26 @@ from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.host import Host
 from natlens.netfilter.packet import Packet
 
-__all__ = ["Flow", "MatchContext"]
+__all__ = ["Flow", "MatchContext", "ReverseNat"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseNat:
+    """The NAT mapping of an existing connection as it applies to a packet of its reply
+    direction: ``dst`` is the (address, port) the reply's destination is rewritten to at the
+    destination-NAT position (PREROUTING / OUTPUT, priority -100: undoing the original's source
+    NAT), ``src`` the (address, port) its source is rewritten to at the source-NAT position
+    (INPUT / POSTROUTING, priority +100: undoing the original's destination NAT); None: that
+    side was not NATed. The kernel applies it to every packet of the connection from the
+    conntrack entry (``nf_nat_inet_fn`` → ``nf_nat_packet`` in ``net/netfilter/nf_nat_core.c``:
+    for the reply direction the manip type of the hook is checked against the *other* NAT
+    status bit; ``nf_nat_manip_pkt`` in ``net/netfilter/nf_nat_proto.c`` rewrites the
+    header), never before raw (-300), conntrack (-200) or mangle (-150)."""
+
+    dst: tuple[IPAddress, int | None] | None = None
+    src: tuple[IPAddress, int | None] | None = None
 
 
 _TCP_FLAGS = {"new": frozenset({"SYN"}), "established": frozenset({"ACK"})}
@@ -62,6 +79,9 @@ class Flow:
     (``sport`` then holds the range's first port and says nothing certain)."""
     dport_range: tuple[int, int] | None = None
     """The same for a destination port chosen at random (DNAT/REDIRECT ``--random``)."""
+    reverse_nat: ReverseNat | None = None
+    """For a reply of a traced connection: the connection's NAT mapping still to apply (each
+    side is cleared once the NAT step of its hook has rewritten the packet)."""
 
     @classmethod
     def from_packet(cls, packet: Packet) -> Flow:

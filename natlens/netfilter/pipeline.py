@@ -155,7 +155,8 @@ class BaseChain:
 
 @dataclass(frozen=True, slots=True)
 class NatStep:
-    """The NAT core's hook: the nat chains of ``hook`` in their own priority order."""
+    """The NAT core's hook: the nat chains of ``hook`` in their own priority order (none at a
+    hook that has no nat chain: the step then only applies existing connections' mappings)."""
 
     hook: str
     priority: int
@@ -169,7 +170,8 @@ class NatStep:
     @property
     def name(self) -> str:
         """``NAT (nat chains: ip nat PREROUTING, ...)``."""
-        return "NAT (" + ", ".join(c.name for g in self.groups for c in g) + ")"
+        return "NAT (" + (", ".join(c.name for g in self.groups for c in g)
+                          or "no nat chain") + ")"
 
     @property
     def chains(self) -> tuple[BaseChain, ...]:
@@ -235,10 +237,13 @@ def build(version: int, chains: Iterable[BaseChain]) -> Pipeline:
         if c.family in (family, "inet") and c.hook in per_hook:
             per_hook[c.hook].append(c)
     hooks: dict[str, HookPipeline] = {}
+    # The first nat chain of a family registers the NAT core at all four hooks
+    # (``nf_nat_register_fn``): a hook without nat chains still un-NATs existing connections.
+    any_nat = any(c.type == "nat" for found in per_hook.values() for c in found)
     for hook, found in per_hook.items():
         plain: list[Entry] = [c for c in found if c.type != "nat"]
         nat = [c for c in found if c.type == "nat"]
-        if nat and hook in NAT_PRIORITY:
+        if any_nat and hook in NAT_PRIORITY:
             groups = _grouped(nat)
             plain.append(NatStep(hook, NAT_PRIORITY[hook],
                                  tuple(tuple(c for c in g if isinstance(c, BaseChain))

@@ -15,9 +15,11 @@ from functools import partial
 from typing import TypeVar
 
 from natlens.model import TargetKind
-from natlens.netfilter.flow import Flow, MatchContext
+from natlens.netfilter.fastcopy import replace
+from natlens.netfilter.flow import Flow, MatchContext, ReverseNat
 from natlens.netfilter.host import Host
 from natlens.netfilter.matches import Evaluation, run_checks
+from natlens.netfilter.packet import endpoint
 from natlens.netfilter.pipeline import (
     CONNTRACK_HOOKS,
     CONNTRACK_PRIORITY,
@@ -86,6 +88,36 @@ def _reroutes(entry: BaseChain | NatStep) -> bool:
         return True
     return entry.type == "route" or (entry.table == "mangle" and entry.source in (
         Source.IPTABLES_NFT, Source.IPTABLES_LEGACY, Source.IPTABLES))
+
+
+def _reverse_nat(path: WalkPath, hook: str, dst_side: bool) -> WalkPath:
+    """Apply the side of a reply's ``Flow.reverse_nat`` that the NAT step of ``hook`` handles:
+    the destination at PREROUTING/OUTPUT, the source at INPUT/POSTROUTING. The kernel does it
+    for every packet of the connection from its conntrack entry, in the NAT core's hook at
+    priority -100 / +100 (``nf_nat_inet_fn`` → ``nf_nat_packet``, net/netfilter/nf_nat_core.c;
+    the header rewrite is ``nf_nat_manip_pkt``, net/netfilter/nf_nat_proto.c), so the base
+    chains before it (raw, mangle) see the reply as it came on the wire."""
+    flow = path.flow
+    rev = flow.reverse_nat
+    to = None if rev is None else rev.dst if dst_side else rev.src
+    assert rev is not None and to is not None
+    addr, port = to
+    if dst_side:
+        was = endpoint(flow.dst, flow.dport)
+        flow = replace(flow, dst=addr, dport=port if port is not None else flow.dport,
+                       reverse_nat=replace(rev, dst=None))
+        now, what = endpoint(flow.dst, flow.dport), "destination"
+    else:
+        was = endpoint(flow.src, flow.sport)
+        flow = replace(flow, src=addr, sport=port if port is not None else flow.sport,
+                       reverse_nat=replace(rev, src=None))
+        now, what = endpoint(flow.src, flow.sport), "source"
+    if flow.reverse_nat == ReverseNat():
+        flow = replace(flow, reverse_nat=None)
+    undone = "source" if dst_side else "destination"
+    return note(path.but(flow=flow), hook,
+                f"NAT: reply {what} {was} -> {now} (undoes the connection's {undone} NAT, "
+                "from its conntrack entry)")
 
 
 def _bind(run_one: Callable[[WalkPath, E], Results], entry: E) -> Callable[[WalkPath], Results]:
@@ -262,6 +294,11 @@ class Walker(Router):
         dst_side = NAT_MANIP[hook] == "dst"
         if flow.ctstate == "UNTRACKED":
             return [(Action.ACCEPT, note(path, hook, "nat skipped: packet is untracked"))]
+        rev = flow.reverse_nat
+        if rev is not None and (rev.dst if dst_side else rev.src) is not None:
+            return [(Action.ACCEPT, _reverse_nat(path, hook, dst_side))]
+        if not step.groups and flow.ctstate != "NEW":
+            return [(Action.ACCEPT, path)]
         if flow.ctstate == "RELATED" and flow.proto not in ("icmp", "icmpv6"):
             # The first packet of an expected connection (FTP data, ...) meets the nat
             # chains unless its helper already set the mapping up (nf_nat_inet_fn).

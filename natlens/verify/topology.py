@@ -508,7 +508,11 @@ _ANSWERING_LEAF_RULES = _LEAF_RULES.replace(":OUTPUT DROP", ":OUTPUT ACCEPT")
 _NS_SYSCTL = (("net.ipv6.conf.default.addr_gen_mode", "1"),
               ("net.ipv6.conf.all.addr_gen_mode", "1"),
               ("net.ipv6.conf.default.accept_dad", "0"),
-              ("net.ipv6.conf.default.accept_ra", "0"))
+              ("net.ipv6.conf.default.accept_ra", "0"),
+              # before any interface exists: a device copies ``default`` when it is created,
+              # and the kernel sends a redirect if ``all`` OR the device says so
+              # (IN_DEV_TX_REDIRECTS is IN_DEV_ORCONF), so ``_OUR_SYSCTL`` alone comes too late
+              ("net.ipv4.conf.default.send_redirects", "0"))
 
 
 @dataclass
