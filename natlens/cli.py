@@ -655,6 +655,10 @@ def _main(argv: Sequence[str] | None, context: Context) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ParseWarning)
+        # natlens's other warnings (snapshot_cache.CacheWarning, load warnings a cache hit
+        # gives again) are messages of the command too: recorded and printed as one line even
+        # when the interpreter's filters turn warnings into errors (-W error, pytest's config)
+        warnings.simplefilter("always", UserWarning)
         try:
             status = handler(args)
             cache = sys.modules.get("natlens.snapshot_cache")

@@ -199,14 +199,23 @@ class ExposureMap:
     notes: tuple[str, ...] = ()
     networks: Mapping[str, str] = field(default_factory=dict)
     """Bridge name → Docker network name, for the ingresses that are Docker networks."""
+    _by_row: dict[int, list[Cell]] = field(default_factory=dict, init=False, repr=False,
+                                           compare=False)
+    """``cells_of``'s index: the cells of each row, by the identity of a row of ``rows``
+    (filled on first use; the map holds its rows, so an identity stays theirs)."""
 
     def to_dict(self) -> dict[str, Any]:
         """``{"cells": [...], "notes": [...]}`` (DESIGN.md)."""
         return {"cells": [c.to_dict() for c in self.cells], "notes": list(self.notes)}
 
     def cells_of(self, row: Row, ingress: str | None = None) -> list[Cell]:
-        """The cells of ``row`` (from ``ingress`` when given)."""
-        return [c for c in self.cells if c.row is row and (ingress is None or c.ingress == ingress)]
+        """The cells of ``row`` (from ``ingress`` when given), in map order."""
+        by_row = self._by_row
+        if not by_row and self.cells:
+            for c in self.cells:
+                by_row.setdefault(id(c.row), []).append(c)
+        found = [c for c in by_row.get(id(row), ()) if c.row is row]
+        return found if ingress is None else [c for c in found if c.ingress == ingress]
 
     def remote(self, ingress: str) -> bool:
         """Whether ``ingress`` is another host's (a host interface, not local nor a network)."""

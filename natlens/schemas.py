@@ -404,7 +404,8 @@ def validate(kind: str, data: Any, *, source: str) -> None:
     """Check ``data`` (parsed JSON) against ``SCHEMAS[kind]``.
 
     Raises ``SnapshotJsonError`` for the first value that does not fit (the file ``source`` and
-    the JSON path named), e.g. ``docker-containers.json: $[0].State: expected an object or null,
+    the JSON path named; a frequent mistake, ``natlens.snapshot_checks.schema_mistake``, gets
+    what to run instead), e.g. ``docker-containers.json: $[0].State: expected an object or null,
     got a string 'running'``. Raises ``KeyError`` for an unknown ``kind`` (a programming error).
     """
     from jsonschema.exceptions import best_match  # noqa: PLC0415  (see _validator)
@@ -412,6 +413,11 @@ def validate(kind: str, data: Any, *, source: str) -> None:
     error = next(iter(_validator(kind).iter_errors(data)), None)
     if error is None:
         return
+    from natlens.snapshot_checks import schema_mistake  # noqa: PLC0415  (only on a failure)
+
+    hint = schema_mistake(kind, data, source)
+    if hint is not None:
+        raise SnapshotJsonError(hint, source=source)
     if error.context:
         error = best_match(error.context) or error
     raise SnapshotJsonError(_reason(error), source=source, path=json_path(error.absolute_path))

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from natlens.errors import ParseWarning
+from natlens.inputs import input_limit
 from natlens.model import Rule
 from natlens.netfilter.prepared import CompiledRule
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
@@ -117,11 +118,14 @@ def _input_files(path: Path) -> list[tuple[str, Path]] | None:
 
 def key_for(path: str | Path, options: Sequence[object]) -> str | None:
     """The cache key (hex SHA-256) of loading ``path`` with ``options``; None when it cannot be
-    cached (standard input, unreadable files: ``load`` then reports them)."""
+    cached (standard input, unreadable files, a file over the input limit
+    ``natlens.inputs.input_limit()``: ``load`` then reports them, so a cache hit never skips a
+    check a parse makes). Raises ``UsageError`` when ``$NATLENS_MAX_INPUT`` is not a size."""
     p = Path(path)
     files = _input_files(p)
     if files is None:
         return None
+    limit = input_limit()
     h = hashlib.sha256(_code_stamp())
     h.update(repr((str(path), tuple(options))).encode())
     try:
@@ -129,8 +133,10 @@ def key_for(path: str | Path, options: Sequence[object]) -> str | None:
             h.update(f"\0file\0{name}\0".encode())
             with open(file, "rb") as fh:
                 size = 0
-                while chunk := fh.read(1 << 20):
+                while chunk := fh.read(min(1 << 20, limit + 1 - size)):
                     size += len(chunk)
+                    if size > limit:
+                        return None  # over the limit: not read further, load refuses it
                     h.update(chunk)
                 h.update(f"\0{size}".encode())
     except OSError:
@@ -490,20 +496,23 @@ def save_pending() -> None:
     than what has been prepared since. Failures to write only warn."""
     while _PENDING:
         item = _PENDING.pop()
-        now = _prepared(item.snap)
+        host, simulator = _prepared(item.snap)
+        # nft's compiled chains are closures pickle cannot store: such a snapshot is kept
+        # parsed, with its host model, and its rules prepared again when used
+        storable = item.snap.nft is None
+        now = (host, simulator and storable)
         if item.prepared is not None and all(a >= b for a, b in zip(item.prepared, now,
                                                                       strict=True)):
             continue
+        bare = replace(item.snap)
+        object.__setattr__(bare, "_host", item.snap._host)
         try:
             try:
-                _write(item.directory, item.entry, item.key, item.snap, item.recorded)
+                _write(item.directory, item.entry, item.key,
+                       item.snap if storable else bare, item.recorded)
             except (AttributeError, TypeError, pickle.PicklingError):
-                if item.snap._simulator is None:
+                if item.snap._simulator is None or not storable:
                     raise
-                # prepared parts pickle cannot store (nft's compiled closures): keep the
-                # parsed snapshot and its host model, prepare again when used
-                bare = replace(item.snap)
-                object.__setattr__(bare, "_host", item.snap._host)
                 _write(item.directory, item.entry, item.key, bare, item.recorded)
         except Exception as exc:
             _warn(f"{item.directory}: cannot write an entry ({type(exc).__name__}: {exc}): "

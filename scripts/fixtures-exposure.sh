@@ -279,3 +279,75 @@ What natlens should say (golden in tests/golden/report/fixtures/icc-no-proxy.jso
   DNATed to 172.17.0.2:80 within docker0 in DOCKER-USER (\`--ctstate DNAT\`).
 EOF
 }
+
+scenario_planted_rules() {
+    run natlens-web -p 8080:80
+    run natlens-api -p 8081:80
+    local web api n
+    web=$(ip_of natlens-web)
+    api=$(ip_of natlens-api)
+    ns_start
+    ns_docker_rules
+    # Rule-level faults, planted with iptables after Docker's rules (in the namespace only):
+    # natlens-api's DNAT edited to the wrong container port (mismatch),
+    n=$(nsx iptables -t nat -S DOCKER | grep -n -x -- \
+        "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination $api:80" |
+        cut -d: -f1)
+    [ -n "$n" ] || die "no DNAT for 8081"
+    nsx iptables -t nat -R DOCKER "$((n - 1))" ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT \
+        --to-destination "$api:81"
+    # two chains that jump to each other, reached from no built-in chain (loop),
+    nsx iptables -N OLD-A
+    nsx iptables -N OLD-B
+    nsx iptables -A OLD-A -s 203.0.113.0/24 -j OLD-B
+    nsx iptables -A OLD-B -p tcp -j OLD-A
+    # a chain no rule jumps to, and the chain only it jumps to (unused, unreachable),
+    nsx iptables -N OLD-LOG
+    nsx iptables -N OLD-DROP
+    nsx iptables -A OLD-LOG -j OLD-DROP
+    nsx iptables -A OLD-DROP -j DROP
+    # and an allow for the VPN's UDP port placed after a catch-all UDP drop (dead rule).
+    nsx iptables -A INPUT -i eth0 -p udp -j DROP
+    nsx iptables -A INPUT -i eth0 -p udp -m udp --dport 51820 -j ACCEPT
+    ns_capture planted-rules
+    ns_stop
+    readme planted-rules <<EOF
+# planted-rules — rule-level faults next to Docker's own rules
+
+    docker run -d --name natlens-web -p 8080:80 natlens-busybox:latest     # $web
+    docker run -d --name natlens-api -p 8081:80 natlens-busybox:latest     # $api
+
+then, in a namespace holding this host's Docker rules (never on the host itself):
+
+    iptables -t nat -R DOCKER N ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination $api:81
+    iptables -N OLD-A; iptables -N OLD-B
+    iptables -A OLD-A -s 203.0.113.0/24 -j OLD-B; iptables -A OLD-B -p tcp -j OLD-A
+    iptables -N OLD-LOG; iptables -N OLD-DROP
+    iptables -A OLD-LOG -j OLD-DROP; iptables -A OLD-DROP -j DROP
+    iptables -A INPUT -i eth0 -p udp -j DROP
+    iptables -A INPUT -i eth0 -p udp -m udp --dport 51820 -j ACCEPT
+
+How it was made (\`scripts/make-fixtures.sh planted-rules\`, scenario in
+\`scripts/fixtures-exposure.sh\`): the containers ran on the real dockerd; a namespace with this
+host's addresses got its \`iptables-save\` with \`iptables-nft-restore\`, then the commands above;
+\`natlens snapshot\` ran inside the namespace.
+
+Traces (asserted by tests/netfilter/test_nf_fixtures.py):
+
+    natlens trace fixtures/planted-rules --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8081
+    # DROP, path forward: DNATed to $api:81, FORWARD's policy drops it (Docker accepts port 80)
+    natlens trace fixtures/planted-rules --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --proto udp --dport 51820
+    # DROP, path local: INPUT's UDP drop for eth0 comes before the WireGuard allow
+    natlens trace fixtures/planted-rules --in eth0 --src 198.51.100.7 --dst 192.0.2.2 --dport 8080
+    # ACCEPT, path forward, $web:80
+
+What natlens should say (golden in tests/golden/report/fixtures/planted-rules.json):
+- \`mismatch\` (high), natlens-api's 8081/tcp: its DNAT points at $api:81; the fix points it back
+  at port 80.
+- \`loop\` (high): OLD-A -> OLD-B -> OLD-A, reached from no built-in chain.
+- \`unreachable-chain\` (low) for the chains only unreached chains jump to, \`unused-chain\` (low)
+  for OLD-LOG.
+- \`dead-rule\` (medium): INPUT's WireGuard allow after the UDP drop for eth0.
+EOF
+    clean_docker
+}

@@ -26,7 +26,8 @@ IMAGE=natlens-busybox:latest
 SCENARIOS=(default-bridge-8080 loopback-9000 udp-5353 port-range user-network no-icc
            internal-network docker-user-policy planted-faults firewalld-docker
            nftables-conf-docker split-legacy-nft docker29-nftables multi-interface-ufw
-           docker28-raw-drop no-userland-proxy ipv6 icc-no-proxy ipv6-docker-user-v4only)
+           docker28-raw-drop planted-rules no-userland-proxy ipv6 icc-no-proxy
+           ipv6-docker-user-v4only)
 IPV6_FLAGS=(--ipv6 --fixed-cidr-v6 fd00:dead:beef::/64 --experimental --ip6tables)
 NOPROXY_FLAGS=(--userland-proxy=false)
 

@@ -612,6 +612,7 @@ FIXTURE_FINDINGS: dict[str, set[tuple[str, int | None, str | None]]] = {
     "docker28-raw-drop": set(),
     "icc-no-proxy": set(),
     "ipv6-docker-user-v4only": {("bypass", 8080, "natlens-web")},
+    "planted-rules": {("mismatch", 8081, "natlens-api")},
 }
 FIXTURE_COUNTS = {"loopback-9000": 2}
 """Fixtures with more findings than distinct (kind, port, container): loopback-9000's port is

@@ -15,6 +15,12 @@ SAMPLE = REPO_ROOT / "fixtures" / "default-bridge-8080"
 
 DOCKER_PS = ("CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS   PORTS     NAMES\n"
              "abc123   busybox   \"httpd\"   2 min ago   Up 2 min   0.0.0.0:8080->80/tcp   web\n")
+DOCKER_PS_JSON_ONE = ('{"Command":"\\"httpd -f\\"","ID":"abc123","Image":"busybox",'
+                      '"Names":"web","Ports":"0.0.0.0:8080->80/tcp","State":"running"}')
+IP_ADDR_TEXT = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n"
+                "    inet 127.0.0.1/8 scope host lo\n")
+IP_ROUTE_TEXT = ("default via 192.0.2.1 dev eth0 proto dhcp metric 100\n"
+                 "172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1\n")
 LISTING_WITHOUT_N = ("Chain INPUT (policy ACCEPT)\n"
                      "target     prot opt source               destination\n"
                      "ACCEPT     tcp  --  anywhere             anywhere             tcp dpt:ssh\n")
@@ -45,6 +51,21 @@ def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
      '{"Command":"sh","ID":"def456","Image":"busybox","Names":"db"}\n',
      "docker-containers.json: this is 'docker ps --format json' output (one line per "
      "container): save 'docker inspect $(docker ps -aq) > docker-containers.json' instead"),
+    ("docker-containers.json", DOCKER_PS_JSON_ONE + "\n",
+     "docker-containers.json: this is 'docker ps --format json' output (one line per "
+     "container): save 'docker inspect $(docker ps -aq) > docker-containers.json' instead"),
+    ("docker-containers.json", f"[{DOCKER_PS_JSON_ONE}]\n",
+     "docker-containers.json: this is 'docker ps --format json' output (one line per "
+     "container): save 'docker inspect $(docker ps -aq) > docker-containers.json' instead"),
+    ("ip-addr.json", IP_ADDR_TEXT,
+     "ip-addr.json: this is 'ip addr' output (text), not JSON: save "
+     "'ip -j addr show > ip-addr.json' instead"),
+    ("ip-route.json", IP_ROUTE_TEXT,
+     "ip-route.json: this is 'ip route' output (text), not JSON: save "
+     "'ip -j route show > ip-route.json' instead"),
+    ("ip-route6.json", "fe80::/64 dev eth0 proto kernel metric 256 pref medium\n",
+     "ip-route6.json: this is 'ip -6 route' output (text), not JSON: save "
+     "'ip -j -6 route show > ip-route6.json' instead"),
     ("docker-networks.json", "NETWORK ID     NAME      DRIVER    SCOPE\n",
      "docker-networks.json: this is 'docker network ls' output (a table), not JSON: save "
      "'docker network inspect $(docker network ls -q) > docker-networks.json' instead"),

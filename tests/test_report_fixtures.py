@@ -127,6 +127,14 @@ EXPOSURE_FINDINGS = {
     "icc-no-proxy": [("hairpin-blocked", "medium", 8080, ("filter", "FORWARD", 6))],
     # the IPv4 DOCKER-USER block has no IPv6 counterpart
     "ipv6-docker-user-v4only": [("bypass", "high", 8080, ("filter", "DOCKER-USER", 1))],
+    # rule-level faults planted next to Docker's rules
+    "planted-rules": [("mismatch", "high", 8081, ("nat", "DOCKER", 3)),
+                      ("loop", "high", None, ("filter", "OLD-B", 1)),
+                      ("dead-rule", "medium", None, ("filter", "INPUT", 2)),
+                      ("unreachable-chain", "low", None, ("filter", "OLD-A", 0)),
+                      ("unreachable-chain", "low", None, ("filter", "OLD-B", 0)),
+                      ("unreachable-chain", "low", None, ("filter", "OLD-DROP", 0)),
+                      ("unused-chain", "low", None, ("filter", "OLD-LOG", 0))],
     # a remote packet to 127.0.0.1 is DNATed to the loopback-only port; direct routing too
     "loopback-9000": [("exposed", "high", 9000, ("filter", "DOCKER", 1)),
                       ("exposed", "high", 9000, ("nat", "DOCKER", 2))],

@@ -176,8 +176,7 @@ def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
         b = row.binding
         if b is None or b.loopback or not view.managed(b.family):
             continue
-        if not any(c.reachable for c in emap.cells
-                   if c.row is row and emap.remote(c.ingress)):
+        if not any(c.reachable for c in emap.cells_of(row) if emap.remote(c.ingress)):
             continue
         for net, _ in b.networks:
             bridge = net.bridge

@@ -127,8 +127,8 @@ def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
 def _remote_hits(view: DockerView, emap: ExposureMap, row: Row) -> Iterator[tuple[Cell, Outcome]]:
     """The cells of ``row`` from another host's ingress whose connection reaches the row's
     container, with the outcome of their trace."""
-    for cell in emap.cells:
-        if cell.row is not row or not emap.remote(cell.ingress) or not cell.reachable \
+    for cell in emap.cells_of(row):
+        if not emap.remote(cell.ingress) or not cell.reachable \
                 or cell.target is None or cell.target.kind != "container" or cell.lands is None:
             continue
         o = _reaches(outcomes(view.trace(cell.packet)), cell.lands)

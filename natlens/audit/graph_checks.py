@@ -80,6 +80,20 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                 )
 
 
+def _orphaned(g: nx.MultiDiGraph, name: str) -> list[str]:
+    """``name`` and the chains that only it (directly or through others of the list) jumps to:
+    deleting ``name`` alone would leave them unused."""
+    doomed = [name]
+    grew = True
+    while grew:
+        grew = False
+        for d in {v for u in doomed for v in g.successors(u)} - set(doomed):
+            if all(u in doomed for u in g.predecessors(d)):
+                doomed.append(d)
+                grew = True
+    return doomed
+
+
 def _remove_chains(program: str, table: Table, g: nx.MultiDiGraph,
                    names: Sequence[str]) -> str | None:
     """``iptables -t T -F A && ... && iptables -t T -X A && ...``: flush, then delete, the chains
@@ -213,8 +227,9 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
                     message=message,
                     rule=chain_ref(chain, table, rs.family),
                     fix=(_docker_forward_fix(program, table, name) if docker else None if own
-                         else command([program, "-t", t, "-F", name],
-                                      [program, "-t", t, "-X", name])),
+                         else _remove_chains(program, table, graph[t], _orphaned(graph[t], name))
+                         or command([program, "-t", t, "-F", name],
+                                    [program, "-t", t, "-X", name])),
                 )
 
 

@@ -31,9 +31,9 @@ from natlens.audit._docker_view import DockerView, Outcome, docker_view, exposur
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
-from natlens.correlate import Binding
+from natlens.correlate import Binding, port_set
 from natlens.exposure import Cell
-from natlens.model import Family
+from natlens.model import Family, TableName
 from natlens.netfilter import Step, StepKind, Verdict
 
 __all__ = ["check_input_allows", "check_nft_forward_ports"]
@@ -110,6 +110,23 @@ def _meets(view: DockerView, step: Step) -> bool:
                for s in o.steps)
 
 
+def _allowed_ports(view: DockerView) -> list[tuple[int, int]] | None:
+    """The destination ports any iptables ACCEPT rule names (both families, both backends);
+    None when the snapshot has native nft tables (their rules are not scanned: every port is a
+    candidate)."""
+    snap = view.snapshot
+    if snap.nft is not None:
+        return None
+    out: list[tuple[int, int]] = []
+    for rs in (snap.ruleset, snap.ruleset6, snap.other_backend, snap.other_backend6):
+        table = rs.get(TableName.FILTER) if rs is not None else None
+        for chain in table.chains if table is not None else ():
+            for rule in chain.rules:
+                if rule.target_name == "ACCEPT":
+                    out.extend(port_set(rule) or ())
+    return out
+
+
 def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
     """INPUT ACCEPT rules (iptables or nft) for a published host port that its packets never
     meet (see the module docstring).
@@ -133,8 +150,11 @@ def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
     view = docker_view(ctx)
     if view is None:
         return
+    allowed = _allowed_ports(view)
     done: set[tuple[object, ...]] = set()
     for b, cell in _bindings_cells(view):
+        if allowed is not None and not any(lo <= b.host_port <= hi for lo, hi in allowed):
+            continue  # no ACCEPT names the port: no what-if simulator to build
         real = _forwarded(view, b, cell)
         if real is None:
             continue

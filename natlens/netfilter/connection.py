@@ -160,11 +160,17 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
     answer = simulate(reply, dst_local=packet.local_origin, via=packet.in_interface,
                       reverse_nat=mapping)
     verdicts = {b.verdict for b in answer.branches} or {answer.verdict}
-    said = f"reply {endpoint(reply.src, reply.sport)} -> {endpoint(reply.dst, reply.dport)}"
+    back = endpoint(reply.dst, reply.dport if packet.sport is not None else None)
+    said = f"reply {endpoint(reply.src, reply.sport)} -> {back}"
     if Verdict.ACCEPT not in verdicts:
         last = next((s for s in reversed(answer.steps) if s.table), None)
         by = f" by {last.table}:{last.chain}" + (f"#{last.rule}" if last.rule else " policy") \
             if last is not None else ""
+        if mapping is None and _source_nat_unresolved(trace):
+            return Connection(None, f"the {said} is {_DONE[answer.verdict]}{by}, but the "
+                              "connection's source NAT took an address the snapshot does not "
+                              "tell: the reply comes back to that address, which the rules "
+                              "before the NAT step see instead")
         return Connection(False, f"the {said} is {_DONE[answer.verdict]}{by}")
     if len(verdicts) > 1:
         return Connection(None, f"the {said} may be dropped: {'; '.join(answer.uncertain[:3])}")
@@ -174,6 +180,14 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
                           f"{answer.out_interface}, the packet came in on {packet.in_interface} "
                           "(reverse-path filtering or the peer may drop it)")
     return Connection(True, f"the {said} comes back through the same conntrack entry")
+
+
+def _source_nat_unresolved(trace: Trace) -> bool:
+    """Whether a source NAT target ran (``MASQUERADE``/``SNAT``, nft ``masquerade``/``snat``)
+    but left the source as it was: its address is unknown (no ip-addr.json), so the reply's
+    destination as it arrives is too."""
+    return _ip_of(trace.final_src) == trace.packet.src and any(
+        s.target.upper() in ("MASQUERADE", "SNAT") for s in trace.steps)
 
 
 def _loopback(trace: Trace, host: Host, out: str, final_src: IPAddress | None,

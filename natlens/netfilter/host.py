@@ -276,13 +276,16 @@ class Host:
                 return "BROADCAST"
             if ip in _MULTICAST4:
                 return "MULTICAST"
-            if ip in self.broadcasts:
-                return "BROADCAST"
         elif ip in _MULTICAST6:
             return "MULTICAST"
+        # The local table's ``local`` route wins over a ``broadcast`` route for the same address
+        # (a /32 whose brd is the address itself, as DHCP and VPN interfaces set it):
+        # fib_add_ifaddr adds the local route first; ``ip route get`` answers ``local``.
         holder = self.local_interface(ip)
         if holder is not None and (dev is None or dev == holder):
             return "LOCAL"
+        if ip.version == 4 and ip in self.broadcasts:
+            return "BROADCAST"
         return "UNICAST"
 
     def route(self, dst: IPAddress) -> Route | None:

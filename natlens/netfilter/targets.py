@@ -61,6 +61,7 @@ class Effect:
 Handler = Callable[[Target, Flow, MatchContext], Effect]
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_nat_range(text: str, version: int) -> tuple[IPAddress | None, int | None, str]:
     """``ADDR[-ADDR][:PORT[-PORT]]`` (``[ADDR]:PORT`` for IPv6) → first address, first port.
 

@@ -100,7 +100,8 @@ def _reverse_nat(path: WalkPath, hook: str, dst_side: bool) -> WalkPath:
     flow = path.flow
     rev = flow.reverse_nat
     to = None if rev is None else rev.dst if dst_side else rev.src
-    assert rev is not None and to is not None
+    assert rev is not None
+    assert to is not None
     addr, port = to
     if dst_side:
         was = endpoint(flow.dst, flow.dport)

@@ -19,6 +19,13 @@ NOICC = "br-15235b17cea3"
 # as (table, chain, target) or None.
 CASES: list[tuple[str, dict[str, Any], tuple[str, str, str, str | None],
                   tuple[str, str, str] | None]] = [
+    # scripts/fixtures-exposure.sh: rule-level faults (a DNAT to the wrong port, a dead allow)
+    ("planted-rules", {**OUT, "dport": 8081},
+     ("DROP", "forward", "172.17.0.3:81", "docker0"), ("nat", "DOCKER", "DNAT")),
+    ("planted-rules", {**OUT, "proto": "udp", "dport": 51820},
+     ("DROP", "local", "192.0.2.2:51820", None), ("filter", "INPUT", "DROP")),
+    ("planted-rules", {**OUT, "dport": 8080},
+     ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),
     # scripts/fixtures-exposure.sh: ufw on eth0 only, a VPN on wg0
     ("multi-interface-ufw", {**OUT, "dport": 8080},
      ("ACCEPT", "forward", "172.17.0.2:80", "docker0"), ("filter", "DOCKER", "ACCEPT")),

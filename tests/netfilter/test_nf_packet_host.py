@@ -144,7 +144,9 @@ def test_host_rejects_malformed_json() -> None:
 
     with pytest.raises(SnapshotError, match="ifname"):
         Host.from_json([{"addr_info": []}], [])
-    with pytest.raises(SnapshotError, match="bad route"):
+    with pytest.raises(SnapshotError,  # the schema names the JSON path and what it wanted
+                       match=r"\$\[0\]\.dst: expected 'default' or an IP network, got a string "
+                             r"'300\.0\.0\.0/8'"):
         Host.from_json([], [{"dst": "300.0.0.0/8"}])
 
 
