@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from natlens.cli_errors import Context, one_line, run
+from natlens.cli_errors import MAX_LINE, Context, one_line, run
 
 # The rest of natlens is imported by the command that needs it (``natlens --help`` and the
 # start of every command stay fast: issue 13, <= 0.15 s).
@@ -81,17 +81,53 @@ def _add_host(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> Snapshot:
     """Load PATH with the common options (and the stated host addresses, if any), through
     the snapshot cache (``natlens.snapshot_cache``) unless ``--no-cache``."""
+    from natlens.errors import ParseError  # noqa: PLC0415
     from natlens.snapshot_cache import load_cached  # noqa: PLC0415
 
-    snap = load_cached(args.path, strict=not args.lenient, table=args.input_table,
-                       restore_flush=args.restore_flush, allow_empty=args.allow_empty,
-                       addresses=getattr(args, "host_addr", ()),
-                       interfaces=getattr(args, "iface", ()),
-                       use_cache=not getattr(args, "no_cache", False),
-                       freeze=True,  # the model lives until exit: no collection walks it
-                       progress=_progress(args))
+    try:
+        snap = load_cached(args.path, strict=not args.lenient, table=args.input_table,
+                           restore_flush=args.restore_flush, allow_empty=args.allow_empty,
+                           addresses=getattr(args, "host_addr", ()),
+                           interfaces=getattr(args, "iface", ()),
+                           use_cache=not getattr(args, "no_cache", False),
+                           freeze=True,  # the model lives until exit: no collection walks it
+                           progress=_progress(args))
+    except ParseError as exc:
+        if not args.lenient and _lenient_reads(args):
+            exc.args = (_with_hint(str(exc), LENIENT_HINT),)
+        raise
     _progress(args)("preparing")
     return snap
+
+
+LENIENT_HINT = "(--lenient reads it as far as it tells)"
+"""Ends a strict parse error when ``--lenient`` would read the same input."""
+
+
+def _lenient_reads(args: argparse.Namespace) -> bool:
+    """Whether PATH, refused by the strict parser, loads with ``--lenient`` (not tried for
+    standard input, which cannot be read twice). Its warnings are dropped: only the answer
+    counts."""
+    from natlens.errors import NatlensError  # noqa: PLC0415
+    from natlens.snapshot import load  # noqa: PLC0415
+
+    if args.path == "-":
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            load(args.path, strict=False, table=args.input_table,
+                 restore_flush=args.restore_flush, allow_empty=args.allow_empty)
+        except (NatlensError, OSError):
+            return False
+    return True
+
+
+def _with_hint(message: str, hint: str) -> str:
+    """``message`` then ``hint``, within the CLI's one-line bound (``cli_errors.MAX_LINE``,
+    less ``natlens: error: ``): the message is cut, never the hint."""
+    room = MAX_LINE - len("natlens: error: ") - len(hint) - 1
+    return f"{one_line(message, room)} {hint}"
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], object]:
@@ -611,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "table)")
     p.set_defaults(handler=_cmd_verify)
 
-    p = sub.add_parser("cache", help="show or clear the snapshot cache",
+    p = sub.add_parser("cache", help="print the snapshot cache folder (dir) or empty it "
+                       "(clear)",
                        description="natlens keeps each parsed and prepared snapshot in "
                        "$XDG_CACHE_HOME/natlens (default ~/.cache/natlens), keyed by the "
                        "content of every input file and natlens's version, so that a second "

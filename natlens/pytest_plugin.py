@@ -21,6 +21,7 @@ A failed ``assert trace == other_trace`` shows where the two traces part
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -97,9 +98,13 @@ def _load_cached(config: pytest.Config, path: Path, strict: bool) -> Snapshot:
     if hit is not None and hit[0] == stamp:
         return hit[1]
     if config.getini("natlens_cache"):
-        from natlens.snapshot_cache import load_cached  # noqa: PLC0415
+        from natlens.snapshot_cache import CacheWarning, load_cached  # noqa: PLC0415
 
-        snap = load_cached(path, strict=strict)
+        # The cache only saves time: an entry it cannot use must not fail a test session that
+        # turns warnings into errors (``filterwarnings = error``); the snapshot is parsed anew.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CacheWarning)
+            snap = load_cached(path, strict=strict)
     else:
         snap = load(path, strict=strict)
     cache[key] = (stamp, snap)
@@ -112,7 +117,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     cache = sys.modules.get("natlens.snapshot_cache")
     if cache is not None and session.config.getini("natlens_cache"):
-        cache.save_pending()
+        with warnings.catch_warnings():  # saving is best effort, as loading is
+            warnings.simplefilter("ignore", cache.CacheWarning)
+            cache.save_pending()
 
 
 def _marked(request: pytest.FixtureRequest, fixture: str) -> pytest.Mark:

@@ -112,3 +112,36 @@ def test_live_with_a_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert _error(["report", "--live", "snap"], capsys) == [
         "natlens: error: snap: --live captures this host and reads no PATH: run 'natlens "
         "report snap' for the snapshot, or 'natlens report --live' alone for this host"]
+
+
+LENIENT_HINT = "(--lenient reads it as far as it tells)"
+
+
+def test_strict_error_says_lenient_would_read_it(cases: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    paste = cases / "real-world" / "01-synology-docker-forward-orphaned" / "literal-paste.txt"
+    assert _error(["report", str(paste)], capsys) == [
+        f"natlens: error: {paste}:2:1: expected the column header ('target prot opt source "
+        "destination') after the 'Chain' line: '(empty — no rules)' " + LENIENT_HINT]
+
+
+def test_strict_error_without_hint_when_lenient_fails_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.txt"
+    rules.write_text("*filter\n-A FOO -j BAR\n")
+    lines = _error(["report", str(rules)], capsys)
+    assert lines == [f"natlens: error: {rules}:2: rule for chain 'FOO', which was not declared "
+                     "(use lenient mode to accept it): '-A FOO -j BAR'"]
+
+
+def test_lenient_hint_stays_within_one_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from natlens.cli_errors import MAX_LINE
+
+    folder = tmp_path / ("x" * 200)
+    folder.mkdir()
+    paste = folder / ("y" * 200 + ".txt")
+    paste.write_text("Chain FORWARD (policy DROP)\n(empty — no rules)\n")
+    [line] = _error(["report", str(paste)], capsys)
+    assert len(line) <= MAX_LINE
+    assert line.endswith("… " + LENIENT_HINT)

@@ -3,7 +3,8 @@
 Within a table: ``-j CHAIN`` returns to the next rule, ``-g CHAIN`` does not; RETURN or the end
 of a built-in chain applies its policy; ACCEPT ends only this table's chain for this hook
 (iptables(8)). The nat table sees only the first packet of a connection and each NAT manip
-(destination in PREROUTING/OUTPUT, source in INPUT/POSTROUTING) once (``nf_nat_inet_fn``).
+(destination in PREROUTING/OUTPUT, source in INPUT/POSTROUTING) once (``nf_nat_inet_fn``); the
+reply of a traced connection is rewritten back by the same NAT step (``Flow.reverse_nat``).
 Matches the snapshot cannot decide, and ``-m statistic``, fork the walk (``Walker._fork``).
 """
 
@@ -289,7 +290,9 @@ class Walker(Router):
     def nat(self, path: WalkPath, step: NatStep) -> list[tuple[Action, WalkPath]]:
         """The NAT step of a hook: only a connection's first packet meets the nat chains, in
         their priority order, until one sets up the mapping (``nf_nat_inet_fn``); without a
-        mapping the connection keeps its addresses (null binding)."""
+        mapping the connection keeps its addresses (null binding). A reply carrying its
+        connection's mapping (``Flow.reverse_nat``) is rewritten here instead, at the NAT
+        step's priority (``_reverse_nat``)."""
         hook = step.hook
         flow = path.flow
         dst_side = NAT_MANIP[hook] == "dst"
