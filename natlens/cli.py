@@ -357,6 +357,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
 _PACKET_OPTIONS = ("in_interface", "local_origin", "src", "dst", "proto", "dport", "sport",
                    "icmp_type", "state", "mark")
+_PACKET_FLAGS = {"in_interface": "--in"}
+"""Options whose spelling (``_packet_options``) is not their destination's name."""
 _GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid",
                      ".json": "json", ".svg": "svg"}
 
@@ -409,7 +411,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     args.format = _graph_format(args.format, args.output)
     if args.table and args.table.lower() in ("raw", "mangle", "nat", "filter", "security"):
         args.table = args.table.lower()  # iptables' names; an nft table keeps its case
-    given = [f"--{name.replace('_', '-')}" for name in _PACKET_OPTIONS
+    given = [_PACKET_FLAGS.get(name, f"--{name.replace('_', '-')}") for name in _PACKET_OPTIONS
              if getattr(args, name) not in (None, False, "new", "0", "tcp")]
     if given and not args.trace:
         raise UsageError(f"{', '.join(given)}: packet options need --trace (they say which "

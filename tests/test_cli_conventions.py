@@ -190,6 +190,9 @@ def test_trace_paths_relative_after_header(capsys: pytest.CaptureFixture[str]) -
     (["--dport", "8080"],
      "natlens: error: --dport: packet options need --trace (they say which packet's path to "
      "highlight)"),
+    (["--in", "eth0", "--src", "198.51.100.7"],
+     "natlens: error: --in, --src: packet options need --trace (they say which packet's path "
+     "to highlight)"),
     (["-o", "graph.png"],
      "natlens: error: graph.png: natlens graph writes .dot, .gv, .mmd, .mermaid, .json, .svg "
      "files, not '.png' (for PNG: write .svg and convert it, e.g. rsvg-convert -o graph.png "
