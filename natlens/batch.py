@@ -10,6 +10,10 @@ trace PATH --packets FILE``: one packet per line, either
 - CSV: a header line naming some of these columns (``src,dst,in,dport``), then one packet per
   line; an empty cell is an unset option (``local_origin``: ``true``/``1``/``yes`` or empty).
 
+Values read as the options do (``Packet``, ``natlens.services``): ``sport``/``dport`` a number or
+a service name of ``/etc/services`` (``http``), ``proto`` a name or number in any case (``TCP``,
+``17``).
+
 The format is told by the first line that is not blank: ``{`` starts JSON lines. Blank lines and
 lines starting with ``#`` are skipped. A line that is not a packet raises ``PacketFileError``
 naming the file and line (the CLI prints it as one line, exit status 2).
@@ -96,11 +100,12 @@ def _packet(values: dict[str, Any], source: str, line_no: int) -> Packet:
                 raise PacketFileError(f"local_origin: expected true or false, got {value!r}",
                                       source=source, line_no=line_no)
         elif name in _INTEGERS:
-            if isinstance(value, str) and value.isascii() and value.isdecimal():
+            # a number, or a service name Packet looks up for its protocol (as --dport reads it)
+            if not isinstance(value, (int, str)) or isinstance(value, bool):
+                raise PacketFileError(f"{name}: expected a port number or service name, got "
+                                      f"{str(value)[:40]!r}", source=source, line_no=line_no)
+            if isinstance(value, str) and value.isascii() and value.strip().isdecimal():
                 value = int(value)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise PacketFileError(f"{name}: expected a port number, got {str(value)[:40]!r}",
-                                      source=source, line_no=line_no)
         elif isinstance(value, bool) or not isinstance(value, (str, int)):
             raise PacketFileError(f"{name}: expected a string, got {type(value).__name__}",
                                   source=source, line_no=line_no)

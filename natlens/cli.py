@@ -249,7 +249,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     else:
         width = terminal_width(sys.stdout)
         color = use_color(args.color, sys.stdout)
-        sys.stdout.write(f"natlens trace for {terminal(snap.path)}\n")
+        sys.stdout.write(f"natlens trace for {terminal(_shown(args, snap))}\n")
         for line in str(trace_hints.relative_to_snapshot(trace, snap)).split("\n"):
             if line.startswith("=> "):
                 verdict = "green" if trace.verdict.value == "ACCEPT" else "red"
@@ -328,7 +328,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         columns = terminal_width(sys.stdout)
         # kind (~16) + where (~28) + the gaps: the finding column gets the rest
         width = 72 if columns is None else max(30, columns - 48)
-        text = report.to_table(findings, snap, exposure=emap, width=width)
+        text = report.to_table(findings, snap, exposure=emap, width=width,
+                               name=_shown(args, snap))
         if use_color(args.color, sys.stdout):
             colors = {"HIGH": "red", "MEDIUM": "yellow", "LOW": "bold"}
             lines = text.split("\n")
@@ -456,7 +457,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
                              "--chain / no --expand)\n")
             sys.stderr.flush()
     host = snap.meta.get("hostname")
-    where = f"host {host} ({snap.path})" if isinstance(host, str) and host else snap.path
+    shown = _shown(args, snap)
+    where = f"host {host} ({shown})" if isinstance(host, str) and host else shown
     title = (f"{where}: {chains.family.value}, "
              f"{'table ' + args.table if args.table else 'all tables'}")
     if args.format == "dot":
@@ -666,6 +668,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0, 1, 2; 130 when interrupted). Every failure ends
     as one line on standard error (``natlens.cli_errors``), never a traceback."""
     return run(lambda context: _main(argv, context))
+
+
+def _shown(args: argparse.Namespace, snap: Snapshot) -> str:
+    """The snapshot as output headers name it: ``example default-bridge-8080`` for
+    ``--example`` (not the install path inside site-packages), else its path."""
+    if getattr(args, "example", False):
+        from natlens.sample import EXAMPLE_NAME  # noqa: PLC0415
+
+        return f"example {EXAMPLE_NAME}"
+    return snap.path
 
 
 def _example_or_path(args: argparse.Namespace) -> None:

@@ -117,16 +117,18 @@ def _wrap(text: str, width: int) -> str:
 
 
 def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
-             width: int = 72, exposure: ExposureMap | None = None) -> str:
+             width: int = 72, exposure: ExposureMap | None = None,
+             name: str | None = None) -> str:
     """Plain-text report: the exposure map when given (``natlens.exposure_render``), one table
-    of findings per severity (high first), then a one-line summary.
+    of findings per severity (high first), then a one-line summary. The first line names the
+    snapshot: ``name`` when given (``example default-bridge-8080``), else its path.
 
     Each row names the kind, where the blamed rule is (``table chain #index`` and
     ``file:line``), the message with the rule's text, and the fix.
     """
     out: list[str] = []
     if snapshot is not None:
-        out.append(f"natlens report for {terminal(snapshot.path)}")
+        out.append(f"natlens report for {terminal(name or snapshot.path)}")
         out.append("")
     if exposure is not None and exposure.rows:
         out.append("EXPOSURE (who can open a connection to each port, from where)")

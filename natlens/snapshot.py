@@ -162,13 +162,13 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
     text, name = read_text(main)
     check_family_header(text, name, Family.IPV4)
     ruleset = load_rules(text, source=name, strict=strict, family=Family.IPV4,
-                         restore_flush=restore_flush)
+                         restore_flush=restore_flush, saved=True)
     six = folder / SNAPSHOT_FILES["ip6tables"]
     if six.name in present:
         text6, name6 = read_text(six)
         check_family_header(text6, name6, Family.IPV6)
         ruleset6 = load_rules(text6, source=name6, strict=strict, family=Family.IPV6,
-                              restore_flush=restore_flush)
+                              restore_flush=restore_flush, saved=True)
     else:
         ruleset6 = Ruleset(Family.IPV6, source=str(six))
         notes.append(f"{SNAPSHOT_FILES['ip6tables']} missing: no IPv6 rules analysed")
@@ -249,7 +249,8 @@ def _read_other_backends(folder: Path, backend: str | None, meta: Mapping[str, A
         for p, fam in zip(paths, (Family.IPV4, Family.IPV6), strict=True):
             if os.path.lexists(p):
                 text_o, name_o = read_text(p)
-                rulesets.append(load_rules(text_o, source=name_o, strict=False, family=fam))
+                rulesets.append(load_rules(text_o, source=name_o, strict=False, family=fam,
+                                           saved=True))
             else:
                 rulesets.append(None)
         found = name or next((r.backend for r in rulesets if r is not None and r.backend),

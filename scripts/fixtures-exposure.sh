@@ -181,6 +181,7 @@ scenario_ipv6_docker_user_v4only() {
     [ -r "$OUT/ipv6/iptables-save.txt" ] || die "fixtures/ipv6 is needed first"
     ns_start
     nsx ip -6 addr add fd00:dead:beef::1/64 dev docker0 nodad
+    nsx ip -6 route add default via fd00::1 dev eth0   # the IPv6 host routes off the LAN too
     nsx sysctl -qw net.ipv6.conf.all.forwarding=1
     ns_fixture_rules ipv6
     # The administrator blocks the published port from the LAN, for IPv4 only.

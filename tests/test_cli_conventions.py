@@ -115,8 +115,10 @@ def test_other_protocol_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) ->
 def test_every_command_takes_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
     packet = [*OUTSIDE, "--dst", "192.0.2.2", "--dport", "8080"] if command == "trace" else []
     by_example = _run([command, "--example", *packet], capsys)
-    by_path = _run([command, str(example_path()), *packet], capsys)
-    assert by_example == by_path
+    status, out, err = _run([command, str(example_path()), *packet], capsys)
+    # the same output, with the sample named instead of its install path in headers
+    named = [line.replace(str(example_path()), "example default-bridge-8080") for line in out]
+    assert by_example == (status, named, err)
     assert by_example[0] == 0
 
 
@@ -299,3 +301,53 @@ def test_parse_of_both_families_needs_family(capsys: pytest.CaptureFixture[str])
         assert status == 0
         assert out[0] == "{"  # one ruleset: a dict, as for a single-family input
         assert out[1] == f'  "family": "{family}",'
+
+
+@pytest.mark.parametrize("text", [
+    "src,dst,in,proto,sport,dport\n"
+    "198.51.100.7,192.0.2.2,eth0,TCP,40000,http\n"
+    "198.51.100.7,192.0.2.2,eth0,6,https,SSH\n",
+    '{"in": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "proto": "Tcp", "sport": 40000, '
+    '"dport": "http"}\n'
+    '{"in": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "proto": "6", "sport": "https", '
+    '"dport": "ssh"}\n',
+])
+def test_packet_file_reads_values_as_the_options_do(tmp_path: object, text: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    packets = Path(str(tmp_path)) / "packets.txt"
+    packets.write_text(text)
+    first = 2 if text.startswith("src") else 1
+    assert _run(["trace", "--example", "--packets", str(packets)], capsys) == (0, [
+        f"{first}: Packet(in eth0, tcp 198.51.100.7:40000 -> 192.0.2.2:80, new) => ACCEPT "
+        "(local) 198.51.100.7:40000 -> 192.0.2.2:80; connection established",
+        f"{first + 1}: Packet(in eth0, tcp 198.51.100.7:443 -> 192.0.2.2:22, new) => ACCEPT "
+        "(local) 198.51.100.7:443 -> 192.0.2.2:22; connection established",
+    ], [])
+
+
+def test_packet_file_unknown_service(tmp_path: object,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    packets = Path(str(tmp_path)) / "packets.csv"
+    packets.write_text("src,dst,in,dport\n198.51.100.7,192.0.2.2,eth0,htp\n")
+    assert _run(["trace", "--example", "--packets", str(packets)], capsys) == (2, [], [
+        f"natlens: error: {packets}:2: packet destination port: unknown service name 'htp' (not "
+        "in /etc/services for tcp; give a port number 0..65535)"])
+
+
+@pytest.mark.parametrize(("argv", "line", "header"), [
+    (["report"], 0, "natlens report for example default-bridge-8080"),
+    (["trace", *OUTSIDE, "--dst", "192.0.2.2", "--dport", "8080"], 0,
+     "natlens trace for example default-bridge-8080"),
+    (["graph", "--format", "mermaid"], 1,
+     "%% host vm (example default-bridge-8080): ipv4, all tables"),
+])
+def test_example_is_named_not_its_install_path(capsys: pytest.CaptureFixture[str],
+                                               argv: list[str], line: int, header: str) -> None:
+    status, out, err = _run([argv[0], "--example", *argv[1:]], capsys)
+    assert (status in (0, 1), err) == (True, [])
+    assert out[line] == header
+    assert not any(str(example_path()) in text for text in out)

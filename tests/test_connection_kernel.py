@@ -19,9 +19,7 @@ Needs root (``kernel`` marker). About 10 s.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from netns_helpers import namespaces, needs_root, run
 
 from natlens.netfilter import Packet
 from natlens.parse import parse_save
@@ -117,62 +116,28 @@ SCENARIOS = [
 ]
 
 
-def _needs_root() -> None:
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root for network namespaces"
-    elif shutil.which("ip") is None or shutil.which("iptables-restore") is None:
-        reason = "needs iproute2 and iptables"
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _run(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
-    cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False,
-                          timeout=30)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
-    return done.stdout
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[str, str]]:
     """(host namespace, container namespace), linked by br0; removed afterwards."""
-    _needs_root()
-    suffix = f"{os.getpid()}-{secrets.token_hex(3)}"
-    host, ctr = f"nlc-h-{suffix}", f"nlc-c-{suffix}"
+    needs_root("iptables-restore", "iptables")
     veth = f"vc{secrets.token_hex(3)}"
-    _run("ip", "netns", "add", host)
-    _run("ip", "netns", "add", ctr)
-    try:
-        _run("ip", "link", "add", "br0", "type", "bridge", ns=host)
-        _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr,
-             ns=host)
-        _run("ip", "link", "set", veth, "master", "br0", ns=host)
+    with namespaces("nlc-h-", "nlc-c-") as (host, ctr):
+        run("ip", "link", "add", "br0", "type", "bridge", ns=host)
+        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr,
+            ns=host)
+        run("ip", "link", "set", veth, "master", "br0", ns=host)
         # as dockerd does without the userland proxy: with br_netfilter, a DNATed frame goes
         # back out of the port it came in by (br_nf_pre_routing_finish_bridge)
-        _run("ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on", ns=host)
+        run("ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on", ns=host)
         for dev in ("lo", "br0", veth):
-            _run("ip", "link", "set", dev, "up", ns=host)
-        _run("ip", "addr", "add", "172.30.0.1/24", "dev", "br0", ns=host)
-        _run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=host)
+            run("ip", "link", "set", dev, "up", ns=host)
+        run("ip", "addr", "add", "172.30.0.1/24", "dev", "br0", ns=host)
+        run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=host)
         for dev in ("lo", "eth0"):
-            _run("ip", "link", "set", dev, "up", ns=ctr)
-        _run("ip", "addr", "add", "172.30.0.2/24", "dev", "eth0", ns=ctr)
-        _run("ip", "route", "add", "default", "via", "172.30.0.1", ns=ctr)
+            run("ip", "link", "set", dev, "up", ns=ctr)
+        run("ip", "addr", "add", "172.30.0.2/24", "dev", "eth0", ns=ctr)
+        run("ip", "route", "add", "default", "via", "172.30.0.1", ns=ctr)
         yield host, ctr
-    finally:
-        for ns in (host, ctr):
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True, check=False)
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
-                                  check=False).stdout.split()
-            for pid in pids:
-                subprocess.run(["kill", pid], check=False)
-            subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def _start(ns: str, script: str) -> subprocess.Popen[bytes]:
@@ -191,10 +156,10 @@ def _bridge_nf(host: str) -> str:
 
 
 def _snapshot(host: str, localnet: str) -> Snapshot:
-    text = _run("iptables-save", ns=host)
+    text = run("iptables-save", ns=host)
     return Snapshot(ruleset=parse_save(text, source="iptables-save"),
-                    addresses=json.loads(_run("ip", "-j", "addr", ns=host)),
-                    routes=json.loads(_run("ip", "-j", "route", ns=host)),
+                    addresses=json.loads(run("ip", "-j", "addr", ns=host)),
+                    routes=json.loads(run("ip", "-j", "route", ns=host)),
                     # hairpin mode is on for the port, as dockerd sets it without the proxy
                     meta={"userland_proxy": False,
                           "sysctl": {"net.ipv4.ip_forward": "1",
@@ -207,16 +172,16 @@ def _snapshot(host: str, localnet: str) -> Snapshot:
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_connection_part_agrees_with_the_kernel(pair: tuple[str, str], sc: Scenario) -> None:
     host, ctr = pair
-    _run("iptables-restore", ns=host, stdin=_DOCKER_NAT.format(extra=sc.rules))
+    run("iptables-restore", ns=host, stdin=_DOCKER_NAT.format(extra=sc.rules))
     for key in ("all", "br0"):
-        _run("sysctl", "-qw", f"net.ipv4.conf.{key}.route_localnet={sc.route_localnet}",
+        run("sysctl", "-qw", f"net.ipv4.conf.{key}.route_localnet={sc.route_localnet}",
              ns=host)
     procs = [_start(ctr, _SERVER)]
     if sc.proxy:
         procs.append(_start(host, _PROXY))
     try:
         where = ctr if sc.from_container else host
-        said = _run(sys.executable, "-c", _CLIENT, sc.dst, "8080", ns=where).strip()
+        said = run(sys.executable, "-c", _CLIENT, sc.dst, "8080", ns=where).strip()
     finally:
         for p in procs:
             p.terminate()

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import cases_path
-from differential.diff_oracle import compare
+from differential.diff_oracle import compare, packet_of
 
 import natlens
 
@@ -34,18 +33,6 @@ def _case_names() -> list[str]:
 
 def _regressions() -> list[str]:
     return sorted(p.name for p in REGRESSIONS.iterdir() if (p / "kernel-observed.json").is_file())
-
-
-def packet_of(probe: dict[str, Any]) -> natlens.Packet:
-    """The natlens packet of a ``packets.json`` entry (an ICMP probe's ``sport`` is its echo
-    id, which natlens does not model)."""
-    ported = probe["proto"] in ("tcp", "udp", "sctp")
-    where: dict[str, Any] = ({"local_origin": True} if probe["ingress"] == "local"
-                             else {"in_interface": probe["ingress"]})
-    return natlens.Packet(src=probe["src"], dst=probe["dst"], proto=probe["proto"],
-                          sport=probe.get("sport") if ported else None,
-                          dport=probe.get("dport") if ported else None,
-                          icmp_type=8 if probe["proto"] == "icmp" else None, **where)
 
 
 def _agrees(folder: Path) -> None:

@@ -130,9 +130,10 @@ STANDARD_ROUTES: list[dict[str, Any]] = [
 def example(rules: str, *containers: dict[str, Any], networks: list[dict[str, Any]] | None = None,
             proxy: bool = True, rules6: str = "") -> AuditContext:
     """An ``AuditContext`` of ``rules`` on the standard host with ``containers``."""
-    v4 = parse_save(rules, source="iptables-save.txt", family=Family.IPV4)
-    v6 = (parse_save(rules6, source="ip6tables-save.txt", family=Family.IPV6) if rules6
-          else Ruleset(Family.IPV6))
+    # the snapshot's dumps: whole ones (iptables-save's), as a snapshot folder's are read
+    v4 = parse_save(rules, source="iptables-save.txt", family=Family.IPV4, saved=True)
+    v6 = (parse_save(rules6, source="ip6tables-save.txt", family=Family.IPV6, saved=True)
+          if rules6 else Ruleset(Family.IPV6))
     snap = Snapshot(
         ruleset=v4, ruleset6=v6, path="<example>",
         addresses=addr_json(STANDARD_INTERFACES), routes=list(STANDARD_ROUTES),

@@ -39,12 +39,15 @@ def load_rules(
     family: Family | str | None = None,
     table: TableName | str | None = None,
     restore_flush: bool = False,
+    saved: bool = False,
 ) -> Ruleset:
     """Parse rule text of any supported format (``detect_format``) into a Ruleset.
 
     ``table`` names the table of a single ``-S`` or ``-L`` text; ``restore_flush`` makes a
     repeated ``*table`` section replace the table instead of merging into it (iptables-restore
-    without ``--noflush``). Raises ``ParseError`` (file, line, reason) for bad text.
+    without ``--noflush``); ``saved``: the caller knows restore text is a whole
+    ``iptables-save`` dump (see ``parse_save``). Raises ``ParseError`` (file, line, reason) for
+    bad text.
     """
     if detect_format(text) == "listing":
         from natlens.snapshot_checks import check_listing_numeric  # noqa: PLC0415
@@ -52,4 +55,4 @@ def load_rules(
         check_listing_numeric(text, source)  # warns: names are read as far as they tell
         return parse_listing(text, source=source, family=family, table=table, strict=strict)
     return parse_save(text, source=source, strict=strict, family=family, table=table,
-                      restore_flush=restore_flush)
+                      restore_flush=restore_flush, saved=saved)

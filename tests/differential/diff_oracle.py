@@ -28,9 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from natlens.netfilter.packet import Packet
 from natlens.netfilter.trace import Branch, StepKind, Trace
 
-__all__ = ["Agreement", "KernelOutcome", "compare", "kernel_outcome", "natlens_counters"]
+__all__ = ["Agreement", "KernelOutcome", "compare", "kernel_outcome", "natlens_counters",
+           "packet_of"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,18 @@ class KernelOutcome:
         return (f"verdict={self.verdict} path={self.path} final_src={ep(self.final_src)} "
                 f"final_dst={ep(self.final_dst)} out={self.out_interface} "
                 f"rules={dict(sorted(self.counters.items()))}")
+
+
+def packet_of(probe: dict[str, Any]) -> Packet:
+    """The natlens packet of a ``packets.json`` entry (an ICMP probe's ``sport`` is its echo
+    id, which natlens does not model)."""
+    ported = probe["proto"] in ("tcp", "udp", "sctp")
+    where: dict[str, Any] = ({"local_origin": True} if probe["ingress"] == "local"
+                             else {"in_interface": probe["ingress"]})
+    return Packet(src=probe["src"], dst=probe["dst"], proto=probe["proto"],
+                  sport=probe.get("sport") if ported else None,
+                  dport=probe.get("dport") if ported else None,
+                  icmp_type=8 if probe["proto"] == "icmp" else None, **where)
 
 
 def _seen(guard: Mapping[str, Any], name: str) -> dict[str, Any] | None:

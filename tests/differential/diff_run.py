@@ -21,7 +21,7 @@ from typing import Any
 
 from diff_gen import GenRuleset, Probe, random_probes, random_ruleset
 from diff_harness import Lab, LoadError
-from diff_oracle import Agreement, compare
+from diff_oracle import Agreement, compare, packet_of
 
 import natlens
 
@@ -58,18 +58,6 @@ class Tally:
                 f"iptables-restore), {self.packets} packets, {self.agreements} agreements "
                 f"({self.branch_agreements} among natlens branches), "
                 f"{len(self.disagreements)} disagreements")
-
-
-def packet_of(probe: dict[str, Any]) -> natlens.Packet:
-    """The natlens packet of a ``packets.json`` entry (an ICMP probe's ``sport`` is its echo
-    id, which natlens does not model)."""
-    ported = probe["proto"] in ("tcp", "udp", "sctp")
-    where: dict[str, Any] = ({"local_origin": True} if probe["ingress"] == "local"
-                             else {"in_interface": probe["ingress"]})
-    return natlens.Packet(src=probe["src"], dst=probe["dst"], proto=probe["proto"],
-                          sport=probe.get("sport") if ported else None,
-                          dport=probe.get("dport") if ported else None,
-                          icmp_type=8 if probe["proto"] == "icmp" else None, **where)
 
 
 def check(lab: Lab, snap_dir: Path, probes: Iterable[Probe]

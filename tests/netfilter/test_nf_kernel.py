@@ -12,9 +12,6 @@ Needs root (``kernel`` marker): skipped otherwise, failing when ``CI=true``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns_helpers import namespaces, needs_root, run, veth
 from nf_helpers import GOLDEN, load_case, packet
 
 from natlens.netfilter import Host, Packet, Simulator, StepKind, Trace
@@ -64,27 +62,6 @@ except OSError:
 """
 
 
-def _needs_root() -> None:
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root for network namespaces"
-    elif shutil.which("ip") is None or shutil.which("iptables-restore") is None:
-        reason = "needs iproute2 and iptables"
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _run(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
-    cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 GOLDEN_LAB = {
     "rtr": [["addr", "add", "192.0.2.2/24", "dev", "eth0"],
             ["addr", "add", "198.51.100.1/24", "dev", "eth0"],
@@ -108,32 +85,19 @@ DOCKER_LAB = {
 
 
 def _lab(plan: dict[str, list[Any]]) -> Iterator[dict[str, str]]:
-    _needs_root()
-    tag = f"{os.getpid() % 100000}"
-    names = {"cli": f"nlc{tag}", "rtr": f"nlr{tag}", "ctr": f"nlk{tag}"}
-    try:
-        for ns in names.values():
-            _run("ip", "netns", "add", ns)
-        cli, rtr, ctr = names["cli"], names["rtr"], names["ctr"]
-        _run("ip", "link", "add", "eth0", "netns", rtr, "type", "veth", "peer", "name", "eth0",
-             "netns", cli)
+    needs_root("iptables-restore", "iptables")
+    with namespaces("nlc", "nlr", "nlk") as (cli, rtr, ctr):
+        veth(rtr, "eth0", cli, "eth0")
         for n, dev in enumerate(plan["silent"]):  # peers without address: ARP goes unanswered
-            _run("ip", "link", "add", dev, "netns", rtr, "type", "veth", "peer", "name",
-                 f"p{n}", "netns", ctr)
-            _run("ip", "link", "set", f"p{n}", "up", ns=ctr)
-            _run("ip", "link", "set", dev, "up", ns=rtr)
+            veth(rtr, dev, ctr, f"p{n}")
         for ns in (rtr, cli):
-            _run("ip", "link", "set", "lo", "up", ns=ns)
-            _run("ip", "link", "set", "eth0", "up", ns=ns)
+            run("ip", "link", "set", "lo", "up", ns=ns)
         for cmd in plan["rtr"]:
-            _run("ip", *cmd, ns=rtr)
+            run("ip", *cmd, ns=rtr)
         for cmd in plan["cli"]:
-            _run("ip", *cmd, ns=cli)
-        _run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
-        yield names
-    finally:
-        for ns in names.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+            run("ip", *cmd, ns=cli)
+        run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
+        yield {"cli": cli, "rtr": rtr, "ctr": ctr}
 
 
 @pytest.fixture
@@ -150,14 +114,14 @@ def _replay(names: dict[str, str], rules: str, pkt: Packet) -> tuple[set[tuple[s
                                                                      Trace]:
     """Load ``rules`` into the router, simulate ``pkt`` there, send it: (moved counters, trace)."""
     rtr, cli = names["rtr"], names["cli"]
-    _run("iptables-restore", ns=rtr, stdin=rules)
-    host = Host.from_json(json.loads(_run("ip", "-j", "addr", "show", ns=rtr)),
-                          json.loads(_run("ip", "-j", "route", "show", ns=rtr)))
+    run("iptables-restore", ns=rtr, stdin=rules)
+    host = Host.from_json(json.loads(run("ip", "-j", "addr", "show", ns=rtr)),
+                          json.loads(run("ip", "-j", "route", "show", ns=rtr)))
     trace = Simulator(host, parse_save(rules)).trace(pkt)
-    _run(sys.executable, "-c", _SEND, pkt.proto, str(pkt.src), str(pkt.dst), str(pkt.sport),
+    run(sys.executable, "-c", _SEND, pkt.proto, str(pkt.src), str(pkt.dst), str(pkt.sport),
          str(pkt.dport), ns=cli)
     time.sleep(0.05)
-    return _moved(_run("iptables-save", "-c", ns=rtr)), trace
+    return _moved(run("iptables-save", "-c", ns=rtr)), trace
 
 
 def _simulated(steps: tuple[Step, ...]) -> set[tuple[str, str, int]]:

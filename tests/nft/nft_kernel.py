@@ -17,16 +17,13 @@ untracked and skip the nat chains. Real hosts (firewalld, Docker) always track b
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
+from netns_helpers import namespaces, needs_root, run, veth
 from nft_build import (
     ACCEPT,
     COUNTER,
@@ -199,42 +196,14 @@ def random_ruleset(seed: int) -> J:
     return {"nftables": items}
 
 
-def needs_root() -> None:
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root for network namespaces"
-    elif shutil.which("ip") is None or shutil.which("nft") is None:
-        reason = "needs iproute2 and nft"
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def run(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
-    cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 def lab() -> Iterator[dict[str, str]]:
     """Namespaces ``cli`` (198.51.100.7-9, 2001:db8:1::7-8) and ``rtr`` (198.51.100.1,
     192.0.2.2, 2001:db8:1::1, 2001:db8:2::2) on a veth."""
-    needs_root()
-    tag = f"{os.getpid() % 100000}-{random.randrange(1 << 16):04x}"
-    names = {"cli": f"nftc{tag}", "rtr": f"nftr{tag}"}
-    try:
-        for ns in names.values():
-            run("ip", "netns", "add", ns)
-        cli, rtr = names["cli"], names["rtr"]
-        run("ip", "link", "add", "eth0", "netns", rtr, "type", "veth", "peer", "name", "eth0",
-            "netns", cli)
+    needs_root("nft", "nft")
+    with namespaces("nftc", "nftr") as (cli, rtr):
+        veth(rtr, "eth0", cli, "eth0")
         for ns in (rtr, cli):
             run("ip", "link", "set", "lo", "up", ns=ns)
-            run("ip", "link", "set", "eth0", "up", ns=ns)
         run("ip", "addr", "add", "198.51.100.1/24", "dev", "eth0", ns=rtr)
         run("ip", "addr", "add", "192.0.2.2/24", "dev", "eth0", ns=rtr)
         run("ip", "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad", ns=rtr)
@@ -249,10 +218,7 @@ def lab() -> Iterator[dict[str, str]]:
             src = SOURCES6[0] if ":" in dst else SOURCES[0]
             run(sys.executable, "-c", SEND, src, dst, "9", "9", ns=cli)
         time.sleep(0.3)
-        yield names
-    finally:
-        for ns in names.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        yield {"cli": cli, "rtr": rtr}
 
 
 def load_and_send(names: dict[str, str], doc: J, *, src: str, dst: str, sport: int,
