@@ -362,10 +362,12 @@ def test_split_backend(scene: Scene, changes: Changes, tmp_path: Path) -> None:
     backend = "legacy" if other == "iptables-legacy" else "nf_tables"
     assert [(f.severity, _where(f)) for f in split] == [
         (Severity.HIGH, f"filter {TAG}-L #1")], _text(found)
+    other_file = ("iptables-legacy-save.txt" if other == "iptables-legacy"
+                  else "iptables-nft-save.txt")
     assert split[0].message == (
-        f"the {backend} backend holds iptables rules too (1 rule in "
-        "iptables-save.other-backend.txt): the kernel applies both rule sets, iptables shows "
-        "only one")
+        f"the {backend} backend holds iptables rules too (1 rule in {other_file}): the kernel "
+        "applies both rule sets, iptables shows only one; natlens found no packet whose fate "
+        "they change (they may still mark, count or log)")
     # the host itself has no split backend (nothing was left in its other backend)
     host = _audit(tmp_path / "host")
     assert [f for f in host if f.kind == "split-backend"] == [], _text(host)

@@ -135,6 +135,11 @@ def _check_trace(snap: natlens.Snapshot, packet: Packet) -> None:
     assert_json(json.dumps(trace.to_dict()), "trace json")
 
 
+LEGEND_NODES = ("legend:builtin", "legend:user", "legend:missing", "legend:j1", "legend:j2",
+                "legend:g1", "legend:g2")
+"""The legend's nodes in a graph without a highlighted path (natlens/graph.py, _dot_legend)."""
+
+
 def _node_titles(svg: ET.Element) -> list[str]:
     """The ``<title>`` of every node group (Graphviz: ``<g class="node"><title>ID</title>``)."""
     return [g.findtext("{http://www.w3.org/2000/svg}title") or "" for g in svg.iter()
@@ -149,7 +154,12 @@ def _check_graph(ruleset: natlens.Ruleset, names: list[str]) -> None:
     svg = graph.to_svg(chains)
     assert_text_safe(svg, "svg")
     root = assert_svg(svg, "svg")
-    nodes = _node_titles(root)
+    titles = _node_titles(root)
+    # the legend (graph.to_dot's cluster_legend, on by default) draws its sample boxes as
+    # nodes "legend:*"; every chain here is in table filter, so its ID starts "filter:"
+    legend = [t for t in titles if t.startswith("legend:")]
+    nodes = [t for t in titles if not t.startswith("legend:")]
+    assert sorted(legend) == sorted(LEGEND_NODES), "the legend drawn once, whole"
     assert len(nodes) == len(set(nodes)) == sum(len(g.nodes) for g in chains.tables.values()), (
         "two chains drawn as one node")
     assert_mermaid(graph.to_mermaid(chains), "mermaid")
