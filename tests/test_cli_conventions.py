@@ -351,3 +351,47 @@ def test_example_is_named_not_its_install_path(capsys: pytest.CaptureFixture[str
     assert (status in (0, 1), err) == (True, [])
     assert out[line] == header
     assert not any(str(example_path()) in text for text in out)
+
+
+def test_help_names_the_cache_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    out, err = capsys.readouterr()
+    assert (stop.value.code, err) == (0, "")
+    assert "    cache     print the snapshot cache folder (dir) or empty it (clear)" in \
+        out.splitlines()
+    with pytest.raises(SystemExit):
+        main(["cache", "--help"])
+    assert capsys.readouterr().out.splitlines()[0] == "usage: natlens cache [-h] {clear,dir}"
+
+
+def test_untrusted_cache_folder_warning_is_what_the_docs_quote(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import re
+    from pathlib import Path
+
+    home = Path(str(tmp_path))
+    (home / "natlens").mkdir(mode=0o700)
+    (home / "natlens").chmod(0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    status = main(["report", "--example"])
+    _, err = capsys.readouterr()
+    uid = os.geteuid()
+    assert (status, err.splitlines()) == (0, [
+        f"natlens: warning: snapshot cache: {home / 'natlens'}: owned by uid {uid} with mode 777 "
+        f"(needs uid {uid}, mode 700): not used"])
+    doc = " ".join((REPO_ROOT / "docs" / "security.md").read_text().split())
+    assert ("`natlens: warning: snapshot cache: FOLDER: owned by uid 0 with mode 777 (needs uid "
+            "0, mode 700): not used`") in doc
+    assert re.search(r"ENTRY: owned by uid \d+ with mode 644 \(needs uid 0, mode 600\): ignored, "
+                     r"never loaded`", doc)
+
+
+def test_security_doc_names_the_nft_conversion_namespace() -> None:
+    source = (REPO_ROOT / "natlens" / "nftconvert.py").read_text()
+    assert 'ns = f"{run.prefix}nftconv"' in source  # prefix: nlv-<pid>-<random>-
+    doc = (REPO_ROOT / "docs" / "security.md").read_text()
+    assert "`ip netns add nlv-<pid>-<random>-nftconv`" in doc
+    assert "natlens-nftconv" not in doc

@@ -43,13 +43,14 @@ def test_a_save_dump_shows_every_table(text: str) -> None:
     assert rs.coverage.shows_table("nat")
 
 
-def test_restore_text_not_written_by_iptables_save_shows_its_tables() -> None:
-    # ufw's user.rules, a hand-written restore file: nothing is told of the tables it lacks
+def test_restore_text_not_written_by_iptables_save_names_its_tables() -> None:
+    # ufw's user.rules, a hand-written restore file: the tables it lacks are read as empty,
+    # and the coverage line says so instead of "every table (a full dump)"
     rs = parse_save(FILTER_ONLY)
-    assert not rs.coverage.whole
-    assert rs.coverage.shows_table("filter")
-    assert not rs.coverage.shows_table("nat")
-    assert rs.coverage.describe() == "tables filter; not in the input: raw, mangle, nat, security"
+    assert rs.coverage.restore_tables == frozenset({TableName.FILTER})
+    assert rs.coverage.describe() == ("tables filter (restore text, not an iptables-save dump: "
+                                      "raw, mangle, nat, security read as empty)")
+    assert parse_save(FILTER_ONLY, saved=True).coverage.describe() == "every table (a full dump)"
 
 
 def test_iptables_s_of_several_tables_is_split_and_shows_only_those() -> None:

@@ -74,6 +74,27 @@ class Router:
     def _routes_known(self, version: int) -> bool:
         return self.host.known_routes if version == 4 else self.host.known_routes6
 
+    def _no_route_in(self, path: WalkPath, hook: str) -> Outcome:
+        """A received packet to an address with no route: the host answers ICMP destination
+        unreachable (REJECT), except IPv4 with forwarding off, which drops it silently.
+
+        Kernel: IPv4 ``ip_route_input_slow`` gives ``dst.input = ip_error``, which sends
+        ``ICMP_NET_UNREACH`` only when the input device forwards (net/ipv4/route.c); IPv6
+        ``ip6_null_entry``'s ``ip6_pkt_discard`` always sends ``ICMPV6_NOROUTE``
+        (net/ipv6/route.c). Both are rate-limited (``icmp_ratelimit``), not modelled."""
+        dst = path.flow.dst
+        if dst.version == 4:
+            forwarding = self.host.forwarding.get(4)
+            if forwarding is False:
+                p = note(path, hook, f"no route to {dst}: dropped (net.ipv4.ip_forward=0: "
+                                     "ip_error sends no ICMP error)")
+                return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+            if forwarding is None:
+                self.run_.assume("IP forwarding enabled (net.ipv4.ip_forward=1, as Docker "
+                                 "sets it)")
+        p = note(path, hook, f"no route to {dst}: rejected (ICMP destination unreachable)")
+        return Outcome(Verdict.REJECT, replace(p, kind=Path.FORWARD))
+
     def route_in(self, path: WalkPath) -> Outcome | tuple[WalkPath, tuple[Stage, ...]]:
         flow, host = path.flow, self.host
         hook = "ROUTING"
@@ -97,8 +118,7 @@ class Router:
         route = host.route(dst)
         if route is None:
             if self._routes_known(dst.version):
-                p = note(path, hook, f"no route to {dst}: dropped (ICMP unreachable)")
-                return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+                return self._no_route_in(path, hook)
             self.run_.doubt(f"route to {dst}: not in the snapshot (output interface unknown)")
             p = note(path, hook, f"{dst}: no route known, forwarded via an unknown interface")
             p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_known=False))
