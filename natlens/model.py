@@ -411,9 +411,9 @@ class Coverage:
         """One line: what the judgement rests on (``tables nat, filter (chains DOCKER-USER
         only); not in the input: raw, mangle, security``)."""
         if self.whole and self.restore_tables is not None:
-            shown = [t.value for t in TableName if t in self.restore_tables]
+            held = [t.value for t in TableName if t in self.restore_tables]
             empty = [t.value for t in TableName if t not in self.restore_tables]
-            return (f"tables {', '.join(shown) or 'none'} (restore text, not an iptables-save "
+            return (f"tables {', '.join(held) or 'none'} (restore text, not an iptables-save "
                     f"dump: {', '.join(empty)} read as empty)")
         if self.whole:
             return "every table (a full dump)"

@@ -38,7 +38,7 @@ from natlens.nft.lookup import (
 )
 from natlens.nft.model import MAPPINGS, Element, Json, NftSet, Rule, Table
 from natlens.nft.render import key_type, render_expr
-from natlens.nft.values import Missing, Unknown, Value, Where, compile_getter
+from natlens.nft.values import Getter, Missing, Unknown, Value, Where, compile_getter
 
 if TYPE_CHECKING:  # natlens.netfilter imports natlens.nft: no runtime import back
     from natlens.netfilter.flow import Flow
@@ -293,6 +293,18 @@ def _compare(op: str, left: KeyPart, right: KeyPart) -> bool:
     return False
 
 
+def _operand(get: Getter, flow: Flow, ctx: NftContext, text: str
+             ) -> Scalar | tuple[Scalar, ...] | bool | _Stop | _Doubt:
+    """A match's left operand read from ``flow``; when it cannot be read, what the match does:
+    stop when the packet lacks it (``Missing``), doubt both ways when it is ``Unknown``."""
+    value = get(flow, ctx.where)
+    if isinstance(value, Missing):
+        return _Stop(f"{text}: {value.why}")
+    if isinstance(value, Unknown):
+        return _doubt_match(flow, f"{text}: {value.why}")
+    return value
+
+
 def _match(body: Mapping[str, Json], text: str) -> _Step:
     op = str(body.get("op"))
     left, right = body.get("left"), body.get("right")
@@ -300,11 +312,9 @@ def _match(body: Mapping[str, Json], text: str) -> _Step:
     get = compile_getter(left, _constant, dtype)
     if isinstance(right, bool):
         def exists(flow: Flow, ctx: NftContext) -> _Result:
-            value = get(flow, ctx.where)
-            if isinstance(value, Missing):
-                return _Stop(f"{text}: {value.why}")
-            if isinstance(value, Unknown):
-                return _doubt_match(flow, f"{text}: {value.why}")
+            value = _operand(get, flow, ctx, text)
+            if isinstance(value, _Stop | _Doubt):
+                return value
             present = value not in (False, 0, "")
             ok = present == right if op in ("==", "in") else present != right
             return _Go(flow) if ok else _Stop(f"{text}: {'found' if present else 'missing'}")
@@ -315,11 +325,9 @@ def _match(body: Mapping[str, Json], text: str) -> _Step:
         negate = op in ("!=", "!")
 
         def member(flow: Flow, ctx: NftContext) -> _Result:
-            value = get(flow, ctx.where)
-            if isinstance(value, Missing):
-                return _Stop(f"{text}: {value.why}")
-            if isinstance(value, Unknown):
-                return _doubt_match(flow, f"{text}: {value.why}")
+            value = _operand(get, flow, ctx, text)
+            if isinstance(value, _Stop | _Doubt):
+                return value
             hit = lookup(value, ctx)
             if isinstance(hit, Unknown):
                 return _doubt_match(flow, f"{text}: {hit.why}")
@@ -338,11 +346,9 @@ def _match(body: Mapping[str, Json], text: str) -> _Step:
         const = Unknown(f"interface index {const}: its name is not in the snapshot")
 
     def compare(flow: Flow, ctx: NftContext) -> _Result:
-        value = get(flow, ctx.where)
-        if isinstance(value, Missing):
-            return _Stop(f"{text}: {value.why}")
-        if isinstance(value, Unknown):
-            return _doubt_match(flow, f"{text}: {value.why}")
+        value = _operand(get, flow, ctx, text)
+        if isinstance(value, _Stop | _Doubt):
+            return value
         if isinstance(const, Unknown):
             return _doubt_match(flow, f"{text}: {const.why}")
         if isinstance(value, tuple | bool):
@@ -486,6 +492,18 @@ def _netmap(prefix: Mapping[str, Json], old: ipaddress.IPv4Address | ipaddress.I
     return str(ipaddress.ip_address((int(old) & ~mask & full) | int(net.network_address)))
 
 
+def _nat_value(got: Json | Missing | Unknown, what: str, flow: Flow, text: str
+               ) -> Json | _Stop | _Doubt:
+    """A NAT statement's address or port (``what``) as read for ``flow``: the value, a stop
+    when the packet lacks what it reads, or a doubt whose one branch accepts untranslated."""
+    if isinstance(got, Missing):
+        return _Stop(got.why)
+    if isinstance(got, Unknown):
+        return _Doubt(got.why, ((f"NAT {what} unknown", _End(
+            NftVerdict.ACCEPT, flow, None, text, got.why)),))
+    return got
+
+
 def _nat(kind: str, body: Json, text: str) -> _Step:
     spec = body if isinstance(body, MAPPINGS) else {}
     family = spec.get("family")
@@ -502,24 +520,18 @@ def _nat(kind: str, body: Json, text: str) -> _Step:
         addr: Json = None
         port: Json = None
         if addr_of is not None:
-            got = addr_of(flow, ctx)
-            if isinstance(got, Missing):
-                return _Stop(got.why)
-            if isinstance(got, Unknown):
-                return _Doubt(got.why, (("NAT address unknown", _End(
-                    NftVerdict.ACCEPT, flow, None, text, got.why)),))
+            got = _nat_value(addr_of(flow, ctx), "address", flow, text)
+            if isinstance(got, _Stop | _Doubt):
+                return got
             addr = got
             if isinstance(addr, MAPPINGS) and "concat" in addr:
                 parts = addr["concat"]
                 if isinstance(parts, tuple) and len(parts) == 2:
                     addr, port = parts
         if port_of is not None:
-            got_port = port_of(flow, ctx)
-            if isinstance(got_port, Missing):
-                return _Stop(got_port.why)
-            if isinstance(got_port, Unknown):
-                return _Doubt(got_port.why, (("NAT port unknown", _End(
-                    NftVerdict.ACCEPT, flow, None, text, got_port.why)),))
+            got_port = _nat_value(port_of(flow, ctx), "port", flow, text)
+            if isinstance(got_port, _Stop | _Doubt):
+                return got_port
             port = got_port
         addr = _first(addr)
         port = _first(port)

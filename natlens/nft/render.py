@@ -392,9 +392,7 @@ def _limit(body: Json) -> str:
 
 
 def _quota(body: Json) -> str:
-    if isinstance(body, str):
-        return f"quota name {_q(body)}"
-    if not isinstance(body, MAPPINGS):
+    if not isinstance(body, MAPPINGS):  # a named reference is rendered by render_statement
         return "quota"
     text = "quota"
     if body.get("inv"):
@@ -480,9 +478,7 @@ def _dup_fwd(kind: str, body: Json) -> str:
 
 
 def _synproxy(body: Json) -> str:
-    if isinstance(body, str):
-        return f"synproxy name {_q(body)}"
-    if not isinstance(body, MAPPINGS):
+    if not isinstance(body, MAPPINGS):  # a named reference is rendered by render_statement
         return "synproxy"
     text = "synproxy"
     if body.get("mss") is not None:

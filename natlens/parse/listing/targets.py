@@ -8,7 +8,7 @@ form, or raises ``_UndecodableError`` / ``ValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from natlens.model import (
     Option,
@@ -25,6 +25,16 @@ from natlens.parse.listing.words import (
 )
 
 # -- target decoders: read the target's text at the cursor, return its options ------------------
+
+
+def _keyword_options(c: _Cursor, words: Mapping[str, tuple[str, bool]]) -> tuple[Option, ...]:
+    """The options printed as ``word`` or ``word VALUE`` (``words``: ``word → (option, whether a
+    value follows)``), read while the next word is one of ``words``, in printed order."""
+    opts: list[Option] = []
+    while c.peek() in words:
+        option, valued = words[c.take()]
+        opts.append(Option(option, (c.take(),)) if valued else Option(option))
+    return tuple(opts)
 
 
 def _nat_target(name: str, c: _Cursor) -> tuple[Option, ...]:
@@ -159,24 +169,20 @@ def _nflog(name: str, c: _Cursor) -> tuple[Option, ...]:
     return tuple(opts)
 
 
+_CT_WORDS: dict[str, tuple[str, bool]] = {
+    "notrack": ("--notrack", False),
+    **{w: (f"--{w}", True) for w in ("helper", "ctevents", "expevents", "zone", "zone-orig",
+                                     "zone-reply", "timeout")},
+}
+"""CT's printed words: ``word → (option, whether a value follows)``."""
+
+
 def _ct(name: str, c: _Cursor) -> tuple[Option, ...]:
     if c.peek() == "NOTRACK":
         c.i += 1
         return ()
     c.expect("CT")
-    opts: list[Option] = []
-    while True:
-        w = c.peek()
-        if w == "notrack":
-            c.i += 1
-            opts.append(Option("--notrack"))
-        elif w in ("helper", "ctevents", "expevents", "zone", "zone-orig", "zone-reply",
-                   "timeout"):
-            c.i += 1
-            opts.append(Option("--" + w, (c.take(),)))
-        else:
-            break
-    return tuple(opts)
+    return _keyword_options(c, _CT_WORDS)
 
 
 def _tcpmss(name: str, c: _Cursor) -> tuple[Option, ...]:
@@ -201,26 +207,14 @@ def _ttl_target(name: str, c: _Cursor) -> tuple[Option, ...]:
     return (Option(f"--{name.lower()}-{suffix}", (c.take(),)),)
 
 
+_NFQUEUE_WORDS = {"num": ("--queue-num", True), "balance": ("--queue-balance", True),
+                  "bypass": ("--queue-bypass", False), "cpu-fanout": ("--queue-cpu-fanout", False)}
+"""NFQUEUE's printed words: ``word → (option, whether a value follows)``."""
+
+
 def _nfqueue(name: str, c: _Cursor) -> tuple[Option, ...]:
     c.expect("NFQUEUE")
-    opts: list[Option] = []
-    while True:
-        w = c.peek()
-        if w == "num":
-            c.i += 1
-            opts.append(Option("--queue-num", (c.take(),)))
-        elif w == "balance":
-            c.i += 1
-            opts.append(Option("--queue-balance", (c.take(),)))
-        elif w == "bypass":
-            c.i += 1
-            opts.append(Option("--queue-bypass"))
-        elif w == "cpu-fanout":
-            c.i += 1
-            opts.append(Option("--queue-cpu-fanout"))
-        else:
-            break
-    return tuple(opts)
+    return _keyword_options(c, _NFQUEUE_WORDS)
 
 
 def _simple_target(name: str, c: _Cursor) -> tuple[Option, ...]:
