@@ -17,7 +17,6 @@ prints them (the docker-proxy notes of ``natlens.explain``).
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterable
 from dataclasses import replace
@@ -76,16 +75,7 @@ def simulate(snapshot: SnapshotLike, packet: Packet) -> Trace:
     if not isinstance(packet, Packet):
         raise UsageError(f"natlens.simulate: expected a natlens.Packet, got "
                          f"{type(packet).__name__}")
-    # The walk allocates in proportion to the rules it meets and frees nothing until it ends:
-    # with the collector on, its full passes over a long walk's live objects make a deep trace
-    # superlinear (benchmarks/bench_worst.py deep-trace); audit() pauses it the same way.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        trace = walk(snap, packet)
-    finally:
-        if paused:
-            gc.enable()
+    trace = walk(snap, packet)
     notes = proxy_notes(snap, trace)
     return replace(trace, notes=tuple(notes)) if notes else trace
 

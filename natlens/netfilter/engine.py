@@ -19,6 +19,7 @@ that changes the outcome fork the walk; each outcome becomes a ``Branch`` of the
 from __future__ import annotations
 
 import copy
+import gc
 import ipaddress
 import re
 from collections.abc import Collection, Mapping
@@ -204,6 +205,11 @@ class Simulator:
               via: str | None = None, reverse_nat: ReverseNat | None = None) -> Trace:
         """Simulate ``packet``; see the module docstring for the semantics.
 
+        The cyclic garbage collector is paused while the walk runs: a walk allocates in
+        proportion to the rules it meets and frees nothing before it ends, so collections
+        during it only rescan the loaded rules (a third of a trace on a big host) and make deep
+        walks superlinear (benchmarks/bench_nft.py, bench_worst.py deep-trace).
+
         For the reply of a traced connection, ``packet`` is the reply as it arrives (addressed
         to the connection's source after its source NAT) and ``reverse_nat`` the connection's
         mapping, applied at the NAT step of each hook (``Flow.reverse_nat``); its destination
@@ -211,6 +217,16 @@ class Simulator:
         the host when the host's addresses are not known, and ``via`` the interface that
         reaches it when the host's routes do not say (the one the original packet came in
         on)."""
+        if not gc.isenabled():
+            return self._walk(packet, dst_local, via, reverse_nat)
+        gc.disable()
+        try:
+            return self._walk(packet, dst_local, via, reverse_nat)
+        finally:
+            gc.enable()
+
+    def _walk(self, packet: Packet, dst_local: bool | None, via: str | None,
+              reverse_nat: ReverseNat | None) -> Trace:
         pipeline = self.pipelines[packet.family]
         host = self._hosts[packet.family]
         target = reverse_nat.dst[0] if reverse_nat is not None and reverse_nat.dst else None
