@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from natlens import ParseError, parse_save, to_save
+from natlens import ParseError, ParseWarning, parse_save, to_save
 from natlens.cli import main
 from natlens.parse.tokens import TokenizeError, split_args, split_lines, tokenize
 
@@ -167,3 +167,16 @@ def test_kernel_and_natlens_agree_on_quoting(comment: str) -> None:
         return
     kernel = parse_save(saved.decode())["filter"]["INPUT"].rules[0]
     assert parse_save(text)["filter"]["INPUT"].rules[0].matches == kernel.matches
+
+
+def test_lenient_joins_unquoted_comment_words_once_with_one_warning() -> None:
+    # iptables-restore refuses the unquoted words; lenient mode joins them to the comment, in
+    # order, warning once per comment (joined once at the end of the rule: linear in the words)
+    words = [f"w{i}" for i in range(2000)]
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment first "
+            + " ".join(words) + " -j ACCEPT\nCOMMIT\n")
+    with pytest.warns(ParseWarning) as caught:
+        ruleset = parse_save(text, strict=False)
+    assert [str(w.message) for w in caught] == [
+        "<string>:3: unquoted word 'w0' joined to the comment (quote multi-word comments)"]
+    assert f'--comment "first {" ".join(words)}"' in to_save(ruleset)

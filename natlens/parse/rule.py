@@ -205,6 +205,7 @@ class _RuleParser:
         "goto",
         "i",
         "in_iface",
+        "joined",
         "lenient",
         "matches",
         "negate",
@@ -244,6 +245,9 @@ class _RuleParser:
         self.goto = False
         self.counters: Counters | None = None
         self.context: _MatchBuilder | _TargetBuilder | None = None
+        # lenient: unquoted words joined to a comment, per (builder, option index); joined once
+        # at the end of the rule (joining word by word copies the comment each time: quadratic)
+        self.joined: list[tuple[_MatchBuilder | _TargetBuilder, int, list[str]]] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -306,13 +310,22 @@ class _RuleParser:
                 self._option(tok, index)
             else:
                 handler(self, tok, index)
+        for builder, at, words in self.joined:
+            opt = builder.options[at]
+            builder.options[at] = Option(opt.name, (" ".join((opt.args[0], *words)),),
+                                         opt.negated)
         if self.negate:
             raise RuleSyntaxError("'!' not followed by an option", self.negate_index, "!")
 
     def _stray(self, index: int, tok: str) -> None:
         last = self.context.options[-1] if self.context and self.context.options else None
         if self.lenient and last is not None and last.name == "--comment":
-            self.context.options[-1] = Option(last.name, (f"{last.args[0]} {tok}",), last.negated)  # type: ignore[union-attr]
+            assert self.context is not None
+            at = len(self.context.options) - 1
+            if self.joined and self.joined[-1][0] is self.context and self.joined[-1][1] == at:
+                self.joined[-1][2].append(tok)
+                return
+            self.joined.append((self.context, at, [tok]))
             if self.warn:
                 self.warn(f"unquoted word {tok!r} joined to the comment "
                           "(quote multi-word comments)")
