@@ -53,13 +53,10 @@ def _mine() -> list[str]:
 # -- the differential check per fixture ---------------------------------------------------------
 
 
-# Known open disagreement (in the closing note): on multi-interface-ufw (IPv6 forwarding off,
-# ufw's ip6 OUTPUT chains) two random IPv6 probes to unrouted addresses are refused by the
-# routing code's ICMPv6 error in natlens (REJECT, ip6_pkt_discard) while verify observes a
-# silent drop (one with the error counted in filter:OUTPUT, one seen at no hook). Not a strict
-# xfail: whether a random probe lands there depends on the other probes drawn.
-OPEN = {"multi-interface-ufw": "IPv6 probe to an unrouted address: natlens REJECT (routing "
-                               "code's ICMPv6 error), verify observes a drop"}
+# Open disagreements with the kernel, by fixture (each one named as an xfail until fixed). The
+# last one (multi-interface-ufw: an IPv6 packet to an unrouted address from a sender with no
+# route back) was natlens answering REJECT where the kernel cannot send its ICMPv6 error.
+OPEN: dict[str, str] = {}
 
 
 @pytest.mark.kernel
@@ -128,6 +125,23 @@ def test_martian_sources_are_dropped() -> None:
               for n, src in enumerate(("192.0.2.2", "127.0.0.1", "0.0.0.0"))]
     report = verify(natlens.load(FIXTURES / "default-bridge-8080"), probes=probes)
     assert [r.observation.verdict.value for r in report.results] == ["DROP"] * 3
+    assert report.disagreements == [], report.render()
+
+
+@pytest.mark.kernel
+def test_no_route_error_needs_a_route_back_to_the_sender() -> None:
+    """A packet to an unrouted address: the routing code answers ICMP destination unreachable
+    only when it has a route back to the sender (icmpv6_send looks one up); multi-interface-ufw
+    has no IPv6 default route, so 2001:db8::9 gets nothing while the link-local fe80::9 (via
+    eth0's fe80::/64) gets the error."""
+    _needs_root()
+    probes = [Probe(Packet(in_interface="eth0", src=src, dst="2001:db8::4d4", proto="udp",
+                           sport=20001 + n, dport=33089), "outside", "unrouted destination")
+              for n, src in enumerate(("2001:db8::9", "fe80::9"))]
+    report = verify(natlens.load(FIXTURES / "multi-interface-ufw"), probes=probes)
+    assert [r.observation.verdict.value for r in report.results] == ["DROP", "REJECT"], \
+        report.render()
+    assert [r.trace.verdict.value for r in report.results] == ["DROP", "REJECT"]
     assert report.disagreements == [], report.render()
 
 

@@ -300,6 +300,21 @@ class Host:
                 best = r
         return best
 
+    def tied_devices(self, dst: IPAddress) -> tuple[str, ...]:
+        """The devices of every route as good as ``route(dst)`` (same prefix length and
+        metric): more than one for a link-local ``fe80::/64`` present on several interfaces,
+        where the kernel picks by the socket's scope id or the neighbours' reachability
+        (``rt6_select``, net/ipv6/route.c), which a snapshot does not show."""
+        best = self.route(dst)
+        if best is None:
+            return ()
+        devs: dict[str, None] = {}
+        for r in self.routes if dst.version == 4 else self.routes6:
+            if (r.network.prefixlen == best.network.prefixlen and r.metric == best.metric
+                    and dst in r.network and r.dev is not None):
+                devs.setdefault(r.dev, None)
+        return tuple(devs)
+
     def primary_address(self, iface: str | None, version: int) -> IPAddress | None:
         """The first address of ``version`` on ``iface`` (what REDIRECT and MASQUERADE pick)."""
         if iface is None:

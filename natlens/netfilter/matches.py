@@ -15,8 +15,9 @@ simulator use the same checks, so a trace's "why not" is the simulator's own rea
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import Match, Option, Rule
@@ -26,6 +27,7 @@ from natlens.netfilter.packet import ICMP_TYPES, ICMPV6_TYPES, Packet
 
 __all__ = [
     "COMPILERS",
+    "EXTENSION_HEADER_MODULES",
     "UNCERTAIN_MODULES",
     "Chance",
     "Check",
@@ -740,6 +742,29 @@ COMPILERS: dict[str, Compiler] = {
 """Supporting a match module is one entry here (plus its golden cases)."""
 
 
+EXTENSION_HEADER_MODULES: Mapping[str, str] = MappingProxyType({
+    "rt": "routing header",
+    "frag": "fragment header",
+    "hbh": "hop-by-hop options header",
+    "dst": "destination options header",
+})
+"""ip6tables matches on an IPv6 extension header, by the header they look for."""
+
+
+def _extension_header(match: Match) -> list[Check]:
+    """``-m rt``/``frag``/``hbh``/``dst``: the packets natlens simulates carry no IPv6
+    extension header, and these matches never match a packet without theirs, whatever their
+    options or ``!`` (net/ipv6/netfilter/ip6t_rt.c, ip6t_frag.c, ip6t_hbh.c: ``ipv6_find_hdr``
+    fails, the match returns false)."""
+    reason = f"{_match_text(match)}: the packet has no IPv6 " \
+             f"{EXTENSION_HEADER_MODULES[match.module]}"
+
+    def check(flow: Flow, ctx: MatchContext) -> CheckResult:
+        return reason
+
+    return [check]
+
+
 def _match_text(match: Match) -> str:
     opts = " ".join(f"{'! ' if o.negated else ''}{o.name} {o.value}".rstrip()
                     for o in match.options)
@@ -750,6 +775,9 @@ def compile_rule(rule: Rule) -> tuple[Check, ...]:
     """All checks of ``rule``: the fixed part first, then each match in order."""
     checks = _core_checks(rule)
     for match in rule.matches:
+        if match.module in EXTENSION_HEADER_MODULES:
+            checks.extend(_extension_header(match))
+            continue
         compiler = COMPILERS.get(match.module) if match.known else None
         if compiler is None:
             reason = "module not understood" if match.module not in UNCERTAIN_MODULES else \

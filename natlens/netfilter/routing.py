@@ -81,7 +81,10 @@ class Router:
         Kernel: IPv4 ``ip_route_input_slow`` gives ``dst.input = ip_error``, which sends
         ``ICMP_NET_UNREACH`` only when the input device forwards (net/ipv4/route.c); IPv6
         ``ip6_null_entry``'s ``ip6_pkt_discard`` always sends ``ICMPV6_NOROUTE``
-        (net/ipv6/route.c). Both are rate-limited (``icmp_ratelimit``), not modelled."""
+        (net/ipv6/route.c). Both are rate-limited (``icmp_ratelimit``), not modelled. An error
+        needs a route back to the sender: ``icmp_send``/``icmpv6_send`` look one up
+        (``icmp_route_lookup``, ``icmpv6_route_lookup``) and send nothing when there is none,
+        so with the routes known and none back to the source the packet is dropped silently."""
         dst = path.flow.dst
         if dst.version == 4:
             forwarding = self.host.forwarding.get(4)
@@ -92,6 +95,13 @@ class Router:
             if forwarding is None:
                 self.run_.assume("IP forwarding enabled (net.ipv4.ip_forward=1, as Docker "
                                  "sets it)")
+        src = path.flow.src
+        back = self.host.route(src)
+        if self._routes_known(src.version) and not self.host.is_local(src) and (
+                back is None or back.kind in ("blackhole", "unreachable", "prohibit")):
+            p = note(path, hook, f"no route to {dst}, and none back to {src}: dropped (the "
+                                 "ICMP error has no route)")
+            return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
         p = note(path, hook, f"no route to {dst}: rejected (ICMP destination unreachable)")
         return Outcome(Verdict.REJECT, replace(p, kind=Path.FORWARD))
 
@@ -176,6 +186,11 @@ class Router:
             p = note(path, hook, f"output {dst} via {route.dev} from loopback source "
                                  f"{flow.src}: the route lookup fails (EINVAL), dropped")
             return Outcome(Verdict.DROP, replace(p, kind=path.kind or Path.OUTPUT))
+        tied = host.tied_devices(dst) if dst.version == 6 and dst.is_link_local else ()
+        if len(tied) > 1:
+            self.run_.doubt(f"route to {dst}: a link-local address is on-link on "
+                            f"{', '.join(tied)}; the kernel picks by the socket's scope id or "
+                            f"the neighbours' reachability (taken: {route.dev})")
         p = note(path, hook, f"output {dst}: route {route}")
         return replace(p, kind=Path.OUTPUT, flow=replace(flow, out_iface=route.dev,
                                                          out_known=True),

@@ -449,7 +449,10 @@ def verify(
                                                                    count=packets, seed=seed)
         extra = [p.packet.dst for p in chosen]
         extra += dnat_targets(snapshot.ruleset) + dnat_targets(snapshot.ruleset6)
-        final = plan(snapshot, extra_addresses=extra, prefix=run.prefix)
+        senders = [(p.packet.src, p.packet.in_interface) for p in chosen
+                   if p.source == "outside" and p.packet.in_interface is not None
+                   and p.packet.src.is_link_local]
+        final = plan(snapshot, extra_addresses=extra, link_local=senders, prefix=run.prefix)
         sim = Simulator.from_snapshot(expectation or snapshot)
         main = iptables_source(final.backend).value
         hooks = {4: chain_hooks(snapshot.ruleset), 6: chain_hooks(snapshot.ruleset6)}

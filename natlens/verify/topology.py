@@ -265,10 +265,13 @@ def _connected_route(r: Route, links: list[Link]) -> bool:
 
 
 def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
+         link_local: Iterable[tuple[IPAddress, str]] = (),
          prefix: str | None = None) -> TopologyPlan:
     """Decide the namespaces for ``snap``. ``extra_addresses``: destinations probes will use
-    (those nobody holds become ghosts); ``prefix``: the run's namespace marker (default: a new
-    run's, see ``runs``).
+    (those nobody holds become ghosts); ``link_local``: (link-local address, interface) of
+    probe senders nobody holds (ghosts on that interface, so an ICMP error the router sends
+    them leaves it and is seen); ``prefix``: the run's namespace marker (default: a new run's,
+    see ``runs``).
 
     Raises ``SnapshotError`` naming file and JSON path (or ``TopologyError``) for any interface
     name, MAC address, route type, sysctl or rule the kernel would refuse, before anything is
@@ -371,6 +374,12 @@ def plan(snap: Snapshot, *, extra_addresses: Iterable[IPAddress] = (),
             continue
         neighbours.append((ip, link_c.name, GHOST_MAC))
         seen.add(ip)
+    for ip, name in sorted(set(link_local), key=lambda a: (a[0].version, int(a[0]), a[1])):
+        link_l = draft.link(name)
+        if ip.is_link_local and ip not in seen and link_l is not None \
+                and link_l.kind != "dummy":
+            neighbours.append((ip, name, GHOST_MAC))
+            seen.add(ip)
     routes = tuple(r for r in (*host.routes, *host.routes6) if not _connected_route(r, links)
                    and (r.dev is None or r.kind != "unicast"
                         or any(link.name == r.dev for link in links)))

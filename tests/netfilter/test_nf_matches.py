@@ -204,3 +204,26 @@ def test_fields_a_listing_does_not_show_are_uncertain_where_they_matter() -> Non
     ev = evaluate(r, flow("INPUT", dnat_to=("172.17.0.2", 80)), MatchContext(HOST, "INPUT",
                                                                           "filter"))
     assert ev.uncertain == ("in-interface not shown by the listing",)  # INPUT has no -o
+
+
+@pytest.mark.parametrize(("args", "header"), [
+    ("-m rt --rt-type 0", "routing header"),
+    ("-m rt ! --rt-type 0", "routing header"),
+    ("-m frag --fragid 5 --fraglast", "fragment header"),
+    ("-m hbh --hbh-len 8", "hop-by-hop options header"),
+    ("-m dst --dst-len 8", "destination options header"),
+])
+def test_extension_header_matches_never_match_a_packet_without_the_header(
+        args: str, header: str) -> None:
+    # ip6tables' rt/frag/hbh/dst look the header up (ipv6_find_hdr) and return false when it
+    # is absent, whatever `!` says; natlens's packets carry no extension header. The kernel
+    # agrees on fixtures/multi-interface-ufw (ufw6's `-m rt --rt-type 0 -j DROP`,
+    # tests/test_verify.py).
+    rs = parse_save(f"*filter\n:X - [0:0]\n-A X {args} -j DROP\nCOMMIT\n", source="t",
+                    family="ipv6")
+    packet = Packet(in_interface="eth0", src="2001:db8::7", dst="2001:db8::2", proto="tcp",
+                    sport=40000, dport=22)
+    ev = evaluate(rs["filter"]["X"].rules[0], packet, MatchContext(HOST, "INPUT", "filter"))
+    assert not ev.matched, ev
+    assert not ev.uncertain, ev
+    assert ev.mismatches == (f"{args}: the packet has no IPv6 {header}",), ev
