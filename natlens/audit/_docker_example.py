@@ -17,7 +17,17 @@ from natlens.model import Family, Ruleset
 from natlens.parse.save import parse_save
 from natlens.snapshot import Snapshot
 
-__all__ = ["addr_json", "container_json", "example", "network_json"]
+__all__ = ["DOCKER_NAT_8080", "addr_json", "container_json", "example", "network_json"]
+
+DOCKER_NAT_8080 = """*nat
+:PREROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
+COMMIT
+"""
+"""The nat table Docker writes for ``docker run -p 8080:80`` (container 172.17.0.2), without
+its OUTPUT and hairpin rules: the common start of the examples."""
 
 
 def _id(name: str) -> str:

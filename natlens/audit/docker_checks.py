@@ -450,14 +450,8 @@ def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
     to it (it matches other traffic to that port instead). Decided by simulating the published
     port's packet through the chain.
 
-    >>> from natlens.audit._docker_example import container_json, example
-    >>> ctx = example('''*nat
-    ... :PREROUTING ACCEPT [0:0]
-    ... :DOCKER - [0:0]
-    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
-    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
-    ... COMMIT
-    ... *filter
+    >>> from natlens.audit._docker_example import DOCKER_NAT_8080, container_json, example
+    >>> ctx = example(DOCKER_NAT_8080 + '''*filter
     ... :FORWARD DROP [0:0]
     ... :DOCKER-USER - [0:0]
     ... -A FORWARD -j DOCKER-USER

@@ -213,14 +213,8 @@ def check_bypass(ctx: AuditContext) -> Iterator[Finding]:
     rules it met deleted (INPUT). Also a port that a filtering rule refuses on one family and
     that the other family's binding serves from the same interface (an IPv4-only block).
 
-    >>> from natlens.audit._docker_example import container_json, example
-    >>> ctx = example('''*nat
-    ... :PREROUTING ACCEPT [0:0]
-    ... :DOCKER - [0:0]
-    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
-    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
-    ... COMMIT
-    ... *filter
+    >>> from natlens.audit._docker_example import DOCKER_NAT_8080, container_json, example
+    >>> ctx = example(DOCKER_NAT_8080 + '''*filter
     ... :INPUT DROP [0:0]
     ... :FORWARD ACCEPT [0:0]
     ... -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT

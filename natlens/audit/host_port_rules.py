@@ -131,21 +131,15 @@ def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
     """INPUT ACCEPT rules (iptables or nft) for a published host port that its packets never
     meet (see the module docstring).
 
-    >>> from natlens.audit._docker_example import container_json, example
-    >>> ctx = example('''*nat
-    ... :PREROUTING ACCEPT [0:0]
-    ... :DOCKER - [0:0]
-    ... -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
-    ... -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
-    ... COMMIT
-    ... *filter
+    >>> from natlens.audit._docker_example import DOCKER_NAT_8080, container_json, example
+    >>> ctx = example(DOCKER_NAT_8080 + '''*filter
     ... :INPUT DROP [0:0]
     ... :FORWARD DROP [0:0]
     ... -A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT
     ... COMMIT
     ... ''', container_json("web", "172.17.0.2", "8080:80"))
     >>> [(f.kind, f.severity.value, f.rule.where) for f in check_input_allows(ctx)]
-    [('ineffective', 'medium', 'filter INPUT #1')]
+    [('ineffective', 'low', 'filter INPUT #1')]
     """
     view = docker_view(ctx)
     if view is None:
