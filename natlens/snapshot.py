@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from natlens.docker import Inventory
 from natlens.errors import SnapshotError, UsageError
@@ -69,6 +69,9 @@ OTHER_BACKEND_FILES = {
 """``SNAPSHOT_FILES`` keys of the dumps of each backend when it is not the main one."""
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything natlens knows about one host.
@@ -105,6 +108,21 @@ class Snapshot:
     """The JSON text ``nft`` was read from (``natlens verify`` loads it with ``nft -j -f``)."""
     _host: Host | None = field(default=None, init=False, repr=False, compare=False)
     _simulator: Simulator | None = field(default=None, init=False, repr=False, compare=False)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, name: str, compute: Callable[[Snapshot], _T]) -> _T:
+        """``compute(self)``, computed once per ``name`` and kept: facts over every rule that a
+        command needs (``natlens.trace_hints``). The snapshot cache stores them with the
+        snapshot, so a warm command does not read every chain again. ``compute`` must depend
+        on the snapshot only (``dataclasses.replace`` gives a snapshot without them)."""
+        if name not in self._derived:
+            self._derived[name] = compute(self)
+        found: _T = self._derived[name]
+        return found
+
+    def derived_names(self) -> frozenset[str]:
+        """The names ``derived`` has computed so far."""
+        return frozenset(self._derived)
 
     @property
     def host(self) -> Host:

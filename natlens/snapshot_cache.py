@@ -1,9 +1,12 @@
 """Parse once, answer many: a per-user cache of parsed and prepared snapshots (issue 13).
 
-A snapshot loaded through ``load_cached`` is stored, with whatever was prepared for it (the
-host model, the ``Simulator`` and its prepared rulesets), in one file of the user's cache
-directory: ``$XDG_CACHE_HOME/natlens`` (default ``~/.cache/natlens``). The file name is the
-SHA-256 of everything the result depends on:
+A snapshot loaded through ``load_cached`` is stored, with what commands derived from it (the
+host model, facts over every rule such as ``trace``'s hints: ``Snapshot.derived``), in one file
+of the user's cache directory: ``$XDG_CACHE_HOME/natlens`` (default ``~/.cache/natlens``). Its
+chains are stored lazily (``natlens.cache_pickle``): a command reads, and unpickles, only the
+chains it uses, so a warm ``trace`` on a 100k-rule host does not build the 100k rules. The
+simulator is not stored: preparing it is lazy too (``natlens.netfilter.prepared``). The file
+name is the SHA-256 of everything the result depends on:
 
 - the bytes of every input file (each file a snapshot folder may hold, ``SNAPSHOT_FILES``, by
   name; a missing one counts as missing), or of the single rule file;
@@ -24,10 +27,12 @@ named in the file, so a file is read only when
   0600 or stricter.
 
 Anything else is ignored with one ``CacheWarning`` line and the snapshot is parsed as if there
-were no cache. The unpickler also refuses every global outside natlens's own classes, the
-``ipaddress`` classes and a few builtin containers. The cache never lives in (or reads from)
-the snapshot folder: a snapshot from another machine cannot bring its own pickles. A corrupted
-entry (cut short, garbage, another format) is ignored with a warning and replaced.
+were no cache. The unpickler (the same for the entry and for each lazily read chain) also
+refuses every global outside natlens's own classes, the ``ipaddress`` classes and a few builtin
+containers. The cache never lives in (or reads from) the snapshot folder: a snapshot from
+another machine cannot bring its own pickles. A corrupted entry (cut short, garbage, another
+format, a checksum that does not match: the CRC-32 of the whole pickle, lazily read chains
+included, is checked before anything is unpickled) is ignored with a warning and replaced.
 
 Writes are atomic (a ``mkstemp`` file in the cache directory, then ``os.replace``), so
 concurrent runs on the same snapshot each read a whole entry or none.
@@ -36,28 +41,21 @@ concurrent runs on the same snapshot each read a whole entry or none.
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import gc
 import hashlib
-import io
-import ipaddress
-import operator
+import mmap
 import os
-import pickle
 import stat
 import sys
 import tempfile
-import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from natlens.errors import ParseWarning
+from natlens.cache_pickle import CorruptEntry, EntryStore, read_entry, write_entry
+from natlens.cache_pickle import Unpickler as _Unpickler  # noqa: F401  (what reads entries)
+from natlens.errors import ParseWarning, SnapshotError
 from natlens.inputs import input_limit
-from natlens.model import Rule
-from natlens.netfilter.prepared import CompiledRule
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
 
 __all__ = [
@@ -68,7 +66,7 @@ __all__ = [
 MAX_ENTRIES = 16
 """Entries kept in the cache directory (the oldest beyond this are removed after a write)."""
 
-_MAGIC = b"natlens-snapshot-cache 1\n"
+_MAGIC = b"natlens-snapshot-cache 2\n"
 _SUFFIX = ".snapshot"
 _NO_ACCESS_FOR_OTHERS = 0o077
 
@@ -178,138 +176,6 @@ def _usable_dir(directory: Path, *, create: bool) -> bool:
     return True
 
 
-def _mapping_proxy(data: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
-    """Rebuild a read-only mapping (pickle cannot name ``mappingproxy``)."""
-    return types.MappingProxyType(data)
-
-
-def _reduce_mapping_proxy(value: types.MappingProxyType[Any, Any]) -> tuple[Any, ...]:
-    return (_mapping_proxy, (dict(value),))
-
-
-def _compiled_rule(rule: Rule, index: int, text: str | None) -> CompiledRule:
-    """Rebuild a prepared rule; its checks (closures, which pickle cannot store) are compiled
-    again when a walk first reaches it, as after ``prepare``."""
-    compiled = CompiledRule(rule, index)
-    compiled._text = text
-    return compiled
-
-
-def _reduce_compiled_rule(value: CompiledRule) -> tuple[Any, ...]:
-    return (_compiled_rule, (value.rule, value.index, value._text))
-
-
-def _slot_names(cls: type) -> tuple[str, ...]:
-    names: list[str] = []
-    for klass in reversed(cls.__mro__):
-        slots = klass.__dict__.get("__slots__", ())
-        names.extend([slots] if isinstance(slots, str) else slots)
-    return tuple(n for n in names if n not in ("__dict__", "__weakref__"))
-
-
-_SLOTS: dict[type, tuple[str, ...]] = {}
-_SETTERS: dict[type, Callable[[object, tuple[Any, ...]], None]] = {}
-
-
-def _setter(cls: type) -> Callable[[object, tuple[Any, ...]], None]:
-    """A function setting every slot of a ``cls`` object from a tuple, through the slots'
-    member descriptors (what a frozen dataclass's ``__init__`` does), unrolled."""
-    names = _SLOTS.get(cls) or _slot_names(cls)
-    _SLOTS[cls] = names
-    scope = {f"d{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}
-    body = "".join(f"    d{i}(obj, v[{i}])\n" for i in range(len(names))) or "    pass\n"
-    exec(f"def setter(obj, v):\n{body}", scope)
-    setter: Callable[[object, tuple[Any, ...]], None] = scope["setter"]
-    _SETTERS[cls] = setter
-    return setter
-
-
-def _set_slots(obj: object, values: tuple[Any, ...]) -> None:
-    """``state_setter`` of a slotted dataclass: each slot set as ``__init__`` would (the
-    class may be frozen)."""
-    setter = _SETTERS.get(type(obj))
-    if setter is None:
-        setter = _setter(type(obj))
-    setter(obj, values)
-
-
-def _reduce_slots(obj: object) -> tuple[Any, ...]:
-    """A slotted dataclass as ``(cls.__new__, state, _set_slots)``: dataclasses' own
-    ``__setstate__`` looks its fields up again for every object (10x slower to load)."""
-    cls = type(obj)
-    getter = _GETTERS.get(cls)
-    if getter is None:
-        names = _SLOTS.get(cls) or _slot_names(cls)
-        _SLOTS[cls] = names
-        if len(names) == 1:
-            one = operator.attrgetter(names[0])
-            getter = _GETTERS[cls] = lambda o: (one(o),)
-        else:
-            getter = _GETTERS[cls] = operator.attrgetter(*names)
-    try:
-        values = getter(obj)
-    except AttributeError:  # an unset slot: the generic way
-        generic = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
-        assert isinstance(generic, tuple)
-        return generic
-    return (copyreg.__newobj__, (cls,), values, None, None,  # type: ignore[attr-defined]
-            _set_slots)
-
-
-_GETTERS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
-
-
-def _reduce_ip(value: Any) -> tuple[Any, ...]:
-    """An address from its integer (not its text: parsing is the slow part of loading)."""
-    return (type(value), (int(value),))
-
-
-def _reduce_net(value: Any) -> tuple[Any, ...]:
-    return (type(value), ((int(value.network_address), value.prefixlen),))
-
-
-def _dispatch() -> dict[type, Callable[[Any], tuple[Any, ...]]]:
-    """Reducers by type: natlens's slotted dataclasses (every loaded natlens module),
-    addresses, read-only mappings and prepared rules."""
-    import dataclasses  # noqa: PLC0415
-
-    table: dict[type, Callable[[Any], tuple[Any, ...]]] = {
-        types.MappingProxyType: _reduce_mapping_proxy,
-        CompiledRule: _reduce_compiled_rule,
-        ipaddress.IPv4Address: _reduce_ip,
-        ipaddress.IPv6Address: _reduce_ip,
-        ipaddress.IPv4Network: _reduce_net,
-        ipaddress.IPv6Network: _reduce_net,
-    }
-    for name, module in list(sys.modules.items()):
-        if name != "natlens" and not name.startswith("natlens."):
-            continue
-        for value in list(vars(module).values()):
-            if (isinstance(value, type) and dataclasses.is_dataclass(value)
-                    and value.__module__ == name and "__slots__" in value.__dict__
-                    and "__reduce__" not in value.__dict__
-                    and "__reduce_ex__" not in value.__dict__
-                    and getattr(value.__dict__.get("__setstate__"), "__name__",
-                                "_dataclass_setstate") == "_dataclass_setstate"):
-                _SLOTS[value] = _slot_names(value)
-                table[value] = _reduce_slots
-    return table
-
-_SAFE_BUILTINS = frozenset({"frozenset", "set", "tuple", "list", "dict", "slice", "range",
-                            "complex", "bytearray", "object", "getattr"})
-
-
-class _Unpickler(pickle.Unpickler):
-    """Loads natlens's own values only: any other global in the stream is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module == "natlens" or module.startswith("natlens.")
-                or module == "ipaddress" or (module == "copyreg" and name == "_reconstructor")
-                or (module == "builtins" and name in _SAFE_BUILTINS)):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not a natlens value")
-
-
 @contextlib.contextmanager
 def _collector_off(*, freeze: bool = False) -> Iterator[None]:
     """No cyclic collection while millions of objects are built or walked (re-enabled).
@@ -351,9 +217,13 @@ def _replay(recorded: Replay) -> None:
             warnings.warn(text, UserWarning, stacklevel=3)
 
 
-def _read(entry: Path, key: str, *, freeze: bool = False) -> tuple[Snapshot, Replay] | None:
-    """The snapshot stored in ``entry`` and the warnings its parse gave, or None (absent;
-    untrusted or corrupted: warned)."""
+def _read(entry: Path, key: str, *, freeze: bool = False,
+          recover: Callable[[], Snapshot] | None = None,
+          ) -> tuple[Snapshot, Replay, EntryStore] | None:
+    """The snapshot stored in ``entry``, the warnings its parse gave and the entry's
+    ``EntryStore``; or None (absent; untrusted or corrupted: warned). The file is mapped, not read:
+    its chains are read when used (``natlens.cache_pickle``; ``recover`` parses the snapshot
+    again for a chain found damaged then)."""
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -369,17 +239,22 @@ def _read(entry: Path, key: str, *, freeze: bool = False) -> tuple[Snapshot, Rep
                   f"(needs uid {os.geteuid()}, mode 600): ignored, never loaded")
             return None
         try:
-            data = fh.read()
-        except OSError as exc:
-            _warn(f"{entry}: cannot read ({exc.strerror or exc}): ignored")
+            # entries are replaced by rename, never rewritten in place: the mapping stays whole
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if st.st_size else b""
+        except (OSError, ValueError) as exc:
+            _warn(f"{entry}: cannot read ({exc}): ignored")
             return None
     header = _MAGIC + key.encode() + b"\n"
-    if not data.startswith(header):
+    if data[:len(header)] != header:
         _warn(f"{entry}: not a natlens cache entry for this snapshot (corrupted?): ignored")
         return None
     try:
         with _collector_off(freeze=freeze):
-            value = _Unpickler(io.BytesIO(memoryview(data)[len(header):])).load()
+            value, store = read_entry(data, len(header), name=str(entry), recover=recover,
+                                      freeze=freeze)
+    except CorruptEntry as exc:
+        _warn(f"{entry}: corrupted ({exc}): ignored")
+        return None
     except Exception as exc:
         _warn(f"{entry}: corrupted ({type(exc).__name__}): ignored")
         return None
@@ -387,19 +262,16 @@ def _read(entry: Path, key: str, *, freeze: bool = False) -> tuple[Snapshot, Rep
             and isinstance(value[1], tuple)):
         _warn(f"{entry}: does not hold a snapshot (corrupted?): ignored")
         return None
-    return value[0], value[1]
+    return value[0], value[1], store
 
 
 def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Replay) -> None:
-    """Store ``snap`` as ``entry`` atomically (temporary file 0600 + rename)."""
+    """Store ``snap`` as ``entry`` atomically (temporary file 0600 + rename): ``_MAGIC``, the
+    key, then what ``natlens.cache_pickle.write_entry`` writes (chains in blobs, checksums)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + key.encode() + b"\n")
-            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {**copyreg.dispatch_table, **_dispatch()}
-            with _collector_off():
-                pickler.dump((snap, recorded))
+        with os.fdopen(fd, "wb") as fh, _collector_off():
+            write_entry(fh, _MAGIC + key.encode() + b"\n", (snap, recorded), snap)
         os.replace(tmp, entry)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -425,20 +297,27 @@ class _Pending:
     """A snapshot loaded through the cache, to store when the command is done (then it holds
     what the command prepared)."""
 
-    __slots__ = ("directory", "entry", "key", "prepared", "recorded", "snap")
+    __slots__ = ("directory", "entry", "key", "prepared", "recorded", "snap", "store")
 
     def __init__(self, directory: Path, entry: Path, key: str, snap: Snapshot, *,
-                 prepared: tuple[bool, bool] | None, recorded: Replay) -> None:
+                 prepared: Prepared | None, recorded: Replay,
+                 store: EntryStore | None = None) -> None:
         self.directory, self.entry, self.key, self.snap = directory, entry, key, snap
         self.recorded = recorded
         self.prepared = prepared  # what the stored entry holds (None: nothing stored yet)
+        self.store = store  # the entry it was read from, if any
 
 
 _PENDING: list[_Pending] = []
 
+Prepared = tuple[bool, frozenset[str]]
+"""What a command derived from a snapshot that the entry stores with it: whether the host
+model was built, and the names of the facts ``Snapshot.derived`` computed. (The simulator is
+not stored: its chains are prepared when a walk first meets them, natlens.netfilter.prepared.)"""
 
-def _prepared(snap: Snapshot) -> tuple[bool, bool]:
-    return (snap._host is not None, snap._simulator is not None)
+
+def _prepared(snap: Snapshot) -> Prepared:
+    return (snap._host is not None, snap.derived_names())
 
 
 def load_cached(path: str | Path, *, strict: bool = True, table: str | None = None,
@@ -463,13 +342,31 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
         entry = directory / f"{key}{_SUFFIX}"
         if progress is not None:
             progress("reading cache")
-        found = _read(entry, key, freeze=freeze)
+
+        def recover() -> Snapshot:
+            """The snapshot parsed again, for chains of the entry found damaged after it was
+            opened (``natlens.cache_pickle``); the entry is removed (warned)."""
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # given once already
+                fresh = with_stated_host(
+                    load(path, strict=strict, table=table, restore_flush=restore_flush,
+                         allow_empty=allow_empty), addresses=addresses, interfaces=interfaces)
+            if key_for(path, options) != key:
+                raise SnapshotError(f"{path}: changed while natlens read it (and its cache "
+                                    f"entry {entry} is damaged): run the command again")
+            with contextlib.suppress(OSError):
+                os.unlink(entry)
+            _warn(f"{entry}: damaged (a chain's checksum): its chains were parsed again from "
+                  f"{path}; the entry is removed")
+            return fresh
+
+        found = _read(entry, key, freeze=freeze, recover=recover)
         if found is not None:
-            snap, recorded = found
+            snap, recorded, store = found
             with contextlib.suppress(OSError):
                 os.utime(entry)  # recently used: kept by _prune
             _PENDING.append(_Pending(directory, entry, key, snap, prepared=_prepared(snap),
-                                     recorded=recorded))
+                                     recorded=recorded, store=store))
             _replay(recorded)
             return snap
     if progress is not None:
@@ -493,27 +390,18 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
 
 def save_pending() -> None:
     """Store every snapshot loaded since the last call whose entry is missing or holds less
-    than what has been prepared since. Failures to write only warn."""
+    than what has been derived since (a warm command that derived nothing new writes nothing;
+    chains not read stay as they were stored). Failures to write only warn."""
     while _PENDING:
         item = _PENDING.pop()
-        host, simulator = _prepared(item.snap)
-        # nft's compiled chains are closures pickle cannot store: such a snapshot is kept
-        # parsed, with its host model, and its rules prepared again when used
-        storable = item.snap.nft is None
-        now = (host, simulator and storable)
-        if item.prepared is not None and all(a >= b for a, b in zip(item.prepared, now,
-                                                                      strict=True)):
+        host, derived = _prepared(item.snap)
+        if item.prepared is not None and item.prepared[0] >= host \
+                and derived <= item.prepared[1]:
             continue
-        bare = replace(item.snap)
-        object.__setattr__(bare, "_host", item.snap._host)
+        if item.store is not None and item.store.damaged:
+            continue  # removed: the next command parses and stores a whole entry
         try:
-            try:
-                _write(item.directory, item.entry, item.key,
-                       item.snap if storable else bare, item.recorded)
-            except (AttributeError, TypeError, pickle.PicklingError):
-                if item.snap._simulator is None or not storable:
-                    raise
-                _write(item.directory, item.entry, item.key, bare, item.recorded)
+            _write(item.directory, item.entry, item.key, item.snap, item.recorded)
         except Exception as exc:
             _warn(f"{item.directory}: cannot write an entry ({type(exc).__name__}: {exc}): "
                   "not cached")

@@ -2,21 +2,23 @@
 
 ``prepare(ruleset)`` gives a ``PreparedRuleset`` (``tables[table][chain]`` of ``PreparedChain``);
 a chain of 16 rules or more is indexed on (protocol, destination address, destination port) so a
-walk only looks at the rules that can match its packet (``PreparedChain.candidates``). Checks are
-compiled by ``natlens.netfilter.matches.compile_rule`` when a walk first reaches a rule.
+walk only looks at the rules that can match its packet (``PreparedChain.candidates``). Everything
+is prepared on first use: a chain when something first asks the table for it (a walk meets it;
+``prepare`` itself reads no rule of a ruleset that shows every table, so a warm ``trace`` of a
+36,000-chain table prepares, and reads from the snapshot cache, the ten chains it walks), a
+rule's checks (``natlens.netfilter.matches.compile_rule``) when a walk first reaches it.
 ``without`` deletes rules in O(deleted rules), for what-if questions.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import ChainMap
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
 
 from natlens.inputs import is_decimal as _decimal
-from natlens.model import BUILTIN_CHAINS, Family, Rule, Ruleset, TableName, TargetKind
+from natlens.model import BUILTIN_CHAINS, Family, Rule, Ruleset, Table, TableName, TargetKind
 from natlens.netfilter.flow import Flow
 from natlens.netfilter.matches import PROTOCOL_ALIASES, Check, compile_rule
 from natlens.netfilter.trace import Step
@@ -89,12 +91,13 @@ class CompiledRule:
         return moved
 
 
+_PROTOCOL_OF = {alias: name for name, aliases in PROTOCOL_ALIASES.items() for alias in aliases}
+"""``-p`` name or number → the protocol it stands for (``PROTOCOL_ALIASES`` reversed)."""
+
+
 def _index_key(rule: Rule) -> IndexKey:
-    proto: str | None = None
-    if rule.protocol is not None and not rule.protocol.negated:
-        for name, aliases in PROTOCOL_ALIASES.items():
-            if rule.protocol.name in aliases:
-                proto = name
+    p = rule.protocol
+    proto = _PROTOCOL_OF.get(p.name) if p is not None and not p.negated else None
     dst: int | None = None
     d = rule.destination
     if d is not None and not d.negated and d.network.prefixlen == d.network.max_prefixlen:
@@ -230,6 +233,97 @@ class _PrunedChain(PreparedChain):
         return [p - bisect.bisect_left(removed, p) for p in found if p not in gone]
 
 
+class _PreparedTable(Mapping[str, PreparedChain]):
+    """A table's chains by name, each prepared when first asked for (then kept); iterated in
+    the table's order, then the stand-ins for chains the input does not show (``add``)."""
+
+    __slots__ = ("_built", "_extra", "_index", "_table", "_unseen")
+
+    def __init__(self, table: Table, *, index: bool) -> None:
+        self._table = table
+        self._index = index
+        self._built: dict[str, PreparedChain] = {}
+        self._extra: dict[str, PreparedChain] = {}  # names the table does not have
+        self._unseen: dict[str, str] = {}  # why, for chains not prepared yet
+
+    def __getitem__(self, name: str) -> PreparedChain:
+        try:
+            return self._built[name]
+        except KeyError:
+            pass
+        chain = self._table.get(name)
+        if chain is None:
+            return self._extra[name]
+        found = self._built[name] = PreparedChain(chain.name, chain.builtin, chain.policy,
+                                                  chain.rules, index=self._index,
+                                                  unseen=self._unseen.get(name))
+        return found
+
+    def get(self, name: str, default: PreparedChain | None = None,  # type: ignore[override]
+            ) -> PreparedChain | None:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table or name in self._extra
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for chain in self._table.chains:
+            if chain.name not in seen:
+                seen.add(chain.name)
+                yield chain.name
+        yield from self._extra
+
+    def __len__(self) -> int:
+        return len({c.name for c in self._table.chains}) + len(self._extra)
+
+    @property
+    def table(self) -> Table:
+        """The table the chains come from."""
+        return self._table
+
+    def add(self, chain: PreparedChain) -> None:
+        """A stand-in for a chain the table does not have."""
+        self._extra[chain.name] = chain
+
+    def mark_unseen(self, name: str, why: str) -> None:
+        """Chain ``name`` (if any) does not show all its rules, because ``why``."""
+        chain = self._built.get(name) or self._extra.get(name)
+        if chain is not None:
+            chain.unseen = why
+        elif name in self._table:
+            self._unseen[name] = why
+
+
+class _Overlay(Mapping[str, PreparedChain]):
+    """``changed`` chains over a table's (``PreparedRuleset.without``): the table is shared,
+    not copied, and stays lazy."""
+
+    __slots__ = ("_base", "_changed")
+
+    def __init__(self, changed: dict[str, PreparedChain],
+                 base: Mapping[str, PreparedChain]) -> None:
+        self._changed = changed
+        self._base = base
+
+    def __getitem__(self, name: str) -> PreparedChain:
+        found = self._changed.get(name)
+        return found if found is not None else self._base[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._changed or name in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base
+        yield from (n for n in self._changed if n not in self._base)
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for n in self._changed if n not in self._base)
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedRuleset:
     """All chains of a ruleset, compiled: ``tables[table][chain]``."""
@@ -256,30 +350,24 @@ class PreparedRuleset:
         # the changed chains over the shared ones (no copy of a table's thousands of chains)
         tables: dict[str, Mapping[str, PreparedChain]] = dict(self.tables)
         for table, chains in changed.items():
-            base = self.tables[table]
-            tables[table] = ChainMap(chains, base if isinstance(base, dict) else dict(base))
+            tables[table] = _Overlay(chains, self.tables[table])
         return PreparedRuleset(self.family, tables, self.source)
 
 
 def prepare(ruleset: Ruleset, *, index: bool = True) -> PreparedRuleset:
-    """Compile ``ruleset``: one ``PreparedChain`` per chain (the caller keeps the result; a
-    ``Simulator`` owns the prepared rulesets of its host).
+    """Compile ``ruleset``: a ``PreparedChain`` per chain, made when first asked for (the
+    caller keeps the result; a ``Simulator`` owns the prepared rulesets of its host).
 
     Rules are indexed per long chain; their checks are compiled when a walk first reaches them.
     ``index=False`` gives the naive rule-by-rule walk (for benchmarks and cross-checks).
     """
-    tables = {
-        table.name.value: {c.name: PreparedChain(c.name, c.builtin, c.policy, c.rules,
-                                                 index=index)
-                           for c in table.chains}
-        for table in ruleset.tables
-    }
+    tables = {table.name.value: _PreparedTable(table, index=index) for table in ruleset.tables}
     if not ruleset.coverage.whole:
-        _mark_unseen(ruleset, tables)
-    return PreparedRuleset(ruleset.family, tables, ruleset)
+        _mark_unseen(ruleset, tables, index=index)
+    return PreparedRuleset(ruleset.family, dict(tables), ruleset)
 
 
-def _mark_unseen(ruleset: Ruleset, tables: dict[str, dict[str, PreparedChain]]) -> None:
+def _mark_unseen(ruleset: Ruleset, tables: dict[str, _PreparedTable], *, index: bool) -> None:
     """Chains the input does not show (``Ruleset.coverage``): an empty stand-in, marked
     ``unseen``, for each built-in chain of a table not pasted, each built-in chain missing from
     a table pasted in part and each chain such a table jumps to without showing; chains shown
@@ -290,13 +378,14 @@ def _mark_unseen(ruleset: Ruleset, tables: dict[str, dict[str, PreparedChain]]) 
         if not cov.shows_table(name):
             why = next((w for n, w in cov.unknown_tables if n is name),
                        f"table {t} is not in the input")
-            chains = tables.setdefault(t, {})
+            chains = tables.get(t)
+            if chains is None:
+                chains = tables[t] = _PreparedTable(Table(name), index=index)
             for builtin in BUILTIN_CHAINS[name]:
-                chain = chains.get(builtin)
-                if chain is None:
-                    chains[builtin] = PreparedChain(builtin, True, "ACCEPT", (), unseen=why)
+                if builtin in chains:
+                    chains.mark_unseen(builtin, why)
                 else:
-                    chain.unseen = why
+                    chains.add(PreparedChain(builtin, True, "ACCEPT", (), unseen=why))
             continue
         shown = cov.chains_shown(name)
         table_chains = tables.get(t)
@@ -305,16 +394,16 @@ def _mark_unseen(ruleset: Ruleset, tables: dict[str, dict[str, PreparedChain]]) 
         chains = table_chains
         for builtin in BUILTIN_CHAINS[name]:
             if builtin not in chains:
-                chains[builtin] = PreparedChain(
+                chains.add(PreparedChain(
                     builtin, True, "ACCEPT", (), unseen=f"chain {builtin} of table {t} is not in "
-                    "the input")
-        targets = {cr.rule.target.name for chain in list(chains.values()) for cr in chain.rules
-                   if cr.rule.target is not None
-                   and cr.rule.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
-        for target in sorted(targets - chains.keys()):
-            chains[target] = PreparedChain(target, False, None, (), unseen=(
-                f"chain {target} of table {t} is not in the input"))
+                    "the input"))
+        targets = {rule.target.name for rule in chains.table.rules
+                   if rule.target is not None
+                   and rule.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
+        for target in sorted(targets - set(chains)):
+            chains.add(PreparedChain(target, False, None, (), unseen=(
+                f"chain {target} of table {t} is not in the input")))
     for name, chain_name, why in cov.incomplete:
-        chain = tables.get(name.value, {}).get(chain_name)
-        if chain is not None:
-            chain.unseen = f"chain {chain_name} is shown in part ({why})"
+        found = tables.get(name.value)
+        if found is not None:
+            found.mark_unseen(chain_name, f"chain {chain_name} is shown in part ({why})")
