@@ -653,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="print the snapshot cache folder (dir) or empty it "
                        "(clear)",
-                       description="natlens keeps each parsed and prepared snapshot in "
+                       description="natlens keeps each parsed snapshot (with its host "
+                       "model and the indexes a trace needs) in "
                        "$XDG_CACHE_HOME/natlens (default ~/.cache/natlens), keyed by the "
                        "content of every input file and natlens's version, so that a second "
                        "command on the same snapshot skips parsing. 'dir' prints the folder, "
