@@ -10,6 +10,10 @@ container port at the container's own address and one unpublished port per conta
     python benchmarks/bench_exposure.py                 # N = 250, 1000
     python benchmarks/bench_exposure.py --sizes 1000 --check
     python benchmarks/bench_exposure.py --profile 1000
+    python benchmarks/bench_exposure.py --sizes 1000 --no-share   # every cell traced
+
+``--no-share`` builds the map without sharing decisions between alike containers
+(``natlens.exposure_share``): the same map, cell by cell (the figure before sharing).
 
 Prints, per size: rules, load seconds, map seconds (``natlens.exposure`` on the loaded snapshot:
 preparing the simulator and every cell), rows, cells, simulated packets and microseconds per
@@ -140,12 +144,21 @@ def write_snapshot(folder: Path, n: int, kube_text: str) -> None:
         (folder / name).write_text(json.dumps(obj, indent=1))
 
 
-def run_one(folder: Path) -> tuple[int, float, float, natlens.ExposureMap]:
+def exposure(snap: natlens.Snapshot, share: bool = True) -> natlens.ExposureMap:
+    """``natlens.exposure(snap)``, or the same map without sharing."""
+    if share:
+        return natlens.exposure(snap)
+    from natlens.docker import inventory_from_snapshot
+    from natlens.exposure import build
+    return build(snap, inventory_from_snapshot(snap), snap.simulator, share=False)
+
+
+def run_one(folder: Path, share: bool = True) -> tuple[int, float, float, natlens.ExposureMap]:
     """(rules, load seconds, map seconds, map)."""
     t0 = time.perf_counter()
     snap = natlens.load(str(folder))
     t1 = time.perf_counter()
-    emap = natlens.exposure(snap)
+    emap = exposure(snap, share)
     t2 = time.perf_counter()
     return snap.ruleset.rule_count + snap.ruleset6.rule_count, t1 - t0, t2 - t1, emap
 
@@ -158,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true",
                     help=f"exit 1 unless the largest size's map takes <= {GOAL_SECONDS:g} s")
     ap.add_argument("--profile", type=int, metavar="N")
+    ap.add_argument("--no-share", action="store_true",
+                    help="trace every cell (no decisions shared between alike containers)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kube_text = generate(args.services, args.endpoints)
@@ -168,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             snap = natlens.load(str(folder))
             prof = cProfile.Profile()
             prof.enable()
-            natlens.exposure(snap)
+            exposure(snap, not args.no_share)
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
             pstats.Stats(prof).sort_stats("tottime").print_stats(20)
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             folder = Path(tmp) / f"n{n}"
             write_snapshot(folder, n, kube_text)
-            rules, t_load, took, emap = run_one(folder)
+            rules, t_load, took, emap = run_one(folder, not args.no_share)
             print(f"{n:>6} {rules:>9,} {t_load:>8.2f} {took:>8.2f} {len(emap.rows):>7} "
                   f"{len(emap.cells):>8} {took / max(1, len(emap.cells)) * 1e6:>8.0f} "
                   f"{len(emap.ingresses):>10}", flush=True)

@@ -36,6 +36,7 @@ The JSON form (``ExposureMap.to_dict``) is DESIGN.md's "Exposure map" contract.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import ipaddress
 import itertools
@@ -45,8 +46,10 @@ from typing import Any
 
 from natlens.correlate import Binding, ContainerPort, Correlation, correlate, port_set
 from natlens.docker import Inventory, Network, inventory_from_snapshot
+from natlens.exposure_share import Sharing, Values
 from natlens.model import Family, Rule, Ruleset
 from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
+from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host
 from natlens.parse.hostfiles import Listener
 
@@ -232,17 +235,20 @@ def exposure(snapshot: Any) -> ExposureMap:
 
 def build(snapshot: Any, inventory: Inventory | None, simulator: Simulator, *,
           correlation: Correlation | None = None,
-          trace: Callable[[Packet], Trace] | None = None) -> ExposureMap:
+          trace: Callable[[Packet], Trace] | None = None, share: bool = True) -> ExposureMap:
     """The exposure map from its parts: ``snapshot`` gives the rules, sockets and meta,
     ``inventory`` the containers (None: host services only), ``simulator`` decides each cell
-    (prepared once; the audit passes its own, and ``trace``: its cache of traces)."""
+    (prepared once; the audit passes its own, and ``trace``: its cache of traces).
+    ``share``: reuse a cell's decision for the cells of containers the rules cannot tell
+    apart (``natlens.exposure_share``; the map is the same either way, only faster)."""
     # The cells allocate millions of small acyclic objects (traces, steps, packets) next to
     # the snapshot's model: full collections walking the 100k-rule model took a third of the
     # time on big hosts (as in ``natlens.audit.audit``).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Builder(snapshot, inventory, simulator, correlation, trace).run()
+        return _Builder(snapshot, inventory, simulator, correlation, trace=trace,
+                        share=share).run()
     finally:
         if enabled:
             gc.enable()
@@ -261,9 +267,11 @@ class _Builder:
     """One map's state: the host, the rows, the trace cache (one trace per distinct packet)."""
 
     def __init__(self, snapshot: Any, inventory: Inventory | None, sim: Simulator,
-                 correlation: Correlation | None,
-                 trace: Callable[[Packet], Trace] | None = None) -> None:
+                 correlation: Correlation | None, *,
+                 trace: Callable[[Packet], Trace] | None = None, share: bool = True) -> None:
         self._trace = trace
+        self._share = share
+        self.sharing: Sharing | None = None
         self.snapshot = snapshot
         self.inventory = inventory
         self.sim = sim
@@ -287,6 +295,12 @@ class _Builder:
                         for f in (4, 6)}
         self._universes: dict[tuple[str, int], list[IPNetwork] | None] = {}
         self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._inside: dict[tuple[str, int], dict[IPNetwork, bool]] = {}
+        self._taken: dict[str, set[IPAddress]] = {}
+        self._primary: dict[tuple[int, tuple[str, ...]], IPAddress | None] = {}
+        self._net_texts: dict[IPNetwork, str] = {}
+        self._packets: dict[tuple[str, int, str], Packet] = {}
+        self._landings: dict[tuple[str, str], tuple[Landing | None, bool | None, str]] = {}
         self._classes: dict[tuple[str, int, frozenset[IPNetwork]],
                             list[tuple[tuple[str, ...], IPAddress]]] = {}
         self._by_port: dict[tuple[int, int], list[Binding]] | None = None
@@ -319,6 +333,14 @@ class _Builder:
                 if a.ip.version == family and not a.ip.is_link_local and not a.ip.is_loopback]
 
     def primary(self, family: int, externals: Sequence[str]) -> IPAddress | None:
+        """The host's address on its default route's interface (else on the first external
+        interface that has one) in ``family``; kept per (family, externals)."""
+        key = (family, tuple(externals))
+        if key not in self._primary:
+            self._primary[key] = self._primary_of(family, externals)
+        return self._primary[key]
+
+    def _primary_of(self, family: int, externals: Sequence[str]) -> IPAddress | None:
         default = next((r.dev for r in (self.host.routes if family == 4 else self.host.routes6)
                         if r.network.prefixlen == 0 and r.dev in externals), None)
         for iface in ([default] if default else []) + list(externals):
@@ -378,6 +400,8 @@ class _Builder:
         externals = self.external()
         ingresses = [*externals, "local", *sorted(self.docker_bridges)]
         rows = self.rows()
+        if self._share and self.corr is not None and self.inventory is not None:
+            self.sharing = self._sharing(rows)
         cells: list[Cell] = []
         for row in rows:
             for ingress in ingresses:
@@ -385,6 +409,28 @@ class _Builder:
         networks = {b: n.name for b, n in self.docker_bridges.items()}
         return ExposureMap(tuple(rows), tuple(ingresses), tuple(cells),
                            tuple(dict.fromkeys(self.notes)), networks)
+
+    def _sharing(self, rows: Sequence[Row]) -> Sharing:
+        """The classes of containers whose cells may share decisions (their values: the
+        addresses of each family and the published host ports; every other row's port and
+        the source port must be none of them)."""
+        assert self.corr is not None
+        assert self.inventory is not None
+        ports: dict[tuple[str, int], list[int]] = {}
+        for b in self.corr.bindings:
+            ports.setdefault((b.container.name, b.family), []).append(b.host_port)
+        containers: list[tuple[str, dict[int, Values]]] = []
+        for c in self.inventory.running:
+            per: dict[int, Values] = {}
+            for fam in (4, 6):
+                pairs = [(n.name, ip) for n in c.networks
+                         for ip in ((n.ipv4,) if fam == 4 else (n.ipv6,))
+                         if ip is not None]
+                per[fam] = (tuple(n for n, _ in pairs), tuple(ip for _, ip in pairs),
+                            tuple(dict.fromkeys(ports.get((c.name, fam), ()))))
+            containers.append((c.name, per))
+        others = {SPORT, 49152} | {r.port for r in rows if r.kind != "published"}
+        return Sharing(self.sim, containers, others)
 
     def destinations(self, row: Row, ingress: str, externals: Sequence[str]) -> list[IPAddress]:
         fam = row.family
@@ -426,13 +472,24 @@ class _Builder:
             else:
                 classes = self.classes(ingress, fam, row, dst, universe)
             for sources, src in classes:
-                if ingress == "local":
-                    pkt = Packet(local_origin=True, src=src, dst=dst, proto=row.proto,
-                                 sport=SPORT, dport=row.port)
-                else:
-                    pkt = Packet(in_interface=ingress, src=src, dst=dst, proto=row.proto,
-                                 sport=SPORT, dport=row.port)
-                yield self.decide(row, ingress, sources, pkt)
+                yield self.decide(row, ingress, sources, self.packet(ingress, src, dst, row))
+
+    def packet(self, ingress: str, src: IPAddress, dst: IPAddress, row: Row) -> Packet:
+        """The cell's packet: the first of each (ingress, family, protocol) made by
+        ``Packet``, the others as copies of it with their addresses and port (what ``Packet``
+        would check holds: one family, a port of a protocol that has ports)."""
+        key = (ingress, dst.version, row.proto)
+        template = self._packets.get(key)
+        if template is None or src.version != dst.version or not 0 <= row.port <= 65535:
+            if ingress == "local":
+                pkt = Packet(local_origin=True, src=src, dst=dst, proto=row.proto,
+                             sport=SPORT, dport=row.port)
+            else:
+                pkt = Packet(in_interface=ingress, src=src, dst=dst, proto=row.proto,
+                             sport=SPORT, dport=row.port)
+            self._packets.setdefault(key, pkt)
+            return pkt
+        return replace(template, src=src, dst=dst, dport=row.port)
 
     def universe(self, ingress: str, fam: int, row: Row) -> list[IPNetwork] | None:
         """The sources a packet at ``ingress`` may carry (``_universe``, once per ingress and
@@ -476,12 +533,20 @@ class _Builder:
         ports = {row.port} | ({row.binding.container_port} if row.binding is not None else set())
         spans = self._spans.get((ingress, fam))
         if spans is None:
-            spans = self._spans[(ingress, fam)] = [
-                (int(u.network_address), int(u.broadcast_address)) for u in universe]
+            spans = self._spans[(ingress, fam)] = _merged(
+                (int(u.network_address), int(u.broadcast_address)) for u in universe)
+            self._inside[(ingress, fam)] = {}
+        starts = [lo for lo, _ in spans]
+        memo = self._inside[(ingress, fam)]
 
         def inside(p: IPNetwork) -> bool:
-            return any(lo <= int(p.broadcast_address) and int(p.network_address) <= hi
-                       for lo, hi in spans)
+            """Whether ``p`` overlaps the universe (its spans are sorted and disjoint: the
+            last one starting at or below ``p``'s end is the only one to ask)."""
+            found = memo.get(p)
+            if found is None:
+                at = bisect.bisect_right(starts, int(p.broadcast_address)) - 1
+                found = memo[p] = at >= 0 and spans[at][1] >= int(p.network_address)
+            return found
 
         filters = self.filters[fam]
         known = self._seen.get((ingress, fam, row.proto))
@@ -504,10 +569,18 @@ class _Builder:
         out = []
         for nets in found:
             src = self.representative(nets, ingress, fam, row)
-            shown: tuple[str, ...] = () if len(found) == 1 else tuple(str(n) for n in nets)
+            shown: tuple[str, ...] = () if len(found) == 1 else tuple(
+                self._text_of(n) for n in nets)
             out.append((shown, src))
         self._classes[key] = out
         return out
+
+    def _text_of(self, net: IPNetwork) -> str:
+        """``str(net)``, kept (an IPv6 network's text costs ~10 us; a class's CIDRs recur)."""
+        text = self._net_texts.get(net)
+        if text is None:
+            text = self._net_texts[net] = str(net)
+        return text
 
     def representative(self, nets: Sequence[IPNetwork], ingress: str, fam: int,
                        row: Row) -> IPAddress:
@@ -516,8 +589,11 @@ class _Builder:
         networks when the class allows it."""
         if ingress in self.docker_bridges:
             net = self.docker_bridges[ingress]
-            taken = self.holders.keys() | set(net.gateways) | {
-                a for sub in net.subnets for a in (sub.network_address, sub.broadcast_address)}
+            taken = self._taken.get(ingress)
+            if taken is None:
+                taken = self._taken[ingress] = self.holders.keys() | set(net.gateways) | {
+                    a for sub in net.subnets
+                    for a in (sub.network_address, sub.broadcast_address)}
             for n in sorted(nets, key=lambda x: -x.num_addresses):
                 top = int(n.broadcast_address) if fam == 4 else int(n.network_address) + 0xFFFE
                 lo = int(n.network_address)
@@ -549,29 +625,60 @@ class _Builder:
         return found
 
     def decide(self, row: Row, ingress: str, sources: tuple[str, ...], pkt: Packet) -> Cell:
+        share = self.sharing
+        key = share.key(row.container, pkt) if share is not None else None
+        if key is not None:
+            assert share is not None
+            assert row.container is not None
+            found = share.done.get(key)
+            if found is not None:
+                verdict, final_dst, path, d = share.unpack(row.container, pkt.family, found)
+                decider = d if d is None else Decider(*d) if isinstance(d, tuple) else \
+                    Decider.of(d)
+                return self.decided(row, ingress, sources, pkt, (verdict, final_dst, path),
+                                    d=decider, trace=None)
         trace = self.trace(pkt)
         verdict, final_dst, path, steps, certain = _certain(trace)
+        if not certain:
+            return Cell(row, ingress, row.family, sources, pkt.dst, row.proto, row.port,
+                        None, None, None, None, pkt, "the rules' outcome depends on what the "
+                        "snapshot cannot tell: " + "; ".join(trace.uncertain[:2]))
+        step = _refusing(steps) if verdict is not Verdict.ACCEPT else _accepting(steps)
+        if key is not None:
+            assert share is not None
+            assert row.container is not None
+            summary = share.summarize(row.container, pkt, trace, verdict=verdict,
+                                      final_dst=final_dst, path=path, decider=step)
+            if summary is not None:
+                share.done[key] = summary
+        return self.decided(row, ingress, sources, pkt, (verdict, final_dst, path),
+                            d=Decider.of(step) if step is not None else None, trace=trace)
 
+    def decided(self, row: Row, ingress: str, sources: tuple[str, ...], pkt: Packet,
+                outcome: tuple[Verdict, str, str], *, d: Decider | None,
+                trace: Trace | None) -> Cell:
+        """The cell of a certain ``outcome`` (verdict, final destination, path) decided by
+        ``d``; ``trace`` None: the connection is established (a shared decision)."""
+        verdict, final_dst, path = outcome
         def cell(reachable: bool | None, lands: str | None, target: Landing | None,
                  decided_by: Decider | None, why: str) -> Cell:
             return Cell(row, ingress, row.family, sources, pkt.dst, row.proto, row.port,
                         reachable, lands, target, decided_by, pkt, why)
 
-        if not certain:
-            return cell(None, None, None, None, "the rules' outcome depends on what the "
-                        "snapshot cannot tell: " + "; ".join(trace.uncertain[:2]))
         if verdict is not Verdict.ACCEPT:
-            d = _refuser(steps)
             done = "rejected" if verdict is Verdict.REJECT else "dropped"
             return cell(False, None, None, d, f"{done} by {d}" if d else done)
-        landing, listening, why = self.landing(final_dst, path)
-        conn = trace.connection
+        found = self._landings.get((final_dst, path))
+        if found is None:
+            found = self._landings[(final_dst, path)] = self.landing(final_dst, path)
+        landing, listening, why = found
+        conn = trace.connection if trace is not None else None
         reachable: bool | None = listening
         if conn is not None and conn.established is False:
             reachable, why = False, conn.why
         elif conn is not None and conn.established is None and reachable:
             reachable, why = None, conn.why
-        return cell(reachable, final_dst, landing, _accepter(steps), why)
+        return cell(reachable, final_dst, landing, d, why)
 
     def landing(self, final_dst: str, path: str) -> tuple[Landing | None, bool | None, str]:
         """Who holds ``final_dst`` (``IP:PORT``), whether something listens there, and why."""
@@ -649,22 +756,35 @@ def _certain(trace: Trace) -> tuple[Verdict, str, str, tuple[Step, ...], bool]:
         real) == len(trace.branches)
 
 
-def _refuser(steps: Sequence[Step]) -> Decider | None:
+def _refusing(steps: Sequence[Step]) -> Step | None:
+    """The last rule or policy of a refused packet's steps."""
     real = [s for s in steps if s.kind in (StepKind.RULE, StepKind.POLICY)]
-    return Decider.of(real[-1]) if real else None
+    return real[-1] if real else None
 
 
-def _accepter(steps: Sequence[Step]) -> Decider | None:
+def _accepting(steps: Sequence[Step]) -> Step | None:
     """The last ACCEPT of a filtering hook (INPUT, FORWARD, OUTPUT) outside nat tables."""
     found = None
     for s in steps:
         if s.kind in (StepKind.RULE, StepKind.POLICY) and s.target == "ACCEPT" \
                 and s.hook in _FILTERING and s.table not in ("nat", "raw", "mangle"):
             found = s
-    return Decider.of(found) if found is not None else None
+    return found
 
 
 # -- source classes ------------------------------------------------------------------------------
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive integer spans, sorted, overlapping and touching ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def _excluding(nets: list[IPNetwork], holes: Iterable[IPNetwork]) -> list[IPNetwork]:
@@ -724,17 +844,34 @@ def source_classes(universe: Sequence[IPNetwork],
                 active.discard(index)
         if inside > 0:
             groups.setdefault(frozenset(active), []).append((here, following - 1))
-    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    make = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    bits = 32 if version == 4 else 128
     classes: list[tuple[int, list[IPNetwork]]] = []
-    for parts in groups.values():
-        nets: list[IPNetwork] = []
+    for parts in groups.values():  # each one's spans ascending and disjoint (the sweep's order)
         size = 0
+        joined: list[list[int]] = []
         for lo, hi in parts:
             size += hi - lo + 1
-            nets.extend(ipaddress.summarize_address_range(make(lo), make(hi)))
-        classes.append((size, sorted(ipaddress.collapse_addresses(nets))))  # type: ignore[type-var]
+            if joined and joined[-1][1] + 1 == lo:
+                joined[-1][1] = hi
+            else:
+                joined.append([lo, hi])
+        # the fewest CIDRs covering the class, ascending (what collapse_addresses of
+        # summarize_address_range gives, with integers instead of address objects)
+        nets: list[IPNetwork] = [make((start, bits - k)) for lo, hi in joined
+                                 for start, k in _cidrs(lo, hi, bits)]
+        classes.append((size, nets))
     classes.sort(key=lambda c: (-c[0], c[1][0]))
     return [c for _, c in classes]
+
+
+def _cidrs(lo: int, hi: int, bits: int) -> Iterator[tuple[int, int]]:
+    """The aligned blocks ``(start, log2 size)`` that cover ``lo..hi`` exactly, fewest first
+    to last (each the largest aligned block starting where the previous one ended)."""
+    while lo <= hi:
+        k = min((lo & -lo).bit_length() - 1 if lo else bits, (hi - lo + 1).bit_length() - 1)
+        yield lo, k
+        lo += 1 << k
 
 
 @dataclass(frozen=True, slots=True)
