@@ -2,7 +2,9 @@
 
 ``load_rules`` (``detect``) is the front door: it tells ``iptables-save`` / ``-S`` text from a
 ``-L`` listing and calls ``parse_save`` (``save``) or ``parse_listing`` (``listing``). Below
-them: ``tokens`` (shell-like words), ``rule`` and ``fastrule`` (one rule's options),
+them: ``tokens`` (shell-like words), ``rule`` and ``fastrule`` (one rule's options; ``fastrule``
+reads lines in iptables-save's own shape by segment, ``construct`` builds the frozen model
+objects cheaply, ``families`` refuses values of the other address family),
 ``modules`` (one entry per ``-m``/``-j``), ``values`` and ``canonical`` (iptables-save's
 spelling of values), ``infer`` (table and family of a text that does not name them).
 """

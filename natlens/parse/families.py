@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from natlens.model import Option, Rule
+from natlens.model import Match, Option, Rule, Target
 from natlens.parse.modules import MATCHES, TARGETS
 
-__all__ = ["extension_family", "family_mismatch"]
+__all__ = ["CONFLICTS_V4", "CONFLICTS_V6", "extension_family", "family_conflicts",
+           "address_conflicts", "family_mismatch", "match_conflicts", "target_conflicts"]
 
 _REJECT_V4_ONLY = frozenset({"net-unreach", "host-unreach", "proto-unreach", "net-prohib",
                              "host-prohib", "admin-prohib"})
@@ -150,3 +151,39 @@ def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
                 return (f"IPv{reject} reject type {opt.value} in {tool} rules "
                         "(REJECT --reject-with)", opt.value)
     return None
+
+
+CONFLICTS_V4 = 1
+"""Bit of ``family_conflicts``: the rule names something iptables (IPv4) refuses."""
+CONFLICTS_V6 = 2
+"""Bit of ``family_conflicts``: the rule names something ip6tables (IPv6) refuses."""
+
+
+def family_conflicts(rule: Rule) -> int:
+    """``CONFLICTS_V4`` and/or ``CONFLICTS_V6``: the families whose rules ``family_mismatch``
+    refuses ``rule`` in (0: it fits both)."""
+    return ((CONFLICTS_V4 if family_mismatch(rule, 4) is not None else 0)
+            | (CONFLICTS_V6 if family_mismatch(rule, 6) is not None else 0))
+
+
+def match_conflicts(match: Match) -> int:
+    """``family_conflicts`` of a rule holding only ``match``.
+
+    A rule whose parts each fit a family fits it too (``family_mismatch`` looks at each
+    address, extension and option on its own), so the parser checks parts once and the whole
+    ruleset only when some part conflicts with its family."""
+    if match.module not in _CHECKED_MODULES and match.module not in _ONE_FAMILY_MATCHES:
+        return 0
+    return family_conflicts(Rule("X", matches=(match,)))
+
+
+def target_conflicts(target: Target) -> int:
+    """``family_conflicts`` of a rule holding only ``target`` (see ``match_conflicts``)."""
+    if target.name not in _CHECKED_MODULES and target.name not in _ONE_FAMILY_TARGETS:
+        return 0
+    return family_conflicts(Rule("X", target=target))
+
+
+def address_conflicts(version: int) -> int:
+    """``family_conflicts`` of a rule whose only address (``-s``/``-d``) is of IP ``version``."""
+    return CONFLICTS_V6 if version == 4 else CONFLICTS_V4

@@ -2,15 +2,22 @@
 
 iptables-save prints a rule as the IP part, then ``-m MODULE ...`` segments, then the target.
 Large dumps (kube-proxy: 100k rules) repeat the same segments over and over, so each segment is
-parsed once by the full parser (natlens.parse.rule) and its Match/Target reused. Anything that
-does not fit the shape (options of one module after another ``-m``, counters, old-style ``!``,
-quoted option-like values) returns None and the caller uses the full parser, so both paths give
-the same Rule.
+parsed once by the full parser (natlens.parse.rule) and its Match/Target reused. The segments
+that are unique on kube dumps (one per service or endpoint: ``--comment`` texts, ``-j CHAIN``
+jumps, ``DNAT --to-destination A.B.C.D:PORT``, ``-s``/``-d`` addresses) have their own direct
+readers, which accept exactly what the full parser would give the same object for and leave the
+rest to it. Each segment's address family is checked once, when first read (``SegmentCache.
+conflicts``; natlens.parse.families). Anything that does not fit the shape (options of one module
+after another ``-m``, counters, old-style ``!``, quoted option-like values) returns None and the
+caller uses the full parser, so both paths give the same Rule (tests/test_parse_fastpath.py
+compares them on the corpus and kube dumps, down to ``repr``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+import re
+import typing
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +33,13 @@ from natlens.model import (
     Target,
     TargetKind,
 )
-from natlens.parse.canonical import CANONICAL_MATCH
+from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
+from natlens.parse.construct import _Rule, new_match, new_option, new_target
+from natlens.parse.families import (
+    address_conflicts,
+    match_conflicts,
+    target_conflicts,
+)
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
 from natlens.parse.rule import (
     NAT_PORT_PROTOCOLS,
@@ -38,28 +51,64 @@ from natlens.parse.rule import (
 from natlens.parse.tokens import split_args
 from natlens.parse.values import canonical_args
 
-__all__ = ["SegmentCache", "new_origin", "parse_line_fast"]
+__all__ = ["SegmentCache", "parse_line_fast"]
 
 _Core = tuple[Address | None, Address | None, Interface | None, Interface | None,
               Protocol | None, bool | None]
-_BOUNDARY = frozenset({"-m", "-j", "-g"})
+_MatchEntry = tuple[Match, str | None]
+_TargetEntry = tuple[Target, bool, bool]
+"""A target segment: the Target, whether it is a ``-g``, whether it names NAT ports."""
 _UNSET: Any = object()  # cache miss marker (None is a cached "not fast-path material")
+_COMMENT = "comment --comment "
+_COMMENT_AT = len(_COMMENT)
+_COMMENT_Q = _COMMENT + '"'
+
+
+class _Named(typing.Protocol):
+    """A table's chain as the parser keeps it (its ``name`` is the table's key for it)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(slots=True)
 class SegmentCache:
-    """Parsed segments of one parse call (None: not fast-path material)."""
+    """Parsed segments of one parse call (None: not fast-path material).
+
+    ``conflicts`` gathers the ``natlens.parse.families`` conflict bits of every segment parsed:
+    when it lacks the ruleset family's bit, no rule of the fast path names a value of the other
+    family (the full check is skipped)."""
 
     core: dict[str, _Core | None] = field(default_factory=dict)
-    matches: dict[str, Match | None] = field(default_factory=dict)
-    targets: dict[tuple[str, bool, bool], tuple[Target, bool] | None] = field(
-        default_factory=dict)
+    matches: dict[str, _MatchEntry | None] = field(default_factory=dict)
+    """`` -m `` piece (without ``-m``) -> its Match and the ``-p`` it needs (``-m tcp``)."""
+    comments: dict[str, Match] = field(default_factory=dict)
+    """Quoted ``--comment`` text -> its Match, keyed by the Option's own argument string
+    (kube dumps hold one comment per endpoint: no second copy of each)."""
+    targets: dict[tuple[str, bool, bool], _TargetEntry | None] = field(default_factory=dict)
+    jumps: dict[str, Target] = field(default_factory=dict)
+    """Chain name -> the Target of a jump to it (named by the table's own string)."""
+    conflicts: int = 0
 
 
 _ADDR_FLAGS = {"-s": 0, "-d": 1}
 _IFACE_FLAGS = {"-i": 2, "-o": 3}
 _PROTO_CACHE: dict[tuple[str, bool], Protocol] = {}
 _IFACE_CACHE: dict[tuple[str, bool], Interface] = {}
+_VERDICTS: dict[str, _TargetEntry] = {
+    name: (Target(name, (), TargetKind.VERDICT), False, False) for name in VERDICT_TARGETS}
+_EMPTY_CORE: _Core = (None, None, None, None, None, None)
+# An IPv4 address as iptables-save prints it (what values._is_plain_ipv4 accepts) and a port
+# number without leading zeros: DNAT/SNAT values of this shape are canonical as written.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PLAIN_NAT = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+                        r"(?::(?:0|[1-9][0-9]{0,4}))?")
+_NAT_OPTIONS = {key: key for key in (("DNAT", "--to-destination"), ("SNAT", "--to-source"))}
+"""(target, option) -> the same strings, shared by every rule (not one copy per rule)."""
+# the comment and NAT fast paths skip canonical rewrites
+assert "comment" not in CANONICAL_MATCH
+assert "DNAT" not in CANONICAL_TARGET
+assert "SNAT" not in CANONICAL_TARGET
 
 
 def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
@@ -83,7 +132,7 @@ def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
                 return None
         elif flag in _IFACE_FLAGS:
             slot = _IFACE_FLAGS[flag]
-            if out[slot] is not None or len(value) > 15 or value == "+":
+            if out[slot] is not None or len(value) > 15 or value == "+" or "/" in value:
                 return None
             key = (value, negated)
             out[slot] = _IFACE_CACHE.get(key) or _IFACE_CACHE.setdefault(key, Interface(*key))
@@ -188,6 +237,15 @@ def _parse_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | Non
     return r.matches[0]
 
 
+def _plain_nat(value: str) -> bool:
+    """Whether a DNAT/SNAT address is ``A.B.C.D`` or ``A.B.C.D:PORT`` as iptables-save prints
+    it (then ``canonical_args("natrange", ...)`` returns it unchanged)."""
+    if _PLAIN_NAT.fullmatch(value) is None:
+        return False
+    port = value.partition(":")[2]
+    return not port or int(port) <= 65535
+
+
 def _direct_target(tokens: tuple[str, ...], is_chain: bool) -> tuple[Target, bool] | None:
     """``-j NAME`` without options, or ``-j DNAT/SNAT --to-… ADDR`` as iptables-save prints."""
     if len(tokens) < 2:
@@ -211,11 +269,12 @@ def _direct_target(tokens: tuple[str, ...], is_chain: bool) -> tuple[Target, boo
     if opt is None or opt.name != tokens[2] or opt.nargs != 1:
         return None
     args = tokens[3:]
-    try:
-        if canonical_args(opt.kind, args) != args:
+    if not (opt.kind == "natrange" and _plain_nat(args[0])):
+        try:
+            if canonical_args(opt.kind, args) != args:
+                return None
+        except ValueError:
             return None
-    except ValueError:
-        return None
     return Target(name, (Option(opt.name, args),), TargetKind.EXTENSION), False
 
 
@@ -244,131 +303,205 @@ def _split_tokens(text: str) -> tuple[tuple[str, ...], frozenset[int]]:
     return tuple(args), quoted
 
 
-def parse_line_fast(
+def _comment(text: str) -> Match | None:
+    """``comment --comment VALUE`` (one bare word or one quoted stretch without escapes) as
+    the full parser reads it, or None (then the general segment path decides)."""
+    value = text[_COMMENT_AT:]
+    if not value:
+        return None
+    if value[0] == '"':
+        if len(value) < 2 or value[-1] != '"' or value.count('"') != 2:
+            return None
+        arg = value[1:-1]
+        quoted = True
+    else:
+        if " " in value or '"' in value:
+            return None
+        arg = value
+        quoted = False
+    if arg == "!" or (arg[:1] == "-" and arg[1:2].isalpha()):
+        return None  # what _direct_match leaves to the full parser
+    return new_match("comment", (new_option("--comment", (arg,), False, quoted),), True, False)
+
+
+def _quoted_comment(text: str, comments: dict[str, Match]) -> Match | None:
+    """``_comment`` of a quoted comment piece, kept in ``comments`` by its text."""
+    match = _comment(text)
+    if match is not None and match.options[0].quoted:
+        comments[match.options[0].args[0]] = match
+    return match
+
+
+def _match_segment(text: str, cache: SegmentCache) -> _MatchEntry | None:
+    """The Match of ``text`` (a `` -m `` piece without its ``-m``, with an even number of
+    quotes) and the protocol it needs, parsed once per text."""
+    entry: _MatchEntry | None = cache.matches.get(text, _UNSET)
+    if entry is _UNSET:
+        entry = None
+        match = _comment(text) if text.startswith(_COMMENT) else None
+        if match is None:
+            tokens, quoted = _split_tokens(text)
+            match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
+            if match is not None:
+                cache.conflicts |= match_conflicts(match)
+        if match is not None:
+            want = None
+            if match.module in PROTOCOL_MATCHES:
+                want = "ipv6-icmp" if match.module == "icmp6" else match.module
+            entry = (match, want)
+        cache.matches[text] = entry
+    return entry
+
+
+def _core_segment(text: str, cache: SegmentCache) -> _Core | None:
+    """The IP part of ``text`` (what precedes the first `` -m ``), parsed once per text."""
+    core: _Core | None = cache.core.get(text, _UNSET)
+    if core is _UNSET:
+        if '"' in text:
+            core = None
+        else:
+            tokens = tuple(text.split())
+            core = _parse_core(tokens) if tokens else _EMPTY_CORE
+        if "-s " not in text and "-d " not in text:
+            cache.core[text] = core  # an address is unique per service or endpoint on kube
+        if core is not None:
+            for address in core[:2]:
+                if address is not None:
+                    cache.conflicts |= address_conflicts(address.network.version)
+    return core
+
+
+def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Named],
+                    cache: SegmentCache) -> _TargetEntry | None:
+    """The target of ``tail`` (what follows `` -j ``/`` -g ``, ``name`` its first word)."""
+    if '"' in tail and tail.count('"') % 2:
+        return None
+    is_chain = name in chains
+    if is_chain and len(name) == len(tail):  # -j CHAIN: one Target per chain
+        jump = cache.jumps.get(name)
+        if jump is None:
+            own = chains[name].name  # the table's string: no copy per rule kept as key
+            jump = cache.jumps[own] = new_target(own, (), TargetKind.CHAIN)
+        return jump, goto, False
+    if not is_chain and not goto:
+        verdict = _VERDICTS.get(tail)
+        if verdict is not None:
+            return verdict
+    key = (tail, is_chain, goto)
+    found: _TargetEntry | None = cache.targets.get(key, _UNSET)
+    if found is _UNSET:
+        found = None
+        if tail.startswith(("DNAT ", "SNAT ")) and not is_chain and not goto \
+                and '"' not in tail:
+            found = _nat_target(tail)  # unique per endpoint on kube dumps: not cached
+            if found is not None:
+                cache.conflicts |= address_conflicts(4)
+                return found
+        tokens, quoted = _split_tokens(tail)
+        parsed = _parse_target(("-g" if goto else "-j", *tokens),
+                               frozenset(q + 1 for q in quoted), is_chain, chains)
+        if parsed is not None:
+            found = (parsed[0], parsed[1], _names_ports(parsed[0]))
+            cache.conflicts |= target_conflicts(parsed[0])
+        cache.targets[key] = found
+    return found
+
+
+def _nat_target(tail: str) -> _TargetEntry | None:
+    """``DNAT --to-destination A.B.C.D[:PORT]`` (or SNAT ``--to-source``) as iptables-save
+    prints it, or None."""
+    name, _, rest = tail.partition(" ")
+    option, _, value = rest.partition(" ")
+    names = _NAT_OPTIONS.get((name, option))
+    if names is None or not value or " " in value or not _plain_nat(value):
+        return None
+    # an IPv4 address: ip6tables refuses it (natlens.parse.families), iptables takes it
+    target = new_target(names[0], (new_option(names[1], (value,), False, False),),
+                        TargetKind.EXTENSION)
+    return target, False, ":" in value
+
+
+def parse_line_fast(  # noqa: PLR0917 (one call per rule)
     line: str,
+    chain: str,
     origin: Origin,
-    chains: Container[str],
+    chains: Mapping[str, _Named],
     cache: SegmentCache,
+    plain: bool = False,
 ) -> Rule | None:
     """An ``-A CHAIN ...`` line in iptables-save's spelling as a Rule, or None.
 
-    The line is cut at `` -m `` and `` -j ``/`` -g `` with string operations and each piece is
-    looked up in ``cache``; None means the full parser must read the line.
+    ``chain`` is the table's own string for the chain the line names (``line`` continues after
+    it with a space); ``plain`` tells that the whole text holds no tab, backslash or double
+    space (each line is checked otherwise). The line is cut at `` -m `` and `` -j ``/`` -g ``
+    with string operations and each piece is looked up in ``cache`` (the lookups that hit are
+    inlined: this runs once per rule); None means the full parser must read the line.
     """
-    if not line.startswith("-A ") or "  " in line or "\t" in line or "\\" in line:
+    if not plain and ("  " in line or "\t" in line or "\\" in line):
         return None
-    chain, sep, rest = line[3:].partition(" ")
-    if not sep:
-        return None
-    rest = " " + rest
-    head, jsep, tail = rest.partition(" -j ")
+    head, jsep, tail = line.partition(" -j ")
     goto = False
     if not jsep:
-        head, jsep, tail = rest.partition(" -g ")
+        head, jsep, tail = line.partition(" -g ")
         goto = bool(jsep)
+    # A cut inside a quoted stretch leaves a piece with an odd number of quotes: the core
+    # refuses quotes, and each match piece and the tail is checked when first seen (a cached
+    # piece passed the check).
     quotes = '"' in line
-    if quotes and (head.count('"') % 2 or tail.count('"') % 2):
-        return None
     pieces = head.split(" -m ")
-    core_text = pieces[0]
-    core = cache.core.get(core_text, _UNSET)
-    if core is _UNSET:
-        if '"' in core_text:
-            core = None
-        else:
-            tokens = tuple(core_text.split())
-            core = _parse_core(tokens) if tokens else (None, None, None, None, None, None)
-        cache.core[core_text] = core
+    core_text = pieces[0][3 + len(chain):]  # after "-A CHAIN"
+    core: _Core | None = cache.core.get(core_text)
     if core is None:
-        return None
+        core = _core_segment(core_text, cache)
+        if core is None:
+            return None
     proto = core[4]
-    matches: list[Match] = []
-    for text in pieces[1:]:
-        if quotes and text.count('"') % 2:
-            return None
-        match = cache.matches.get(text, _UNSET)
-        if match is _UNSET:
-            tokens, quoted = _split_tokens(text)
-            match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
-            cache.matches[text] = match
-        if match is None:
-            return None
-        if match.module in PROTOCOL_MATCHES:
-            want = "ipv6-icmp" if match.module == "icmp6" else match.module
-            if proto is None or proto.name != want or proto.negated:
+    matches: tuple[Match, ...] = ()
+    if len(pieces) > 1:
+        found: list[Match] = []
+        known, comments = cache.matches, cache.comments
+        for text in pieces[1:]:
+            if text.startswith(_COMMENT_Q):
+                # the cache holds only quote-free texts: a hit is exactly COMMENT "text"
+                match = comments.get(text[_COMMENT_AT + 1:-1])
+                if match is None:
+                    if text.count('"') % 2:
+                        return None
+                    match = _quoted_comment(text, comments)
+                    if match is None:
+                        entry = _match_segment(text, cache)
+                        if entry is None:
+                            return None
+                        match = entry[0]  # a comment needs no -p
+                found.append(match)
+                continue
+            entry = known.get(text)  # a hit is a text seen before: no more checks
+            if entry is None:
+                if quotes and text.count('"') % 2:
+                    return None
+                entry = _match_segment(text, cache)
+                if entry is None:
+                    return None
+            match, want = entry
+            if want is not None and (proto is None or proto.name != want or proto.negated):
                 return None
-        matches.append(match)
+            found.append(match)
+        matches = tuple(found)
     target: Target | None = None
     if jsep:
-        name = tail.split(" ", 1)[0]
-        is_chain = name in chains
-        key = (tail, is_chain, goto)
-        found = cache.targets.get(key, _UNSET)
-        if found is _UNSET:
-            tokens, quoted = _split_tokens(tail)
-            flag = "-g" if goto else "-j"
-            found = _parse_target((flag, *tokens), frozenset(q + 1 for q in quoted), is_chain,
-                                  chains)
-            cache.targets[key] = found
-        if found is None:
-            return None
-        target = found[0]
-        if _names_ports(target) and (proto is None or proto.negated
-                                     or proto.name not in NAT_PORT_PROTOCOLS):
-            return None  # the full parser says why iptables refuses it
-    rule = _new_rule(Rule)
-    _set_chain(rule, chain)
-    _set_source(rule, core[0])
-    _set_destination(rule, core[1])
-    _set_in(rule, core[2])
-    _set_out(rule, core[3])
-    _set_protocol(rule, proto)
-    _set_fragment(rule, core[5])
-    _set_matches(rule, tuple(matches))
-    _set_target(rule, target)
-    _set_goto(rule, goto)
-    _set_counters(rule, None)
-    _set_origin(rule, origin)
-    _set_unknown(rule, _NOTHING_UNKNOWN)
-    return rule
+        target = cache.jumps.get(tail)  # -j CHAIN: one Target per chain
+        if target is None or tail not in chains:
+            segment = _target_segment(tail, tail.partition(" ")[0], goto, chains, cache)
+            if segment is None:
+                return None
+            target = segment[0]
+            if segment[2] and (proto is None or proto.negated
+                               or proto.name not in NAT_PORT_PROTOCOLS):
+                return None  # the full parser says why iptables refuses it
+    rule = _Rule(chain, core[0], core[1], core[2], core[3], proto, core[5], matches, target, goto,
+                 None, origin, _NOTHING_UNKNOWN)
+    rule.__class__ = Rule  # type: ignore[assignment]
+    return rule  # type: ignore[return-value]
 
 
-# Building the frozen Rule through its slot descriptors costs half of its generated __init__;
-# tests/test_parse_fastpath.py checks the result equals what the general parser builds.
-_new_rule = object.__new__
-
-
-def _slot(name: str) -> Callable[[Rule, object], None]:
-    setter: Callable[[Rule, object], None] = vars(Rule)[name].__set__
-    return setter
-
-
-_set_chain = _slot("chain")
-_set_source = _slot("source")
-_set_destination = _slot("destination")
-_set_in = _slot("in_interface")
-_set_out = _slot("out_interface")
-_set_protocol = _slot("protocol")
-_set_fragment = _slot("fragment")
-_set_matches = _slot("matches")
-_set_target = _slot("target")
-_set_goto = _slot("goto")
-_set_counters = _slot("counters")
-_set_origin = _slot("origin")
-_set_unknown = _slot("unknown")
 _NOTHING_UNKNOWN: frozenset[str] = frozenset()
-_set_origin_source: Callable[[Origin, object], None] = vars(Origin)["source"].__set__
-_set_origin_line: Callable[[Origin, object], None] = vars(Origin)["line"].__set__
-_set_origin_text: Callable[[Origin, object], None] = vars(Origin)["text"].__set__
-assert Origin.__slots__ == ("source", "line", "text"), "update new_origin with Origin's fields"
-
-
-def new_origin(source: str, line: int, text: str) -> Origin:
-    """``Origin(source, line, text)``, built through its slots (half the cost of the frozen
-    dataclass's ``__init__``; one per rule on the hot path, issue 13)."""
-    origin: Origin = _new_rule(Origin)
-    _set_origin_source(origin, source)
-    _set_origin_line(origin, line)
-    _set_origin_text(origin, text)
-    return origin
-assert len(Rule.__slots__) == 13, "update the setters above with Rule's fields"
