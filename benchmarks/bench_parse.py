@@ -19,8 +19,11 @@ that time per rule stays flat.
 
 It also times ``iptables-nft-restore --test`` and ``iptables-legacy-restore --test`` (iptables'
 own parsers, validating every option) on each dump, in a network namespace the benchmark makes
-and removes (root only; ``--no-restore`` skips them), and prints natlens's time as a fraction of
-theirs.
+and removes (root only; ``--no-restore`` skips them), and insights-core's ``IPTables`` parser
+(``insights.parsers.iptables``, a benchmark-only dependency: ``pip install -e '.[bench]'``; it
+only splits each rule into strings, validating nothing), fed the file's text the way insights
+does in its own tests (``insights.tests.context_wrap``: stripped, split into lines), reading the
+file included; and prints natlens's time as a fraction of theirs.
 
 Goals (parser foundation issue): ratio <= 6x and peak memory <= 400 MB for 100k rules; issue 13:
 natlens at least as fast as ``iptables-restore --test`` (both backends).
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +94,8 @@ class Result:
     restore_nft: float | None = None
     """``iptables-nft-restore --test`` on the same dump (None: not measured)."""
     restore_legacy: float | None = None
+    insights: float | None = None
+    """insights-core's ``IPTables`` on the same dump (None: not installed)."""
 
     @property
     def ratio(self) -> float:
@@ -123,6 +129,37 @@ def _parse(path: Path) -> tuple[float, int]:
 
 
 _RESTORE = {"iptables-nft-restore": "nft", "iptables-legacy-restore": "legacy"}
+NOT_INSTALLED = "not installed: pip install -e '.[bench]'"
+
+
+def _insights_parser() -> Callable[[str], int] | None:
+    """insights-core's iptables-save parser as ``text -> rules read``, or None when
+    insights-core is not installed."""
+    try:
+        from insights.parsers.iptables import IPTables
+        from insights.tests import context_wrap
+    except ImportError:
+        return None
+
+    def parse(text: str) -> int:
+        return len(IPTables(context_wrap(text)).rules)
+
+    return parse
+
+
+def _insights(path: Path, repeat: int) -> float | None:
+    """Seconds of insights-core's ``IPTables`` on ``path`` (reading the file included), best
+    of ``repeat``; None when insights-core is not installed."""
+    parse = _insights_parser()
+    if parse is None:
+        return None
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        parse(path.read_text())
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _restore_test(path: Path, repeat: int) -> dict[str, float | None]:
@@ -163,8 +200,8 @@ def _memory(path: Path) -> tuple[float, float]:
     return data["peak_kb"] / 1024, (data["peak_kb"] - data["before_kb"]) / 1024
 
 
-def measure(path: Path, name: str, repeat: int, memory: bool = True,
-            with_restore: bool = True) -> Result:
+def measure(path: Path, name: str, repeat: int, *, memory: bool = True,
+            with_restore: bool = True, with_insights: bool = True) -> Result:
     with path.open() as f:
         lines = sum(1 for _ in f)
     floor_s = min(_floor(path) for _ in range(repeat))
@@ -176,8 +213,9 @@ def measure(path: Path, name: str, repeat: int, memory: bool = True,
         runs.append(elapsed)
     peak_mb, parse_mb = _memory(path) if memory else (float("nan"), float("nan"))
     restore = _restore_test(path, repeat) if with_restore else dict.fromkeys(_RESTORE.values())
+    insights = _insights(path, repeat) if with_insights else None
     return Result(name, lines, rules, floor_s, min(runs), peak_mb, parse_mb,
-                  restore.get("nft"), restore.get("legacy"))
+                  restore.get("nft"), restore.get("legacy"), insights)
 
 
 def _print(results: list[Result]) -> None:
@@ -198,6 +236,12 @@ def _print(results: list[Result]) -> None:
             verdict = "natlens faster" if r.parse_s <= seconds else "natlens slower"
             print(f"{r.name}: {name} {seconds:.3f} s ({seconds / r.floor_s:.1f}x the floor); "
                   f"natlens {r.parse_s:.3f} s = {r.parse_s / seconds:.2f}x of it: {verdict}")
+        if r.insights is None:
+            print(f"{r.name}: insights-core IPTables: {NOT_INSTALLED} (or --no-insights)")
+        else:
+            print(f"{r.name}: insights-core IPTables (splits rules into strings) "
+                  f"{r.insights:.3f} s ({r.insights / r.floor_s:.1f}x the floor); natlens "
+                  f"{r.parse_s:.3f} s = {r.parse_s / r.insights:.2f}x of it")
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
@@ -222,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-restore", action="store_true",
                         help="skip iptables-{nft,legacy}-restore --test (run in a network "
                              "namespace the benchmark makes; root only)")
+    parser.add_argument("--no-insights", action="store_true",
+                        help="skip insights-core's parser (a benchmark-only dependency)")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless the first dump parses within {GOAL_RATIO}x the "
                              f"floor and {GOAL_MB:.0f} MB")
@@ -238,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((f"kube {services}x{endpoints}", path))
         for name, path in jobs:
             results.append(measure(path, name, args.repeat, memory=not args.no_memory,
-                                   with_restore=not args.no_restore))
+                                   with_restore=not args.no_restore,
+                                   with_insights=not args.no_insights))
             if not args.input:
                 os.unlink(path)
     _print(results)

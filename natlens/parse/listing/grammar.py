@@ -35,12 +35,15 @@ from natlens.model import (
 )
 from natlens.parse.families import family_mismatch
 from natlens.parse.infer import infer_table
+from natlens.parse.listing.build import new_origin, new_rule
 from natlens.parse.listing.matches import (
     _MATCH_DECODERS,
     _comment,
+    _comment_match,
 )
 from natlens.parse.listing.targets import (
     _TARGET_DECODERS,
+    _nat_target,
 )
 from natlens.parse.listing.words import (
     _NO_IFACE,
@@ -53,6 +56,7 @@ from natlens.parse.listing.words import (
     _protocol,
     _split_words,
     _target_options,
+    _TrackingCursor,
     _UndecodableError,
 )
 from natlens.parse.modules import TARGETS
@@ -99,6 +103,33 @@ class _Section:
     chains: dict[str, _ChainState] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """What the text after the destination column decodes to; shared by the rules with the
+    same text (and target column, protocol and chain names)."""
+
+    matches: tuple[Match, ...]
+    target: Target | None
+    goto: bool
+    unknown: frozenset[str]
+    """``"matches"`` / ``"target_options"`` when some text was kept verbatim."""
+    unknown_text: bool
+    other_family: bool
+    """``family_mismatch`` may refuse a rule with these matches and target in this listing's
+    family (``_family_probe`` of each: the rule is then checked whole)."""
+
+
+_NOTHING: frozenset[str] = frozenset()
+_NO_TRAFFIC = Counters(0, 0)
+_UNSET = object()
+_A_CHAIN = " chain"
+"""The target column in a ``_TextKey`` for any listed chain no target decoder is named after
+(a column value has no blank)."""
+_TextKey = tuple[str, str, str, bool, bool, bool]
+"""(text after the destination column or after its leading comment, target column, protocol
+name (not negated) or "", target is a listed chain, NOTRACK is, text follows a comment)."""
+
+
 @dataclass(slots=True)
 class _Columns:
     num: bool
@@ -109,10 +140,35 @@ class _Columns:
     assumed: bool = False
 
 
+def _family_probe(matches: tuple[Match, ...], target: Target | None, version: int) -> bool:
+    """Whether ``family_mismatch`` refuses a rule holding only ``matches`` and ``target``.
+
+    ``family_mismatch`` judges each address, extension and option on its own, so a rule whose
+    parts pass apart passes whole; ``rule`` checks the whole rule when some part (or an
+    address) does not, for the exact message."""
+    probe = new_rule("", source=None, destination=None, in_interface=None, out_interface=None,
+                     protocol=None, fragment=None, matches=matches, target=target, goto=False,
+                     counters=None, origin=None, unknown=_NOTHING)
+    return family_mismatch(probe, version) is not None
+
+
 class _ListingParser:
-    def __init__(self, source: str, table: TableName | None, strict: bool = True) -> None:
+    def __init__(self, source: str, table: TableName | None, strict: bool = True,
+                 memo: bool = True) -> None:
         self.source = source
         self.strict = strict
+        self.memo = memo
+        """Decode each distinct match/target text once (``decode_rest``); False decodes every
+        rule's whole text (tests compare both)."""
+        self.decoded: dict[_TextKey, _Decoded] = {}
+        self.chain_targets: dict[str, tuple[Target, bool]] = {}
+        """Listed chain name → (its Target, whether family_mismatch may refuse it)."""
+        self.addresses: dict[str, tuple[Address | None, str]] = {}
+        """Source or destination column → ``address(text, version)`` (one family a parse)."""
+        self.nat_templates: dict[_TextKey, tuple[_Decoded, bool] | object | None] = {}
+        """Text before a NAT target's ``to:`` word (and the rest of the key) → the decoding
+        of the first such text when it can serve as a template (``decode_nat``), with whether
+        ``family_mismatch`` may refuse its matches."""
         self.diagnostics: list[str] = []
         self.sections: list[_Section] = [_Section(table)]
         self.chain: _ChainState | None = None
@@ -330,6 +386,8 @@ class _ListingParser:
         if family is None:
             family = self.family_of()
         version = 6 if family is Family.IPV6 else 4
+        for memo in (self.decoded, self.chain_targets, self.nat_templates, self.addresses):
+            memo.clear()  # each holds decodings for one family
         tables: list[Table] = []
         for section in self.sections:
             if not section.chains and (section.table is None or len(self.sections) > 1):
@@ -392,33 +450,63 @@ class _ListingParser:
 
     def rule(self, chain: str, row: _Row, chains: set[str], version: int) -> Rule:
         self.line_no, self.line = row.line_no, row.line
-        unknown: set[str] = set()
+        unknown: set[str] | None = None
         counters = None
         if row.counters is not None:
-            packets, exact_p = self.count(row.counters[0])
-            byte_count, exact_b = self.count(row.counters[1])
-            counters = Counters(packets, byte_count)
-            if not (exact_p and exact_b):
-                unknown.add("counters")
-                self.counts["rounded"] += 1
+            packets_text, bytes_text = row.counters
+            if packets_text == "0" and bytes_text == "0":
+                counters = _NO_TRAFFIC
+            elif _decimal(packets_text) and _decimal(bytes_text):  # -x: exact counts
+                counters = Counters(int(packets_text), int(bytes_text))
+            else:
+                packets, exact_p = self.count(packets_text)
+                byte_count, exact_b = self.count(bytes_text)
+                counters = Counters(packets, byte_count)
+                if not (exact_p and exact_b):
+                    unknown = {"counters"}
+                    self.counts["rounded"] += 1
         if row.in_interface is None:
+            unknown = unknown or set()
             unknown.update(("in_interface", "out_interface", "counters"))
             self.counts["no_iface"] += 1
-        in_iface = self.interface(row.in_interface)
-        out_iface = self.interface(row.out_interface)
+        in_text, out_text = row.in_interface, row.out_interface
+        in_iface = None if in_text is None or in_text in _NO_IFACE else self.interface(in_text)
+        out_iface = None if out_text is None or out_text in _NO_IFACE \
+            else self.interface(out_text)
         protocol = self.protocol(row.prot)
-        source = self.address(row.source, version, "source", unknown)
-        destination = self.address(row.destination, version, "destination", unknown)
-        matches, target, goto = self.decode_rest(row, protocol, chains, version, unknown)
-        rule = Rule(
-            chain=chain, source=source, destination=destination, in_interface=in_iface,
-            out_interface=out_iface, protocol=protocol, fragment=_OPT[row.opt],
-            matches=matches, target=target, goto=goto, counters=counters,
-            origin=Origin(self.source, row.line_no, row.line), unknown=frozenset(unknown),
-        )
-        mismatch = family_mismatch(rule, version)  # e.g. DNAT to:[::1] in an IPv4 listing
-        if mismatch is not None:
-            raise self.error(mismatch[0], mismatch[1])
+        addresses = self.addresses
+        found = addresses.get(row.source)
+        if found is None:
+            found = addresses[row.source] = self.address(row.source, version)
+        src, src_status = found
+        found = addresses.get(row.destination)
+        if found is None:
+            found = addresses[row.destination] = self.address(row.destination, version)
+        dst, dst_status = found
+        if src_status:
+            unknown = self.address_status(src_status, "source", unknown)
+        if dst_status:
+            unknown = self.address_status(dst_status, "destination", unknown)
+        comment, decoded, target, other_family = self.decode_rest(row, protocol, chains, version)
+        matches = decoded.matches if comment is None else (comment, *decoded.matches)
+        if decoded.unknown:
+            unknown = unknown or set()
+            unknown.update(decoded.unknown)
+        if decoded.unknown_text:
+            self.counts["unknown_text"] += 1
+        rule = new_rule(chain, source=src, destination=dst, in_interface=in_iface,
+                        out_interface=out_iface, protocol=protocol, fragment=_OPT[row.opt],
+                        matches=matches, target=target, goto=decoded.goto,
+                        counters=counters, origin=new_origin(self.source, row.line_no, row.line),
+                        unknown=_NOTHING if unknown is None else frozenset(unknown))
+        # e.g. DNAT to:[::1] in an IPv4 listing. Whether the match and target text names the
+        # other family is known per decoded text (and per chain name); a comment never names
+        # a family.
+        if other_family or (src is not None and src.network.version != version) \
+                or (dst is not None and dst.network.version != version) or not self.memo:
+            mismatch = family_mismatch(rule, version)
+            if mismatch is not None:
+                raise self.error(mismatch[0], mismatch[1])
         return rule
 
     def interface(self, text: str | None) -> Interface | None:
@@ -435,31 +523,104 @@ class _ListingParser:
             raise self.error(f"bad protocol {text!r}", text)
         return protocol
 
-    def address(self, text: str, version: int, which: str, unknown: set[str]) -> Address | None:
+    def address(self, text: str, version: int) -> tuple[Address | None, str]:
+        """The source or destination column → ``(address, status)`` as ``_address`` reads it
+        (status: ``""``, ``"unknown"`` or ``"NAME = ADDRESS"``)."""
         try:
-            address, status = _address(text, version)
+            return _address(text, version)
         except ValueError as exc:
             raise self.error(str(exc), text) from None
+
+    def address_status(self, status: str, which: str, unknown: set[str] | None) -> set[str] | None:
+        """Note an address column that is a name: ``"unknown"`` (cannot be resolved with
+        certainty: ``which`` becomes unknown) or a well-known name read by its meaning."""
         if status == "unknown":
+            unknown = unknown or set()
             unknown.add(which)
             self.counts["unknown_host"] += 1
-        elif status:
+        else:
             self.names_assumed.add(status)
-        return address
+        return unknown
 
     def decode_rest(
         self, row: _Row, protocol: Protocol | None, chains: set[str], version: int,
-        unknown: set[str],
-    ) -> tuple[tuple[Match, ...], Target | None, bool]:
+    ) -> tuple[Match | None, _Decoded, Target | None, bool]:
+        """The match and target text of ``row`` → (its leading comment's match or None, the
+        rest decoded, the rule's target, whether ``family_mismatch`` may refuse the matches
+        or the target in this family).
+
+        The decoding is a function of the text, the target column, the protocol and whether
+        the target is a listed chain, so it is made once per distinct text: on kube-proxy
+        listings only the leading ``/* comment */`` and the target chain (``KUBE-SVC-*``) are
+        unique per rule. A leading comment decodes alone exactly as ``decode_text`` would
+        decode it (the first word; no state carried to the words after it) except for
+        ``CT``, whose ``NOTRACK`` is looked for in the whole text. A listed chain's name
+        matters only as the target's name unless a target decoder has that name."""
         name = row.target
-        rest = row.rest
-        words = (_split_words(rest) if '"' in rest or "/*" in rest else rest.split()) \
-            if rest else []
+        text = row.rest
+        proto = protocol.name if protocol is not None and not protocol.negated else ""
+        comment: Match | None = None
+        after_comment = False
+        if self.memo and text.startswith("/* ") and name != "CT":
+            end = text.find(" */", 2)
+            if end >= 0:
+                comment = _comment_match(text[3:end])
+                if comment is not None:
+                    text = text[end + 3:]
+                    after_comment = True
+        is_chain = name in chains
+        if not self.memo:
+            whole = self.decode_text(
+                (text, name, proto, is_chain, name == "CT" and "NOTRACK" in chains, False),
+                version)
+            return None, whole, whole.target, True
+        chain_target: tuple[Target, bool] | None = None
+        if is_chain and name != "CT" and name not in _TARGET_DECODERS:
+            chain_target = self.chain_targets.get(name)
+            if chain_target is None:
+                target = Target(name, (), TargetKind.CHAIN)
+                chain_target = (target, _family_probe((), target, version))
+                self.chain_targets[name] = chain_target
+            name = _A_CHAIN
+        # CT with NOTRACK is the NOTRACK target, which may be a listed chain's name too.
+        key = (text, name, proto, is_chain, name == "CT" and "NOTRACK" in chains,
+               after_comment)
+        decoded = self.decoded.get(key)
+        if decoded is None:
+            nat = self.decode_nat(key, version)
+            if nat is not None:  # not a listed chain
+                return comment, *nat
+            decoded = self.decode_text(key, version)
+            self.decoded[key] = decoded
+        if chain_target is None:
+            return comment, decoded, decoded.target, decoded.other_family
+        return comment, decoded, chain_target[0], decoded.other_family or chain_target[1]
+
+    def decode_text(self, key: _TextKey, version: int,
+                    track: _TrackingCursor | None = None) -> _Decoded:
+        """Decode the words after the destination column: ``[goto]``, then each match's
+        print text (``matches``), then the target's (``targets``); text no decoder reads is
+        kept verbatim as an unknown match. ``after_comment``: ``rest`` follows a leading
+        ``/* comment */`` (no ``[goto]`` can start it); ``is_chain`` / ``notrack_chain``: the
+        target column / ``NOTRACK`` is a listed chain. Raises ParseError for ``[goto]`` without
+        a target. With ``track`` (an empty tracking cursor), the decoding runs on it, and
+        ``track.words`` / ``track.taken`` / ``track.target_span`` tell what it read."""
+        rest, name, proto, is_chain, notrack_chain, after_comment = key
+        if after_comment:
+            # Blanks are the only white space and nothing is quoted: _split_words is split().
+            plain = '"' not in rest and "/*" not in rest and rest.isprintable()
+            words = rest.split() if plain else _split_words(rest)
+        else:
+            words = (_split_words(rest) if '"' in rest or "/*" in rest else rest.split()) \
+                if rest else []
         goto = False
-        if words and words[0] == "[goto]":
+        if not after_comment and words and words[0] == "[goto]":
             goto = True
             words = words[1:]
-        c = _Cursor(words, 0, protocol.name if protocol and not protocol.negated else "")
+        c = _Cursor(words, 0, proto)
+        if track is not None:
+            c = track
+            track.words, track.proto = words, proto
         matches: list[Match] = []
         raw: list[str] = []
         target_opts: tuple[Option, ...] | None = None
@@ -482,25 +643,32 @@ class _ListingParser:
                 continue
             c.i = start
             if target_decoder is not None and target_opts is None:
+                if track is not None:
+                    track.in_target = True
                 try:
                     opts = _target_options(name, target_decoder(name, c))
                 except (_UndecodableError, ValueError, LookupError):
                     opts = None
+                if track is not None:
+                    track.in_target = False
                 if opts is not None and c.i > start:
                     had_raw |= self.flush(raw, matches)
                     target_opts = opts
+                    if track is not None:
+                        track.target_span = (start, c.i)
                     continue
                 c.i = start
             raw.append(c.take())
         had_raw |= self.flush(raw, matches)
+        unknown: set[str] = set()
         if had_raw:
             unknown.add("matches")
-            self.counts["unknown_text"] += 1
         target: Target | None = None
         if name:
-            if name == "CT" and target_opts == () and "NOTRACK" in row.rest.split():
+            if name == "CT" and target_opts == () and "NOTRACK" in rest.split():
                 name = "NOTRACK"
-            if name in chains:
+                is_chain = notrack_chain
+            if is_chain:
                 target = Target(name, (), TargetKind.CHAIN)
             elif name in VERDICT_TARGETS:
                 target = Target(name, (), TargetKind.VERDICT)
@@ -515,7 +683,59 @@ class _ListingParser:
                     unknown.add("target_options")
         elif goto:
             raise self.error("[goto] without a target chain", "[goto]")
-        return tuple(matches), target, goto
+        found = tuple(matches)
+        return _Decoded(found, target, goto, frozenset(unknown), had_raw,
+                        _family_probe(found, target, version))
+
+    def decode_nat(self, key: _TextKey,
+                   version: int) -> tuple[_Decoded, Target | None, bool] | None:
+        """``decode_text(key)`` for a NAT rule's text that differs from an earlier one only in
+        its last word, the target's ``to:ADDRESS`` (unique per rule on kube-proxy hosts:
+        ``KUBE-SEP-*`` DNAT); None when the text is not of that shape (the caller decodes it
+        whole).
+
+        The first text of each shape is decoded whole on a tracking cursor; it is a template
+        when the target decoder alone read its last word as the whole target (no match
+        decoder took it, none was kept verbatim). The decoders only compare the words they
+        look at with fixed words (none starting with ``to:``), so on a text with the same
+        words before and another ``to:`` word the decoding takes the same steps; the target
+        options of the new word are decoded as that step would, and the rest is the
+        template's. Returns (the decoding whose matches, ``[goto]`` and unknown parts are
+        the rule's, the rule's target, whether ``family_mismatch`` may refuse the matches or
+        the target: checked on each apart, as in ``decode_text``)."""
+        text, name, proto, is_chain, _, _ = key
+        if _TARGET_DECODERS.get(name) is not _nat_target or is_chain or name not in TARGETS \
+                or name in VERDICT_TARGETS:
+            return None
+        prefix, _, last = text.rpartition(" ")
+        if not last.startswith("to:") or not prefix.strip(" ") or '"' in text \
+                or "/*" in text or not text.isprintable():
+            return None
+        shape = (prefix, *key[1:])
+        template = self.nat_templates.get(shape, _UNSET)
+        if template is _UNSET:
+            track = _TrackingCursor([])
+            decoded = self.decode_text(key, version, track)
+            n = len(track.words)
+            ok = n > 0 and track.words[-1] == last and track.target_span == (n - 1, n) \
+                and n - 1 not in track.taken and decoded.target is not None \
+                and decoded.target.kind is TargetKind.EXTENSION
+            self.nat_templates[shape] = (decoded, _family_probe(decoded.matches, None, version)) \
+                if ok else None
+            self.decoded[key] = decoded
+            return decoded, decoded.target, decoded.other_family
+        if template is None:
+            return None
+        assert isinstance(template, tuple)
+        c = _Cursor([last], 0, proto)
+        try:
+            opts = _target_options(name, _nat_target(name, c))
+        except (_UndecodableError, ValueError, LookupError):
+            return None  # the whole decoding says what becomes of it
+        if c.i != 1:
+            return None
+        target = Target(name, opts, TargetKind.EXTENSION)
+        return template[0], target, template[1] or _family_probe((), target, version)
 
     @staticmethod
     def flush(raw: list[str], matches: list[Match]) -> bool:

@@ -15,6 +15,7 @@ from natlens.model import (
     Match,
     Option,
 )
+from natlens.parse.canonical import CANONICAL_MATCH
 from natlens.parse.listing.words import (
     _CT_KEYS,
     _RECENT_CMDS,
@@ -30,7 +31,7 @@ from natlens.parse.listing.words import (
     _UndecodableError,
 )
 from natlens.parse.modules import MATCHES
-from natlens.parse.values import ICMP4_TYPES, ICMP6_TYPES
+from natlens.parse.values import CANONICAL, ICMP4_TYPES, ICMP6_TYPES
 
 # -- match decoders: each reads one match at the cursor (negation already taken) ----------------
 
@@ -200,6 +201,25 @@ def _comment(c: _Cursor, neg: bool) -> Match:
     if neg or not (w.startswith("/* ") and w.endswith(" */")):
         raise _UndecodableError
     return _match("comment", [Option("--comment", (w[3:-3],))])
+
+
+def _comment_match(text: str) -> Match | None:
+    """The match of the word ``/* text */`` as ``_comment`` decodes it, or None where the
+    decoding loop would keep it verbatim (a comment ``--comment`` refuses)."""
+    if _COMMENT_VERBATIM:  # what _match makes of one verbatim option, without the lookups
+        return Match("comment", (Option("--comment", (text,)),))
+    try:
+        return _match("comment", [Option("--comment", (text,))])
+    except (_UndecodableError, ValueError, LookupError):
+        return None
+
+
+# Whether parse_save keeps a --comment value as written (no value check, no whole-match
+# rewrite): then the comment of each rule (unique per rule on kube-proxy hosts) is built
+# directly.
+_COMMENT_VERBATIM = (len(MATCHES["comment"].options) == 1
+                     and MATCHES["comment"].by_name["--comment"].kind not in CANONICAL
+                     and "comment" not in CANONICAL_MATCH)
 
 
 def _mark(c: _Cursor, neg: bool) -> Match:

@@ -9,8 +9,9 @@ names, ``!`` negation), iptables-save's spelling of options (``natlens.parse.can
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -177,13 +178,33 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
             return Address(ipaddress.ip_network(masked), negated, netmask), status
         network = contiguous
     else:
-        try:
-            network = ipaddress.ip_network(f"{host}/{mask}", strict=False)
-        except ValueError:
-            raise ValueError(f"bad address {text!r}") from None
+        plain = _plain_ipv4(host, mask) if version == 4 else None
+        if plain is not None:
+            network = plain
+        else:
+            try:
+                network = ipaddress.ip_network(f"{host}/{mask}", strict=False)
+            except ValueError:
+                raise ValueError(f"bad address {text!r}") from None
     if network.version != version:
         raise ValueError(f"IPv{network.version} address {text!r} in an IPv{version} listing")
     return Address(network, negated), status
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""What ``ipaddress`` reads as an IPv4 address: four decimal octets, no leading zeros."""
+
+
+def _plain_ipv4(host: str, mask: str) -> ipaddress.IPv4Network | None:
+    """``ip_network(f"{host}/{mask}", strict=False)`` for a dotted quad without leading zeros
+    and a prefix length of at most 32, without its string parsing (one distinct address per
+    endpoint on kube-proxy hosts); None for anything else (the caller asks ``ipaddress``)."""
+    if len(mask) > 2 or not (mask.isascii() and mask.isdigit()) or int(mask) > 32 \
+            or _DOTTED_QUAD.fullmatch(host) is None:
+        return None
+    value = int.from_bytes(socket.inet_aton(host), "big")
+    return ipaddress.IPv4Network((value, int(mask)), strict=False)
 
 
 def _tcp_flag_names(value: int) -> str:
@@ -305,3 +326,23 @@ class _Cursor:
             self.i += 1
             return True
         return False
+
+
+@dataclass(slots=True)
+class _TrackingCursor(_Cursor):
+    """A cursor that records which words were taken while ``in_target`` was False (by the
+    match decoders or kept verbatim), for ``_ListingParser.decode_nat``."""
+
+    in_target: bool = False
+    taken: set[int] = field(default_factory=set)
+    target_span: tuple[int, int] | None = None
+    """(first, end) of the words the target decoder read as the target's options."""
+
+    def take(self) -> str:
+        if not self.in_target:
+            self.taken.add(self.i)
+        if self.i >= len(self.words):
+            raise _UndecodableError
+        w = self.words[self.i]
+        self.i += 1
+        return w
