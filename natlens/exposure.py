@@ -202,6 +202,8 @@ class ExposureMap:
     notes: tuple[str, ...] = ()
     networks: Mapping[str, str] = field(default_factory=dict)
     """Bridge name → Docker network name, for the ingresses that are Docker networks."""
+    sharing: Sharing | None = field(default=None, compare=False, repr=False)
+    """The classes of containers whose cells shared decisions (None: every cell traced)."""
     _by_row: dict[int, list[Cell]] = field(default_factory=dict, init=False, repr=False,
                                            compare=False)
     """``cells_of``'s index: the cells of each row, by the identity of a row of ``rows``
@@ -408,7 +410,7 @@ class _Builder:
                 cells.extend(self.row_cells(row, ingress, externals))
         networks = {b: n.name for b, n in self.docker_bridges.items()}
         return ExposureMap(tuple(rows), tuple(ingresses), tuple(cells),
-                           tuple(dict.fromkeys(self.notes)), networks)
+                           tuple(dict.fromkeys(self.notes)), networks, self.sharing)
 
     def _sharing(self, rows: Sequence[Row]) -> Sharing:
         """The classes of containers whose cells may share decisions (their values: the

@@ -34,11 +34,20 @@ from natlens.correlate import (
     port_set,
     routed,
 )
-from natlens.docker import Container, Inventory, Network, inventory_from_snapshot
+from natlens.docker import (
+    Container,
+    DaemonFacts,
+    Inventory,
+    Network,
+    inventory_from_snapshot,
+)
 from natlens.exposure import ExposureMap
 from natlens.exposure import build as build_exposure
+from natlens.exposure_share import Sharing
 from natlens.model import Family, Rule, Ruleset, TableName
 from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Trace, Verdict
+from natlens.netfilter.packet import endpoint
+from natlens.snapshot import Snapshot
 
 __all__ = [
     "NAT_REWRITES",
@@ -47,6 +56,8 @@ __all__ = [
     "IPAddress",
     "Outcome",
     "Probe",
+    "Shared",
+    "SharedTraces",
     "dnat_target",
     "docker_chain",
     "docker_view",
@@ -54,6 +65,7 @@ __all__ = [
     "outcomes",
     "port_set",
     "routed",
+    "shared_traces",
     "step_text",
 ]
 
@@ -163,6 +175,8 @@ class DockerView:
         self._correlation: Correlation | None = None
         self._traces: dict[Packet, Trace] = {}
         self._outside_sources: dict[int, IPAddress] = {}
+        self._dnats: dict[tuple[int, int], tuple[Rule, tuple[IPAddress, int | None] | None]] = {}
+        """``dnat``'s memo, by the rule's identity (the rule is kept: the identity stays its)."""
 
     # -- the host -------------------------------------------------------------------------------
 
@@ -253,6 +267,15 @@ class DockerView:
         if c is None or not 1 <= index <= len(c.rules):
             return None
         return c.rules[index - 1]
+
+    def dnat(self, rule: Rule, family: int) -> tuple[IPAddress, int | None] | None:
+        """``dnat_target(rule, family)``, read once per rule (the stale and dead-first checks
+        read every DNAT rule)."""
+        key = (id(rule), family)
+        found = self._dnats.get(key)
+        if found is None:
+            found = self._dnats[key] = (rule, dnat_target(rule, family))
+        return found[1]
 
     def ref(self, family: int, step: Step) -> RuleRef | None:
         """The RuleRef of a trace step (the chain's declaration for a policy)."""
@@ -376,6 +399,180 @@ class DockerView:
         return self.sim.without(family, gone)
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the checks read of the one certain outcome of a packet's trace, with the
+    container's values as positions (``natlens.exposure_share``: the same for every container
+    of its class whose packet is the same up to the exchange of the two containers' values).
+
+    ``final_dst``: ``(ip, port)``, each ``("a", i)``/``("p", i)`` for the container's i-th
+    address/host port, else the value; ``decider``: (kind, hook, table, chain, source) of the
+    step that refused the packet (None when accepted); ``rewrite``: a nat rule rewrote the
+    destination; ``dnats``: the DNAT rules met, ``("own", k)`` for the container's k-th owned
+    rule, else ``(table, chain, index)``.
+    """
+
+    verdict: Verdict
+    path: str
+    final_dst: tuple[Any, Any]
+    decider: tuple[StepKind, str, str | None, str | None, str | None] | None
+    rewrite: bool
+    dnats: tuple[tuple[Any, ...], ...]
+
+
+_UNSHARED = object()
+"""A memo entry: the class's traces cannot be shared (doubt, branches, unproven values)."""
+
+
+def _clean(trace: Trace) -> bool:
+    """A trace without doubt or branches, whose connection (when accepted) is established:
+    the traces ``natlens.exposure_share`` shares between containers."""
+    if trace.branches or trace.uncertain or trace.rests_on_unseen:
+        return False
+    conn = trace.connection
+    return trace.verdict is not Verdict.ACCEPT or conn is None or conn.established is True
+
+
+class SharedTraces:
+    """Outcomes shared between containers the rules cannot tell apart: the classes of the
+    exposure map's ``Sharing`` (its module docstring gives the proof and the exactness
+    conditions), applied to the checks' own packets and to what-if simulators that delete the
+    DNAT rules a packet met (the same rules up to the exchange: a class's owned rules keep
+    their slots among the common ones, so the proof holds for the pruned rulesets too).
+    Only clean traces (``_clean``) are shared; every other lookup answers None and the check
+    traces its packet itself."""
+
+    def __init__(self, view: DockerView, sharing: Sharing) -> None:
+        self.view = view
+        self.sharing = sharing
+        self._real: dict[tuple[Any, ...], object] = {}
+        self._what_if: dict[tuple[Any, ...], object] = {}
+
+    def norm(self, container: str, family: int, ip: Any, port: Any) -> tuple[Any, Any]:
+        """``(ip, port)`` with ``container``'s values as positions; another container's value
+        becomes ``("x", value)`` (equal to no position)."""
+        fam = self.sharing.families[family]
+        o = fam.addr_owner.get(ip)
+        if o is not None:
+            ip = ("a", o[1]) if o[0] == container else ("x", ip)
+        po = fam.port_owner.get(port)
+        if po is not None:
+            port = ("p", po[1]) if po[0] == container else ("x", port)
+        return ip, port
+
+    def norm_endpoint(self, container: str, family: int, text: str) -> tuple[Any, Any]:
+        """``IP:PORT`` text as ``norm`` gives it (``("x", text)`` when it does not parse)."""
+        parsed = _endpoint(text)
+        if parsed is None:
+            return ("x", text), None
+        return self.norm(container, family, *parsed)
+
+    def real(self, container: str, packet: Packet) -> Shared | None:
+        """The shared outcome of ``packet`` (a packet of ``container``'s cells or probes)."""
+        key = self.sharing.key(container, packet)
+        if key is None:
+            return None
+        found = self._real.get(key)
+        if found is None:
+            found = self._real[key] = self._summarize(container, packet)
+        return found if isinstance(found, Shared) else None
+
+    def _summarize(self, container: str, packet: Packet) -> object:
+        trace = self.view.trace(packet)
+        if not _clean(trace):
+            return _UNSHARED
+        fam = self.sharing.families[packet.family]
+        parsed = _endpoint(trace.final_dst)
+        if parsed is None:
+            return _UNSHARED
+        final = self.norm(container, packet.family, *parsed)
+        if any(isinstance(v, tuple) and v[0] == "x" for v in final):
+            return _UNSHARED
+        o = outcomes(trace)[0]
+        d = o.decider
+        rw = o.rewrite
+        dnats: list[tuple[Any, ...]] = []
+        for s in o.steps:
+            if s.kind is not StepKind.RULE or s.table != "nat" or s.target != "DNAT":
+                continue
+            if self.view.ref(packet.family, s) is None or s.chain is None or s.rule is None:
+                return _UNSHARED
+            owned = fam.by_rule.get((s.table, s.chain, s.rule))
+            if owned is None:
+                dnats.append((s.table, s.chain, s.rule))
+                continue
+            mine = fam.owned[container][owned[1]] if owned[0] == container else None
+            if mine is None or s.text != mine.text or s.rule != mine.index:
+                return _UNSHARED
+            dnats.append(("own", owned[1]))
+        return Shared(o.verdict, o.path, final,
+                      None if d is None else (d.kind, d.hook, d.table, d.chain, d.source),
+                      rw is not None and rw.chain is not None and rw.rule is not None,
+                      tuple(dnats))
+
+    def what_if(self, container: str, packet: Packet, dnats: tuple[tuple[Any, ...], ...],
+                ) -> tuple[bool, bool] | None:
+        """Of ``packet``'s trace with the rules ``dnats`` (``Shared.dnats`` of ``container``)
+        deleted: (refused in INPUT, accepted after an accepting rule step in INPUT); None when
+        not shared."""
+        key = self.sharing.key(container, packet)
+        if key is None:
+            return None
+        key = (key, dnats)
+        found = self._what_if.get(key)
+        if found is None:
+            found = self._what_if[key] = self._without(container, packet, dnats)
+        return found if isinstance(found, tuple) else None
+
+    def _without(self, container: str, packet: Packet, dnats: tuple[tuple[Any, ...], ...],
+                 ) -> object:
+        fam = self.sharing.families[packet.family]
+        gone: dict[tuple[str, str], set[int]] = {}
+        for d in dnats:
+            if d[0] == "own":
+                o = fam.owned[container][d[1]]
+                gone.setdefault((o.table, o.chain), set()).add(o.index)
+            else:
+                gone.setdefault((d[0], d[1]), set()).add(d[2])
+        trace = self.view.sim.without(packet.family, gone).trace(packet)
+        if not _clean(trace):
+            return _UNSHARED
+        o = outcomes(trace)[0]
+        decider = o.decider
+        refused = o.verdict is not Verdict.ACCEPT and decider is not None \
+            and decider.hook == "INPUT"
+        allowed = o.verdict is Verdict.ACCEPT and any(
+            s.kind is StepKind.RULE and s.hook == "INPUT" and s.target in ("ACCEPT", "accept")
+            for s in o.steps)
+        return refused, allowed
+
+
+def _endpoint(text: str) -> tuple[IPAddress, int] | None:
+    """``IP:PORT`` / ``[IP]:PORT`` as (address, port); None for any other text."""
+    ip_text, _, port_text = text.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(ip_text.strip("[]"))
+        port = int(port_text)
+    except ValueError:
+        return None
+    return (ip, port) if endpoint(ip, port) == text else None
+
+
+def shared_traces(ctx: AuditContext) -> SharedTraces | None:
+    """The shared outcomes of ``ctx`` (built once, kept in ``ctx.derived``); None without a
+    Docker view or when the exposure map shares nothing."""
+    if "shared_traces" in ctx.derived:
+        cached = ctx.derived["shared_traces"]
+        return cached if isinstance(cached, SharedTraces) else None
+    view = docker_view(ctx)
+    emap = exposure_map(ctx) if view is not None else None
+    found = None
+    if view is not None and emap is not None and isinstance(emap.sharing, Sharing):
+        found = SharedTraces(view, emap.sharing)
+    ctx.derived["shared_traces"] = found
+    return found
+
+
 def exposure_map(ctx: AuditContext) -> ExposureMap | None:
     """The exposure map of ``ctx`` (the caller's, or built once from the Docker view and kept
     in ``ctx.derived``); None when the snapshot has no Docker data."""
@@ -391,14 +588,23 @@ def exposure_map(ctx: AuditContext) -> ExposureMap | None:
     return emap
 
 
+def _inventory(snap: Snapshot) -> Inventory | None:
+    """The snapshot's inventory: the one ``natlens.load`` built when it is still the snapshot's
+    (same source, same daemon facts), else built again from its Docker files."""
+    inv = snap.inventory
+    if isinstance(inv, Inventory) and inv.source == snap.path \
+            and inv.daemon == DaemonFacts.from_meta(snap.meta):
+        return inv
+    return inventory_from_snapshot(snap)
+
+
 def docker_view(ctx: AuditContext) -> DockerView | None:
     """The view of ``ctx`` (built once per context, kept in ``ctx.derived``); None when the
     snapshot has no Docker data."""
     if "docker_view" in ctx.derived:
         cached = ctx.derived["docker_view"]
         return cached if isinstance(cached, DockerView) else None
-    inv = ctx.inventory if isinstance(ctx.inventory, Inventory) else inventory_from_snapshot(
-        ctx.snapshot)
+    inv = ctx.inventory if isinstance(ctx.inventory, Inventory) else _inventory(ctx.snapshot)
     view: DockerView | None = None
     if inv is not None:
         sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else (

@@ -28,6 +28,7 @@ from natlens.audit._docker_view import (
     docker_view,
     exposure_map,
     outcomes,
+    shared_traces,
 )
 from natlens.audit.docker_checks import _describe
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
@@ -130,6 +131,7 @@ def check_published_connections(ctx: AuditContext) -> Iterator[Finding]:
     view = docker_view(ctx)
     if view is None:
         return
+    shared = shared_traces(ctx)
     for b in view.bindings():
         if not view.managed(b.family):
             continue
@@ -141,6 +143,8 @@ def check_published_connections(ctx: AuditContext) -> Iterator[Finding]:
                     in_interface=net.bridge, src=own, dst=dst, proto=b.proto, sport=SPORT,
                     dport=b.host_port)))
         for probe in probes:
+            if shared is not None and shared.real(b.container.name, probe.packet) is not None:
+                continue  # a shared outcome is certain: refused, or an established connection
             trace = view.trace(probe.packet)
             conn = trace.connection
             if trace.branches or trace.verdict.value != "ACCEPT" or conn is None \

@@ -11,6 +11,7 @@ FORWARD) is described in its docs "Packet filtering and firewalls" and moby's
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,11 +20,12 @@ from natlens.audit._docker_view import (
     DockerView,
     Outcome,
     Probe,
-    dnat_target,
+    SharedTraces,
     docker_chain,
     docker_view,
     outcomes,
     port_set,
+    shared_traces,
 )
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
@@ -141,7 +143,7 @@ def check_stale_dnat(ctx: AuditContext) -> Iterator[Finding]:
             for index, rule in enumerate(chain.rules, 1):
                 if rule.target_name != "DNAT":
                     continue
-                dest = dnat_target(rule, family)
+                dest = view.dnat(rule, family)
                 if dest is None:
                     continue
                 ip, port = dest
@@ -204,23 +206,62 @@ class _Verdicts:
 
 
 def _classify(view: DockerView, b: Binding, probe: Probe, o: Outcome) -> str:
-    if o.final_dst in b.expected:
-        if o.verdict is Verdict.ACCEPT:
+    d = o.decider
+    rw = o.rewrite
+    return _class_of(
+        view, o.verdict, o.path, expected=o.final_dst in b.expected,
+        decider=None if d is None else (d.kind, d.hook, d.table, d.chain, d.source),
+        rewrite=rw is not None and rw.chain is not None and rw.rule is not None,
+        at_probe=o.final_dst == endpoint(probe.packet.dst, probe.packet.dport))
+
+
+def _class_of(view: DockerView, verdict: Verdict, path: str, *, expected: bool,
+              decider: tuple[StepKind, str, str | None, str | None, str | None] | None,
+              rewrite: bool, at_probe: bool) -> str:
+    """How a probe of a binding ended (``_Verdicts``), from what ``_classify`` reads of its
+    outcome: whether it landed where expected, the decider's (kind, hook, table, chain,
+    source), whether a nat rule rewrote it, whether it landed at the probe's own destination."""
+    if expected:
+        if verdict is Verdict.ACCEPT:
             return "served"
-        d = o.decider
         # FORWARD's policy, or the drop policy of a native nft chain on the forward hook (an
         # /etc/nftables.conf next to Docker): nothing accepts the published port there
-        if d is not None and ((d.kind is StepKind.POLICY and (
-                d.chain == "FORWARD" or (d.source == "nft" and d.hook == "FORWARD")))
-                              or (d.chain is not None and docker_chain(d.chain))):
-            return "dropped"
+        if decider is not None:
+            kind, hook, _, chain, source = decider
+            if (kind is StepKind.POLICY and (
+                    chain == "FORWARD" or (source == "nft" and hook == "FORWARD"))) \
+                    or (chain is not None and docker_chain(chain)):
+                return "dropped"
         return "filtered"  # DOCKER-USER or another rule of the administrator's
-    rw = o.rewrite
-    if rw is not None and rw.chain is not None and rw.rule is not None:
+    if rewrite:
         return "caught"
-    if o.path == "local" and o.final_dst == endpoint(probe.packet.dst, probe.packet.dport):
-        return "proxied" if view.proxy and o.verdict is Verdict.ACCEPT else "unserved"
-    return "filtered" if o.verdict is not Verdict.ACCEPT else "unserved"
+    if path == "local" and at_probe:
+        return "proxied" if view.proxy and verdict is Verdict.ACCEPT else "unserved"
+    return "filtered" if verdict is not Verdict.ACCEPT else "unserved"
+
+
+def _quiet(view: DockerView, shared: SharedTraces, b: Binding) -> bool:
+    """Whether ``_report_binding`` certainly reports nothing for ``b``, decided from the
+    probes' shared outcomes (``SharedTraces``): no probe caught by another rule, and the first
+    probe served (or filtered by the administrator, or proxied for a loopback binding). False
+    when some probe's outcome is not shared: the binding is judged by its own traces."""
+    name = b.container.name
+    expected = {shared.norm(name, b.family, ip, b.container_port) for ip in b.targets}
+    primary = None
+    for n, probe in enumerate(view.probes(b)):
+        s = shared.real(name, probe.packet)
+        if s is None:
+            return False
+        p = probe.packet
+        cls = _class_of(view, s.verdict, s.path, expected=s.final_dst in expected,
+                        decider=s.decider, rewrite=s.rewrite,
+                        at_probe=s.final_dst == shared.norm(name, b.family, p.dst, p.dport))
+        if cls == "caught":
+            return False
+        if n == 0:
+            primary = cls
+    return primary is None or primary in ("served", "filtered") or (
+        primary == "proxied" and b.loopback)
 
 
 def _judge(view: DockerView, b: Binding) -> _Verdicts:
@@ -279,9 +320,12 @@ def check_published_ports(ctx: AuditContext) -> Iterator[Finding]:
     view = docker_view(ctx)
     if view is None:
         return
+    shared = shared_traces(ctx)
     for b in view.bindings():
         if not view.managed(b.family):
             continue  # Docker writes no rules for this family: docker-proxy serves it by design
+        if shared is not None and _quiet(view, shared, b):
+            continue
         yield from _report_binding(view, b)
 
 
@@ -472,22 +516,29 @@ def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
         bindings = [b for b in view.bindings() if b.family == family and not b.loopback]
         if not bindings:
             continue
+        by_port = sorted((b.host_port, i) for i, b in enumerate(bindings))
         for chain_name in _forward_chains(view, family):
             for index, rule in enumerate(filt[chain_name].rules, 1):
                 yield from _user_port_rule(view, family, chain_name, index, rule,
-                                           bindings=bindings)
+                                           bindings=bindings, by_port=by_port)
 
 
 def _user_port_rule(view: DockerView, family: int, chain_name: str, index: int, rule: Rule, *,
-                    bindings: list[Binding]) -> Iterator[Finding]:
+                    bindings: list[Binding], by_port: list[tuple[int, int]],
+                    ) -> Iterator[Finding]:
+    """``by_port``: (host port, position in ``bindings``), sorted: the bindings whose host port
+    is in the rule's ranges are found by binary search, then taken in ``bindings`` order."""
     fam = Family.IPV4 if family == 4 else Family.IPV6
     ports = port_set(rule)
     if ports is None or (rule.match("conntrack") is not None and rule.option("--ctorigdstport")):
         return
     proto = rule.protocol.name if rule.protocol is not None and not rule.protocol.negated else None
     hits: list[tuple[Binding, Packet, Outcome]] = []
-    for b in bindings:
-        if proto not in (None, b.proto) or not any(lo <= b.host_port <= hi for lo, hi in ports):
+    named = sorted({i for lo, hi in ports
+                    for _, i in by_port[bisect.bisect_left(by_port, (lo, -1)):
+                                        bisect.bisect_right(by_port, (hi, len(bindings)))]})
+    for b in (bindings[i] for i in named):
+        if proto not in (None, b.proto):
             continue
         if any(lo <= b.container_port <= hi for lo, hi in ports):
             continue  # after DNAT the port still matches

@@ -22,9 +22,11 @@ from natlens.audit._docker_view import (
     DockerView,
     IPAddress,
     Outcome,
+    SharedTraces,
     docker_view,
     exposure_map,
     outcomes,
+    shared_traces,
     step_text,
 )
 from natlens.audit.docker_checks import _describe, _fate, _packet
@@ -228,6 +230,7 @@ def check_bypass(ctx: AuditContext) -> Iterator[Finding]:
     emap = exposure_map(ctx)
     if view is None or emap is None:
         return
+    shared = shared_traces(ctx)
     for row in emap.rows:
         b = row.binding
         if b is None or b.loopback:
@@ -235,12 +238,40 @@ def check_bypass(ctx: AuditContext) -> Iterator[Finding]:
         for ingress in emap.ingresses:
             if not emap.remote(ingress):
                 continue
+            if shared is not None and _bypass_quiet(shared, emap, row, b, ingress):
+                continue
             hit = next(((c, o) for c, o in _remote_hits(view, emap, row)
                         if c.ingress == ingress and not c.dst.is_loopback
                         and o.final_dst in b.expected), None)
             if hit is not None:
                 yield from _bypass_input(view, b, ingress, *hit)
     yield from _bypass_family(view, emap)
+
+
+def _bypass_quiet(shared: SharedTraces, emap: ExposureMap, row: Row, b: Binding,
+                  ingress: str) -> bool:
+    """Whether ``check_bypass`` certainly reports nothing for ``b`` from ``ingress``, decided
+    from shared outcomes (``SharedTraces``): the first cell that reaches the container has no
+    DNAT to delete, or without it INPUT does not refuse the packet. False when an outcome on
+    the way is not shared: the cells are judged by their own traces."""
+    name = b.container.name
+    expected = {shared.norm(name, b.family, ip, b.container_port) for ip in b.targets}
+    for cell in emap.cells_of(row, ingress):
+        if not emap.remote(cell.ingress) or not cell.reachable or cell.target is None \
+                or cell.target.kind != "container" or cell.lands is None:
+            continue
+        s = shared.real(name, cell.packet)
+        if s is None:
+            return False
+        if s.verdict is not Verdict.ACCEPT \
+                or s.final_dst != shared.norm_endpoint(name, b.family, cell.lands) \
+                or cell.dst.is_loopback or s.final_dst not in expected:
+            continue
+        if not s.dnats:
+            return True
+        w = shared.what_if(name, cell.packet, s.dnats)
+        return w is not None and not w[0]
+    return True
 
 
 def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,

@@ -23,11 +23,20 @@ to a container takes the forward path).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import replace
 
-from natlens.audit._docker_view import DockerView, Outcome, docker_view, exposure_map, outcomes
+from natlens.audit._docker_view import (
+    DockerView,
+    Outcome,
+    SharedTraces,
+    docker_view,
+    exposure_map,
+    outcomes,
+    shared_traces,
+)
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
@@ -127,6 +136,40 @@ def _allowed_ports(view: DockerView) -> list[tuple[int, int]] | None:
     return out
 
 
+class _PortIndex:
+    """Port ranges (inclusive ``(lo, hi)`` pairs) merged into sorted disjoint ones:
+    ``port in index`` is a binary search instead of a scan of every range."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._lo = [lo for lo, _ in merged]
+        self._hi = [hi for _, hi in merged]
+
+    def __contains__(self, port: int) -> bool:
+        i = bisect.bisect_right(self._lo, port) - 1
+        return i >= 0 and port <= self._hi[i]
+
+
+def _allows_quiet(shared: SharedTraces, b: Binding, cell: Cell) -> bool:
+    """Whether ``check_input_allows`` certainly reports nothing for ``cell``, decided from
+    shared outcomes (``SharedTraces``): its packet is not forwarded to the container, met no
+    DNAT, or without the DNAT no INPUT rule accepts it. False when an outcome is not shared."""
+    name = b.container.name
+    s = shared.real(name, cell.packet)
+    if s is None:
+        return False
+    expected = {shared.norm(name, b.family, ip, b.container_port) for ip in b.targets}
+    if s.path != "forward" or s.final_dst not in expected or not s.dnats:
+        return True
+    w = shared.what_if(name, cell.packet, s.dnats)
+    return w is not None and not w[1]
+
+
 def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
     """INPUT ACCEPT rules (iptables or nft) for a published host port that its packets never
     meet (see the module docstring).
@@ -145,10 +188,14 @@ def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
     if view is None:
         return
     allowed = _allowed_ports(view)
+    named = _PortIndex(allowed) if allowed is not None else None
+    shared = shared_traces(ctx)
     done: set[tuple[object, ...]] = set()
     for b, cell in _bindings_cells(view):
-        if allowed is not None and not any(lo <= b.host_port <= hi for lo, hi in allowed):
+        if named is not None and b.host_port not in named:
             continue  # no ACCEPT names the port: no what-if simulator to build
+        if shared is not None and _allows_quiet(shared, b, cell):
+            continue
         real = _forwarded(view, b, cell)
         if real is None:
             continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from natlens.audit._docker_view import dnat_target, docker_view
+from natlens.audit._docker_view import docker_view
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
 from natlens.model import Family, Rule, TableName
@@ -48,21 +48,28 @@ def check_dead_dnat_first(ctx: AuditContext) -> Iterator[Finding]:
             continue
         for chain in nat.chains:
             dead: dict[str, tuple[int, Rule]] = {}
+            # dead DNATs whose conditions are not in ``dead`` yet: written out (rule_to_save)
+            # only when a DNAT to a container follows them in the chain
+            pending: list[tuple[int, Rule]] = []
             for index, rule in enumerate(chain.rules, 1):
-                dest = dnat_target(rule, family) if rule.target_name == "DNAT" else None
+                dest = view.dnat(rule, family) if rule.target_name == "DNAT" else None
                 if dest is None:
                     continue
                 ip, port = dest
-                key = _conditions(rule)
                 holder = view.holder(ip)
                 if holder is None and not view.host.is_local(ip):
-                    dead.setdefault(key, (index, rule))
+                    pending.append((index, rule))
                     continue
-                first = dead.get(key)
-                if first is None or holder is None:
+                if holder is None:
+                    continue
+                for earlier in pending:
+                    dead.setdefault(_conditions(earlier[1]), earlier)
+                pending.clear()
+                first = dead.get(_conditions(rule))
+                if first is None:
                     continue
                 old_index, old = first
-                old_ip, old_port = dnat_target(old, family) or (ip, port)
+                old_ip, old_port = view.dnat(old, family) or (ip, port)
                 dport = rule.option("--dport")
                 proto = rule.protocol.name if rule.protocol is not None else None
                 yield Finding(
