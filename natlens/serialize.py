@@ -21,9 +21,12 @@ _STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--s
 
 def _option_text(opt: Option) -> str:
     parts = ["!", opt.name] if opt.negated else [opt.name]
+    # Option.quoted tells of one argument: an unknown module's option named like a string
+    # option may hold several, and forcing quotes on all of them would not be a fixpoint.
+    force = opt.quoted and len(opt.args) == 1
     for arg in opt.args:
         if opt.name in _STRING_OPTIONS:
-            parts.append(quote(arg, force=opt.quoted))
+            parts.append(quote(arg, force=force))
         elif needs_quotes(arg) and (not arg or any(c in arg for c in " \t\"'\\")):
             parts.append(quote(arg))
         else:

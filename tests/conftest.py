@@ -4,6 +4,8 @@ The corpus (third-party iptables dumps, see its README.md) sits outside the repo
 ``$NATLENS_CORPUS`` or, by default, ``../shared/corpus`` relative to the repository root.
 Tests that need it take the ``corpus`` fixture, which fails loudly when it is missing: a
 silently skipped corpus would let those tests pass without testing anything.
+
+With ``CI`` set (``CI=true``), the Hypothesis tests run derandomized (profile ``natlens-ci``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,19 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis in CI: the same examples on every run (derandomize: the seed comes from each test's
+# own source), so a rare random input cannot fail one submission and pass the next; no deadline
+# (wall-clock), no example database. Each test keeps its own budget (max_examples given in its
+# @settings wins over the profile). Local runs stay random and hunt for new failures. Loaded
+# here, before the test modules build their settings objects, which inherit from it.
+settings.register_profile("natlens-ci", derandomize=True, deadline=None, database=None,
+                          print_blob=True)
+if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+    settings.load_profile("natlens-ci")
 
 
 def corpus_path() -> Path:

@@ -75,6 +75,16 @@ def test_fast_path_equals_full_parser_on_kube_dump(monkeypatch: pytest.MonkeyPat
         "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         "-A INPUT -m mark --mark 1 -j MARK --set-mark 2",
         "-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment \"web\" -j FOO",
+        # An option of an unknown module, chain or unknown target that a known match of the
+        # rule takes (the implicit -p match, an earlier -m): the full parser gives it to that
+        # match, the piece read alone to its own owner (found by test_parse_property).
+        "-A INPUT -i ppp0 -p tcp -m t6\u00fc\u00c0cp --dport 22 -j FOO",
+        "-A INPUT -p tcp -m foo --dp 22 -j FOO",
+        "-A INPUT -p tcp -m tcp --dport 22 -m foo --sport 1 -j FOO",
+        "-A INPUT -m conntrack --ctstate NEW -m foo --ctstate NEW -j FOO",
+        "-A INPUT -p tcp -j FOO --dport 22",
+        "-A INPUT -p udp -j NOSUCH --sport 53",
+        "-A INPUT -p tcp -m foo --bar 1 -j FOO",
     ],
 )
 def test_fast_path_equals_full_parser_on_odd_lines(line: str,
@@ -142,7 +152,10 @@ def test_fast_ipv4_network_is_ipaddress(text: str) -> None:
     "line",
     ["-A INPUT -i eth/0 -j ACCEPT", "-A INPUT -m comment --comment \"a -j b -j ACCEPT",
      "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:99999",
-     "-A INPUT -j DNAT --to-destination 10.0.0.1:80"],
+     "-A INPUT -j DNAT --to-destination 10.0.0.1:80",
+     # interface names with a quote (found by test_parse_property)
+     "-A INPUT -o 'enp3s0 -g FOO", "-A INPUT -o '", "-A INPUT -i a'b -j ACCEPT",
+     "-A INPUT -o ! -j ACCEPT", "-A INPUT -o !! -j ACCEPT"],
 )
 def test_fast_path_refuses_what_the_full_parser_refuses(line: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:

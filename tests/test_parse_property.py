@@ -29,7 +29,7 @@ from natlens import ParseError, ParseWarning, Ruleset, parse_save, to_save
 from natlens.parse.modules import MATCHES, TARGETS
 
 # NATLENS_FUZZ_EXAMPLES raises the number of examples for a longer hunt (default keeps the
-# whole file under ~10 s).
+# whole file under ~10 s). Random locally; derandomized with CI set (tests/conftest.py).
 EXAMPLES = int(os.environ.get("NATLENS_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -610,3 +610,87 @@ def test_undeclared_builtin_chain_keeps_its_place() -> None:
 def test_bad_chain_names_are_refused(line: str, strict: bool) -> None:
     with pytest.raises(ParseError):
         _quiet_parse(f"*filter\n:INPUT ACCEPT [0:0]\n{line}\nCOMMIT\n", strict)
+
+
+# -- regressions: found after the fast parsers (3e45d08, 89272d0), NATLENS_FUZZ_EXAMPLES=4000 -----
+
+
+@pytest.mark.parametrize("line", [
+    "-A X -m -j --comment -s 10.0.1.1 comment KUBE-MARK-MASQ",
+    "-A X -m foo --comment -s 10.0.1.1 comment Y",
+    "-A X -m -j --comment 10.0.1.1 comment KUBE-MARK-MASQ",
+    "-A X -m foo --comment 10.0.1.1 comment KUBE-MARK-MASQ",
+    "-A X -m comment --comment a b c",
+], ids=["unknown-empty-comment-then-word", "unknown-empty-comment-then-word-2",
+        "unknown-comment-several-words", "unknown-comment-several-words-2", "lenient-join"])
+def test_unknown_module_comment_option(line: str) -> None:
+    """Lenient mode joined a stray word to any ``--comment`` option, also an unknown module's
+    (``-m -j`` from a swapped token), which may hold no argument: IndexError. And to_save forced
+    quotes on every argument of such an option (Option.quoted tells of one), so its output was
+    not a fixpoint."""
+    text = f"*nat\n:X - [0:0]\n{line}\nCOMMIT\n"
+    for ruleset in _check_save(text):
+        assert_round_trip(ruleset, strict=False)
+
+
+def test_falsifying_kube_mutant() -> None:
+    """The document the fuzzer shrank to (a kube-proxy table, tokens swapped and a rule cut):
+    an IndexError out of the lenient parse."""
+    text = ("*nat\n:KUBE-NODEPORTS - [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+            ":KUBE-SEP-3JOIVZTXZZRGORX4 - [0:0]\n-A K\n"
+            "-A KUBE-SEP-3JOIVZTXZZRGORX4 -m -j --comment -s 10.0.1.1 comment KUBE-MARK-MASQ\n"
+            "COMMIT\n")
+    for ruleset in _check_save(text):
+        assert_round_trip(ruleset, strict=False)
+
+
+@pytest.mark.parametrize(("text", "refused"), [
+    ("-A POSTROUTING -o eth0 -j MASQUERADE\n-A INPUT -j DROP\n", True),
+    ("-A INPUT -j DROP\n-A POSTROUTING -o eth0 -j ACCEPT\n", False),
+    ("-A POSTROUTING -j DROP\n", False),
+    # what test_mutated_whole_documents shrank to: a dump whose *nat line and COMMIT were cut
+    ("-A POSTROUTING -o eth0 -j MASQUERADE\n\n# Allows all loopback (lo0) traffic\n"
+     "-A INPUT -i lo -j ACCEPT\n-A INPUT -j DROP\n", True),
+], ids=["nat-target-and-drop", "nat-chains-and-drop", "postrouting-drop", "cut-dump"])
+@pytest.mark.parametrize("strict", [True, False])
+def test_table_inferred_as_nat_refuses_drop(text: str, refused: bool, strict: bool) -> None:
+    """A text without a table header was read as nat (from its chains or targets) with a DROP
+    rule that nat refuses: to_save wrote '*nat' and the re-read refused its own output. Now
+    DROP steers the guess away from nat, or, when a target needs nat, is refused at its line."""
+    if refused:
+        with pytest.raises(ParseError, match="DROP is not allowed in the nat table") as info:
+            _quiet_parse(text, strict)
+        assert info.value.line_no == text.count("\n")  # the DROP rule's line
+        return
+    ruleset = _quiet_parse(text, strict)
+    assert ruleset.tables[0].name.value == "mangle"
+    assert_round_trip(ruleset, strict)
+
+
+@pytest.mark.parametrize("text", [
+    # what test_mutated_whole_documents shrank to: a nat dump whose *nat line was cut and a
+    # filter rule swapped in
+    "-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT\n:PREROUTING ACCEPT [6:468]\n"
+    ":INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+    "-A PREROUTING -d 193.43.91.203/32 -i eth1 -p tcp -m tcp --dport 80 -j DNAT "
+    "--to-destination 192.168.1.2\n",
+    "-A FORWARD -j ACCEPT\n-A PREROUTING -j DNAT --to-destination 1.2.3.4\n",
+    "-A FORWARD -j CT --notrack\n",
+])
+def test_chain_not_built_into_the_inferred_table(text: str) -> None:
+    """A chain read before the table was known was taken as built-in (FORWARD is a hook of
+    some table); the table, inferred at the end, had no such built-in chain, so to_save wrote no
+    declaration and the re-read refused or changed it. It is a user chain of that table."""
+    parsed = _check_save(text)
+    assert parsed
+    for ruleset in parsed:
+        forward = ruleset.tables[0]["FORWARD"]
+        assert not forward.builtin
+        assert_round_trip(ruleset, strict=False)
+
+
+@pytest.mark.parametrize("first", [":FORWARD ACCEPT [0:0]", "-P FORWARD ACCEPT"])
+def test_policy_of_a_chain_the_inferred_table_lacks(first: str) -> None:
+    with pytest.raises(ParseError, match="which table nat does not have") as info:
+        _quiet_parse(f"{first}\n-A PREROUTING -j DNAT --to-destination 1.2.3.4\n", False)
+    assert info.value.line_no == 1

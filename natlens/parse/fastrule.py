@@ -44,6 +44,7 @@ from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
 from natlens.parse.rule import (
     NAT_PORT_PROTOCOLS,
     RuleSyntaxError,
+    _is_name,
     _names_ports,
     _parse_address,
     parse_rule_args,
@@ -132,8 +133,9 @@ def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
                 return None
         elif flag in _IFACE_FLAGS:
             slot = _IFACE_FLAGS[flag]
-            if out[slot] is not None or len(value) > 15 or value == "+" or "/" in value:
-                return None
+            if out[slot] is not None or len(value) > 15 or value == "+" or "/" in value \
+                    or not _is_name(value.lstrip("!")):
+                return None  # the full parser says why a name is refused
             key = (value, negated)
             out[slot] = _IFACE_CACHE.get(key) or _IFACE_CACHE.setdefault(key, Interface(*key))
         elif flag == "-p" and out[4] is None and value in _SAVE_PROTOCOLS:
@@ -235,6 +237,17 @@ def _parse_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | Non
     if _has_core(r):
         return None
     return r.matches[0]
+
+
+def _claimable(options: tuple[Option, ...]) -> bool:
+    """Whether some known match could own one of ``options`` (read for an unknown module, a
+    chain or an unknown target, which take any option).
+
+    The full parser (natlens.parse.rule ``_find_owner``) gives such an option to an earlier
+    known match of the rule or to the implicit match of ``-p tcp``/``udp``/...: the same piece
+    read alone gives it to the unknown owner, so the piece is not fast-path material."""
+    return any(spec.lookup(option.name) is not None
+               for option in options for spec in MATCHES.values())
 
 
 def _plain_nat(value: str) -> bool:
@@ -342,6 +355,8 @@ def _match_segment(text: str, cache: SegmentCache) -> _MatchEntry | None:
         if match is None:
             tokens, quoted = _split_tokens(text)
             match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
+            if match is not None and not match.known and _claimable(match.options):
+                match = None
             if match is not None:
                 cache.conflicts |= match_conflicts(match)
         if match is not None:
@@ -400,6 +415,9 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
         tokens, quoted = _split_tokens(tail)
         parsed = _parse_target(("-g" if goto else "-j", *tokens),
                                frozenset(q + 1 for q in quoted), is_chain, chains)
+        if parsed is not None and parsed[0].name not in TARGETS \
+                and _claimable(parsed[0].options):
+            parsed = None
         if parsed is not None:
             found = (parsed[0], parsed[1], _names_ports(parsed[0]))
             cache.conflicts |= target_conflicts(parsed[0])

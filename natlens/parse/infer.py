@@ -21,7 +21,9 @@ _MANGLE_TARGETS = frozenset({"MARK", "TPROXY", "TCPMSS", "TOS", "TTL", "HL", "DS
 
 
 def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableName:
-    """The table whose built-in chains and targets fit best (filter when nothing tells)."""
+    """The table whose built-in chains and targets fit best (filter when nothing tells).
+
+    Nat when a target needs it, even beside a ``DROP``, which nat refuses: the caller says so."""
     chains = set(builtin_chains)
     names = set(targets)
     if names & _NAT_TARGETS:
@@ -29,7 +31,8 @@ def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableN
     if "FORWARD" in chains and ("PREROUTING" in chains or "POSTROUTING" in chains):
         return TableName.MANGLE
     if "POSTROUTING" in chains or ("PREROUTING" in chains and "INPUT" in chains):
-        return TableName.NAT
+        # nat refuses DROP (iptables: "the nat table is not intended for filtering")
+        return TableName.MANGLE if "DROP" in names else TableName.NAT
     if "PREROUTING" in chains:
         return TableName.MANGLE if names & _MANGLE_TARGETS else TableName.RAW
     if names & _RAW_TARGETS and "INPUT" not in chains:

@@ -376,7 +376,10 @@ class _RuleParser:
 
     def _stray(self, index: int, tok: str) -> None:
         last = self.context.options[-1] if self.context and self.context.options else None
-        if self.lenient and last is not None and last.name == "--comment":
+        # Only the comment match's --comment (one argument); an unknown module's option of
+        # that name takes any number of words (possibly none), as below.
+        if self.lenient and last is not None and last.name == "--comment" and \
+                self.context is not None and self.context.spec is not None:
             assert self.context is not None
             at = len(self.context.options) - 1
             if self.joined and self.joined[-1][0] is self.context and self.joined[-1][1] == at:

@@ -620,6 +620,39 @@ class _SaveParser:
             raise self.error("DROP is not allowed in the nat table (the nat table is not "
                              "intended for filtering)", "DROP")
 
+    def check_inferred_nat(self, table: _TableState) -> None:
+        """``check_target`` for a table read as nat only at its end (no table header): its
+        rules were read before anyone knew the table refuses DROP.
+
+        Raises ParseError at the first DROP rule's line."""
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                if rule.target_name == "DROP":
+                    origin = rule.origin
+                    raise ParseError(
+                        "DROP is not allowed in the nat table (the nat table is not intended "
+                        "for filtering; no table header: read as nat from its targets)",
+                        source=self.source, line_no=origin.line if origin else 0,
+                        line=origin.text if origin else "", token="DROP")
+
+    def check_inferred_builtins(self, table: _TableState, name: TableName) -> None:
+        """Chains taken as built-in before the table was known (any hook's name) that the
+        inferred table ``name`` does not have become user chains (as its re-read reads them).
+
+        Raises ParseError for such a chain given a policy (only built-in chains have one)."""
+        builtins = BUILTIN_CHAINS[name]
+        for chain in table.chains.values():
+            if chain.builtin and chain.name not in builtins:
+                if chain.policy is not None:
+                    origin = chain.origin
+                    raise ParseError(
+                        f"policy {chain.policy} for chain {chain.name!r}, which table "
+                        f"{name.value} does not have (no table header: read as {name.value} "
+                        "from its chains and targets)", source=self.source,
+                        line_no=origin.line if origin else 0, line=origin.text if origin else "",
+                        token=chain.name)
+                chain.builtin = False
+
     def check_chain_name(self, name: str) -> None:
         """Chain names iptables accepts: 1 to 28 characters, no blanks or quotes, no leading
         ``-`` or ``!``."""
@@ -677,6 +710,9 @@ class _SaveParser:
                 )
                 self.notes.append(f"{self.source}: no table header; read as table {name.value} "
                                   "(inferred from its chains and targets)")
+                if name is TableName.NAT:
+                    self.check_inferred_nat(state)
+                self.check_inferred_builtins(state, name)
             # iptables-save lists the built-in chains first, in hook order.
             builtins = BUILTIN_CHAINS[name]
             first = sorted((c for c in state.chains.values() if c.builtin and c.name in builtins),
