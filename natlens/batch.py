@@ -175,12 +175,16 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
 
 def packet_line(line_no: int, trace: Trace) -> str:
     """One line for a person: ``LINE: PACKET => VERDICT (PATH) SRC -> DST via IFACE``, then
-    ``[N branches]`` when the outcome branches and the connection's state when known."""
+    ``[N branches]`` when the outcome branches (``[N branches: ACCEPT, REJECT]`` when the branches
+    end with different verdicts, so no verdict hides behind the first one) and the connection's
+    state when known."""
     via = f" via {trace.out_interface}" if trace.out_interface else ""
     text = (f"{line_no}: {trace.packet!r} => {trace.verdict.value} ({trace.path.value}) "
             f"{trace.final_src} -> {trace.final_dst}{via}")
     if trace.branches:
-        text += f" [{len(trace.branches)} branches]"
+        verdicts = dict.fromkeys(b.verdict.value for b in trace.branches)
+        listed = f": {', '.join(verdicts)}" if len(verdicts) > 1 else ""
+        text += f" [{len(trace.branches)} branches{listed}]"
     if trace.connection is not None and trace.connection.established is not None:
         text += "; connection " + ("established" if trace.connection.established
                                    else "NOT established")

@@ -657,8 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "model and the indexes a trace needs) in "
                        "$XDG_CACHE_HOME/natlens (default ~/.cache/natlens), keyed by the "
                        "content of every input file and natlens's version, so that a second "
-                       "command on the same snapshot skips parsing. 'dir' prints the folder, "
-                       "'clear' removes every entry. --no-cache on a command skips it.")
+                       "command on the same snapshot skips parsing. It keeps at most 16 "
+                       "entries (the least recently used are removed), each about 2.5 times "
+                       "the size of the snapshot's files; other --host-addr/--iface values, "
+                       "parse options or another spelling of the path make another entry. "
+                       "'dir' prints the folder, 'clear' removes every entry (exit status 2 "
+                       "when the folder is not used: not ours or open to others). --no-cache "
+                       "on a command skips it.")
     p.add_argument("action", choices=("clear", "dir"), help="clear: remove every entry; dir: "
                    "print the cache folder")
     p.set_defaults(handler=_cmd_cache)

@@ -402,6 +402,10 @@ class _Builder:
         externals = self.external()
         ingresses = [*externals, "local", *sorted(self.docker_bridges)]
         rows = self.rows()
+        if not rows:
+            uncovered = _uncovered_dnat(self.snapshot)
+            if uncovered is not None:
+                self.notes.insert(0, uncovered)
         if self._share and self.corr is not None and self.inventory is not None:
             self.sharing = self._sharing(rows)
         cells: list[Cell] = []
@@ -728,6 +732,38 @@ class _Builder:
             if hip is None or hip.is_unspecified or hip == ip:
                 return b.container.name
         return None
+
+
+def _uncovered_dnat(snapshot: Any) -> str | None:
+    """A note for a map without rows: how many nat DNAT rules the input has (rules the map's
+    rows, Docker's published and container ports and host services, do not cover: e.g.
+    kube-proxy's NodePorts) and a port to trace; None without DNAT rules."""
+    count = 0
+    port: int | None = None
+    for family in (4, 6):
+        for ruleset in _rulesets(snapshot, family):
+            nat = ruleset.get("nat")
+            for chain in nat.chains if nat is not None else ():
+                for rule in chain.rules:
+                    name = rule.target_name
+                    if name == "DNAT":
+                        count += 1
+                    if port is None and name is not None and name not in _NOT_A_WAY_IN:
+                        ports = port_set(rule)
+                        if ports:
+                            port = ports[0][0]
+    if not count:
+        return None
+    rules = "rule" if count == 1 else "rules"
+    example = "PORT" if port is None else str(port)
+    return (f"the nat table has {count} DNAT {rules} the map does not cover (it maps the ports "
+            f"docker-containers.json publishes and the services ss.txt lists, not e.g. "
+            f"kube-proxy NodePorts): check a port with `natlens trace PATH --dport {example}`")
+
+
+_NOT_A_WAY_IN = frozenset({"RETURN", "ACCEPT", "DROP", "REJECT", "MASQUERADE", "SNAT", "MARK",
+                           "CONNMARK", "LOG", "NFLOG", "REDIRECT"})
+"""nat targets after which a ``--dport`` is not an example of a port DNAT may serve."""
 
 
 def _unpublished_row(u: ContainerPort) -> Row:

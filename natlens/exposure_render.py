@@ -56,7 +56,9 @@ def _headers(emap: ExposureMap) -> list[str]:
 def render_table(emap: ExposureMap) -> str:
     """The map as a text table (see the module docstring)."""
     if not emap.rows:
-        empty = ["exposure: no published port, container port or host service to map"]
+        empty = [_wrap("exposure: nothing to map: the map covers Docker published ports, "
+                       "container ports (docker-containers.json) and host services (ss.txt), "
+                       "and the input shows none", " ")]
         empty += [_wrap(f"note: {terminal(n)}", " ") for n in emap.notes]
         return "\n".join(empty)
     heads = _headers(emap)

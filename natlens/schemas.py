@@ -206,10 +206,12 @@ CONTAINERS: Schema = _array(_object({
                       nullable=True),
     "HostConfig": _object({"NetworkMode": _string(), "PortBindings": _BINDINGS},
                           nullable=True),
-    "NetworkSettings": _object({"Networks": _map(_ENDPOINT), "Ports": _BINDINGS},
-                               nullable=True),
-}, required=("Id", "Name")), nullable=False)
-"""``docker inspect $(docker ps -aq)``: a list of containers."""
+    "NetworkSettings": _object({"Networks": _map(_ENDPOINT), "Ports": _BINDINGS}),
+}, required=("Id", "Name", "NetworkSettings")), nullable=False)
+"""``docker inspect $(docker ps -aq)``: a list of containers. ``NetworkSettings`` is required
+(an object: ``docker inspect`` prints one for every container, created and stopped ones too,
+with ``"Ports": {}`` or null): without it natlens would read the container as on no network
+and publishing nothing."""
 
 NETWORKS: Schema = _array(_object({
     "Id": _string(max_length=256),

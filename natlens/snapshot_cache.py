@@ -45,6 +45,7 @@ import gc
 import hashlib
 import mmap
 import os
+import shlex
 import stat
 import sys
 import tempfile
@@ -54,7 +55,7 @@ from pathlib import Path
 
 from natlens.cache_pickle import CorruptEntry, EntryStore, read_entry, write_entry
 from natlens.cache_pickle import Unpickler as _Unpickler  # noqa: F401  (what reads entries)
-from natlens.errors import ParseWarning, SnapshotError
+from natlens.errors import ParseWarning, SnapshotError, UsageError
 from natlens.inputs import input_limit
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
 
@@ -166,14 +167,21 @@ def _usable_dir(directory: Path, *, create: bool) -> bool:
     except OSError as exc:
         _warn(f"{directory}: {exc.strerror or exc}")
         return False
-    if not stat.S_ISDIR(st.st_mode):
-        _warn(f"{directory}: not a directory: not used")
-        return False
-    if st.st_uid != os.geteuid() or st.st_mode & _NO_ACCESS_FOR_OTHERS:
-        _warn(f"{directory}: owned by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o} "
-              f"(needs uid {os.geteuid()}, mode 700): not used")
+    why = _refusal(st)
+    if why is not None:
+        _warn(f"{directory}: {why}: not used")
         return False
     return True
+
+
+def _refusal(st: os.stat_result) -> str | None:
+    """Why a cache folder with this ``lstat`` is not used (``_usable_dir``), or None."""
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_uid != os.geteuid() or st.st_mode & _NO_ACCESS_FOR_OTHERS:
+        return (f"owned by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o} "
+                f"(needs uid {os.geteuid()}, mode 700)")
+    return None
 
 
 @contextlib.contextmanager
@@ -413,10 +421,23 @@ def forget_pending() -> None:
 
 
 def clear() -> int:
-    """Remove every cache entry of this user → the number of files removed."""
+    """Remove every cache entry of this user → the number of files removed (0 without a
+    cache folder).
+
+    Raises ``UsageError`` when the folder exists but is not used (not a directory, another
+    owner, access for group or others: ``_usable_dir``): its files are left alone."""
     directory = cache_dir()
-    if not _usable_dir(directory, create=False):
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
         return 0
+    except OSError as exc:
+        raise UsageError(f"{directory}: {exc.strerror or exc}") from None
+    why = _refusal(st)
+    if why is not None:
+        raise UsageError(f"{directory}: the cache folder is not used because it is {why}; "
+                         "natlens leaves it alone, remove it by hand: rm -r "
+                         f"{shlex.quote(str(directory))}")
     removed = 0
     for e in os.scandir(directory):
         if e.name.endswith(_SUFFIX) and e.is_file(follow_symlinks=False):

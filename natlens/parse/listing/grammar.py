@@ -755,8 +755,11 @@ class _ListingParser:
             notes.append(f"{self.source}: counters are rounded (K/M/G) in {counts['rounded']} "
                          "places; list with -x for exact counts")
         if counts["unknown_host"]:
-            notes.append(f"{self.source}: {counts['unknown_host']} addresses are host or network "
-                         "names that cannot be resolved with certainty (list with -n)")
+            many = counts["unknown_host"] != 1
+            notes.append(f"{self.source}: {counts['unknown_host']} "
+                         f"{'addresses are' if many else 'address is a'} host or network "
+                         f"name{'s' if many else ''} that cannot be resolved with certainty "
+                         "(list with -n)")
         if self.names_assumed:
             notes.append(f"{self.source}: names read by their standard meaning: "
                          + ", ".join(sorted(self.names_assumed)))
