@@ -148,7 +148,11 @@ _UNKNOWN_MATTERS = {
 
 def _unknown_field(name: str) -> Check:
     hooks = _UNKNOWN_MATTERS[name]
-    result = Uncertain(f"{name.replace('_', '-')} not shown by the listing")
+    if name in ("source", "destination"):
+        # a listing always has both columns: unknown only when it showed a host name
+        result = Uncertain(f"{name} shown as a host name natlens cannot resolve (list with -n)")
+    else:
+        result = Uncertain(f"{name.replace('_', '-')} not shown by the listing")
 
     def check(flow: Flow, ctx: MatchContext) -> CheckResult:
         return result if ctx.hook in hooks else None
