@@ -266,17 +266,22 @@ class Trace:
 
     def _branch_lines(self) -> list[str]:
         """Branches for people: with chance, each with its probability; with doubt only, one
-        line per distinct outcome, how many ways lead there and the first way's assumptions."""
-        head = set(self.branches[0].assumed)
+        line per distinct outcome, how many ways lead there and what sets its first way apart
+        from the headline. Each listed branch names every assumption it rests on: those all
+        branches share once, in the heading (``each assuming: ...``), the rest on its line."""
+        common = set(self.branches[0].assumed).intersection(
+            *(b.assumed for b in self.branches[1:]))
+        shared = [a for a in self.branches[0].assumed if a in common]
+        each = f", each assuming: {'; '.join(shared)}" if shared else ""
         if any(b.chance is not None for b in self.branches) or \
                 len(self.branches) <= _SHOWN_BRANCHES:
-            lines = [f"branches ({len(self.branches)}):"]
+            lines = [f"branches ({len(self.branches)}{each}):"]
             for n, b in enumerate(self.branches, 1):
-                # after the first, only what sets a branch apart from it
-                own = b.assumed if n == 1 else tuple(a for a in b.assumed if a not in head)
+                own = tuple(a for a in b.assumed if a not in common)
                 assumed = f"  [assumed: {'; '.join(own)}]" if own else ""
                 lines.append(f"  {n}. {b.summary()}{assumed}")
             return lines
+        head = set(self.branches[0].assumed)
         groups: dict[str, list[Branch]] = {}
         for b in self.branches:
             groups.setdefault(b.outcome(), []).append(b)
@@ -285,6 +290,8 @@ class Trace:
         for n, (outcome, members) in enumerate(groups.items(), 1):
             first = members[0]
             ways = f" ({len(members)} ways)" if len(members) > 1 else ""
+            # an outcome's "e.g." way: what sets it apart from the headline (every way's
+            # assumptions are in the branches of --format json)
             own = first.assumed if n == 1 else tuple(a for a in first.assumed if a not in head)
             assumed = f"  [{'' if n == 1 else 'e.g. '}assumed: {'; '.join(own)}]" if own else ""
             lines.append(f"  {n}. {outcome}{ways}{assumed}")
@@ -307,6 +314,12 @@ class Trace:
         if any("not shown by the listing" in u for u in self.uncertain):
             lines.append("hint: the listing has no -v, so interfaces are unknown and the outcome "
                          "forks on them: list with 'iptables -L -n -v' for one answer")
+        missing = [w for w in ("destination", "source")
+                   if any(u.endswith(f"packet has no {w} port given") for u in self.uncertain)]
+        if missing:
+            flags = " and ".join("--dport" if w == "destination" else "--sport" for w in missing)
+            lines.append(f"hint: no {' or '.join(missing)} port given, so every rule matching "
+                         f"one forks the trace: give {flags} for one answer")
         lines.extend(f"uncertain: {u}" for u in self.uncertain)
         lines.extend(f"assumption: {a}" for a in self.assumptions)
         lines.extend(f"note: {n}" for n in self.notes)

@@ -434,8 +434,8 @@ class Walker(Router):
                         matched, unmatched = self._fork(
                             ev, cr, table=table, chain=chain_name,
                             path=path.but(flow=flow, steps=tuple(steps)))
-                        if unmatched is not None:
-                            pending.append(Cursor(unmatched, chain_name, i + 1, stack, active))
+                        pending.extend(Cursor(u, chain_name, i + 1, stack, active)
+                                       for u in reversed(unmatched))
                         path = matched
                         steps = list(path.steps)
                     target = cr.rule.target
@@ -595,22 +595,36 @@ class Walker(Router):
                       for a in endings]
 
     def _fork(self, ev: Evaluation, cr: CompiledRule, *, table: str, chain: str,
-              path: WalkPath) -> tuple[WalkPath, WalkPath | None]:
-        """Split ``path`` at a rule that matches only by chance or maybe: (matches, does not;
-        None when too many outcomes already)."""
+              path: WalkPath) -> tuple[WalkPath, list[WalkPath]]:
+        """Split ``path`` at a rule that matches only by chance or maybe: (matches, the ways it
+        does not; none when too many outcomes already).
+
+        Chance (``-m statistic``) multiplies a branch's probability; doubt (a match the
+        snapshot cannot decide) keeps it and names its reading in ``assumed``. A rule with
+        both misses either way: by chance within the reading "the doubtful part matches"
+        (probability ``1 - p``, same assumption as the matching branch) or by doubt (the
+        reading "it does not", probability unchanged), so the chance branches of each reading
+        sum to its probability. Past ``_MAX_OUTCOMES`` only the matching side is followed, and
+        a chance taken for granted becomes an assumption (probability unchanged)."""
         run = self.run_
         where = f"{table}:{chain}#{cr.index}"
         for what in ev.uncertain:
             run.doubt(f"{where}: {what}")
-        p = ev.probability
         assumed_yes = tuple(f"{where} matches ({w})" for w in ev.uncertain)
         assumed_no = tuple(f"{where} does not match ({w})" for w in ev.uncertain)
-        matched = path.but(prob=path.prob * p, assumed=path.assumed + assumed_yes)
-        no_prob = path.prob * (1.0 - p) if ev.chances else path.prob
-        unmatched = path.but(prob=no_prob, assumed=path.assumed + assumed_no)
         if run.outcomes >= _MAX_OUTCOMES:
             run.doubt(f"more than {_MAX_OUTCOMES} outcomes: later forks follow the matching "
                       "side only")
-            return matched, None
-        run.outcomes += 1
+            taken = tuple(f"{where} matches ({c.what}: its other outcome not followed)"
+                          for c in ev.chances)
+            return path.but(assumed=path.assumed + assumed_yes + taken), []
+        p = ev.probability
+        matched = path.but(prob=path.prob * p, assumed=path.assumed + assumed_yes)
+        unmatched: list[WalkPath] = []
+        if ev.chances:
+            unmatched.append(path.but(prob=path.prob * (1.0 - p),
+                                      assumed=path.assumed + assumed_yes))
+        if ev.uncertain:
+            unmatched.append(path.but(assumed=path.assumed + assumed_no))
+        run.outcomes += len(unmatched)
         return matched, unmatched
