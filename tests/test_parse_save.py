@@ -219,6 +219,10 @@ def test_tolerated_unquoted_comment_is_an_error_in_strict_mode() -> None:
 BAD_LINES = [
     ("-A INPUT -p tcp --dport 99999 -j ACCEPT", "port 99999 out of range", "99999"),
     ("-A INPUT -s 300.1.1.1 -j ACCEPT", "bad address '300.1.1.1'", "300.1.1.1"),
+    ("-A INPUT -s 10.0.0.0/33 -j ACCEPT", "bad prefix length in '10.0.0.0/33': IPv4 allows 0 "
+     "to 32", None),
+    ("-A INPUT -d 10.0.0.0/255.0.x.0 -j ACCEPT", "bad netmask in '10.0.0.0/255.0.x.0'", None),
+    ("-A INPUT -s db.example.com -j ACCEPT", "(natlens does not resolve host names)", None),
     ("-A INPUT -m tcp --dport 22 -j ACCEPT", "-m tcp requires -p tcp", None),
     ("-A INPUT -p tcp --dprot 22 -j ACCEPT", "unknown option '--dprot'", "--dprot"),
     ("-A INPUT -p tcp -m tcp --dprot 22", "(did you mean '--dport'?)", "--dprot"),
@@ -282,3 +286,29 @@ def test_address_family_mismatch_is_refused() -> None:
     with pytest.raises(ParseError) as err:
         parse_save(text, source="six.txt", family="ipv6")
     assert str(err.value).startswith("six.txt:3:13: IPv4 address 10.0.0.1/32 in ip6tables rules")
+
+
+@pytest.mark.parametrize("cut", [3000, 3001, 5000, 7777])
+def test_dump_cut_mid_line_says_truncated(cut: int) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from gen_kube import generate
+
+    text = generate(200, 2)
+    head = text[:cut]
+    if head.endswith("\n"):
+        head = head[:-1]
+    with pytest.raises(ParseError) as err:
+        parse_save(head, source="k.rules")
+    assert err.value.line_no == head.count("\n") + 1
+    assert "truncated" in err.value.reason
+    assert "\n" not in str(err.value)
+
+
+def test_error_on_a_whole_last_line_is_not_called_truncated() -> None:
+    with pytest.raises(ParseError) as err:
+        parse_save("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n-A INPUT -j NOPE\n", source="r")
+    assert err.value.line_no == 4
+    assert "truncated" not in err.value.reason

@@ -211,14 +211,26 @@ def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
     return address
 
 
+def _bad_address(addr_text: str, mask_text: str, part: str) -> str:
+    """Why ``part`` is not an address: a prefix length out of range, a bad mask, or (neither
+    an address nor a network) a host name, which natlens does not resolve."""
+    try:
+        addr = ipaddress.ip_address(addr_text)
+    except ValueError:
+        return f"bad address {part!r} (natlens does not resolve host names)"
+    if mask_text.isdecimal():
+        return (f"bad prefix length in {part!r}: IPv{addr.version} allows 0 to "
+                f"{addr.max_prefixlen}")
+    return f"bad netmask in {part!r}"
+
+
 def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> Address:
     addr_text, _, mask_text = part.partition("/")
     try:
         addr = ipaddress.ip_address(addr_text)
         mask = ipaddress.ip_address(mask_text)
     except ValueError:
-        raise RuleSyntaxError(f"bad address {part!r} (natlens does not resolve host names)",
-                              index, value) from None
+        raise RuleSyntaxError(_bad_address(addr_text, mask_text, part), index, value) from None
     if addr.version != mask.version:
         raise RuleSyntaxError(f"bad netmask in {part!r}", index, value)
     masked = ipaddress.ip_address(int(addr) & int(mask))

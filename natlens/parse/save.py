@@ -814,6 +814,20 @@ def parse_save(
         parser.feed(text)
         fmt = "commands" if parser.command_mode else "save"
         return parser.result(Family(family) if family is not None else None, fmt)
+    except ParseError as exc:
+        raise _cut_short(exc, text) from None
     finally:
         if collect:
             gc.enable()
+
+
+def _cut_short(exc: ParseError, text: str) -> ParseError:
+    """``exc`` with a note when it is about the last line and the text ends inside that line
+    (no final newline, as every tool's output has): a dump cut short mid-line (a full disk, a
+    copy stopped early) fails there on a half word, which the reason alone hides."""
+    if not text or text.endswith("\n") or "truncated" in exc.reason \
+            or exc.line_no != text.count("\n") + 1:
+        return exc
+    return ParseError(f"{exc.reason} (the input ends inside this line: truncated?)",
+                      source=exc.source, line_no=exc.line_no, line=exc.line, token=exc.token,
+                      column=exc.column)
