@@ -247,11 +247,6 @@ def report(name: str, lines: int, figures: list[Figure]) -> list[tuple[str, bool
     return goals
 
 
-def _sizes(text: str) -> tuple[int, int]:
-    services, _, endpoints = text.partition("x")
-    return int(services), int(endpoints or 4)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="*", default=list(DEFAULT_SIZES),
@@ -276,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="natlens-bench-listing-") as tmp_name:
         tmp = Path(tmp_name)
         for size in args.sizes:
-            services, endpoints = _sizes(size)
+            services, endpoints = gen_kube.parse_size(size)
             dump = tmp / f"kube-{services}x{endpoints}.rules"
             dump.write_text(gen_kube.generate(services, endpoints))
             start = time.perf_counter()

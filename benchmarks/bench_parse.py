@@ -250,11 +250,6 @@ def _print(results: list[Result]) -> None:
                   f"{r.us_per_rule / base.us_per_rule:.2f} (1.00 = linear)")
 
 
-def _sizes(text: str) -> tuple[int, int]:
-    services, _, endpoints = text.partition("x")
-    return int(services), int(endpoints or 4)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="*", default=list(DEFAULT_SIZES),
@@ -278,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs: list[tuple[str, Path]] = [(p.name, p) for p in args.input]
         if not args.input:
             for size in args.sizes:
-                services, endpoints = _sizes(size)
+                services, endpoints = gen_kube.parse_size(size)
                 path = Path(tmp) / f"kube-{services}x{endpoints}.rules"
                 path.write_text(gen_kube.generate(services, endpoints))
                 jobs.append((f"kube {services}x{endpoints}", path))

@@ -212,6 +212,12 @@ def generate(services: int, endpoints: int) -> str:
     return "\n".join([*filt.lines(), *nat.lines()]) + "\n"
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``SERVICESxENDPOINTS`` (the benchmarks' ``--sizes`` words; endpoints default to 4)."""
+    services, _, endpoints = text.partition("x")
+    return int(services), int(endpoints or 4)
+
+
 def expected_size(services: int, endpoints: int) -> tuple[int, int]:
     """(rules, lines) of ``generate(services, endpoints)``, computed without generating."""
     no_ep = sum(1 for i in range(services) if i % NO_ENDPOINTS_EVERY == NO_ENDPOINTS_EVERY - 1)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cache_helpers import Parses
 
 import natlens
 from natlens import snapshot_cache
@@ -40,20 +41,6 @@ def snap_dir(tmp_path: Path) -> Path:
     target = tmp_path / "snap"
     shutil.copytree(FIXTURE, target)
     return target
-
-
-class Parses:
-    """Counts the parses ``load_cached`` does (natlens.snapshot.load calls)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        real = snapshot_cache.load
-
-        def counting(*args: object, **kwargs: object) -> Snapshot:
-            self.count += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(snapshot_cache, "load", counting)
 
 
 def _load_and_store(path: Path) -> Snapshot:

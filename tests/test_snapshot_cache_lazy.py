@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cache_helpers import Parses
 
 import natlens
 from natlens import cache_pickle, snapshot_cache, trace_hints
@@ -47,20 +48,6 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     (folder / "iptables-save.txt").write_text(generate(150, 3))
     return folder
-
-
-class Parses:
-    """Counts the parses ``load_cached`` does (natlens.snapshot.load calls)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        real = snapshot_cache.load
-
-        def counting(*args: object, **kwargs: object) -> Snapshot:
-            self.count += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(snapshot_cache, "load", counting)
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
