@@ -33,9 +33,9 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.parse.construct import new_origin, new_rule
 from natlens.parse.families import family_mismatch
 from natlens.parse.infer import infer_table
-from natlens.parse.listing.build import new_origin, new_rule
 from natlens.parse.listing.matches import (
     _MATCH_DECODERS,
     _comment,
