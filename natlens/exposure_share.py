@@ -138,7 +138,7 @@ class _Family:
         if sim.nft is not None or sim.other4 is not None or sim.other6 is not None:
             raise _UnprovenError
         prepared = sim.v4 if family == 4 else sim.v6
-        host = sim._hosts[family]  # the host the walks see (routes inferred included)
+        host = sim.host_for(family)  # the host the walks see (routes inferred included)
         bad: set[str] = set()
         seen_a: dict[IPAddress, str] = {}
         seen_p: dict[int, str] = {}

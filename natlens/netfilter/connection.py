@@ -127,8 +127,19 @@ def connection_of(trace: Trace, host: Host, simulate: Simulate) -> Connection:
                           "rewrites or drops it")
     if trace.branches and len({b.verdict for b in trace.branches}) > 1:
         return Connection(result.established if result.established is False else None,
-                          f"{result.why} (for the headline outcome; the trace has others)")
+                          _for_headline(trace, result.why))
     return result
+
+
+def _for_headline(trace: Trace, why: str) -> str:
+    """``why`` (said of the headline outcome) made conditional on it, naming how the trace's
+    other branches end: ``if the headline outcome holds (ACCEPT local), the reply ... comes
+    back through the same conntrack entry; other branches end in REJECT forward``."""
+    head = f"{trace.verdict.value} {trace.path.value}"
+    others = dict.fromkeys(f"{b.verdict.value} {b.path.value}" for b in trace.branches)
+    others.pop(head, None)  # the caller saw another verdict among the branches
+    return f"if the headline outcome holds ({head}), {why}; other branches end in " \
+        f"{' or '.join(others)}"
 
 
 def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:

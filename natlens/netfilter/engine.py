@@ -23,6 +23,7 @@ import gc
 import ipaddress
 import re
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from natlens.model import Family, Ruleset
@@ -30,7 +31,7 @@ from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.flow import Flow, MatchContext, ReverseNat
-from natlens.netfilter.host import Host, Route, with_assumed
+from natlens.netfilter.host import Host, IPAddress, Route, with_assumed
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
     iptables_nft_tables,
@@ -51,7 +52,8 @@ from natlens.netfilter.pipeline import (
     iptables_source,
 )
 from natlens.netfilter.prepared import CompiledRule, PreparedChain, PreparedRuleset, prepare
-from natlens.netfilter.trace import Branch, Path, Trace, Verdict
+from natlens.netfilter.routing import localnet_guard
+from natlens.netfilter.trace import Branch, Path, StepKind, Trace, Verdict
 from natlens.netfilter.walk import ContextKey, Walker
 from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
 from natlens.nft import NftRuleset
@@ -120,6 +122,13 @@ class Simulator:
         self._nft_owned = iptables_nft_tables(main, ruleset, ruleset6, other, other6)
         if nft is not None:
             self.nft = nft_parts(nft, self._nft_owned)
+        self.docker = _docker_present(host, (ruleset, ruleset6, other, other6), nft)
+        """Whether the snapshot shows Docker (``_docker_present``): what the assumptions say of
+        sysctls dockerd sets (IP forwarding)."""
+        self.localnet = localnet_guard((ruleset, other)) \
+            if host.sysctl_flag(_ROUTE_LOCALNET) is None else None
+        """The rule that tells ``net.ipv4.conf.all.route_localnet=1`` when the snapshot has no
+        such sysctl (``routing.localnet_guard``), else None."""
         self._build()
 
     def _build(self) -> None:
@@ -131,8 +140,11 @@ class Simulator:
         other_backend = {"nf_tables": "legacy", "legacy": "nf_tables"}.get(self.backend or "")
         self.pipelines: dict[int, Pipeline] = {}
         self._conntrack_off: dict[int, str] = {}
+        # the iptables rulesets by the ``source`` their trace steps carry
+        self._by_source: dict[int, dict[str, PreparedRuleset]] = {4: {}, 6: {}}
         for version, prepared, other in ((4, self.v4, self.other4), (6, self.v6, self.other6)):
             family = "ip" if version == 4 else "ip6"
+            self._by_source[version][main.value] = prepared
             handles = {t: h for (f, t), h in (self.nft.registered.items() if self.nft else ())
                        if f == family}
             chains = list(iptables_base_chains(
@@ -143,6 +155,7 @@ class Simulator:
                     source = Source.IPTABLES_LEGACY
                 chains.extend(iptables_base_chains(
                     other, source, handles if source is Source.IPTABLES_NFT else None))
+                self._by_source[version][source.value] = other
             if self.nft is not None:
                 chains.extend(self.nft.chains)
             pipeline = build(version, chains)
@@ -200,6 +213,12 @@ class Simulator:
         return host
 
     # -- public ---------------------------------------------------------------------------------
+
+    def host_for(self, family: int) -> Host:
+        """The host the walks of ``family`` (4 or 6) see: the snapshot's host with the routes
+        inferred from Docker's MASQUERADE rules when the snapshot has none (``host`` is the
+        snapshot's as given). Raises ``KeyError`` for another family."""
+        return self._hosts[family]
 
     def trace(self, packet: Packet, *, dst_local: bool | None = None,
               via: str | None = None, reverse_nat: ReverseNat | None = None) -> Trace:
@@ -273,17 +292,25 @@ class Simulator:
         for h, assumed in hosts if refused is None else ():
             start = WalkPath(flow, assumed=assumed)
             shared = self._contexts[packet.family] if h is self._hosts[packet.family] else None
-            readings.append(Walker(pipeline, h, run, shared).run(start, todo))
+            readings.append(Walker(pipeline, h, run, shared, docker=self.docker,
+                                   localnet=self.localnet).run(start, todo))
         if len(readings) == 2 and _same_outcomes(*readings):
             # whether the destination is the host's own did not matter: one reading, no doubt
             readings = [[_without_first_assumption(o) for o in readings[0]]]
             run.uncertain = {u: None for u in run.uncertain
-                             if not u.startswith("host addresses unknown (no ip-addr.json)")}
+                             if not u.startswith(_ADDRESSES_UNKNOWN)}
+        elif len(readings) == 2:
+            readings = self._headline_first(readings, packet.dst if target is None else target,
+                                            packet.family, run)
         for found in readings:
             outcomes.extend(found)
         trace = _assemble(packet, outcomes, run)
         if packet.state == "new":  # a reply (established) is traced without asking again
-            trace = replace(trace, connection=connection_of(trace, hosts[0][0], self.trace))
+            seen = hosts[0][0]
+            if self.localnet is not None and packet.family == 4:  # as the walk read it
+                seen = replace(seen, sysctls=MappingProxyType({**seen.sysctls,
+                                                                _ROUTE_LOCALNET: "1"}))
+            trace = replace(trace, connection=connection_of(trace, seen, self.trace))
         return trace
 
     @staticmethod
@@ -308,9 +335,8 @@ class Simulator:
         if dst_local is not None:
             return [(with_assumed(host, local=(packet.dst, packet.in_interface)) if dst_local
                      else replace(host, not_local=host.not_local | {packet.dst}), ())]
-        run.doubt(f"host addresses unknown (no ip-addr.json): whether {packet.dst} is an address "
-                  "of this host decides the path; state them with --host-addr IP or --iface "
-                  "NAME=IP/PREFIX")
+        run.doubt(f"{_ADDRESSES_UNKNOWN}: whether {packet.dst} is an address of this host "
+                  f"decides the path; {_STATE_ADDRESSES}")
         run.outcomes += 1
         local = with_assumed(host, local=(packet.dst, packet.in_interface))
         elsewhere = replace(host, not_local=host.not_local | {packet.dst})
@@ -318,8 +344,54 @@ class Simulator:
             (elsewhere, (f"{packet.dst} is not an address of this host",)),
             (local, (f"{packet.dst} is an address of this host",))]
         # A container's packet to an unknown address is most likely egress; a packet from
-        # another interface is most likely addressed to the host (headline first).
+        # another interface is most likely addressed to the host (headline first), unless the
+        # rules say otherwise (``_headline_first``, after the walks).
         return readings if _container_side(host, packet.in_interface) else readings[::-1]
+
+    def _headline_first(self, readings: list[list[Outcome]], dst: IPAddress, family: int,
+                        run: Run) -> list[list[Outcome]]:
+        """Order the two readings of a destination whose locality is unknown (each a list of
+        outcomes, the reading's assumption first in each ``assumed``) so the one the rules
+        speak of comes first: when the walks of only one reading meet an iptables rule that
+        names ``dst`` itself (``-d ADDR/32``, ``-d ADDR/128``, not negated), the ruleset's
+        author wrote that rule for packets to ``dst`` on that reading's path, and a rule for a
+        path the address never takes would be dead. kube-proxy's ``KUBE-SERVICES`` names each
+        ClusterIP on the forwarding path (nat PREROUTING for any destination, filter FORWARD's
+        REJECT of a service without endpoints) and never as a host address; Docker names a
+        host address only after ``-m addrtype --dst-type LOCAL`` (its ``DOCKER`` chain), so the
+        local reading names it. When both or neither name it, the order stays
+        (``_destination_hosts``). The uncertain line about the address says which reading
+        leads and why."""
+        named = [self._naming_rule(found, dst, family) for found in readings]
+        if (named[0] is None) == (named[1] is None):
+            return readings
+        lead = 0 if named[0] is not None else 1
+        rule = named[lead]
+        local = readings[lead][0].path.assumed[:1] == (f"{dst} is an address of this host",)
+        said = f"{_ADDRESSES_UNKNOWN}: whether {dst} is an address of this host decides the path"
+        why = (f"{said}; the headline takes it as {'one' if local else 'not one'}, the only "
+               f"reading whose path meets a rule naming it ({rule}); {_STATE_ADDRESSES}")
+        run.uncertain = {(why if u.startswith(said) else u): None for u in run.uncertain}
+        return readings if lead == 0 else readings[::-1]
+
+    def _naming_rule(self, found: list[Outcome], dst: IPAddress, family: int) -> str | None:
+        """``table:chain#N`` of the first iptables rule on the steps of ``found`` whose
+        destination match is ``dst`` alone, or None."""
+        sources = self._by_source[family]
+        for o in found:
+            for step in o.path.steps:
+                if step.kind is not StepKind.RULE or step.rule is None or step.table is None \
+                        or step.chain is None or step.source not in sources:
+                    continue
+                chain = sources[step.source].chain(step.table, step.chain)
+                if chain is None or not 0 < step.rule <= len(chain.rules):
+                    continue
+                d = chain.rules[step.rule - 1].rule.destination
+                if d is not None and not d.negated and d.mask is None \
+                        and d.network.prefixlen == d.network.max_prefixlen \
+                        and d.network.network_address == dst:
+                    return f"{step.table}:{step.chain}#{step.rule}"
+        return None
 
 
 def _ipv6_receive(packet: Packet) -> str | None:
@@ -346,7 +418,27 @@ def _without_first_assumption(o: Outcome) -> Outcome:
     return Outcome(o.verdict, o.path.but(assumed=o.path.assumed[1:]))
 
 
+_ADDRESSES_UNKNOWN = "host addresses unknown (no ip-addr.json)"
+_ROUTE_LOCALNET = "net.ipv4.conf.all.route_localnet"
+_STATE_ADDRESSES = "state them with --host-addr IP or --iface NAME=IP/PREFIX"
+
 _DOCKER_BRIDGE = re.compile(r"^(docker\d+|br-[0-9a-f]{12})$")
+_DOCKER_CHAINS = frozenset({"DOCKER", "DOCKER-USER", "DOCKER-FORWARD"})
+"""Chains dockerd's iptables backend makes (moby ``libnetwork/iptables``, ``drivers/bridge``)."""
+_DOCKER_NFT_TABLE = "docker-bridges"
+"""The table of dockerd's nftables backend (Docker 29, moby ``libnetwork/internal/nftables``)."""
+
+
+def _docker_present(host: Host, rulesets: tuple[Ruleset | None, ...],
+                    nft: NftRuleset | None) -> bool:
+    """Whether the snapshot shows Docker: its networks' bridges (``docker network inspect``),
+    a chain its iptables backend makes in any dump, or its nftables table."""
+    if host.bridges:
+        return True
+    if any(chain.name in _DOCKER_CHAINS for rs in rulesets if rs is not None
+           for table in rs.tables for chain in table.chains):
+        return True
+    return nft is not None and any(t.name == _DOCKER_NFT_TABLE for t in nft.tables)
 
 
 _CONNTRACK_OFF = (

@@ -14,18 +14,56 @@ only through ``lo`` (``__mkroute_output``); a packet to a local address loops ba
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
+from natlens.model import Rule, Ruleset, TableName
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host, IPAddress
 from natlens.netfilter.pipeline import Stage, hook_stages
 from natlens.netfilter.trace import Path, Verdict
 from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
 
-__all__ = ["Router"]
+__all__ = ["Router", "localnet_guard"]
 
 _LOOPBACK4 = ipaddress.ip_network("127.0.0.0/8")
 _ZERONET = ipaddress.ip_network("0.0.0.0/8")
 _LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def localnet_guard(rulesets: Iterable[Ruleset | None]) -> str | None:
+    """``filter:CHAIN#N`` of the rule that guards ``route_localnet=1``, or None: ``-d
+    127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate ...DNAT... -j DROP`` (comment
+    "block incoming localnet connections"). kube-proxy writes it exactly when it sets
+    ``net.ipv4.conf.all.route_localnet=1`` to serve NodePorts on 127.0.0.1 (both under
+    ``localhostNodePorts``, IPv4 only: kubernetes ``pkg/proxy/iptables/proxier.go``,
+    ``NewProxier`` and ``syncProxyRules``; https://issues.k8s.io/90259), and the rule is dead
+    without it (the input route drops a 127/8 destination from another device as martian, see
+    ``route_in``). Older kubelets (``kubelet_network_linux.go``) also write it on their own:
+    what the rule tells is an assumption, said as one."""
+    for rs in rulesets:
+        if rs is None:
+            continue
+        for table in rs.tables:
+            if table.name is not TableName.FILTER:
+                continue
+            for chain in table.chains:
+                for n, rule in enumerate(chain.rules, 1):
+                    if _guards_localnet(rule):
+                        return f"filter:{chain.name}#{n}"
+    return None
+
+
+def _guards_localnet(rule: Rule) -> bool:
+    d, s = rule.destination, rule.source
+    if d is None or s is None or rule.target_name != "DROP":
+        return False
+    if d.negated or d.network != _LOOPBACK4 or not s.negated or s.network != _LOOPBACK4:
+        return False
+    for m in rule.matches:
+        state = m.get("--ctstate") if m.module == "conntrack" else None
+        if state is not None and state.negated and "DNAT" in state.value.split(","):
+            return True
+    return False
 
 
 class Router:
@@ -33,6 +71,21 @@ class Router:
 
     host: Host
     run_: Run
+    docker: bool
+    localnet: str | None
+    """``localnet_guard``'s rule when the snapshot has no ``route_localnet`` sysctl."""
+
+    def _assume_forwarding(self, sysctl: str) -> None:
+        """Forwarding is not in the snapshot (no sysctl.txt): assume it on, saying why by what
+        the snapshot shows. dockerd turns it on when it starts (moby ``drivers/bridge``,
+        ``setupIPForwarding``); without Docker the kernel default 0 may well hold, so the
+        assumption says so (state it with sysctl.txt)."""
+        if self.docker:
+            self.run_.assume(f"IP forwarding enabled ({sysctl}=1: not in the snapshot; dockerd "
+                             "sets it, and the snapshot shows Docker)")
+        else:
+            self.run_.assume(f"IP forwarding enabled ({sysctl}=1: not in the snapshot, which "
+                             "shows no Docker to set it; the kernel default is 0)")
 
     def _martian_source(self, src: IPAddress, in_iface: str | None) -> str | None:
         """Why the input route lookup refuses a packet's source (``ip_route_input_slow``,
@@ -62,10 +115,16 @@ class Router:
         return kind.lower() if kind in ("BROADCAST", "MULTICAST") else None
 
     def _route_localnet(self, dev: str) -> bool:
-        """``IN_DEV_ROUTE_LOCALNET`` of ``dev``: its own or the ``all`` sysctl is 1."""
+        """``IN_DEV_ROUTE_LOCALNET`` of ``dev``: its own or the ``all`` sysctl is 1; ``all``
+        not in the snapshot is inferred from the rule that guards it (``localnet_guard``)."""
         values = (self.host.sysctl_flag(f"net.ipv4.conf.{dev}.route_localnet"),
                   self.host.sysctl_flag("net.ipv4.conf.all.route_localnet"))
         if True in values:
+            return True
+        if values[1] is None and self.localnet is not None:
+            self.run_.assume(f"net.ipv4.conf.all.route_localnet=1: not in the snapshot; "
+                             f"inferred from {self.localnet}, the rule kube-proxy adds when it "
+                             "sets it (\"block incoming localnet connections\")")
             return True
         if None in values:
             self.run_.assume(f"net.ipv4.conf.{dev}.route_localnet=0 (the kernel default)")
@@ -93,8 +152,7 @@ class Router:
                                      "ip_error sends no ICMP error)")
                 return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
             if forwarding is None:
-                self.run_.assume("IP forwarding enabled (net.ipv4.ip_forward=1, as Docker "
-                                 "sets it)")
+                self._assume_forwarding("net.ipv4.ip_forward")
         src = path.flow.src
         back = self.host.route(src)
         if self._routes_known(src.version) and not self.host.is_local(src) and (
@@ -129,6 +187,9 @@ class Router:
         if route is None:
             if self._routes_known(dst.version):
                 return self._no_route_in(path, hook)
+            off = self._forwarding_off(path, hook)
+            if off is not None:
+                return off
             self.run_.doubt(f"route to {dst}: not in the snapshot (output interface unknown)")
             p = note(path, hook, f"{dst}: no route known, forwarded via an unknown interface")
             p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_known=False))
@@ -145,17 +206,26 @@ class Router:
                                  f"(addressed to {flow.orig_dst}); ip_forward drops every packet "
                                  "not addressed to this host's MAC")
             return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
+        off = self._forwarding_off(path, hook)
+        if off is not None:
+            return off
+        p = note(path, hook, f"forward {dst}: route {route}")
+        p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_iface=route.dev))
+        return p, (*hook_stages("FORWARD"), *hook_stages("POSTROUTING"), ("send",))
+
+    def _forwarding_off(self, path: WalkPath, hook: str) -> Outcome | None:
+        """The drop of a packet to forward when the snapshot says forwarding is off
+        (``ip_forward``: ``IN_DEV_FORWARD``), else None; unknown, it is assumed on."""
+        dst = path.flow.dst
         sysctl = (f"net.ipv{dst.version}."
                   f"{'ip_forward' if dst.version == 4 else 'conf.all.forwarding'}")
-        forwarding = host.forwarding.get(dst.version)
+        forwarding = self.host.forwarding.get(dst.version)
         if forwarding is False:
             p = note(path, hook, f"forward {dst}: {sysctl}=0 (forwarding off): dropped")
             return Outcome(Verdict.DROP, replace(p, kind=Path.FORWARD))
         if forwarding is None:
-            self.run_.assume(f"IP forwarding enabled ({sysctl}=1, as Docker sets it)")
-        p = note(path, hook, f"forward {dst}: route {route}")
-        p = replace(p, kind=Path.FORWARD, flow=replace(flow, out_iface=route.dev))
-        return p, (*hook_stages("FORWARD"), *hook_stages("POSTROUTING"), ("send",))
+            self._assume_forwarding(sysctl)
+        return None
 
     def _output_route(self, path: WalkPath, hook: str) -> Outcome | WalkPath:
         flow, host = path.flow, self.host

@@ -5,7 +5,9 @@ of a built-in chain applies its policy; ACCEPT ends only this table's chain for 
 (iptables(8)). The nat table sees only the first packet of a connection and each NAT manip
 (destination in PREROUTING/OUTPUT, source in INPUT/POSTROUTING) once (``nf_nat_inet_fn``); the
 reply of a traced connection is rewritten back by the same NAT step (``Flow.reverse_nat``).
-Matches the snapshot cannot decide, and ``-m statistic``, fork the walk (``Walker._fork``).
+Matches the snapshot cannot decide, and ``-m statistic``, fork the walk (``Walker._fork``); nft
+chains fork inside ``natlens.nft.walk_chain``, by chance where a ``numgen`` chooses (each result's
+``probability`` multiplies the path's).
 """
 
 from __future__ import annotations
@@ -130,12 +132,17 @@ class Walker(Router):
     """One trace's walk: the stages (hooks, routing decisions) and, per table, the rules."""
 
     def __init__(self, pipeline: Pipeline, host: Host, run: Run,
-                 contexts: dict[ContextKey, MatchContext] | None = None):
+                 contexts: dict[ContextKey, MatchContext] | None = None, *,
+                 docker: bool = False, localnet: str | None = None):
         """``contexts``: a cache of match contexts for ``host`` to share between walks (the
-        simulator keeps one per family for its own hosts); None: this walk's own."""
+        simulator keeps one per family for its own hosts); None: this walk's own. ``docker``:
+        whether the snapshot shows Docker (the routing assumptions name what dockerd sets);
+        ``localnet``: the rule that tells ``route_localnet=1`` (``routing.localnet_guard``)."""
         self.pipeline = pipeline
         self.host = host
         self.run_ = run
+        self.docker = docker
+        self.localnet = localnet
         self._ctx: dict[ContextKey, MatchContext] = {} if contexts is None else contexts
 
     def ctx(self, hook: str, table: str, chain: BaseChain | None = None,
@@ -350,8 +357,9 @@ class Walker(Router):
 
     def nft_chain(self, path: WalkPath, chain: BaseChain) -> list[tuple[Action, WalkPath]]:
         """An nft base chain, walked by ``natlens.nft.walk_chain`` (rules, jumps, verdict
-        maps, NAT statements, policy); each way out becomes one result. Steps name the rule by
-        its handle and nft text; queue is decided in userspace (assumed to accept)."""
+        maps, NAT statements, policy); each way out becomes one result, its chance (a
+        ``numgen``'s share) multiplying the path's probability. Steps name the rule by its
+        handle and nft text; queue is decided in userspace (assumed to accept)."""
         assert isinstance(chain.nft, CompiledTable)
         ctx = NftContext(self.host, chain.hook.lower(), chain.nft, chain.priority)
         run = self.run_
@@ -382,7 +390,8 @@ class Walker(Router):
             if r.verdict is NftVerdict.QUEUE:
                 run.doubt(f"{where}: queue: verdict decided by a userspace program "
                           "(assumed accept)")
-            out.append((action, path.but(flow=r.flow, steps=tuple(steps), assumed=assumed)))
+            out.append((action, path.but(flow=r.flow, steps=tuple(steps), assumed=assumed,
+                                         prob=path.prob * r.probability)))
         return out
 
     def walk(self, start: Cursor, hook: str, table: str, chains: Mapping[str, PreparedChain],

@@ -32,11 +32,13 @@ API for the hook pipeline (the engine keeps the hook order; this package runs on
             # each: .verdict (NftVerdict ACCEPT/DROP/REJECT/QUEUE), .flow (after NAT/marks),
             # .steps (ChainStep: chain, index, handle, text, verdict, effects, matched —
             #   matched False: the rule acted, e.g. counted or set a mark, then a later match
-            #   stopped it; index None: the policy or an implicit return), .uncertain, .policy
+            #   stopped it; index None: the policy or an implicit return), .uncertain, .policy,
+            #   .probability (the product of the numgen chances on the way; 1.0 without)
 
     outcome = evaluate_rule(rule, flow, ctx)           # one rule -> RuleOutcome
     # outcome.matched: True | False | None (uncertain: outcome.branches, each with the
-    # assumption it made in .uncertain); .verdict: NftVerdict | None (None = next rule);
+    # assumption it made in .uncertain, or its chance in .probability when a numgen chose);
+    # .verdict: NftVerdict | None (None = next rule);
     # .target: chain of jump/goto; .flow: after the statements that ran; .effects; .why_not
 
 Semantics the caller must keep (see ``evaluate``): accept ends only the current base chain;

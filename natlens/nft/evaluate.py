@@ -14,8 +14,11 @@ a ``RuleOutcome``: ``matched`` True (every match held: its verdict, if any, appl
 (a match failed: the next rule runs, with the flow as the earlier statements left it) or None
 (uncertain: ``branches`` lists the possible outcomes, each saying what it assumed). Uncertain
 are: ``limit``, ``quota``, ``ct count``, ``queue``, ``xt`` (iptables-nft compat without its
-arguments), values the snapshot cannot tell (TTL, random numbers, an existing connection's
-connmark) and anything unknown.
+arguments), values the snapshot cannot tell (TTL, a ``jhash``/``symhash`` of the packet, an
+existing connection's connmark) and anything unknown. A ``numgen`` value is chance, not doubt:
+the statement runs once per value it can draw and each outcome gets its share as
+``RuleOutcome.probability`` (``_draw``; nft(8) "NUMGEN EXPRESSION", ``nft_numgen.c``), as
+iptables' ``-m statistic`` forks in ``natlens.netfilter.walk``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from natlens.nft.lookup import (
 )
 from natlens.nft.model import MAPPINGS, Element, Json, NftSet, Rule, Table
 from natlens.nft.render import key_type, render_expr
-from natlens.nft.values import Getter, Missing, Unknown, Value, Where, compile_getter
+from natlens.nft.values import Draw, Getter, Missing, Unknown, Value, Where, compile_getter
 
 if TYPE_CHECKING:  # natlens.netfilter imports natlens.nft: no runtime import back
     from natlens.netfilter.flow import Flow
@@ -93,6 +96,9 @@ class RuleOutcome:
     why_not: str = ""
     uncertain: tuple[str, ...] = ()
     branches: tuple[RuleOutcome, ...] = ()
+    probability: float = 1.0
+    """The chance of this outcome when a ``numgen`` decided it (1.0 otherwise; for a branch,
+    its share: the ``numgen`` values that give it over all it may draw)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +111,12 @@ class NftContext:
     hook: str
     table: CompiledTable
     priority: int = 0
+    draws: tuple[tuple[int, int], ...] = ()
+    """``Where.draws``: the numgen values fixed while ``_run`` weighs a statement."""
 
     @property
     def where(self) -> Where:
-        return Where(self.host, self.hook, self.priority)
+        return Where(self.host, self.hook, self.priority, self.draws)
 
 
 # -- step results -----------------------------------------------------------------------------
@@ -140,6 +148,9 @@ class _End:
 class _Doubt:
     why: str
     options: tuple[tuple[str, _Go | _Stop | _End], ...]
+    draw: Draw | None = None
+    """Set when the doubt is only a ``numgen``'s value: ``_run`` then evaluates the statement
+    for each value it may draw (chance, with probabilities) instead of taking ``options``."""
 
 
 _Result = _Go | _Stop | _End | _Doubt
@@ -301,7 +312,7 @@ def _operand(get: Getter, flow: Flow, ctx: NftContext, text: str
     if isinstance(value, Missing):
         return _Stop(f"{text}: {value.why}")
     if isinstance(value, Unknown):
-        return _doubt_match(flow, f"{text}: {value.why}")
+        return _doubt_match(flow, f"{text}: {value.why}", value.draw)
     return value
 
 
@@ -376,9 +387,9 @@ def _show(value: Value, dtype: str | None) -> str:
     return str(value)
 
 
-def _doubt_match(flow: Flow, why: str) -> _Doubt:
+def _doubt_match(flow: Flow, why: str, draw: Draw | None = None) -> _Doubt:
     return _Doubt(why, (("assumed to match", _Go(flow)), ("assumed not to match",
-                                                          _Stop(why, flow))))
+                                                          _Stop(why, flow))), draw)
 
 
 # -- verdicts, vmaps ----------------------------------------------------------------------------
@@ -424,7 +435,7 @@ def _vmap(body: Mapping[str, Json], text: str) -> _Step:
                                         f"{render_expr(element.key)}", end))
             if not value.random or not options:
                 options.append(("no element of the map chosen", _Stop(text, flow)))
-            return _Doubt(f"{text}: {value.why}", tuple(options))
+            return _Doubt(f"{text}: {value.why}", tuple(options), value.draw)
         hit = lookup(value, ctx)
         if isinstance(hit, Unknown):
             return _doubt_match(flow, f"{text}: {hit.why}")
@@ -500,7 +511,7 @@ def _nat_value(got: Json | Missing | Unknown, what: str, flow: Flow, text: str
         return _Stop(got.why)
     if isinstance(got, Unknown):
         return _Doubt(got.why, ((f"NAT {what} unknown", _End(
-            NftVerdict.ACCEPT, flow, None, text, got.why)),))
+            NftVerdict.ACCEPT, flow, None, text, got.why)),), got.draw)
     return got
 
 
@@ -614,8 +625,12 @@ def _mangle(body: Mapping[str, Json], text: str) -> _Step:
         if isinstance(value, Unknown) or not isinstance(value, int) or isinstance(value, bool):
             why = value.why if isinstance(value, Unknown) else f"value {value!r}"
             if is_meta:
-                return _Go(flow, text, f"{text}: {why} (mark left unchanged)")
-            return _Go(replace(flow, ctmark_known=False), text, f"{text}: {why}")
+                go = _Go(flow, text, f"{text}: {why} (mark left unchanged)")
+            else:
+                go = _Go(replace(flow, ctmark_known=False), text, f"{text}: {why}")
+            if isinstance(value, Unknown) and value.draw is not None:
+                return _Doubt(why, (("unknown value", go),), value.draw)
+            return go
         value &= 0xFFFFFFFF
         if is_meta:
             return _Go(replace(flow, mark=value), f"mark {flow.mark:#x} -> {value:#x}")
@@ -775,6 +790,7 @@ class _State:
     flow: Flow
     effects: list[str] = field(default_factory=list)
     assumed: list[str] = field(default_factory=list)
+    prob: float = 1.0
 
 
 def _run(steps: Sequence[_Step], start: int, state: _State, ctx: NftContext,
@@ -783,20 +799,67 @@ def _run(steps: Sequence[_Step], start: int, state: _State, ctx: NftContext,
     for i in range(start, len(steps)):
         result = steps[i](flow, ctx)
         if isinstance(result, _Doubt):
-            for label, option in result.options:
-                if len(out) >= MAX_BRANCHES:
-                    return
-                branch = _State(flow, list(state.effects),
-                                [*state.assumed, f"{result.why} ({label})"])
-                if _apply(option, branch, out):
-                    _run(steps, i + 1, branch, ctx, out)
+            _fork(steps, i, result, state=state, flow=flow, ctx=ctx, out=out)
             return
         state.flow = flow
         if not _apply(result, state, out):
             return
         flow = state.flow
     out.append(RuleOutcome(True, flow, None, None, tuple(state.effects), "",
-                           tuple(state.assumed)))
+                           tuple(state.assumed), probability=state.prob))
+
+
+def _fork(steps: Sequence[_Step], i: int, result: _Doubt, *, state: _State, flow: Flow,
+          ctx: NftContext, out: list[RuleOutcome]) -> None:
+    """Go on from statement ``i`` whose ``result`` is not sure: by chance when a ``numgen``
+    decides it (``_draw``), else one branch per option, each naming what it assumed."""
+    if result.draw is not None and all(ident != result.draw.ident for ident, _ in ctx.draws):
+        _draw(steps, i, result.draw, state=state, flow=flow, ctx=ctx, out=out)
+        return
+    for label, option in result.options:
+        if len(out) >= MAX_BRANCHES:
+            return
+        branch = _State(flow, list(state.effects),
+                        [*state.assumed, f"{result.why} ({label})"], state.prob)
+        if _apply(option, branch, out):
+            _run(steps, i + 1, branch, ctx, out)
+
+
+def _same_stop(one: _Result, other: _Result) -> bool:
+    """Two stops that leave the same flow (their why-nots may name different values)."""
+    return isinstance(one, _Stop) and isinstance(other, _Stop) and one.flow == other.flow
+
+
+def _draw(steps: Sequence[_Step], i: int, draw: Draw, *, state: _State, flow: Flow,
+          ctx: NftContext, out: list[RuleOutcome]) -> None:
+    """Statement ``i`` evaluated once per value ``draw`` may take (``Where.draws`` fixes it),
+    the values that give the same result one branch whose probability is their share, as
+    iptables' ``-m statistic`` forks (``natlens.netfilter.walk.Walker._fork``): ``numgen
+    random mod 2 vmap { 0 : goto a, 1 : goto b }`` goes to each chain with probability 1/2,
+    and a value the map lacks goes on to the next rule with its share."""
+    groups: list[tuple[_Result, int, NftContext]] = []
+    for value in range(draw.first, draw.first + draw.count):
+        fixed = replace(ctx, draws=(*ctx.draws, (draw.ident, value)))
+        got = steps[i](flow, fixed)
+        # a second numgen in the statement: its result depends on this value, kept apart
+        alone = isinstance(got, _Doubt) and got.draw is not None
+        for k, (seen, n, where) in enumerate(groups):
+            if not alone and (seen == got or _same_stop(seen, got)):
+                if isinstance(seen, _Stop) and seen != got:  # its why-not named one value
+                    seen = _Stop("numgen drew a number that does not match", seen.flow)
+                groups[k] = (seen, n + 1, where)
+                break
+        else:
+            groups.append((got, 1, fixed))
+    for got, n, fixed in groups:
+        if len(out) >= MAX_BRANCHES:
+            return
+        branch = _State(flow, list(state.effects), list(state.assumed),
+                        state.prob * n / draw.count)
+        if isinstance(got, _Doubt):  # another unknown in the statement: doubt within chance
+            _fork(steps, i, got, state=branch, flow=flow, ctx=fixed, out=out)
+        elif _apply(got, branch, out):
+            _run(steps, i + 1, branch, ctx, out)
 
 
 def _apply(result: _Go | _Stop | _End | _Doubt, state: _State, out: list[RuleOutcome]) -> bool:
@@ -810,13 +873,14 @@ def _apply(result: _Go | _Stop | _End | _Doubt, state: _State, out: list[RuleOut
         return True
     if isinstance(result, _Stop):
         out.append(RuleOutcome(False, result.flow or state.flow, None, None,
-                               tuple(state.effects), result.why, tuple(state.assumed)))
+                               tuple(state.effects), result.why, tuple(state.assumed),
+                               probability=state.prob))
         return False
     if isinstance(result, _End):
         effects = [*state.effects, result.effect] if result.effect else state.effects
         assumed = [*state.assumed, result.doubt] if result.doubt else state.assumed
         out.append(RuleOutcome(True, result.flow, result.verdict, result.target,
-                               tuple(effects), "", tuple(assumed)))
+                               tuple(effects), "", tuple(assumed), probability=state.prob))
         return False
     raise AssertionError("a doubt inside a doubt")  # pragma: no cover
 
@@ -876,6 +940,8 @@ class ChainResult:
     steps: tuple[ChainStep, ...]
     uncertain: tuple[str, ...] = ()
     policy: bool = False
+    probability: float = 1.0
+    """The product of the chances (``RuleOutcome.probability``) on the way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -886,6 +952,7 @@ class _Trail:
     flow: Flow
     steps: tuple[ChainStep, ...]
     assumed: tuple[str, ...]
+    prob: float = 1.0
 
 
 def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: NftContext,
@@ -908,12 +975,13 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
             (ret_chain, ret_index), rest = trail.stack[-1], trail.stack[:-1]
             steps = (*trail.steps, ChainStep(name, None, None, "", "return")) if implicit \
                 else trail.steps
-            go(ret_chain, ret_index + 1, _Trail(rest, trail.flow, steps, trail.assumed))
+            go(ret_chain, ret_index + 1, _Trail(rest, trail.flow, steps, trail.assumed,
+                                                trail.prob))
         else:
             results.append(ChainResult(
                 policy, trail.flow, (*trail.steps, ChainStep(
                     chain, None, None, f"policy {policy.value}", policy.value)),
-                trail.assumed, True))
+                trail.assumed, True, trail.prob))
 
     def go(name: str, start: int, trail: _Trail) -> None:
         if len(results) >= max_results:
@@ -921,7 +989,8 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
         current = table.chains.get(name)
         if current is None:
             results.append(ChainResult(NftVerdict.DROP, trail.flow, trail.steps,
-                                       (*trail.assumed, f"chain {name!r} does not exist")))
+                                       (*trail.assumed, f"chain {name!r} does not exist"),
+                                       probability=trail.prob))
             return
         rules = current.rules
         flow, steps, assumed = trail.flow, trail.steps, trail.assumed
@@ -930,19 +999,20 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
             if outcome.matched is None:
                 for option in outcome.branches:
                     after(name, i, option, _Trail(trail.stack, flow, steps,
-                                                  (*assumed, *option.uncertain)))
+                                                  (*assumed, *option.uncertain),
+                                                  trail.prob * option.probability))
                 return
             # a sure outcome may still rest on an assumption (a doubt with one option: an xt
             # target, a mark set from an unknown value, queue): it stays in the trail
             if outcome.uncertain:
                 assumed = (*assumed, *outcome.uncertain)
             if outcome.matched and outcome.verdict not in (None, NftVerdict.CONTINUE):
-                after(name, i, outcome, _Trail(trail.stack, flow, steps, assumed))
+                after(name, i, outcome, _Trail(trail.stack, flow, steps, assumed, trail.prob))
                 return
             if outcome.matched or outcome.effects:
                 steps = (*steps, _step(table, rules[i], outcome))
             flow = outcome.flow
-        end_of_chain(name, _Trail(trail.stack, flow, steps, assumed))
+        end_of_chain(name, _Trail(trail.stack, flow, steps, assumed, trail.prob))
 
     def after(name: str, i: int, outcome: RuleOutcome, trail: _Trail) -> None:
         """Go on from rule ``i`` of chain ``name`` after ``outcome``."""
@@ -950,13 +1020,14 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
         verdict = outcome.verdict
         steps = (*trail.steps, _step(table, rule, outcome)) if outcome.matched or outcome.effects \
             else trail.steps
-        trail = _Trail(trail.stack, outcome.flow, steps, trail.assumed)
+        trail = _Trail(trail.stack, outcome.flow, steps, trail.assumed, trail.prob)
         if outcome.matched is not True or verdict in (None, NftVerdict.CONTINUE):
             go(name, i + 1, trail)
         elif verdict in (NftVerdict.ACCEPT, NftVerdict.DROP, NftVerdict.REJECT,
                          NftVerdict.QUEUE):
             assert verdict is not None
-            results.append(ChainResult(verdict, trail.flow, trail.steps, trail.assumed))
+            results.append(ChainResult(verdict, trail.flow, trail.steps, trail.assumed,
+                                       probability=trail.prob))
         elif verdict is NftVerdict.RETURN:
             end_of_chain(name, trail, implicit=False)
         else:
@@ -964,9 +1035,11 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
             stack = (*trail.stack, (name, i)) if verdict is NftVerdict.JUMP else trail.stack
             if len(stack) > JUMP_STACK:
                 results.append(ChainResult(NftVerdict.DROP, trail.flow, trail.steps,
-                                           (*trail.assumed, "jump stack overflow (a loop?)")))
+                                           (*trail.assumed, "jump stack overflow (a loop?)"),
+                                           probability=trail.prob))
                 return
-            go(outcome.target, 0, _Trail(stack, trail.flow, trail.steps, trail.assumed))
+            go(outcome.target, 0, _Trail(stack, trail.flow, trail.steps, trail.assumed,
+                                         trail.prob))
 
     go(chain, 0, _Trail((), flow, (), ()))
     return tuple(results)

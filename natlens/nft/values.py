@@ -13,6 +13,7 @@ connmark of an existing connection, a random number).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # natlens.netfilter imports natlens.nft: no runtime import ba
     from natlens.netfilter.flow import Flow
     from natlens.netfilter.host import Host
 
-__all__ = ["Missing", "Unknown", "Value", "Getter", "Where", "compile_getter",
+__all__ = ["Draw", "Missing", "Unknown", "Value", "Getter", "Where", "compile_getter",
            "PROTO_NUMBERS", "CONNTRACK_PRIORITY"]
 
 CONNTRACK_PRIORITY = -200
@@ -43,12 +44,27 @@ class Missing:
 
 
 @dataclass(frozen=True, slots=True)
+class Draw:
+    """A number ``numgen`` generates per packet: one of ``first``..``first + count - 1``, each
+    as likely as the others for a new connection (``mode random``: ``nft_ng_random_eval``,
+    uniform; ``mode inc``: ``nft_ng_inc_eval``, a counter every packet that reaches the
+    expression advances, so which value a given connection's first packet meets depends on
+    the traffic before it: 1/count each over time, as natlens reads iptables' ``-m statistic
+    --mode nth``). ``ident`` names the expression: ``Where.draws`` fixes its value."""
+
+    ident: int
+    first: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """The snapshot cannot tell the value. ``random`` marks numgen/jhash (every element of a
-    map it keys can be chosen)."""
+    map it keys can be chosen); ``draw`` a numgen whose values can be weighed (``Draw``)."""
 
     why: str
     random: bool = False
+    draw: Draw | None = None
 
 
 Value = Scalar | tuple[Scalar, ...] | bool | Missing | Unknown
@@ -62,6 +78,8 @@ class Where:
     host: Host
     hook: str
     priority: int = 0
+    draws: tuple[tuple[int, int], ...] = ()
+    """(``Draw.ident``, value): numgen expressions whose value this evaluation fixes."""
 
     @property
     def before_conntrack(self) -> bool:
@@ -69,6 +87,30 @@ class Where:
 
 
 Getter = Callable[["Flow", Where], Value]
+
+MAX_DRAWS = 1024
+"""A numgen with more values than this stays a doubt (each value is evaluated once)."""
+_DRAW_IDS = itertools.count()
+
+
+def _numgen(body: Mapping[str, Json]) -> Getter:
+    """``numgen random|inc mod N [offset O]``: a ``Draw`` of O..O+N-1 (nft(8) "NUMGEN
+    EXPRESSION"; ``nft_numgen.c``), or the value ``Where.draws`` fixes for it."""
+    mod, offset, mode = body.get("mod"), body.get("offset") or 0, body.get("mode")
+    why = f"numgen {mode}: a number chosen per packet"
+    if not (isinstance(mod, int) and isinstance(offset, int) and mode in ("random", "inc")
+            and 0 < mod <= MAX_DRAWS):
+        return _const(Unknown(why, random=True))
+    draw = Draw(next(_DRAW_IDS), offset, mod)
+    unknown = Unknown(why, random=True, draw=draw)
+
+    def numgen(flow: Flow, where: Where) -> Value:
+        for ident, value in where.draws:
+            if ident == draw.ident:
+                return value
+        return unknown
+
+    return numgen
 
 
 def _const(value: Value) -> Getter:
@@ -286,6 +328,8 @@ def compile_getter(expr: Json, constant: Callable[[Json, str | None], Value],
         return _ct(body)
     if kind == "fib" and isinstance(body, MAPPINGS):
         return _fib(body)
+    if kind == "numgen" and isinstance(body, MAPPINGS):
+        return _numgen(body)
     if kind in ("numgen", "jhash", "symhash"):
         return _const(Unknown(f"{kind}: a number chosen per packet", random=True))
     if kind == "concat" and isinstance(body, tuple):

@@ -85,6 +85,17 @@ def packet(spec: dict[str, Any]) -> Packet:
     return Packet(**spec)
 
 
+def case_host(case: dict[str, Any]) -> Host | None:
+    """A golden case's host: its ``host`` spec, ``"unknown"`` for a host whose addresses and
+    routes the snapshot lacks, or None (the standard host)."""
+    spec = case.get("host")
+    if spec is None:
+        return None
+    if spec == "unknown":
+        return Host.from_json(None, None)
+    return standard_host(spec)
+
+
 def golden_cases() -> list[Path]:
     """All golden case files, sorted by name."""
     return sorted(GOLDEN.glob("*.json"))

@@ -9,6 +9,7 @@ rests on, in JSON and in the text.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,50 @@ def test_past_the_outcome_cap_chance_is_assumed_not_lost(tmp_path: Path) -> None
                for a in b.assumed)
     assert groups
     assert all(v == pytest.approx(1.0) for v in groups.values()), groups
+
+
+def _nft_service(mode: str, endpoints: int) -> dict[str, Any]:
+    """kube-proxy's nftables mode in small: a service on DST:80 whose chain picks an endpoint
+    chain by ``numgen MODE mod N vmap { 0 : goto ep1, ... }``; each endpoint chain DNATs."""
+    def chain(name: str, **base: Any) -> dict[str, Any]:
+        return {"chain": {"family": "ip", "table": "kube-proxy", "name": name, **base}}
+
+    def rule(chain: str, *expr: Any) -> dict[str, Any]:
+        return {"rule": {"family": "ip", "table": "kube-proxy", "chain": chain,
+                         "expr": list(expr)}}
+
+    eps = [f"ep{n}" for n in range(1, endpoints + 1)]
+    return {"nftables": [
+        {"table": {"family": "ip", "name": "kube-proxy"}},
+        chain("nat-prerouting", type="nat", hook="prerouting", prio=-100, policy="accept"),
+        chain("svc"), *(chain(e) for e in eps),
+        rule("nat-prerouting",
+             {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                        "right": DST}},
+             {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                        "right": 80}},
+             {"jump": {"target": "svc"}}),
+        rule("svc", {"vmap": {"key": {"numgen": {"mode": mode, "mod": endpoints, "offset": 0}},
+                              "data": {"set": [[n, {"goto": {"target": e}}]
+                                               for n, e in enumerate(eps)]}}}),
+        *(rule(e, {"dnat": {"addr": f"10.244.0.{n}", "port": 8080}})
+          for n, e in enumerate(eps, 1)),
+    ]}
+
+
+@pytest.mark.parametrize("mode", ["random", "inc"])
+@pytest.mark.parametrize("endpoints", [2, 3])
+def test_nft_numgen_forks_by_chance(tmp_path: Path, mode: str, endpoints: int) -> None:
+    """nft's ``numgen random`` (uniform) and ``numgen inc`` (round robin) spread new connections
+    over the endpoints as ``-m statistic --mode random`` / ``--mode nth`` do: one branch per
+    endpoint with chance 1/N, no doubt, the chances summing to 1."""
+    path = tmp_path / "nft-ruleset.json"
+    path.write_text(json.dumps(_nft_service(mode, endpoints)))
+    trace = simulate(load(path), Packet(src="198.51.100.7", dst=DST, in_interface="eth0",
+                                            dport=80))
+    assert sorted(b.final_dst for b in trace.branches) == [
+        f"10.244.0.{n}:8080" for n in range(1, endpoints + 1)]
+    assert [b.chance for b in trace.branches] == pytest.approx([1 / endpoints] * endpoints)
+    assert not any(b.assumed for b in trace.branches)
+    assert not any("numgen" in u for u in trace.uncertain)
+    assert f"p={1 / endpoints:.4g} " in str(trace)

@@ -145,3 +145,16 @@ def test_docstring_examples() -> None:
         result = doctest.testmod(module)
         assert result.attempted > 0
         assert result.failed == 0
+
+
+def test_host_for_is_the_host_the_walks_see(seed_file: Path) -> None:
+    """``Simulator.host_for(family)``: the snapshot's host plus the routes inferred from
+    Docker's MASQUERADE rule (what ``exposure_share`` reads); ``host`` stays as given."""
+    sim = natlens.load(seed_file).simulator
+    inferred = [r for r in sim.host_for(4).routes if r not in sim.host.routes]
+    assert [(str(r.network), r.dev) for r in inferred] == [("172.17.0.0/16", "docker0")]
+    assert any("inferred from nat:POSTROUTING rule 1" in a
+               for a in sim.host_for(4).assumptions)
+    assert sim.host_for(6).routes == sim.host.routes
+    with pytest.raises(KeyError):
+        sim.host_for(5)

@@ -1,7 +1,9 @@
 """Golden traces: one small rule dump + packet per semantic point, expected trace as JSON.
 
 Each file in ``golden/`` holds ``description``, ``rules`` (iptables-save lines), optionally
-``rules6``, the ``packet`` and the expected ``trace`` (``Trace.to_dict()``) and ``kernel`` lines.
+``rules6`` and ``host`` (a compact host spec as ``nf_helpers.STANDARD_HOST``, or ``"unknown"``:
+no ip-addr.json nor ip-route.json; default the standard host), the ``packet`` and the expected
+``trace`` (``Trace.to_dict()``) and ``kernel`` lines.
 Regenerate after an intended change with ``NATLENS_UPDATE_GOLDEN=1 pytest tests/netfilter`` and
 review the diff.
 """
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
-from nf_helpers import golden_cases, load_case, packet, simulator
+from nf_helpers import case_host, golden_cases, load_case, packet, simulator
 
 CASES = golden_cases()
 
@@ -25,7 +27,7 @@ def test_there_are_golden_cases() -> None:
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_golden_trace(path: Path) -> None:
     case = load_case(path)
-    sim = simulator(case["rules"], case.get("rules6"))
+    sim = simulator(case["rules"], case.get("rules6"), host=case_host(case))
     trace = sim.trace(packet(case["packet"]))
     got = trace.to_dict()
     if os.environ.get("NATLENS_UPDATE_GOLDEN"):

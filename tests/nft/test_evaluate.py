@@ -48,6 +48,7 @@ from natlens.nft import NftContext, NftVerdict, compile_table, loads, walk_chain
 from natlens.nft import load as nft_load
 from natlens.nft.lookup import Interval, build_index, normalise
 from natlens.nft.model import Element
+from natlens.nft.values import MAX_DRAWS
 
 TCP_DPORT = payload("tcp", "dport")
 IP_SADDR = payload("ip", "saddr")
@@ -309,14 +310,69 @@ def test_map_value_for_mark() -> None:
     assert out.flow.mark == 42
 
 
-def test_numgen_vmap_branches_over_every_element() -> None:
-    """kube-proxy: ``numgen random mod 2 vmap { 0 : goto a, 1 : goto b }``."""
-    rule = [{"vmap": {"key": {"numgen": {"mode": "random", "mod": 2, "offset": 0}},
-                      "data": aset([0, goto("a")], [1, goto("b")])}}]
+def numgen(mode: str, mod: int, offset: int = 0) -> dict[str, Any]:
+    return {"numgen": {"mode": mode, "mod": mod, "offset": offset}}
+
+
+@pytest.mark.parametrize(("rule", "expected"), [
+    # kube-proxy's nftables mode: numgen random mod 2 vmap { 0 : goto a, 1 : goto b }
+    ([{"vmap": {"key": numgen("random", 2), "data": aset([0, goto("a")], [1, goto("b")])}}],
+     {"goto a": 0.5, "goto b": 0.5}),
+    # a value the map lacks goes on to the next rule, with its share
+    ([{"vmap": {"key": numgen("random", 4), "data": aset([0, goto("a")], [1, goto("b")])}}],
+     {"goto a": 0.25, "goto b": 0.25, "next rule": 0.5}),
+    # round robin with an offset; an interval element takes every value it holds
+    ([{"vmap": {"key": numgen("inc", 4, 1), "data": aset([rng(1, 3), goto("a")],
+                                                          [4, goto("b")])}}],
+     {"goto a": 0.75, "goto b": 0.25}),
+    # a comparison: the values below 3 of 0..9
+    ([match(numgen("random", 10), 3, "<"), ACCEPT], {"accept": 0.3, "next rule": 0.7}),
+    ([match(numgen("random", 4), aset(0, 1)), DROP], {"drop": 0.5, "next rule": 0.5}),
+    # nft's load balancing: dnat to numgen inc mod 2 map { 0 : A, 1 : B }
+    ([{"dnat": {"addr": {"map": {"key": numgen("inc", 2),
+                                 "data": aset([0, "10.0.0.1"], [1, "10.0.0.2"])}}}}],
+     {"accept 10.0.0.1": 0.5, "accept 10.0.0.2": 0.5}),
+    # two numgens in one key: each pair of values once
+    ([{"vmap": {"key": concat(numgen("random", 2), numgen("inc", 2)),
+                "data": aset([concat(0, 0), goto("a")], [concat(1, 1), goto("b")])}}],
+     {"goto a": 0.25, "goto b": 0.25, "next rule": 0.5}),
+])
+def test_numgen_forks_by_chance(rule: list[dict[str, Any]], expected: dict[str, float]) -> None:
+    """``numgen random`` draws uniformly (``nft_ng_random_eval``) and ``numgen inc`` counts
+    round robin (``nft_ng_inc_eval``): a new connection meets each value with chance 1/N, as
+    ``-m statistic`` in iptables. The branches carry probabilities and no assumption."""
     out = one_rule(rule)
     assert out.matched is None
+    got: dict[str, float] = {}
+    for b in out.branches:
+        assert b.uncertain == ()
+        if not b.matched:
+            name = "next rule"
+        else:
+            name = (b.verdict.value if b.verdict else "continue") + (
+                f" {b.target}" if b.target else "")
+            if b.flow.dnat:
+                name += f" {b.flow.dst}"
+        got[name] = got.get(name, 0.0) + b.probability
+    assert got == pytest.approx(expected)
+
+
+def test_numgen_beyond_the_draw_limit_is_doubt() -> None:
+    """A numgen with more values than ``MAX_DRAWS`` is not weighed: doubt, as for jhash."""
+    rule = [match(numgen("random", MAX_DRAWS + 1), 3, "<"), ACCEPT]
+    out = one_rule(rule)
+    assert out.matched is None
+    assert all(b.uncertain and b.probability == 1.0 for b in out.branches)
+
+
+def test_jhash_vmap_is_doubt_over_every_element() -> None:
+    """``jhash`` is a function of the packet with an unknown seed: one element for a given
+    connection, which one unknown (doubt, not chance)."""
+    key = {"jhash": {"mod": 2, "seed": 0, "offset": 0, "expr": payload("ip", "saddr")}}
+    out = one_rule([{"vmap": {"key": key, "data": aset([0, goto("a")], [1, goto("b")])}}])
+    assert out.matched is None
     assert sorted(b.target or "" for b in out.branches) == ["a", "b"]
-    assert all(b.uncertain for b in out.branches)
+    assert all(b.uncertain and b.probability == 1.0 for b in out.branches)
 
 
 # -- statements ---------------------------------------------------------------------------------
