@@ -6,7 +6,9 @@ time of a fresh ``natlens`` process (the console script, output to /dev/null):
 
 * ``report``, ``trace`` (one packet to a ClusterIP service), ``exposure`` and ``graph``
   (``--format dot`` and ``--format svg``), each *cold* (empty snapshot cache: parse, prepare,
-  answer, store the cache entry) and *warm* (same command again: read from the cache);
+  answer; the command exits while a background process stores the cache entry, whose end is
+  also timed for ``report``) and *warm* (same command again once the entry is stored: read
+  from the cache);
 * a batch of 10,000 traces (``trace --packets FILE``, cold: the parse included);
 * the in-process ``parse_save`` of the dump (reading the file included) and the floor
   ``for line in f: line.split()``, both best of ``--repeat``;
@@ -58,6 +60,13 @@ def _wall(argv: list[str], env: dict[str, str], *, stdin: Path | None = None) ->
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()}")
     return elapsed
+
+
+def _settle(env: dict[str, str]) -> None:
+    """Wait until the cache entries commands left to background writers are stored (a warm
+    run then reads them: snapshot_cache.wait_for_writes)."""
+    subprocess.run([sys.executable, "-c", "from natlens import snapshot_cache; "
+                    "snapshot_cache.wait_for_writes()"], env=env, cwd=ROOT, check=True)
 
 
 def _best(argv: list[str], env: dict[str, str], n: int = 5) -> float:
@@ -126,7 +135,10 @@ def bench(services: int, endpoints: int, work: Path, repeat: int,
         if name.split()[0] not in commands:
             continue
         _wall([*NATLENS, "cache", "clear"], env)
+        start = time.perf_counter()
         cold = _wall(argv, env)
+        _settle(env)  # the entry is written in the background once the answer is out
+        stored = time.perf_counter() - start
         warm = _wall(argv, env)
         target_cold = ""
         if big and name == "report":
@@ -137,6 +149,8 @@ def bench(services: int, endpoints: int, work: Path, repeat: int,
         target_warm = f"<= 0.5 s: {'met' if warm <= 0.5 else 'NOT met'}" \
             if big and name == "trace" else ""
         out.append(_row(f"{name}, cold", cold, floor, target_cold))
+        if name == "report":
+            out.append(_row(f"{name}, cold, until its entry is stored", stored, floor))
         out.append(_row(f"{name}, warm", warm, floor, target_warm))
     if "batch" in commands:
         packets = work / f"packets-{services}.csv"

@@ -15,8 +15,11 @@ a service name of ``/etc/services`` (``http``), ``proto`` a name or number in an
 ``17``).
 
 The format is told by the first line that is not blank: ``{`` starts JSON lines. Blank lines and
-lines starting with ``#`` are skipped. A line that is not a packet raises ``PacketFileError``
-naming the file and line (the CLI prints it as one line, exit status 2).
+lines starting with ``#`` are skipped; a UTF-8 byte-order mark at the start is ignored (what
+spreadsheet programs put before a CSV file). A line that is not a packet raises
+``PacketFileError`` naming the file and line (the CLI prints it as one line, exit status 2), and
+so do a file that holds no packet at all and a JSON array (``[{...}, {...}]``: one object per
+line is wanted, so that each packet has its line number).
 """
 
 from __future__ import annotations
@@ -51,11 +54,13 @@ _FALSE = ("false", "0", "no", "")
 
 
 class PacketFileError(NatlensError):
-    """A line of a packet file that is not a packet: ``FILE:LINE: reason``."""
+    """A line of a packet file that is not a packet: ``FILE:LINE: reason`` (``FILE: reason``
+    when no line is to blame: ``line_no`` None)."""
 
-    def __init__(self, reason: str, *, source: str, line_no: int) -> None:
+    def __init__(self, reason: str, *, source: str, line_no: int | None) -> None:
         self.source, self.line_no, self.reason = source, line_no, reason
-        super().__init__(f"{source}:{line_no}: {reason}")
+        where = source if line_no is None else f"{source}:{line_no}"
+        super().__init__(f"{where}: {reason}")
 
 
 def simulate_many(snapshot: SnapshotLike, packets: Iterable[Packet]) -> list[Trace]:
@@ -128,17 +133,22 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 def read_packets(path: str) -> list[tuple[int, Packet]]:
     """The packets of the file at ``path`` (``-``: standard input) → ``(line number,
-    packet)`` pairs. Raises ``PacketFileError`` (file and line) for a line that is not a
-    packet, ``SnapshotError`` for a file that cannot be read."""
+    packet)`` pairs, at least one. Raises ``PacketFileError`` (file and line) for a line that
+    is not a packet, a JSON array, or a file without any packet, ``SnapshotError`` for a file
+    that cannot be read."""
     data, source = read_bytes(path)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line_no = data[:exc.start].count(b"\n") + 1
         raise PacketFileError("not UTF-8 text", source=source, line_no=line_no) from None
     lines = list(_lines(text))
     if not lines:
-        return []
+        raise PacketFileError("no packets given (the file is empty or holds only blank and "
+                              "# lines)", source=source, line_no=None)
+    if lines[0][1].lstrip().startswith("["):
+        raise PacketFileError("expected one JSON object per line (JSON lines), got a JSON "
+                              "array", source=source, line_no=lines[0][0])
     out: list[tuple[int, Packet]] = []
     if lines[0][1].lstrip().startswith("{"):
         for n, line in lines:
@@ -170,6 +180,9 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
                                   source=source, line_no=n)
         out.append((n, _packet(dict(zip(columns, (c.strip() for c in cells), strict=True)),
                                source, n)))
+    if not out:
+        raise PacketFileError("no packets given (only the CSV header line)", source=source,
+                              line_no=None)
     return out
 
 

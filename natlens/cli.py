@@ -96,6 +96,8 @@ def _load(args: argparse.Namespace) -> Snapshot:
         if not args.lenient and _lenient_reads(args):
             exc.args = (_with_hint(str(exc), LENIENT_HINT),)
         raise
+    if getattr(args, "exiting", False):
+        _KEPT.append(snap)  # never freed: the process ends without teardown
     _progress(args)("preparing")
     return snap
 
@@ -560,10 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_packet(p, required=False)
     p.add_argument("--packets", metavar="FILE",
-                   help="trace every packet of FILE instead (JSON lines or CSV with a header, "
-                        "one packet per line, keys/columns named as these options; - for "
-                        "stdin): one result line per packet (table) or one JSON object per "
-                        "line (json)")
+                   help="trace every packet of FILE instead (JSON lines: one object per line, "
+                        "not a JSON array; or CSV with a header, a UTF-8 byte-order mark "
+                        "allowed; one packet per line, keys/columns named as these options; - "
+                        "for stdin; at least one packet): one result line per packet (table) "
+                        "or one JSON object per line (json)")
     _add_host(p)
     p.add_argument("--format", type=str.lower, choices=("table", "json", "kernel"), default="table",
                    help="table: numbered steps; json: the trace object; kernel: the lines the "
@@ -661,19 +664,35 @@ def build_parser() -> argparse.ArgumentParser:
                        "entries (the least recently used are removed), each about 2.5 times "
                        "the size of the snapshot's files; other --host-addr/--iface values, "
                        "parse options or another spelling of the path make another entry. "
-                       "'dir' prints the folder, 'clear' removes every entry (exit status 2 "
-                       "when the folder is not used: not ours or open to others). --no-cache "
-                       "on a command skips it.")
+                       "A command stores its entry after printing its answer, in a background "
+                       "process; a command started meanwhile on the same snapshot waits for "
+                       "it (NATLENS_CACHE_FOREGROUND=1: stored before the command exits). "
+                       "'dir' prints the folder; 'clear' waits for entries being stored, "
+                       "then removes them all (exit status 2 "
+                       "when the folder is not used: not ours or open to others). A command "
+                       "given --no-cache skips the cache.")
     p.add_argument("action", choices=("clear", "dir"), help="clear: remove every entry; dir: "
                    "print the cache folder")
     p.set_defaults(handler=_cmd_cache)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
     """Run the CLI; returns the exit status (0, 1, 2; 130 when interrupted). Every failure ends
-    as one line on standard error (``natlens.cli_errors``), never a traceback."""
-    return run(lambda context: _main(argv, context))
+    as one line on standard error (``natlens.cli_errors``), never a traceback.
+
+    ``exiting``: the process ends as soon as ``main`` returns, without tearing anything down
+    (the ``natlens`` console script, ``cli_errors.entry``). Then the snapshot cache entry of
+    the command is written by a background process once the answer is out
+    (``snapshot_cache.save_pending``), and the loaded snapshot is never freed (``_KEPT``).
+    Otherwise the entry is written before ``main`` returns."""
+    return run(lambda context: _main(argv, context, exiting))
+
+
+_KEPT: list[object] = []
+"""The snapshots loaded by a command of a process that ends at once (``main(exiting=True)``):
+kept referenced so that they are never freed (freeing a 100k-rule model takes ~0.7 s, issue
+13; after the fork of the background cache writer it also copies every page it touches)."""
 
 
 def _shown(args: argparse.Namespace, snap: Snapshot) -> str:
@@ -702,9 +721,10 @@ def _example_or_path(args: argparse.Namespace) -> None:
                          "--example for the sample snapshot shipped with natlens")
 
 
-def _main(argv: Sequence[str] | None, context: Context) -> int:
+def _main(argv: Sequence[str] | None, context: Context, exiting: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.exiting = exiting
     _example_or_path(args)
     context.input_name = getattr(args, "path", None) or getattr(args, "dir", None)
     handler: Handler = args.handler
@@ -721,8 +741,14 @@ def _main(argv: Sequence[str] | None, context: Context) -> int:
             cache = sys.modules.get("natlens.snapshot_cache")
             if cache is not None:  # a snapshot was loaded: store what was prepared for it
                 sys.stdout.flush()
-                _progress(args)("writing")
-                cache.save_pending()
+                if exiting:
+                    bar = getattr(args, "progress_bar", None)
+                    if bar is not None:
+                        bar.close()  # its thread must not run across fork()
+                    cache.save_pending(background=True)
+                else:
+                    _progress(args)("writing")
+                    cache.save_pending()
         finally:
             cache = sys.modules.get("natlens.snapshot_cache")
             if cache is not None:

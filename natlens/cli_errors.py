@@ -251,7 +251,7 @@ def entry() -> None:
         from natlens.cli import main  # noqa: PLC0415  (imported behind the error path)
 
         signal.signal(signal.SIGINT, previous)  # from here Ctrl-C unwinds (verify cleans up)
-        return main()
+        return main(exiting=True)  # this process ends at once: _fast_exit
 
     try:
         status = run(start)

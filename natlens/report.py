@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from natlens.audit.findings import KINDS, Finding, RuleRef, Severity
 from natlens.exposure import ExposureMap
 from natlens.exposure_render import render_table
@@ -139,6 +137,10 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
         if not group:
             continue
         out.append(f"{severity.value.upper()} ({len(group)})")
+        # imported when there is a finding to show: tabulate reads its own package metadata
+        # when imported (importlib.metadata, ~0.1 s of a command)
+        from tabulate import tabulate  # noqa: PLC0415
+
         rows = []
         for f in group:
             text = _wrap(f.message, width)

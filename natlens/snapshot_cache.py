@@ -35,7 +35,21 @@ format, a checksum that does not match: the CRC-32 of the whole pickle, lazily r
 included, is checked before anything is unpickled) is ignored with a warning and replaced.
 
 Writes are atomic (a ``mkstemp`` file in the cache directory, then ``os.replace``), so
-concurrent runs on the same snapshot each read a whole entry or none.
+concurrent runs on the same snapshot each read a whole entry or none. A writer holds an
+exclusive ``flock`` on ``KEY.lock`` next to the entry while it writes (and removes that file
+when done): a command that finds no entry but a write under way waits for it (at most
+``WRITE_WAIT`` seconds) instead of parsing again, and ``clear`` waits for every write under
+way (``wait_for_writes``).
+
+The ``natlens`` command writes in the background (``save_pending(background=True)``): once
+its answer is printed and flushed, a forked child process, its standard streams on
+``/dev/null`` at once (a pipe reading the answer reaches its end when the command exits),
+writes the entry and ends with ``os._exit``; the command exits without waiting. Failures in
+the child are silent (the next command parses again). The write stays in the foreground
+where ``fork`` is missing or unsafe (not Linux, another thread running), and when
+``$NATLENS_CACHE_FOREGROUND`` is set (non-empty), for scripts that look at the cache folder
+right after a command or want to see a failure to write. The library (``load_cached`` +
+``save_pending()``) and the pytest plugin always write in the foreground.
 """
 
 from __future__ import annotations
@@ -49,9 +63,16 @@ import shlex
 import stat
 import sys
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no locks (and no fork: foreground writes)
+    fcntl = None  # type: ignore[assignment]
 
 from natlens.cache_pickle import CorruptEntry, EntryStore, read_entry, write_entry
 from natlens.cache_pickle import Unpickler as _Unpickler  # noqa: F401  (what reads entries)
@@ -60,15 +81,21 @@ from natlens.inputs import input_limit
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
 
 __all__ = [
-    "MAX_ENTRIES", "CacheWarning", "cache_dir", "clear", "forget_pending", "key_for",
-    "load_cached", "save_pending",
+    "MAX_ENTRIES", "WRITE_WAIT", "CacheWarning", "cache_dir", "can_write_in_background",
+    "clear", "forget_pending", "key_for", "load_cached", "save_pending", "wait_for_writes",
 ]
 
 MAX_ENTRIES = 16
 """Entries kept in the cache directory (the oldest beyond this are removed after a write)."""
 
+WRITE_WAIT = 60.0
+"""Seconds a command waits for another process's write of the entry it needs (or a writer
+for another writer of the same entry, or ``clear`` for writers) before going on without it.
+Writing a 700k-line snapshot takes a few seconds; parsing it again takes longer."""
+
 _MAGIC = b"natlens-snapshot-cache 2\n"
 _SUFFIX = ".snapshot"
+_LOCK = ".lock"
 _NO_ACCESS_FOR_OTHERS = 0o077
 
 
@@ -275,7 +302,8 @@ def _read(entry: Path, key: str, *, freeze: bool = False,
 
 def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Replay) -> None:
     """Store ``snap`` as ``entry`` atomically (temporary file 0600 + rename): ``_MAGIC``, the
-    key, then what ``natlens.cache_pickle.write_entry`` writes (chains in blobs, checksums)."""
+    key, then what ``natlens.cache_pickle.write_entry`` writes (chains in blobs, checksums).
+    The caller holds the entry's write lock (``_lock``), if it could take it."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh, _collector_off():
@@ -288,17 +316,122 @@ def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Rep
     _prune(directory)
 
 
+_STALE = 3600.0
+"""Seconds after which a temporary file or an unlocked lock file is left over from a writer
+that was killed (a background writer dies with its container or CI job): removed by
+``_prune``."""
+
+
 def _prune(directory: Path) -> None:
-    """Keep the ``MAX_ENTRIES`` most recently used entries."""
+    """Keep the ``MAX_ENTRIES`` most recently used entries; remove what killed writers left
+    (temporary files and lock files not touched for ``_STALE`` seconds, locks nobody holds)."""
     try:
-        entries = [e for e in os.scandir(directory) if e.name.endswith(_SUFFIX)
+        found = list(os.scandir(directory))
+        entries = [e for e in found if e.name.endswith(_SUFFIX)
                    and not e.name.startswith(".tmp-")]
         entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns, reverse=True)
         for old in entries[MAX_ENTRIES:]:
             with contextlib.suppress(OSError):
                 os.unlink(old.path)
+        stale = time.time() - _STALE
+        for e in found:
+            with contextlib.suppress(OSError):
+                if e.name.startswith(".tmp-") and e.name.endswith(_SUFFIX) \
+                        and e.stat(follow_symlinks=False).st_mtime < stale:
+                    os.unlink(e.path)
+                elif e.name.endswith(_LOCK) and e.stat(follow_symlinks=False).st_mtime < stale:
+                    fd = _lock(directory, e.name[:-len(_LOCK)], wait=0.0)
+                    _unlock(directory, e.name[:-len(_LOCK)], fd)  # removed if nobody holds it
     except OSError:
         pass
+
+
+def _lock_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}{_LOCK}"
+
+
+def _flock(fd: int, operation: int, deadline: float) -> bool:
+    """``flock(fd, operation)``, tried until ``deadline`` (``time.monotonic()``) → whether it
+    was taken (False also when locks are not supported)."""
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        except BlockingIOError:
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, 0.05)
+        except OSError:
+            return False
+        else:
+            return True
+
+
+def _lock(directory: Path, key: str, *, wait: float) -> int | None:
+    """Take the write lock of entry ``key``: an exclusive ``flock`` on ``KEY.lock`` (created
+    0600), waiting at most ``wait`` seconds for another writer → its file descriptor (held
+    until ``_unlock``), or None (no locks here, or still busy: the caller writes without).
+    A lock file its last writer removed meanwhile is not the lock any more: taken again."""
+    if fcntl is None:
+        return None
+    path = _lock_path(directory, key)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        if not _flock(fd, fcntl.LOCK_EX, deadline):
+            os.close(fd)
+            return None
+        try:
+            current = os.stat(path, follow_symlinks=False)
+            held = os.fstat(fd)
+        except OSError:
+            current = None
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev,
+                                                                         held.st_ino):
+            return fd
+        os.close(fd)
+
+
+def _unlock(directory: Path, key: str, fd: int | None) -> None:
+    """Release the write lock ``_lock`` took: the lock file is removed, then unlocked."""
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(_lock_path(directory, key))
+    os.close(fd)
+
+
+def _await_lock(path: Path, deadline: float) -> None:
+    """Wait until nobody holds the write lock ``path`` (or until ``deadline``)."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # no write under way
+    try:
+        _flock(fd, fcntl.LOCK_SH, deadline)
+    finally:
+        os.close(fd)
+
+
+def wait_for_writes(timeout: float = WRITE_WAIT) -> None:
+    """Wait until no process is writing an entry into the cache folder (e.g. a ``natlens``
+    command that exited and left its entry to a background writer), at most ``timeout``
+    seconds in all."""
+    directory = cache_dir()
+    deadline = time.monotonic() + timeout
+    try:
+        names = [e.name for e in os.scandir(directory) if e.name.endswith(_LOCK)]
+    except OSError:
+        return
+    for name in names:
+        _await_lock(directory / name, deadline)
 
 
 class _Pending:
@@ -368,6 +501,8 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
                   f"{path}; the entry is removed")
             return fresh
 
+        if not os.path.lexists(entry):  # being written by a command that just ended?
+            _await_lock(_lock_path(directory, key), time.monotonic() + WRITE_WAIT)
         found = _read(entry, key, freeze=freeze, recover=recover)
         if found is not None:
             snap, recorded, store = found
@@ -396,10 +531,15 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
     return snap
 
 
-def save_pending() -> None:
+def save_pending(*, background: bool = False) -> None:
     """Store every snapshot loaded since the last call whose entry is missing or holds less
     than what has been derived since (a warm command that derived nothing new writes nothing;
-    chains not read stay as they were stored). Failures to write only warn."""
+    chains not read stay as they were stored). Failures to write only warn.
+
+    ``background`` (the ``natlens`` command, which exits right after): write in a forked child
+    process when ``can_write_in_background()``, and return at once (module docstring); the
+    child's failures are silent. Otherwise, and by default, write here before returning."""
+    due: list[_Pending] = []
     while _PENDING:
         item = _PENDING.pop()
         host, derived = _prepared(item.snap)
@@ -408,11 +548,91 @@ def save_pending() -> None:
             continue
         if item.store is not None and item.store.damaged:
             continue  # removed: the next command parses and stores a whole entry
+        due.append(item)
+    if not due:
+        return
+    if background and can_write_in_background() and _write_in_child(due):
+        return
+    for item in due:
+        fd = _lock(item.directory, item.key, wait=WRITE_WAIT)
         try:
             _write(item.directory, item.entry, item.key, item.snap, item.recorded)
         except Exception as exc:
             _warn(f"{item.directory}: cannot write an entry ({type(exc).__name__}: {exc}): "
                   "not cached")
+        finally:
+            _unlock(item.directory, item.key, fd)
+
+
+def can_write_in_background() -> bool:
+    """Whether ``save_pending(background=True)`` forks: on Linux (``fork`` without the
+    caveats of macOS's frameworks) with locks, in a process running no other thread, unless
+    ``$NATLENS_CACHE_FOREGROUND`` is set."""
+    return (sys.platform.startswith("linux") and hasattr(os, "fork") and fcntl is not None
+            and threading.active_count() == 1
+            and not os.environ.get("NATLENS_CACHE_FOREGROUND"))
+
+
+def _write_in_child(due: Sequence[_Pending]) -> bool:
+    """Fork a child that writes ``due`` and exits (``os._exit``); the parent returns at once
+    → True, or False when ``fork`` failed (out of memory or processes: nothing written).
+
+    The parent takes each entry's write lock before forking, so that a command started after
+    it exits finds the write under way and waits for it (``load_cached``); the child
+    inherits the locks (``flock`` locks belong to the open file, shared across ``fork``) and
+    releases them as it finishes. An entry another process is writing is locked by the child
+    itself, after that write (at most ``WRITE_WAIT`` seconds)."""
+    locks = [_lock(item.directory, item.key, wait=0.0) for item in due]
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid != 0:  # the parent
+        for item, fd in zip(due, locks, strict=True):
+            if pid < 0:
+                _unlock(item.directory, item.key, fd)
+            elif fd is not None:
+                os.close(fd)  # the child holds the lock now
+        return pid > 0
+    status = 1
+    try:
+        _detach()
+        for item, fd in zip(due, locks, strict=True):
+            held = fd if fd is not None else _lock(item.directory, item.key,
+                                                   wait=WRITE_WAIT)
+            try:
+                _write(item.directory, item.entry, item.key, item.snap, item.recorded)
+            finally:
+                _unlock(item.directory, item.key, held)
+        status = 0
+    except BaseException:  # nothing to tell: its streams are /dev/null
+        pass
+    finally:
+        os._exit(status)
+
+
+def _detach() -> None:
+    """In the background writer: standard input, output and error on ``/dev/null`` at once,
+    every other pipe, socket or terminal it inherited closed (whoever reads the command's
+    output, or waits for it, sees the end when the command exits), and a session of its own
+    (no Ctrl-C or hang-up of the terminal's job reaches it)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode):
+                    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.setsid()
 
 
 def forget_pending() -> None:
@@ -421,8 +641,9 @@ def forget_pending() -> None:
 
 
 def clear() -> int:
-    """Remove every cache entry of this user → the number of files removed (0 without a
-    cache folder).
+    """Remove every cache entry of this user → the number of entries removed (0 without a
+    cache folder). Writes under way are waited for first (``wait_for_writes``), so that an
+    entry a command that just ended is still writing does not appear after the clear.
 
     Raises ``UsageError`` when the folder exists but is not used (not a directory, another
     owner, access for group or others: ``_usable_dir``): its files are left alone."""
@@ -438,10 +659,14 @@ def clear() -> int:
         raise UsageError(f"{directory}: the cache folder is not used because it is {why}; "
                          "natlens leaves it alone, remove it by hand: rm -r "
                          f"{shlex.quote(str(directory))}")
+    wait_for_writes()
     removed = 0
     for e in os.scandir(directory):
         if e.name.endswith(_SUFFIX) and e.is_file(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 os.unlink(e.path)
                 removed += 1
+        elif e.name.endswith(_LOCK) and e.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):  # left by a writer that was killed
+                os.unlink(e.path)
     return removed
