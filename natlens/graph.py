@@ -25,14 +25,15 @@ import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from natlens.errors import NatlensError
 from natlens.model import Family, Match, Option, Rule, Ruleset, Table, Target, TargetKind
 from natlens.serialize import ip_part, rule_to_save
 from natlens.textsafe import terminal
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or walked (issue 13: the audit
+    import networkx as nx  # reads natlens.audit._index and imports this module without it)
 
 __all__ = [
     "EXTENSION_TARGETS",
@@ -172,6 +173,8 @@ def table_graph(table: Table, *, labels: bool = True) -> nx.MultiDiGraph:
     ``labels=False`` leaves each edge's ``match`` and ``text`` empty (``label_edges`` fills
     them later): most of the cost on a big table, and what loop checks and family collapsing
     (``natlens.graph_families``) do not read."""
+    import networkx as nx  # noqa: PLC0415
+
     g = nx.MultiDiGraph(table=table.name.value)
     for chain in table.chains:
         g.add_node(chain.name, builtin=chain.builtin, policy=chain.policy,
@@ -238,6 +241,8 @@ def builtin_chains(g: nx.MultiDiGraph) -> tuple[str, ...]:
 
 def reachable(g: nx.MultiDiGraph) -> frozenset[str]:
     """Chains a packet can reach: the built-ins and everything they jump or go to."""
+    import networkx as nx  # noqa: PLC0415
+
     seen: set[str] = set()
     for start in builtin_chains(g):
         if start not in seen:
@@ -265,6 +270,8 @@ def loops(g: nx.MultiDiGraph) -> tuple[tuple[str, ...], ...]:
 
     Linear in the graph's size (no enumeration of every simple cycle).
     """
+    import networkx as nx  # noqa: PLC0415
+
     found: list[tuple[str, ...]] = []
     order = {n: i for i, n in enumerate(g.nodes)}
     for component in nx.strongly_connected_components(g):
@@ -291,6 +298,8 @@ def missing_jumps(g: nx.MultiDiGraph) -> tuple[Jump, ...]:
 
 def can_reach_verdict(g: nx.MultiDiGraph, table: Table, chain: str, verdict: str) -> bool:
     """Whether some rule in ``chain`` or a chain it reaches has target ``verdict`` (e.g. ACCEPT)."""
+    import networkx as nx  # noqa: PLC0415
+
     names = {chain} | (nx.descendants(g, chain) if chain in g else set())
     for name in names:
         c = table.get(name)

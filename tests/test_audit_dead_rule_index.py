@@ -75,6 +75,18 @@ def test_index_finds_what_the_pairwise_scan_finds(parts: list[tuple[str, ...]]) 
     assert _indexed(rules) == _pairwise(rules)
 
 
+@SETTINGS
+@given(st.lists(rule_text, min_size=2, max_size=12))
+def test_check_finds_what_the_pairwise_scan_finds(parts: list[tuple[str, ...]]) -> None:
+    """The check itself, with its skip of chains where no rule but the last terminates."""
+    lines = [" ".join(p for p in part if p) for part in parts]
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:X - [0:0]\n"
+            + "".join(f"-A INPUT {line}\n" for line in lines) + "COMMIT\n")
+    found = [(f.rule.index, f.related[0].index) for f in audit_text(text, check_dead_rules)
+             if f.rule is not None]
+    assert sorted(found) == _pairwise(_chain(lines))
+
+
 def test_index_finds_what_the_pairwise_scan_finds_on_corpus(corpus: Path) -> None:
     checked = 0
     for path in sorted(p for p in corpus.rglob("*") if p.is_file()):

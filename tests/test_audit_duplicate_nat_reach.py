@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from natlens.audit import audit_text, duplicates
+from natlens.audit import audit_text
 from natlens.audit.duplicates import _docker_chain, _Reach, check_duplicate_nat
 from natlens.model import Rule
 
@@ -64,7 +64,7 @@ def test_deep_chain_of_copies_is_one_finding_per_copy_without_path_searches(
     def no_path_search(*args: object) -> bool:
         raise AssertionError("pairwise path search")
 
-    monkeypatch.setattr(duplicates.nx, "has_path", no_path_search)
+    monkeypatch.setattr(nx, "has_path", no_path_search)
     findings = audit_text(_deep_nat(1_500), check_duplicate_nat)
     assert len(findings) == 1_499  # every copy but the last repeats a copy below it
     assert {f.rule.chain for f in findings if f.rule} == {f"N{i}" for i in range(1, 1_500)}

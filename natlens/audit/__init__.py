@@ -117,6 +117,9 @@ def audit(snapshot: Snapshot, checks: Iterable[Check] = CHECKS, *,
         for check in checks:
             findings.extend(check(ctx))
     finally:
+        # what the checks shared (indexes, traces) goes by reference counting, before the
+        # collector is back on and would walk it once more
+        del ctx
         if enabled:
             gc.enable()
     return reconcile(sorted(findings, key=Finding.sort_key))

@@ -314,8 +314,13 @@ def check_dead_rules(ctx: AuditContext) -> Iterator[Finding]:
     its packets first
     """
     for rs in ctx.rulesets():
+        tables = ctx.index(rs.family)
         for table in rs.tables:
+            targets, gotos = tables[table.name.value].targets, tables[table.name.value].gotos
             for chain in table.chains:
+                names = targets[chain.name]
+                if _TERMINATING.isdisjoint(names[:-1]) and chain.name not in gotos:
+                    continue  # no rule but the last can cover another (see _terminates)
                 for index, earlier, rule, cover in _dead_in_chain(chain.rules):
                     ref = RuleRef.of(cover, table.name, earlier, rs.family)
                     jump = f"{'-g' if cover.goto else '-j'} {cover.target_name}"
@@ -571,10 +576,17 @@ def _dead_in_chain(rules: Sequence[Rule]) -> Iterator[tuple[int, int, Rule, Rule
 
     Each rule is compared only with the earlier terminating rules the index (above) returns for
     it: O(n log n) for block lists of networks, port ranges, interfaces or marks, where the
-    pairwise scan was O(n²). Exact copies of the covering rule are left to ``duplicate``.
+    pairwise scan was O(n²). Exact copies of the covering rule are left to ``duplicate``. The
+    rules before the first terminating one are skipped unread (nothing can cover them): on a
+    kube-proxy dump that is most chains whole.
     """
+    last = len(rules)
+    start = next((i for i, rule in enumerate(rules, 1) if i < last and _terminates(rule)), None)
+    if start is None:
+        return
     index = _CoverIndex()
-    for position, rule in enumerate(rules, 1):
+    for position in range(start, last + 1):
+        rule = rules[position - 1]
         ports = None if rule.unknown else _port_sets(rule)
         if index.bodies and ports is not None:
             body = _body(rule)

@@ -10,15 +10,16 @@ without ``-C`` pile copies up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
-
-import networkx as nx
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from natlens.audit._rules import dport_of, proto_of
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_at
 from natlens.model import Rule, Table
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["STATEFUL_MATCHES", "check_duplicate_rules", "check_duplicate_nat"]
 
@@ -28,17 +29,54 @@ STATEFUL_MATCHES = frozenset({
 })
 """Matches whose result depends on state, chance or time (two copies of a rule differ)."""
 
-_NAT_REWRITES = frozenset({"DNAT", "SNAT", "REDIRECT", "NETMAP", "MASQUERADE"})
-
 
 def _body(rule: Rule) -> tuple[object, ...]:
     """The rule without counters and chain: what makes two rules the same rule (the fields
-    ``Rule`` equality compares, matches as ``normalised`` has them, in a tuple: building a new
-    ``Rule`` per rule is slow on big rulesets)."""
+    ``Rule`` equality compares, in a tuple: building a new ``Rule`` per rule is slow on big
+    rulesets). ``Match`` equality ignores ``implicit``, so ``-p tcp --dport 80`` equals ``-p tcp
+    -m tcp --dport 80`` (iptables-save prints both the same way), as ``normalised`` has it."""
     return (rule.source, rule.destination, rule.in_interface, rule.out_interface, rule.protocol,
-            rule.fragment, tuple(replace(m, implicit=False) if m.implicit else m
-                                 for m in rule.matches),
-            rule.target, rule.goto, rule.unknown)
+            rule.fragment, rule.matches, rule.target, rule.goto, rule.unknown)
+
+
+def _sketch(rule: Rule) -> tuple[object, ...]:
+    """A cheap part of ``_body`` (strings, whose hashes Python keeps): equal rules have equal
+    sketches. Hashing a whole body hashes every address, match and option object of the rule,
+    most of the cost of these checks on a big ruleset, where most sketches are unique (a
+    kube-proxy chain's jumps to per-service chains, its DNATs to per-endpoint addresses)."""
+    target = rule.target
+    if target is None:
+        return (None, len(rule.matches))
+    options = target.options
+    return (target.name, options[0].args if options else None, len(rule.matches))
+
+
+def _same_bodies(rules: Sequence[Rule]) -> list[list[int]]:
+    """Indices of ``rules`` that are the same comparable rule, one list (of two or more, in
+    order) per rule repeated, in the order of their first index.
+
+    Rules are sorted out by ``_sketch`` first, and only those sharing one are hashed whole."""
+    sketches: dict[tuple[object, ...], int | list[int]] = {}
+    shared: list[list[int]] = []
+    for i, rule in enumerate(rules):
+        key = _sketch(rule)
+        seen = sketches.get(key)
+        if seen is None:
+            sketches[key] = i
+        elif isinstance(seen, int):
+            sketches[key] = pair = [seen, i]
+            shared.append(pair)
+        else:
+            seen.append(i)
+    groups: list[list[int]] = []
+    for indices in shared:
+        bodies: dict[tuple[object, ...], list[int]] = {}
+        for i in indices:
+            if _comparable(rules[i]):
+                bodies.setdefault(_body(rules[i]), []).append(i)
+        groups.extend(same for same in bodies.values() if len(same) > 1)
+    groups.sort(key=lambda same: same[0])
+    return groups
 
 
 def _comparable(rule: Rule) -> bool:
@@ -65,20 +103,20 @@ def check_duplicate_rules(ctx: AuditContext) -> Iterator[Finding]:
     ['[low] duplicate: filter INPUT #2: repeats filter INPUT #1']
     """
     for rs in ctx.rulesets():
+        index = ctx.index(rs.family)
         for table in rs.tables:
+            targets = index[table.name.value].targets
             for chain in table.chains:
-                first: dict[tuple[object, ...], int] = {}
-                for index, rule in enumerate(chain.rules, 1):
-                    if not _comparable(rule):
-                        continue
-                    body = _body(rule)
-                    earlier = first.setdefault(body, index)
-                    if earlier == index:
-                        continue
-                    original = RuleRef.of(chain.rules[earlier - 1], table.name, earlier,
-                                          rs.family)
+                names = targets[chain.name]
+                if len(set(names)) == len(names):
+                    continue  # no two rules with the same target: no copy
+                rules = chain.rules
+                repeats = sorted((i, same[0]) for same in _same_bodies(rules) for i in same[1:])
+                for i, first in repeats:
+                    rule, earlier = rules[i], first + 1
+                    original = RuleRef.of(rules[first], table.name, earlier, rs.family)
                     proto, port = _nat_port(rule, table)
-                    ref = RuleRef.of(rule, table.name, index, rs.family)
+                    ref = RuleRef.of(rule, table.name, i + 1, rs.family)
                     yield Finding(
                         kind="duplicate", severity=Severity.LOW,
                         message=f"repeats {original.where}",
@@ -107,6 +145,8 @@ class _Reach:
     """
 
     def __init__(self, g: nx.MultiDiGraph) -> None:
+        import networkx as nx  # noqa: PLC0415  (only tables with a repeated NAT rewrite need it)
+
         self.dag = nx.condensation(g)
         self.scc: dict[str, int] = self.dag.graph["mapping"]
         self.position = {n: i for i, n in enumerate(nx.topological_sort(self.dag))}
@@ -191,19 +231,21 @@ def check_duplicate_nat(ctx: AuditContext) -> Iterator[Finding]:
     ['[low] duplicate: nat PREROUTING #1: repeats the DNAT of nat DOCKER #1 (tcp/8082)']
     """
     for rs in ctx.rulesets():
-        graph = ctx.graph(rs.family)
+        index = ctx.index(rs.family)
         for table in rs.tables:
-            g = graph[table.name.value]
-            seen: dict[tuple[object, ...], list[tuple[str, int, Rule]]] = {}
-            for chain in table.chains:
-                for index, rule in enumerate(chain.rules, 1):
-                    if rule.target_name in _NAT_REWRITES and _comparable(rule):
-                        seen.setdefault(_body(rule), []).append((chain.name, index, rule))
-            reach: _Reach | None = None
-            for copies in seen.values():
-                if len({c for c, _, _ in copies}) < 2:
-                    continue
-                reach = reach or _Reach(g)
+            j = index[table.name.value]
+            nat: list[_Copy] = [(chain, i, table[chain].rules[i - 1]) for chain, i in j.rewrites]
+            repeated: list[list[_Copy]] = []
+            for same in _same_bodies([rule for _, _, rule in nat]):
+                copies = [nat[i] for i in same]
+                if len({c for c, _, _ in copies}) > 1:
+                    repeated.append(copies)
+            if not repeated:
+                continue
+            # the chains that reach a copy: all _Reach walks (networkx never sees the whole table)
+            chains = {c for copies in repeated for c, _, _ in copies}
+            reach = _Reach(j.subgraph(chains.union(*(j.ancestors(c) for c in chains))))
+            for copies in repeated:
                 for blame, other in reach.blamed(copies):
                     other_ref = RuleRef.of(other[2], table.name, other[1], rs.family)
                     proto, port = _nat_port(blame[2], table)

@@ -13,6 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from natlens.audit._index import TableIndex, ruleset_index
 from natlens.graph import ChainGraph, build
 from natlens.model import Family, Rule, Ruleset, TableName
 from natlens.serialize import rule_to_save
@@ -267,13 +268,16 @@ _TABLE_ORDER = {t.value: i for i, t in enumerate(TableName)}
 
 @dataclass
 class AuditContext:
-    """What checks read: the snapshot, its chain graphs (built on first use) and room for the
-    Docker inventory and a prepared simulator (set by ``audit`` when available)."""
+    """What checks read: the snapshot, its table indexes and chain graphs (built on first use)
+    and room for the Docker inventory and a prepared simulator (set by ``audit`` when
+    available)."""
 
     snapshot: Snapshot
     inventory: object | None = None
     simulator: object | None = None
     _graphs: dict[Family, ChainGraph] = field(default_factory=dict, init=False, repr=False)
+    _index: dict[Family, dict[str, TableIndex]] = field(default_factory=dict, init=False,
+                                                         repr=False)
     derived: dict[str, object] = field(default_factory=dict, init=False, repr=False,
                                        compare=False)
     """Values checks derive from the context once and share (e.g. the Docker view)."""
@@ -285,8 +289,17 @@ class AuditContext:
                 yield rs
 
     def graph(self, family: Family) -> ChainGraph:
-        """The chain graph of the ``family`` ruleset (built once)."""
+        """The networkx chain graph of the ``family`` ruleset (built once; the checks read the
+        lighter ``index``)."""
         g = self._graphs.get(family)
         if g is None:
             g = self._graphs[family] = build(self.snapshot.rules_for(family), labels=False)
         return g
+
+    def index(self, family: Family) -> Mapping[str, TableIndex]:
+        """Table name → the index (rule targets, chain graph) of that table of the ``family``
+        ruleset, built once for every check, in one pass over the rules."""
+        found = self._index.get(family)
+        if found is None:
+            found = self._index[family] = ruleset_index(self.snapshot.rules_for(family))
+        return found

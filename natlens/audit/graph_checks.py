@@ -12,20 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-import networkx as nx
-
+from natlens.audit._index import TableIndex
 from natlens.audit._rules import chain_ref, unconditional
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_at, tool
 from natlens.errors import did_you_mean
-from natlens.graph import (
-    can_reach_verdict,
-    loops,
-    missing_jumps,
-    reachable,
-    unreachable_chains,
-    unused_chains,
-)
+from natlens.graph import loops
 from natlens.model import Chain, Interface, Rule, Ruleset, Table, TableName
 
 __all__ = [
@@ -53,17 +45,18 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
     ['chains jump in a loop: A -> B -> A (iptables-restore refuses this table)']
     """
     for rs in ctx.rulesets():
-        graph = ctx.graph(rs.family)
+        index = ctx.index(rs.family)
         for table in rs.tables:
-            g = graph[table.name.value]
-            if _acyclic(g):
-                continue  # no cycle: skip the strongly connected components (slow on big tables)
-            live = reachable(g)
-            for cycle in loops(g):
+            j = index[table.name.value]
+            core = j.core()  # None: no cycle (networkx never sees a big table whole)
+            if core is None:
+                continue
+            live = j.reachable()
+            for cycle in loops(core):
                 refs: list[RuleRef] = []
                 for i, src in enumerate(cycle):
                     dst = cycle[(i + 1) % len(cycle)]
-                    position = min(g[src][dst])
+                    position = min(core[src][dst])
                     rule = table[src].rules[position - 1]
                     refs.append(RuleRef.of(rule, table.name, position, rs.family))
                 path = " -> ".join((*cycle, cycle[0]))
@@ -76,55 +69,36 @@ def check_loops(ctx: AuditContext) -> Iterator[Finding]:
                     message=f"chains jump in a loop: {path} ({why})",
                     rule=refs[-1], related=tuple(refs[:-1]),
                     fix=command(delete_at(refs[-1])) if reached else _remove_chains(
-                        tool(rs.family), table, g, cycle),
+                        tool(rs.family), table, j, cycle),
                 )
 
 
-def _orphaned(g: nx.MultiDiGraph, name: str) -> list[str]:
+def _orphaned(j: TableIndex, name: str) -> list[str]:
     """``name`` and the chains that only it (directly or through others of the list) jumps to:
     deleting ``name`` alone would leave them unused."""
     doomed = [name]
     grew = True
     while grew:
         grew = False
-        for d in {v for u in doomed for v in g.successors(u)} - set(doomed):
-            if all(u in doomed for u in g.predecessors(d)):
+        for d in {v for u in doomed for v in j.succ.get(u, ())} - set(doomed):
+            if all(u in doomed for u in j.pred[d]):
                 doomed.append(d)
                 grew = True
     return doomed
 
 
-def _remove_chains(program: str, table: Table, g: nx.MultiDiGraph,
+def _remove_chains(program: str, table: Table, j: TableIndex,
                    names: Sequence[str]) -> str | None:
     """``iptables -t T -F A && ... && iptables -t T -X A && ...``: flush, then delete, the chains
     ``names`` (which no built-in chain reaches) and every chain that leads to them (all as
     unreachable: a chain a reached one jumps to is reached). None when one of them is Docker's
     or ufw's own chain (their daemon writes them back), or not declared in ``table``."""
-    doomed = sorted({*names, *(a for n in names for a in nx.ancestors(g, n))})
+    doomed = sorted({*names, *(a for n in names for a in j.ancestors(n))})
     if any(_docker_own(n) or _UFW_CHAIN.fullmatch(n) or n not in table for n in doomed):
         return None
     t = table.name.value
     return command(*([program, "-t", t, "-F", n] for n in doomed),
                    *([program, "-t", t, "-X", n] for n in doomed))
-
-
-def _acyclic(g: nx.MultiDiGraph) -> bool:
-    """Whether the chain graph has no cycle (self-jumps included): Kahn's algorithm over the
-    successor dicts, linear and much cheaper than ``loops`` on tables of thousands of chains."""
-    succ: dict[str, dict[str, object]] = g._succ
-    indegree = dict.fromkeys(succ, 0)
-    for targets in succ.values():
-        for name in targets:
-            indegree[name] += 1
-    todo = [name for name, n in indegree.items() if n == 0]
-    done = 0
-    while todo:
-        done += 1
-        for name in succ[todo.pop()]:
-            indegree[name] -= 1
-            if indegree[name] == 0:
-                todo.append(name)
-    return done == len(succ)
 
 
 def _has_effect(chain: Chain) -> bool:
@@ -198,11 +172,15 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
     ['[low] unused-chain: filter OLD #0: chain OLD has 1 rule but no rule jumps to it']
     """
     for rs in ctx.rulesets():
-        graph = ctx.graph(rs.family)
+        index = ctx.index(rs.family)
         program = tool(rs.family)
         for table in rs.tables:
             t = table.name.value
-            for name in unused_chains(graph[t]):
+            j = index[t]
+            jumped = j.jumped
+            for name in j.nodes:
+                if name in jumped or name in j.missing or name in j.builtin:
+                    continue
                 if name in _UNUSED_BY_DESIGN or _UFW_CHAIN.fullmatch(name) \
                         or not _unreferenced(rs, table, name):
                     continue
@@ -227,7 +205,7 @@ def check_unused_chains(ctx: AuditContext) -> Iterator[Finding]:
                     message=message,
                     rule=chain_ref(chain, table, rs.family),
                     fix=(_docker_forward_fix(program, table, name) if docker else None if own
-                         else _remove_chains(program, table, graph[t], _orphaned(graph[t], name))
+                         else _remove_chains(program, table, j, _orphaned(j, name))
                          or command([program, "-t", t, "-F", name],
                                     [program, "-t", t, "-X", name])),
                 )
@@ -247,24 +225,28 @@ def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
     ['chain B is only jumped to from chains no packet reaches (A)']
     """
     for rs in ctx.rulesets():
-        graph = ctx.graph(rs.family)
+        index = ctx.index(rs.family)
         for table in rs.tables:
             if rs.coverage.chains_shown(table.name) is not None:
                 continue  # the chains not shown may reach them
-            g = graph[table.name.value]
-            for name in unreachable_chains(g):
-                if not _unreferenced(rs, table, _first_caller(g, name)):
+            j = index[table.name.value]
+            live, jumped = j.reachable(), j.jumped
+            for name in j.nodes:
+                if name in live or name not in jumped or name in j.missing:
+                    continue  # (built-in chains are live)
+                callers = j.pred[name]
+                if not _unreferenced(rs, table, min(callers)):
                     continue
-                callers = sorted({u for u, _ in g.in_edges(name)})
                 related = tuple(
                     RuleRef.of(table[u].rules[k - 1], table.name, k, rs.family)
-                    for u, _, k in sorted(g.in_edges(name, keys=True)) if u in table)
+                    for u, k in sorted((u, k) for u, ks in callers.items() for k in ks)
+                    if u in table)
                 yield Finding(
                     kind="unreachable-chain", severity=Severity.LOW,
                     message=f"chain {name} is only jumped to from chains no packet reaches "
-                            f"({', '.join(callers)})",
+                            f"({', '.join(sorted(callers))})",
                     rule=chain_ref(table[name], table, rs.family), related=related,
-                    fix=_remove_chains(tool(rs.family), table, g, [name]),
+                    fix=_remove_chains(tool(rs.family), table, j, [name]),
                 )
 
 
@@ -282,25 +264,30 @@ def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
     ["jumps to chain DOCKER-USR, which table filter does not declare (did you mean 'DOCKER-USER'?)"]
     """
     for rs in ctx.rulesets():
-        graph = ctx.graph(rs.family)
+        index = ctx.index(rs.family)
         for table in rs.tables:
             if rs.coverage.chains_shown(table.name) is not None:
                 continue  # a chain a paste does not show is not in the input, not missing
-            for jump in missing_jumps(graph[table.name.value]):
-                rule = table[jump.source].rules[jump.position - 1]
-                hint = did_you_mean(jump.target, [c.name for c in table.chains])
+            for source, target, position, goto, _ in index[table.name.value].missing_jumps:
+                rule = table[source].rules[position - 1]
+                hint = did_you_mean(target, [c.name for c in table.chains])
                 yield Finding(
                     kind="ineffective", severity=Severity.HIGH,
-                    message=f"{'goes' if jump.goto else 'jumps'} to chain {jump.target}, which "
+                    message=f"{'goes' if goto else 'jumps'} to chain {target}, which "
                             f"table {table.name.value} does not declare{hint}",
-                    rule=RuleRef.of(rule, table.name, jump.position, rs.family),
-                    fix=command([tool(rs.family), "-t", table.name.value, "-N", jump.target]),
+                    rule=RuleRef.of(rule, table.name, position, rs.family),
+                    fix=command([tool(rs.family), "-t", table.name.value, "-N", target]),
                 )
 
 
-def _first_caller(g: nx.MultiDiGraph, name: str) -> str:
-    """A chain that jumps to ``name`` (the first by name)."""
-    return str(min(u for u, _ in g.in_edges(name)))
+def _reaches_verdict(j: TableIndex, table: Table, chain: str, verdict: str) -> bool:
+    """Whether some rule in ``chain`` or a chain it reaches has target ``verdict`` (e.g. ACCEPT),
+    as ``natlens.graph.can_reach_verdict``."""
+    for name in {chain} | j.descendants(chain):
+        c = table.get(name)
+        if c is not None and any(r.target_name == verdict for r in c.rules):
+            return True
+    return False
 
 
 _ESTABLISHED_ONLY = frozenset({"ESTABLISHED", "RELATED"})
@@ -366,7 +353,7 @@ def check_docker_user_order(ctx: AuditContext) -> Iterator[Finding]:
         hook = next((i for i, r in enumerate(forward, 1) if r.target_name == "DOCKER-USER"), None)
         if hook is None:
             continue
-        g = ctx.graph(rs.family)[table.name.value]
+        j = ctx.index(rs.family)[table.name.value]
         bridges = _docker_interfaces(table)
         effect = _has_effect(table["DOCKER-USER"])
         hook_ref = RuleRef.of(forward[hook - 1], table.name, hook, rs.family)
@@ -375,7 +362,7 @@ def check_docker_user_order(ctx: AuditContext) -> Iterator[Finding]:
             if name is None or rule.unknown:
                 continue
             accepts = name == "ACCEPT" or (rule.jumps_to_chain
-                                           and can_reach_verdict(g, table, name, "ACCEPT"))
+                                           and _reaches_verdict(j, table, name, "ACCEPT"))
             if not accepts or _established_only(rule):
                 continue
             if not (_may_be_docker(rule.in_interface, bridges)
