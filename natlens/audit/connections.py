@@ -46,21 +46,21 @@ _LOOPBACK = {Family.IPV4: ipaddress.ip_address("127.0.0.1"),
              Family.IPV6: ipaddress.ip_address("::1")}
 
 
-def _dnat_ports(rs: Ruleset) -> Iterator[tuple[str, int, Rule, int]]:
+def _dnat_ports(ctx: AuditContext, rs: Ruleset) -> Iterator[tuple[str, int, Rule, int]]:
     """(protocol, destination port, rule, index) of each DNAT rule of the nat table naming one
     TCP/UDP port, in table order."""
     table = rs.get(TableName.NAT)
     if table is None:
         return
-    for chain in table.chains:
-        for index, rule in enumerate(chain.rules, 1):
-            if rule.target_name != "DNAT" or rule.protocol is None or rule.protocol.negated:
-                continue
-            proto = rule.protocol.name
-            dport = rule.option("--dport")
-            if proto in ("tcp", "udp") and dport is not None and not dport.negated \
-                    and _decimal(dport.value):
-                yield proto, int(dport.value), rule, index
+    for chain, index in ctx.index(rs.family)[TableName.NAT.value].rewrites:
+        rule = table[chain].rules[index - 1]
+        protocol = rule.protocol
+        if rule.target_name != "DNAT" or protocol is None or protocol.negated \
+                or protocol.name not in ("tcp", "udp"):
+            continue
+        dport = rule.option("--dport")
+        if dport is not None and not dport.negated and _decimal(dport.value):
+            yield protocol.name, int(dport.value), rule, index
 
 
 def _dnat_step(trace: Trace) -> tuple[str, str, int] | None:
@@ -80,17 +80,24 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
     sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else snap.simulator
     # Docker writes a loopback DNAT (no '! -d 127.0.0.0/8') only without the userland proxy,
     # and then turns route_localnet on: without the sysctl in the snapshot, report only what
-    # fails even with it on.
+    # fails even with it on. The trace's own evidence counts as the sysctl does: kube-proxy's
+    # guard rule tells route_localnet=1 (``Simulator.localnet``, ``routing.localnet_guard``),
+    # and the simulator's traces then say so.
     found = snap.sysctl or snap.meta.get("sysctl")  # sysctl.txt over meta.json
     sysctl: dict[str, object] = dict(found) if isinstance(found, Mapping) else {}
-    localnet_known = any(k.endswith(".route_localnet") for k in sysctl)
+    localnet_known = any(k.endswith(".route_localnet") for k in sysctl) \
+        or sim.localnet is not None
     lenient: Simulator | None = None
     probes = 0
     for rs in ctx.rulesets():
         lo = _LOOPBACK[rs.family]
         seen: set[tuple[str, int]] = set()
-        for proto, port, rule, index in _dnat_ports(rs):
-            if (proto, port) in seen or probes >= _MAX_PROBES:
+        if probes >= _MAX_PROBES:
+            break
+        for proto, port, rule, index in _dnat_ports(ctx, rs):
+            if probes >= _MAX_PROBES:
+                break
+            if (proto, port) in seen:
                 continue
             seen.add((proto, port))
             probes += 1

@@ -120,6 +120,9 @@ class Host:
     """Addresses a trace assumes are not the host's although its addresses are unknown."""
     sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """meta.json's ``sysctl`` values (``net.ipv4.conf.all.route_localnet``, ...), as text."""
+    not_source: frozenset[IPAddress] = frozenset()
+    """Addresses ``inet_select_addr`` passes over: ip-addr.json marks them ``secondary`` or of
+    a scope narrower than ``global`` (``host``, ``link``)."""
     _local: Mapping[IPAddress, str] = field(
         default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False)
 
@@ -186,8 +189,9 @@ class Host:
         masters: dict[str, str] = {}
         broadcasts: set[IPAddress] = set()
         bridges: set[str] = set()
+        not_source: set[IPAddress] = set()
         if addresses is not None:
-            _read_addresses(addresses, ifaces, masters, broadcasts)
+            _read_addresses(addresses, ifaces, masters, broadcasts, not_source)
             bridges.update(masters.values())
         else:
             assumptions.append("ip-addr.json missing: local addresses are loopback and Docker "
@@ -241,6 +245,7 @@ class Host:
             known_routes6=routes6 is not None
             or any(r.network.version == 6 for r in _read_routes(routes or ())),
             assumptions=tuple(assumptions),
+            not_source=frozenset(not_source),
         )
 
     # -- questions the simulator asks -----------------------------------------------------------
@@ -316,7 +321,7 @@ class Host:
         return tuple(devs)
 
     def primary_address(self, iface: str | None, version: int) -> IPAddress | None:
-        """The first address of ``version`` on ``iface`` (what REDIRECT and MASQUERADE pick)."""
+        """The first address of ``version`` on ``iface`` (what REDIRECT picks)."""
         if iface is None:
             return None
         for a in self.addresses.get(iface, ()):
@@ -329,7 +334,8 @@ class Host:
 
         The route's ``prefsrc`` when it has one, else the interface address in the subnet of the
         next hop (the gateway, or ``dst`` itself), else the interface's first address
-        (``inet_select_addr``, as MASQUERADE uses it).
+        (``inet_select_addr``): the source of a locally generated packet. MASQUERADE, which
+        ignores the route's ``src``, is ``masquerade_source``.
         """
         r = self.route(dst)
         if r is not None and r.prefsrc is not None and (out_iface is None or r.dev == out_iface):
@@ -353,6 +359,57 @@ class Host:
                 if ip.version == 4 and not ip.is_loopback and not ip.is_link_local:
                     return ip
         return None
+
+    def masquerade_source(self, out_iface: str, dst: IPAddress) -> tuple[IPAddress, str] | None:
+        """The address MASQUERADE gives a packet to ``dst`` routed out of ``out_iface``, with
+        the interface that holds it; None when the host has no address to give (the kernel
+        drops the packet, "ate my IP address").
+
+        IPv4 (``nf_nat_masquerade_ipv4``, net/netfilter/nf_nat_masquerade.c): ``inet_select_addr
+        (out, nexthop, RT_SCOPE_UNIVERSE)`` (net/ipv4/devinet.c) takes a primary global-scope
+        address of ``out_iface`` in the next hop's subnet (the route's gateway, else ``dst``),
+        else its first one, else the first primary global-scope address of any device in device
+        order; the route's ``src`` (prefsrc) plays no part. Addresses in ``not_source``, 127/8
+        and (for the other devices) 169.254/16 are passed over. IPv6 (``ipv6_dev_get_saddr``)
+        weighs every interface's addresses, the outgoing one's first (``_select_ipv6``).
+        Only what the snapshot shows: when ``known_addresses`` is False the caller must not
+        take another interface's address for the kernel's choice."""
+        if dst.version == 6:
+            ip = self._select_ipv6(out_iface, dst)
+            return None if ip is None else (ip, self._local.get(ip, out_iface))
+        r = self.route(dst)
+        nexthop = r.gateway if r is not None and r.gateway is not None else dst
+        own = [a for a in self.addresses.get(out_iface, ()) if a.ip.version == 4
+               and not a.ip.is_loopback and a.ip not in self.not_source]
+        for a in own:
+            if nexthop in a.network:
+                return a.ip, out_iface
+        if own:
+            return own[0].ip, out_iface
+        for iface in self.interfaces:
+            for other in self.addresses.get(iface, ()):
+                ip = other.ip
+                if ip.version == 4 and not ip.is_loopback and not ip.is_link_local \
+                        and ip not in self.not_source:
+                    return ip, iface
+        return None
+
+    def route_source(self, out_iface: str, dst: IPAddress) -> tuple[IPAddress, Route] | None:
+        """The address a link route of ``out_iface`` names as its ``src`` for the next hop
+        towards ``dst`` (the route's gateway, else ``dst``), with that route: the kernel gives
+        the prefix route of each primary address that address as prefsrc (``fib_add_ifaddr``,
+        net/ipv4/fib_frontend.c), so when ip-addr.json is missing it is the best guess at the
+        address ``inet_select_addr`` takes on ``out_iface``. None without such a route."""
+        r = self.route(dst)
+        nexthop = r.gateway if r is not None and r.gateway is not None else dst
+        links = [link for link in (self.routes if dst.version == 4 else self.routes6)
+                 if link.dev == out_iface and link.gateway is None and link.prefsrc is not None
+                 and link.network.prefixlen and nexthop in link.network]
+        if not links:
+            return None
+        best = max(links, key=lambda link: link.network.prefixlen)
+        assert best.prefsrc is not None
+        return best.prefsrc, best
 
     def _select_ipv6(self, out_iface: str | None, dst: IPAddress) -> IPAddress | None:
         """RFC 6724 source selection as ``ipv6_dev_get_saddr`` does it, for the rules that
@@ -386,7 +443,8 @@ def _common_prefix(a: int, b: int) -> int:
 
 
 def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
-                    masters: dict[str, str], broadcasts: set[IPAddress]) -> None:
+                    masters: dict[str, str], broadcasts: set[IPAddress],
+                    not_source: set[IPAddress]) -> None:
     for entry in data:
         if entry == {}:
             continue  # `ip -j -4 addr` prints {} for a link without IPv4 addresses
@@ -405,6 +463,8 @@ def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
                 raise SnapshotError(f"ip-addr.json: bad address {info.get('local')!r} on "
                                     f"{name}") from None
             addrs.append(iface)
+            if info.get("secondary") is True or info.get("scope", "global") != "global":
+                not_source.add(iface.ip)
             if isinstance(info.get("broadcast"), str):
                 broadcasts.add(ipaddress.ip_address(info["broadcast"]))
             if iface.version == 4 and iface.network.prefixlen < 31:

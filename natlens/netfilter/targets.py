@@ -5,7 +5,9 @@ Semantics from iptables(8) (ACCEPT, DROP, RETURN) and iptables-extensions(8); NA
 already in range is kept, an address range is hashed — each address a branch —, a random port is
 reported as the range it is drawn from); REDIRECT sends to the
 primary address of the incoming interface (127.0.0.1 / ::1 for locally generated packets);
-MASQUERADE takes the address of the output interface; MARK/CONNMARK ``--set-xmark value/mask``
+MASQUERADE takes the address the kernel picks for the output interface (``inet_select_addr``,
+``Host.masquerade_source``: another device's when it has none, a drop when the host has none);
+MARK/CONNMARK ``--set-xmark value/mask``
 computes ``(mark & ~mask) ^ value``; NAT targets, ACCEPT, and TPROXY end the table for this hook;
 DROP and REJECT end the packet; LOG, NFLOG, TRACE and the other "modify and continue" targets do
 not terminate. CT ``--notrack``/NOTRACK makes the packet UNTRACKED (no nat at all). Unknown targets
@@ -334,20 +336,49 @@ def _to_ports(target: Target, addr: IPAddress) -> NatRange:
 
 
 def _masquerade(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
-    if flow.out_iface is None:
+    """MASQUERADE: SNAT to the address the kernel picks for the output interface
+    (``Host.masquerade_source``; ``nf_nat_masquerade_ipv4``/``_ipv6`` in
+    net/netfilter/nf_nat_masquerade.c). A packet with source 0.0.0.0 is let through untouched;
+    when the host has no address to give, the packet is dropped. Without ip-addr.json the
+    output interface's own addresses are unknown: the address is then the link route's ``src``
+    (``Host.route_source``), assumed and said so, or unknown; never another interface's."""
+    out = flow.out_iface
+    if out is None:
         return Effect(Action.ACCEPT, flow, "MASQUERADE to the address of an unknown output "
                       "interface", uncertain="MASQUERADE: the output interface is unknown, so is "
                       "the source address it picks")
-    addr = ctx.host.source_address(flow.out_iface, flow.dst)
-    if addr is None:
-        if not flow.out_known or not ctx.host.known_addresses:
-            iface = flow.out_iface or "the output interface"
-            return Effect(Action.ACCEPT, flow, "MASQUERADE to an unknown address",
-                          uncertain=f"MASQUERADE: address of {iface} unknown")
-        return Effect(Action.DROP, flow, f"MASQUERADE: {flow.out_iface} has no address")
+    if flow.src.version == 4 and int(flow.orig_src or flow.src) == 0:
+        return Effect(Action.ACCEPT, flow, "MASQUERADE: source 0.0.0.0, left as it is "
+                      "(nf_nat_masquerade_ipv4)")
+    host = ctx.host
+    picked = host.masquerade_source(out, flow.dst)
+    if (picked is None or picked[1] != out) and (not flow.out_known
+                                                  or not host.known_addresses):
+        # the addresses of ``out`` are not in the snapshot: the kernel takes one of them when
+        # it has any, which no other interface's address tells
+        guess = host.route_source(out, flow.dst)
+        if guess is None:
+            return Effect(Action.ACCEPT, flow, f"MASQUERADE to an address of {out} (unknown)",
+                          uncertain=f"MASQUERADE: address of {out} unknown (host addresses "
+                                    "unknown, no ip-addr.json): the kernel rewrites the source "
+                                    f"to an address of {out} (another interface's if it has "
+                                    "none); the source shown is the one before")
+        addr, route = guess
+        effect = _manip("MASQUERADE", flow, _to_ports(target, addr), destination=False,
+                        random=_is_random(target), what="MASQUERADE")
+        why = (f"MASQUERADE: {addr} assumed the address of {out}: route {route} names it as "
+               "source (host addresses unknown, no ip-addr.json)")
+        return replace(effect, detail=f"{effect.detail} (assumed address of {out})",
+                       uncertain=f"{effect.uncertain}; {why}" if effect.uncertain else why)
+    if picked is None:
+        return Effect(Action.DROP, flow, f"MASQUERADE: no address to take ({out} has none, nor "
+                      "has any other interface; nf_nat_masquerade drops the packet)")
+    addr, holder = picked
     effect = _manip("MASQUERADE", flow, _to_ports(target, addr), destination=False,
                     random=_is_random(target), what="MASQUERADE")
-    return replace(effect, detail=f"{effect.detail} (address of {flow.out_iface})")
+    whose = f"address of {out}" if holder == out else \
+        f"address of {holder}: {out} has none of its own, inet_select_addr takes another's"
+    return replace(effect, detail=f"{effect.detail} ({whose})")
 
 
 def _redirect(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
