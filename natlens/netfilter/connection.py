@@ -185,12 +185,33 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
         return Connection(False, f"the {said} is {_DONE[answer.verdict]}{by}")
     if len(verdicts) > 1:
         return Connection(None, f"the {said} may be dropped: {'; '.join(answer.uncertain[:3])}")
+    masked = _nat_address(trace) if mapping is None else None
+    if masked is not None:  # the reply is addressed to the NAT's address, not to ``back``
+        said = f"reply {endpoint(reply.src, reply.sport)} -> {masked} (de-NATed to {back})"
     if not packet.local_origin and answer.out_interface not in (None, packet.in_interface) \
             and answer.path is not Path.LOCAL:
         return Connection(None, f"asymmetric route: the {said} leaves via "
                           f"{answer.out_interface}, the packet came in on {packet.in_interface} "
                           "(reverse-path filtering or the peer may drop it)")
+    if masked is not None:
+        return Connection(True, f"the reply {endpoint(reply.src, reply.sport)} comes back to "
+                          f"{masked} through the same conntrack entry, which reverses the "
+                          f"source NAT to {back}")
     return Connection(True, f"the {said} comes back through the same conntrack entry")
+
+
+def _nat_address(trace: Trace) -> str | None:
+    """The address the connection's source NAT took, as words, when the snapshot does not
+    tell it (``_source_nat_unresolved``): ``the address MASQUERADE took on eth0
+    (unknown)``; None otherwise. The reply is addressed to it, and conntrack rewrites its
+    destination back to the source before NAT at the NAT step of PREROUTING
+    (``nf_nat_inet_fn``)."""
+    if not _source_nat_unresolved(trace):
+        return None
+    target = next(s.target for s in reversed(trace.steps)
+                  if s.target.upper() in ("MASQUERADE", "SNAT"))
+    on = f" on {trace.out_interface}" if trace.out_interface else ""
+    return f"the address {target} took{on} (unknown)"
 
 
 def _source_nat_unresolved(trace: Trace) -> bool:

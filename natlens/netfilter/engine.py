@@ -193,7 +193,9 @@ class Simulator:
     @staticmethod
     def _with_inferred_routes(host: Host, prepared: PreparedRuleset) -> Host:
         """Without ip-route.json, Docker's ``-s NET ! -o BRIDGE -j MASQUERADE`` rules name the
-        bridge networks; use them as connected routes (and say so)."""
+        bridge networks; use them as connected routes (and say so), and as ``Host.segments``:
+        the rule's author has this host masquerade NET towards every other interface, so it
+        is the gateway of NET on BRIDGE."""
         known_routes = host.known_routes if prepared.family is Family.IPV4 else host.known_routes6
         post = prepared.chain("nat", "POSTROUTING")
         if known_routes or post is None:
@@ -209,6 +211,9 @@ class Simulator:
                 host = with_assumed(host, routes=(route,), note=(
                     f"route {r.source.network} dev {r.out_interface.name} inferred from "
                     f"nat:POSTROUTING rule {cr.index} (Docker's MASQUERADE rule)"))
+                name = r.out_interface.name
+                host = replace(host, segments=MappingProxyType({
+                    **host.segments, name: (*host.segments.get(name, ()), r.source.network)}))
                 have.add(r.source.network)
         return host
 
@@ -302,8 +307,8 @@ class Simulator:
         elif len(readings) == 2:
             readings = self._headline_first(readings, packet.dst if target is None else target,
                                             packet.family, run)
-        for found in readings:
-            outcomes.extend(found)
+        for found in readings:  # within a reading, the paths resting on fewer unlikely
+            outcomes.extend(sorted(found, key=_unlikeliness))  # assumptions first (stable)
         trace = _assemble(packet, outcomes, run)
         if packet.state == "new":  # a reply (established) is traced without asking again
             seen = hosts[0][0]
@@ -406,6 +411,11 @@ def _ipv6_receive(packet: Packet) -> str | None:
     return None
 
 
+def _unlikeliness(o: Outcome) -> int:
+    """How many of the outcome's assumptions contradict the snapshot (``WalkPath.unlikely``)."""
+    return o.path.unlikely
+
+
 def _same_outcomes(one: list[Outcome], other: list[Outcome]) -> bool:
     """Whether two readings of the destination end alike (verdict, path, flow, chance)."""
     def signature(found: list[Outcome]) -> list[tuple[object, ...]]:
@@ -448,9 +458,11 @@ _CONNTRACK_OFF = (
 
 
 def _container_side(host: Host, iface: str) -> bool:
-    """Whether ``iface`` is a container bridge (a known bridge, or named as Docker names its
-    bridges: ``docker0``, ``br-<network id[:12]>``)."""
-    return host.is_bridge(iface) or _DOCKER_BRIDGE.match(iface) is not None
+    """Whether ``iface`` is a container bridge (a known bridge, the bridge of a network Docker's
+    MASQUERADE rule names (``Host.segments``), or named as Docker names its bridges:
+    ``docker0``, ``br-<network id[:12]>``)."""
+    return host.is_bridge(iface) or iface in host.segments \
+        or _DOCKER_BRIDGE.match(iface) is not None
 
 
 # -- assembling the trace -----------------------------------------------------------------------

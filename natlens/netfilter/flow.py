@@ -79,6 +79,10 @@ class Flow:
     (``sport`` then holds the range's first port and says nothing certain)."""
     dport_range: tuple[int, int] | None = None
     """The same for a destination port chosen at random (DNAT/REDIRECT ``--random``)."""
+    out_readings: tuple[tuple[str, bool], ...] = ()
+    """While ``out_known`` is False: what the path has assumed of the output interface, each
+    ``(NAME, hit)`` (``NAME`` as ``-o`` writes it, ``+`` a prefix wildcard; ``hit``: whether the
+    interface matches it), so a later ``-o`` reads the same interface (``Walker._fork``)."""
     reverse_nat: ReverseNat | None = None
     """For a reply of a traced connection: the connection's NAT mapping still to apply (each
     side is cleared once the NAT step of its hook has rewritten the packet)."""

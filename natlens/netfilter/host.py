@@ -120,6 +120,11 @@ class Host:
     """Addresses a trace assumes are not the host's although its addresses are unknown."""
     sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """meta.json's ``sysctl`` values (``net.ipv4.conf.all.route_localnet``, ...), as text."""
+    segments: Mapping[str, tuple[IPNetwork, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """The subnets of each Docker bridge network's bridge (``docker network inspect``; the
+    simulator adds those Docker's MASQUERADE rules name): a segment dockerd made, whose
+    gateway is the host itself (``unlikely_out``)."""
     not_source: frozenset[IPAddress] = frozenset()
     """Addresses ``inet_select_addr`` passes over: ip-addr.json marks them ``secondary`` or of
     a scope narrower than ``global`` (``host``, ``link``)."""
@@ -246,6 +251,7 @@ class Host:
             or any(r.network.version == 6 for r in _read_routes(routes or ())),
             assumptions=tuple(assumptions),
             not_source=frozenset(not_source),
+            segments=MappingProxyType(_segments(docker_routes)),
         )
 
     # -- questions the simulator asks -----------------------------------------------------------
@@ -429,6 +435,24 @@ class Host:
                 candidates.append((0 if iface == out_iface else 1, -common, len(candidates), ip))
         return min(candidates)[3] if candidates else None
 
+    def unlikely_out(self, name: str, dst: IPAddress) -> str | None:
+        """Why a packet to ``dst`` whose route the snapshot lacks most likely does not leave by
+        interface ``name`` (an exact ``-o`` name), or None.
+
+        ``name`` is the bridge of a Docker bridge network (``segments``: from ``docker network
+        inspect``, or from Docker's MASQUERADE rule, ``Simulator.host_for``) and ``dst`` lies in
+        none of its subnets: the host is that segment's gateway and a route to another
+        network through it would need a router on the segment, which nothing in the snapshot
+        shows; the kernel routes such a packet by the host's other routes (its default route,
+        fib_lookup), not back out of the bridge. Only the data say which interfaces these
+        are; an interface no Docker network names (a bridge enslaving the uplink, say) is never
+        unlikely."""
+        nets = tuple(n for n in self.segments.get(name, ()) if n.version == dst.version)
+        if not nets or any(dst in n for n in nets):
+            return None
+        return (f"{dst} is outside {name}'s {', '.join(map(str, nets))}, a network "
+                "whose gateway is this host")
+
     def is_bridge(self, iface: str | None) -> bool:
         """Whether ``iface`` is a Linux bridge (a master of ports, or a Docker bridge network)."""
         return iface is not None and iface in self.bridges
@@ -537,6 +561,15 @@ def _docker_networks(networks: Sequence[Any], ifaces: dict[str, list[IPInterface
                     broadcasts.add(subnet.broadcast_address)
             routes.append(Route(subnet, name, prefsrc=gw if gw.version == 4 else None))
     return routes
+
+
+def _segments(docker_routes: list[Route]) -> dict[str, tuple[IPNetwork, ...]]:
+    """Bridge name -> the subnets of its Docker networks (``Host.segments``)."""
+    found: dict[str, tuple[IPNetwork, ...]] = {}
+    for r in docker_routes:
+        if r.dev is not None:
+            found[r.dev] = (*found.get(r.dev, ()), r.network)
+    return found
 
 
 def with_assumed(host: Host, *, local: tuple[IPAddress, str] | None = None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from natlens.inputs import is_decimal as _decimal
-from natlens.model import Match, Option, Rule
+from natlens.model import Interface, Match, Option, Rule
 from natlens.netfilter.fastcopy import fast_init
 from natlens.netfilter.flow import Flow, MatchContext
 from natlens.netfilter.packet import ICMP_TYPES, ICMPV6_TYPES, Packet
@@ -37,15 +37,18 @@ __all__ = [
     "compile_rule",
     "evaluate",
     "mismatches",
+    "read_out",
     "run_checks",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Uncertain:
-    """The snapshot cannot tell whether this part of the rule matches."""
+    """The snapshot cannot tell whether this part of the rule matches; ``out`` is the rule's
+    ``-o`` when that is the part (the output interface is unknown)."""
 
     what: str
+    out: Interface | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class Evaluation:
     mismatches: tuple[str, ...] = ()
     uncertain: tuple[str, ...] = ()
     chances: tuple[Chance, ...] = ()
+    outs: tuple[Interface, ...] = ()
+    """The ``-o`` conditions among ``uncertain`` (``Uncertain.out``)."""
 
     @property
     def matched(self) -> bool:
@@ -205,7 +210,13 @@ def _core_checks(rule: Rule) -> list[Check]:
 
         def check_out(flow: Flow, ctx: MatchContext) -> CheckResult:
             if not flow.out_known and ctx.hook in ("FORWARD", "OUTPUT", "POSTROUTING"):
-                return Uncertain(f"-o {iout}: output interface unknown (no route in snapshot)")
+                read = read_out(iout, flow.out_readings)
+                if read is None:
+                    return Uncertain(f"-o {iout}: output interface unknown (no route in "
+                                     "snapshot)", out=iout)
+                if read:
+                    return None
+                return f"out-interface (unknown) is not {iout}, as this path assumed earlier"
             if iout.matches(flow.out_iface):
                 return None
             return f"out-interface {flow.out_iface or '(none)'} is not {iout}"
@@ -802,6 +813,7 @@ def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext, *,
     whether the rule matched)."""
     uncertain: list[str] = []
     chances: list[Chance] = []
+    outs: tuple[Interface, ...] = ()  # rare: only where an ``-o`` is doubt
     for check in checks:
         result = check(flow, ctx)
         if result is None:
@@ -810,11 +822,34 @@ def run_checks(checks: tuple[Check, ...], flow: Flow, ctx: MatchContext, *,
             return Evaluation(mismatches=(result,)) if why else _MISMATCHED
         if isinstance(result, Uncertain):
             uncertain.append(result.what)
+            if result.out is not None:
+                outs += (result.out,)
         else:
             chances.append(result)
     if not uncertain and not chances:
         return _MATCHED
-    return Evaluation(uncertain=tuple(uncertain), chances=tuple(chances))
+    return Evaluation(uncertain=tuple(uncertain), chances=tuple(chances), outs=outs)
+
+
+def read_out(cond: Interface, readings: tuple[tuple[str, bool], ...]) -> bool | None:
+    """Whether an output interface of which only ``readings`` are known (``Flow.out_readings``:
+    ``(NAME, hit)``, ``NAME`` with ``+`` a prefix wildcard as in iptables(8)) satisfies
+    ``cond`` (``[!] -o NAME``, negation applied), or None when they do not tell."""
+    name = cond.name
+    wild = name.endswith("+")
+    for known, hit in readings:
+        prefix = known[:-1] if known.endswith("+") else None
+        if known == name:
+            return hit != cond.negated
+        if hit and prefix is None:  # the interface is ``known`` itself
+            return cond.matches(known)
+        if prefix is None:
+            continue
+        if name.startswith(prefix) and not hit:  # ``name`` names no interface ``known`` allows
+            return cond.negated
+        if hit and not name.startswith(prefix) and not (wild and prefix.startswith(name[:-1])):
+            return cond.negated  # ``known`` and ``name`` share no interface
+    return None
 
 
 _MATCHED = Evaluation()

@@ -446,6 +446,7 @@ class Walker(Router):
                         pending.extend(Cursor(u, chain_name, i + 1, stack, active)
                                        for u in reversed(unmatched))
                         path = matched
+                        flow = path.flow
                         steps = list(path.steps)
                     target = cr.rule.target
                     if target is None:
@@ -614,26 +615,55 @@ class Walker(Router):
         (probability ``1 - p``, same assumption as the matching branch) or by doubt (the
         reading "it does not", probability unchanged), so the chance branches of each reading
         sum to its probability. Past ``_MAX_OUTCOMES`` only the matching side is followed, and
-        a chance taken for granted becomes an assumption (probability unchanged)."""
+        a chance taken for granted becomes an assumption (probability unchanged).
+
+        An unknown output interface is one interface for the whole path: each reading of a
+        ``-o`` (matches, or, when it is the rule's only doubt, does not) joins the flow's
+        ``out_readings``, which later ``-o`` matches follow (``read_out``). A reading that
+        puts the packet out of an interface ``Host.unlikely_out`` rules unlikely says why in
+        its assumption and counts in ``WalkPath.unlikely``."""
         run = self.run_
         where = f"{table}:{chain}#{cr.index}"
         for what in ev.uncertain:
             run.doubt(f"{where}: {what}")
-        assumed_yes = tuple(f"{where} matches ({w})" for w in ev.uncertain)
-        assumed_no = tuple(f"{where} does not match ({w})" for w in ev.uncertain)
+        yes_reads = tuple((o.name, not o.negated) for o in ev.outs)
+        no_reads = tuple((o.name, o.negated) for o in ev.outs) \
+            if len(ev.outs) == len(ev.uncertain) == 1 else ()
+        yes_why = self._unlikely(yes_reads, path.flow)
+        no_why = self._unlikely(no_reads, path.flow)
+        assumed_yes = tuple(f"{where} matches ({w})" for w in ev.uncertain) + yes_why
+        assumed_no = tuple(f"{where} does not match ({w})" for w in ev.uncertain) + no_why
+        flow_yes = replace(path.flow, out_readings=path.flow.out_readings + yes_reads) \
+            if yes_reads else path.flow
         if run.outcomes >= _MAX_OUTCOMES:
             run.doubt(f"more than {_MAX_OUTCOMES} outcomes: later forks follow the matching "
                       "side only")
             taken = tuple(f"{where} matches ({c.what}: its other outcome not followed)"
                           for c in ev.chances)
-            return path.but(assumed=path.assumed + assumed_yes + taken), []
+            return path.but(flow=flow_yes, assumed=path.assumed + assumed_yes + taken,
+                            unlikely=path.unlikely + len(yes_why)), []
         p = ev.probability
-        matched = path.but(prob=path.prob * p, assumed=path.assumed + assumed_yes)
+        matched = path.but(flow=flow_yes, prob=path.prob * p, assumed=path.assumed + assumed_yes,
+                           unlikely=path.unlikely + len(yes_why))
         unmatched: list[WalkPath] = []
         if ev.chances:
-            unmatched.append(path.but(prob=path.prob * (1.0 - p),
-                                      assumed=path.assumed + assumed_yes))
+            unmatched.append(path.but(flow=flow_yes, prob=path.prob * (1.0 - p),
+                                      assumed=path.assumed + assumed_yes,
+                                      unlikely=path.unlikely + len(yes_why)))
         if ev.uncertain:
-            unmatched.append(path.but(assumed=path.assumed + assumed_no))
+            flow_no = replace(path.flow, out_readings=path.flow.out_readings + no_reads) \
+                if no_reads else path.flow
+            unmatched.append(path.but(flow=flow_no, assumed=path.assumed + assumed_no,
+                                      unlikely=path.unlikely + len(no_why)))
         run.outcomes += len(unmatched)
         return matched, unmatched
+
+    def _unlikely(self, reads: tuple[tuple[str, bool], ...], flow: Flow) -> tuple[str, ...]:
+        """The assumptions (``unlikely: WHY``) of the readings among ``reads`` that put
+        ``flow`` out of an interface ``Host.unlikely_out`` rules unlikely."""
+        found = []
+        for name, hit in reads:
+            why = self.host.unlikely_out(name, flow.dst) if hit else None
+            if why is not None:
+                found.append(f"unlikely: output interface {name}: {why}")
+        return tuple(found)

@@ -32,10 +32,14 @@ class WalkPath:
     routed_mark: int = 0
     nat_dst_done: bool = False
     nat_src_done: bool = False
+    unlikely: int = 0
+    """How many of ``assumed`` contradict what the snapshot tells (``Host.unlikely_out``): the
+    engine puts the paths with fewer first, so the headline is the likeliest reading."""
 
     def but(self, *, flow: Flow | None = None, steps: tuple[Step, ...] | None = None,
             prob: float | None = None, assumed: tuple[str, ...] | None = None,
-            nat_dst_done: bool | None = None, nat_src_done: bool | None = None) -> WalkPath:
+            nat_dst_done: bool | None = None, nat_src_done: bool | None = None,
+            unlikely: int | None = None) -> WalkPath:
         """A copy with some fields changed (``dataclasses.replace`` is slow on the hot path)."""
         return WalkPath(
             self.flow if flow is None else flow,
@@ -45,6 +49,7 @@ class WalkPath:
             self.kind, self.routed_dst, self.routed_mark,
             self.nat_dst_done if nat_dst_done is None else nat_dst_done,
             self.nat_src_done if nat_src_done is None else nat_src_done,
+            self.unlikely if unlikely is None else unlikely,
         )
 
 
