@@ -386,12 +386,16 @@ class Walker(Router):
                 run.doubt(f"{where}: {u}")
             assumed = path.assumed + tuple(f"{where}: {u}" for u in r.uncertain) \
                 if len(results) > 1 else path.assumed
+            # ``oifname`` readings the chain took (``natlens.nft.outiface``), judged as -o's
+            unlikely = self._unlikely(r.flow.out_readings[len(path.flow.out_readings):], r.flow)
             action = _NFT_ACTIONS[r.verdict]
             if r.verdict is NftVerdict.QUEUE:
                 run.doubt(f"{where}: queue: verdict decided by a userspace program "
                           "(assumed accept)")
-            out.append((action, path.but(flow=r.flow, steps=tuple(steps), assumed=assumed,
-                                         prob=path.prob * r.probability)))
+            out.append((action, path.but(flow=r.flow, steps=tuple(steps),
+                                         assumed=assumed + unlikely,
+                                         prob=path.prob * r.probability,
+                                         unlikely=path.unlikely + len(unlikely))))
         return out
 
     def walk(self, start: Cursor, hook: str, table: str, chains: Mapping[str, PreparedChain],

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from natlens.model import Option, Target
+from natlens.model import Interface, Option, Target
 from natlens.nft.lookup import (
     Interval,
     KeyPart,
@@ -40,6 +40,7 @@ from natlens.nft.lookup import (
     normalise,
 )
 from natlens.nft.model import MAPPINGS, Element, Json, NftSet, Rule, Table
+from natlens.nft.outiface import condition, conditions, is_out_key, noted, read
 from natlens.nft.render import key_type, render_expr
 from natlens.nft.values import Draw, Getter, Missing, Unknown, Value, Where, compile_getter
 
@@ -331,11 +332,18 @@ def _match(body: Mapping[str, Json], text: str) -> _Step:
             return _Go(flow) if ok else _Stop(f"{text}: {'found' if present else 'missing'}")
 
         return exists
+    out = is_out_key(left)
     if _is_set_ref(right):
         lookup = _compile_lookup(right, left, map_form=False)
         negate = op in ("!=", "!")
 
         def member(flow: Flow, ctx: NftContext) -> _Result:
+            if out and not flow.out_known:
+                unknown = get(flow, ctx.where)
+                elements = _elements(right, left, ctx) if isinstance(unknown, Unknown) else None
+                conds = conditions(elements) if elements is not None else None
+                if isinstance(unknown, Unknown) and conds:
+                    return _out_member(conds, negate, flow, f"{text}: {unknown.why}", text)
             value = _operand(get, flow, ctx, text)
             if isinstance(value, _Stop | _Doubt):
                 return value
@@ -355,8 +363,13 @@ def _match(body: Mapping[str, Json], text: str) -> _Step:
     if dtype == "iface_index" and isinstance(const, int):
         # meta iif/oif printed as a number: an interface the listing host could not name
         const = Unknown(f"interface index {const}: its name is not in the snapshot")
+    cond = condition(const) if out and op in ("==", "!=") and isinstance(const, str) else None
 
     def compare(flow: Flow, ctx: NftContext) -> _Result:
+        if cond is not None and not flow.out_known:
+            unknown = get(flow, ctx.where)
+            if isinstance(unknown, Unknown):
+                return _out_member((cond,), op == "!=", flow, f"{text}: {unknown.why}", text)
         value = _operand(get, flow, ctx, text)
         if isinstance(value, _Stop | _Doubt):
             return value
@@ -385,6 +398,66 @@ def _show(value: Value, dtype: str | None) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return str(value)
+
+
+def _elements(ref: Json, left: Json, ctx: NftContext) -> tuple[Element, ...] | None:
+    """The elements of set ``ref`` (``@name`` or a literal), None for a set filled at run
+    time or not in the table."""
+    if isinstance(ref, MAPPINGS) and "set" in ref:
+        return _anonymous(ref["set"], False)
+    if not isinstance(ref, str):
+        return None
+    found = ctx.table.index(ref[1:], _types_of(left))
+    if found is None or found[0].runtime_filled:
+        return None
+    return found[0].elements
+
+
+def _out_member(conds: tuple[Interface, ...], negate: bool, flow: Flow, why: str, text: str
+                ) -> _Result:
+    """``oifname [!=] { NAME, ... }`` (one name for a comparison) on an unknown output
+    interface: decided by the path's earlier readings (``natlens.nft.outiface``), else a doubt
+    whose branches add their readings: "in the set" the name when it is the only one left
+    open, "not in the set" every name left open."""
+    reads = [read(c, flow) for c in conds]
+    if True in reads or all(r is False for r in reads):
+        found = True in reads
+        if found != negate:
+            return _Go(flow)
+        return _Stop(f"{text}: the output interface (unknown) is {'' if found else 'not '}"
+                     "what the condition needs, as this path assumed earlier", flow)
+    open_ = [c.name for c, r in zip(conds, reads, strict=True) if r is None]
+    inside = noted(flow, [(open_[0], True)] if len(open_) == 1 else [])
+    outside = noted(flow, [(n, False) for n in open_])
+    yes, no = (outside, inside) if negate else (inside, outside)
+    return _Doubt(why, (("assumed to match", _Go(yes)), ("assumed not to match", _Stop(why, no))))
+
+
+def _out_vmap(elements: tuple[Element, ...], key: Json, flow: Flow, why: str, text: str
+              ) -> _Result | None:
+    """``oifname vmap { NAME : VERDICT, ... }`` on an unknown output interface: the element
+    the path's earlier readings choose, else one branch per element they leave open (each
+    reading its name) and one for none (reading none of them); None when the elements are not
+    all plain names with verdicts."""
+    conds = conditions(elements)
+    if not conds or len(elements) > MAX_BRANCHES:
+        return None
+    reads = [read(c, flow) for c in conds]
+    options: list[tuple[str, _Go | _Stop | _End]] = []
+    for element, c, r in zip(elements, conds, reads, strict=True):
+        end = _verdict_of(element.data, flow if r else noted(flow, [(c.name, True)]))
+        if end is None:
+            return None
+        if r:
+            return end
+        if r is None:
+            options.append((f"{render_expr(key)} chose {render_expr(element.key)}", end))
+    none = noted(flow, [(c.name, False) for c, r in zip(conds, reads, strict=True) if r is None])
+    if not options:
+        return _Stop(f"{text}: the output interface (unknown) is in none of the map's keys, as "
+                     "this path assumed earlier", flow)
+    options.append(("no element of the map chosen", _Stop(text, none)))
+    return _Doubt(why, tuple(options))
 
 
 def _doubt_match(flow: Flow, why: str, draw: Draw | None = None) -> _Doubt:
@@ -427,6 +500,10 @@ def _vmap(body: Mapping[str, Json], text: str) -> _Step:
                 found = ctx.table.index(data[1:], _types_of(key))
                 elements = found[0].elements if found else None
             options: list[tuple[str, _Go | _Stop | _End]] = []
+            if is_out_key(key) and not value.random and elements is not None:
+                chosen = _out_vmap(elements, key, flow, f"{text}: {value.why}", text)
+                if chosen is not None:
+                    return chosen
             if elements is not None and len(elements) <= MAX_BRANCHES:
                 for element in elements:
                     end = _verdict_of(element.data, flow)
