@@ -22,16 +22,16 @@ import copy
 import gc
 import ipaddress
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-from natlens.model import Family, Ruleset
+from natlens.model import Address, Family, Interface, Ruleset
 from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.flow import Flow, MatchContext, ReverseNat
-from natlens.netfilter.host import Host, IPAddress, Route, with_assumed
+from natlens.netfilter.host import Host, IPAddress, IPNetwork, Route, with_assumed
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
     iptables_nft_tables,
@@ -57,6 +57,7 @@ from natlens.netfilter.trace import Branch, Path, StepKind, Trace, Verdict
 from natlens.netfilter.walk import ContextKey, Walker
 from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
 from natlens.nft import NftRuleset
+from natlens.nft.masquerade import masquerade_conditions
 
 __all__ = [
     "HOOK_TABLES",
@@ -134,8 +135,10 @@ class Simulator:
     def _build(self) -> None:
         """The host per family (routes inferred from Docker's rules when unknown) and the
         pipelines of base chains."""
-        self._hosts = {4: self._with_inferred_routes(self.host, self.v4),
-                       6: self._with_inferred_routes(self.host, self.v6)}
+        self._hosts = {
+            v: self._with_inferred_routes(self.host, prepared, _docker_masquerades(
+                prepared, self._nft_ruleset, v, self._nft_owned))
+            for v, prepared in ((4, self.v4), (6, self.v6))}
         main = iptables_source(self.backend)
         other_backend = {"nf_tables": "legacy", "legacy": "nf_tables"}.get(self.backend or "")
         self.pipelines: dict[int, Pipeline] = {}
@@ -191,30 +194,24 @@ class Simulator:
                    other=snap.other_backend, other6=snap.other_backend6, nft=snap.nft)
 
     @staticmethod
-    def _with_inferred_routes(host: Host, prepared: PreparedRuleset) -> Host:
-        """Without ip-route.json, Docker's ``-s NET ! -o BRIDGE -j MASQUERADE`` rules name the
-        bridge networks; use them as connected routes (and say so), and as ``Host.segments``:
-        the rule's author has this host masquerade NET towards every other interface, so it
-        is the gateway of NET on BRIDGE."""
+    def _with_inferred_routes(host: Host, prepared: PreparedRuleset,
+                              found: Iterable[tuple[str, IPNetwork, str]]) -> Host:
+        """Without ip-route.json, Docker's masquerade rules (``found``: bridge, network, where,
+        ``_docker_masquerades``) name the bridge networks; use them as connected routes (and
+        say so), and as ``Host.segments``: the rule's author has this host masquerade NET
+        towards every other interface, so it is the gateway of NET on BRIDGE."""
         known_routes = host.known_routes if prepared.family is Family.IPV4 else host.known_routes6
-        post = prepared.chain("nat", "POSTROUTING")
-        if known_routes or post is None:
+        if known_routes:
             return host
         have = {r.network for r in (host.routes + host.routes6)}
-        for cr in post.rules:
-            r = cr.rule
-            if (r.target_name == "MASQUERADE" and r.source is not None and not r.source.negated
-                    and r.out_interface is not None and r.out_interface.negated
-                    and not r.out_interface.name.endswith("+")
-                    and r.source.network not in have):
-                route = Route(r.source.network, r.out_interface.name)
-                host = with_assumed(host, routes=(route,), note=(
-                    f"route {r.source.network} dev {r.out_interface.name} inferred from "
-                    f"nat:POSTROUTING rule {cr.index} (Docker's MASQUERADE rule)"))
-                name = r.out_interface.name
-                host = replace(host, segments=MappingProxyType({
-                    **host.segments, name: (*host.segments.get(name, ()), r.source.network)}))
-                have.add(r.source.network)
+        for name, network, where in found:
+            if network in have:
+                continue
+            host = with_assumed(host, routes=(Route(network, name),), note=(
+                f"route {network} dev {name} inferred from {where}"))
+            host = replace(host, segments=MappingProxyType({
+                **host.segments, name: (*host.segments.get(name, ()), network)}))
+            have.add(network)
         return host
 
     # -- public ---------------------------------------------------------------------------------
@@ -449,6 +446,43 @@ def _docker_present(host: Host, rulesets: tuple[Ruleset | None, ...],
            for table in rs.tables for chain in table.chains):
         return True
     return nft is not None and any(t.name == _DOCKER_NFT_TABLE for t in nft.tables)
+
+
+def _docker_segment(source: Address | None, out: Interface | None) -> tuple[str, IPNetwork] | None:
+    """``(BRIDGE, NET)`` when a masquerade rule's conditions are Docker's ``-s NET ! -o BRIDGE``
+    (``BRIDGE`` one exact name), else None: the one criterion for both rule forms
+    (``_docker_masquerades``). Docker writes it for each NAT-mode bridge network (moby
+    ``drivers/bridge``; nftables: ``oifname != BRIDGE ip saddr NET masquerade``)."""
+    if source is None or source.negated or source.mask is not None \
+            or out is None or not out.negated or out.name.endswith("+"):
+        return None
+    return out.name, source.network
+
+
+def _docker_masquerades(prepared: PreparedRuleset, nft: NftRuleset | None, version: int,
+                        skip: Collection[tuple[str, str]]) -> Iterator[tuple[str, IPNetwork, str]]:
+    """``(BRIDGE, NET, where)`` of each masquerade rule of IP ``version`` that
+    ``_docker_segment`` reads as Docker's: iptables ``nat:POSTROUTING`` rules of ``prepared``,
+    then the rules of ``nft``'s simulated tables that see ``version`` (``masquerade`` is valid
+    only in postrouting nat chains: nft_masq_validate), minus the iptables-nft tables ``skip``
+    holds. ``where`` names the rule for the assumption the route becomes."""
+    post = prepared.chain("nat", "POSTROUTING")
+    for cr in post.rules if post is not None else ():
+        r = cr.rule
+        seg = _docker_segment(r.source, r.out_interface) \
+            if r.target_name == "MASQUERADE" else None
+        if seg is not None:
+            yield (*seg, f"nat:POSTROUTING rule {cr.index} (Docker's MASQUERADE rule)")
+    for table in nft.tables if nft is not None else ():
+        if not table.simulated or not table.family.sees(version) \
+                or (table.family.value, table.name) in skip:
+            continue
+        for rule in (r for c in table.chains for r in c.rules):
+            conds = masquerade_conditions(rule)
+            seg = _docker_segment(*conds) if conds is not None else None
+            if seg is not None and seg[1].version == version:
+                yield (*seg, f"{table.label} {rule.chain} rule handle {rule.handle} "
+                              "(Docker's masquerade rule)")
 
 
 _CONNTRACK_OFF = (

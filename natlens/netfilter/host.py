@@ -123,8 +123,8 @@ class Host:
     segments: Mapping[str, tuple[IPNetwork, ...]] = field(
         default_factory=lambda: MappingProxyType({}))
     """The subnets of each Docker bridge network's bridge (``docker network inspect``; the
-    simulator adds those Docker's MASQUERADE rules name): a segment dockerd made, whose
-    gateway is the host itself (``unlikely_out``)."""
+    simulator adds those Docker's MASQUERADE rules name, iptables or nftables): a segment
+    dockerd made, whose gateway is the host itself (``unlikely_out``)."""
     not_source: frozenset[IPAddress] = frozenset()
     """Addresses ``inet_select_addr`` passes over: ip-addr.json marks them ``secondary`` or of
     a scope narrower than ``global`` (``host``, ``link``)."""

@@ -17,6 +17,8 @@ Modules (data flows top to bottom; none imports the snapshot loader or the engin
 Nothing here imports ``natlens.netfilter`` at import time (it imports this package); the NAT
 rewrite of ``natlens.netfilter.targets`` is imported when a NAT statement is first compiled.
 * ``evaluate``   — rules against a packet.
+* ``masquerade`` — a plain ``masquerade`` rule's ``ip saddr``/``oifname`` as iptables'
+  ``-s``/``-o`` (the engine reads Docker 29's networks from them).
 
 API for the hook pipeline (the engine keeps the hook order; this package runs one table)::
 
