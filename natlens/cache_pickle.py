@@ -47,6 +47,7 @@ from typing import Any, BinaryIO
 
 from natlens.errors import SnapshotError
 from natlens.model import Chain, Counters, Origin, Rule, Ruleset, Table, TableName
+from natlens.parse.networks import CompactIPv4Network
 from natlens.snapshot import Snapshot
 
 __all__ = [
@@ -178,6 +179,7 @@ def _dispatch() -> dict[type, Callable[[Any], Any]]:
         ipaddress.IPv6Address: _reduce_ip,
         ipaddress.IPv4Network: _reduce_net,
         ipaddress.IPv6Network: _reduce_net,
+        CompactIPv4Network: _reduce_net,  # the parser's (natlens.parse.networks)
     }
     for name, module in list(sys.modules.items()):
         if name != "natlens" and not name.startswith("natlens."):

@@ -7,15 +7,21 @@ with their negation, in iptables-save order; what they mean is decided by the si
 
 All values are frozen, slotted dataclasses; collections are tuples. Every rule and chain remembers
 where it came from (file, line, original text).
+
+Read-only mappings (``types.MappingProxyType``: a table's chain index, a host's addresses, nft
+expressions) are registered with ``copyreg`` here, so ``pickle`` and ``copy.deepcopy`` work on
+every natlens value (a mappingproxy pickles as a plain dict wrapped again when loaded).
 """
 
 from __future__ import annotations
 
+import copyreg
 import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "BUILTIN_CHAINS",
@@ -40,6 +46,18 @@ __all__ = [
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _read_only(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    """A read-only view of ``items``: how a pickled or copied mappingproxy is rebuilt."""
+    return MappingProxyType(items)
+
+
+def _reduce_read_only(value: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _read_only, (dict(value),)
+
+
+copyreg.pickle(MappingProxyType, _reduce_read_only)
 
 
 class Family(str, Enum):
@@ -83,11 +101,29 @@ class TargetKind(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a rule or chain was read: file name, 1-based line number and the line's text."""
+    """Where a rule or chain was read: file name, 1-based line number and the line's text.
+
+    The parser passes, in place of the text, the ``natlens.parse.lines.SourceLines`` of the
+    whole input (anything with a ``line(number) -> str`` method): ``text`` then cuts the line
+    out of it when read, so 700k origins share one text instead of holding 700k line strings
+    (issue 13). Equality, hashing, ``repr``, ``replace`` and pickling all read ``text``: an
+    origin made so is indistinguishable from one made with the string.
+    """
 
     source: str
     line: int
     text: str
+
+
+_ORIGIN_TEXT = Origin.__dict__["text"]  # the slot's member descriptor
+
+
+def _origin_text(origin: Origin) -> str:
+    text = _ORIGIN_TEXT.__get__(origin, Origin)
+    return text if type(text) is str else text.line(origin.line)
+
+
+setattr(Origin, "text", property(_origin_text, _ORIGIN_TEXT.__set__, doc="The line's text."))  # noqa: B010
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ _STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--s
                              "--hex-string", "--helper", "--timeout"})
 
 
-def _option_text(opt: Option) -> str:
+def _option_text(opt: Option, always_quoted: bool = False) -> str:
     parts = ["!", opt.name] if opt.negated else [opt.name]
     # Option.quoted tells of one argument: an unknown module's option named like a string
     # option may hold several, and forcing quotes on all of them would not be a fixpoint.
-    force = opt.quoted and len(opt.args) == 1
+    force = (opt.quoted or always_quoted) and len(opt.args) == 1
     for arg in opt.args:
         if opt.name in _STRING_OPTIONS:
             parts.append(quote(arg, force=force))
@@ -38,7 +38,13 @@ def _match_text(match: Match) -> str:
     head = f"-m {match.module}"
     if not match.options:
         return head
-    return head + " " + " ".join(_option_text(o) for o in match.options)
+    # libxt_string.c print_string/print_hex_string always quote the pattern
+    quoted = match.known and match.module == "string"
+    return head + " " + " ".join(_option_text(o, quoted and o.name in _PATTERNS)
+                                 for o in match.options)
+
+
+_PATTERNS = frozenset({"--string", "--hex-string"})
 
 
 def _target_text(target: Target, goto: bool) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,6 +109,11 @@ class Snapshot:
     _host: Host | None = field(default=None, init=False, repr=False, compare=False)
     _simulator: Simulator | None = field(default=None, init=False, repr=False, compare=False)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> list[Any]:
+        """What ``pickle`` and ``copy`` keep: every field but the prepared simulator (rules
+        compiled to closures, which pickle cannot store; made again on first use)."""
+        return [None if f.name == "_simulator" else getattr(self, f.name) for f in fields(self)]
 
     def derived(self, name: str, compute: Callable[[Snapshot], _T]) -> _T:
         """``compute(self)``, computed once per ``name`` and kept: facts over every rule that a

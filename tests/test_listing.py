@@ -321,15 +321,19 @@ def test_errors_name_the_line(text: str, line_no: int, reason: str) -> None:
     assert str(info.value).startswith("bad.txt")
 
 
-def test_large_listing_parses_every_row() -> None:
-    """5,000 rows (the time is measured by benchmarks/bench_worst.py, not here)."""
+def _docker_listing(count: int) -> str:
+    """A DOCKER chain of ``count`` DNAT rows, each with its own addresses and counters."""
     line = "{n:<8} {n:>6} {b:>7} DNAT       6    --  !docker0 *       0.0.0.0/0            " \
            "10.{x}.{y}.1          tcp dpt:{p} to:172.17.{x}.{y}:80\n"
     rows = "".join(line.format(n=i + 1, b=i * 60, x=i // 250 % 250, y=i % 250, p=1024 + i % 60000)
-                   for i in range(5_000))
-    text = "Chain DOCKER (1 references)\nnum      pkts      bytes target     prot opt in     " \
+                   for i in range(count))
+    return "Chain DOCKER (1 references)\nnum      pkts      bytes target     prot opt in     " \
            "out     source               destination\n" + rows
-    ruleset = parse_listing(text, table="nat")
+
+
+def test_large_listing_parses_every_row() -> None:
+    """5,000 rows (the time is measured by benchmarks/bench_worst.py, not here)."""
+    ruleset = parse_listing(_docker_listing(5_000), table="nat")
     assert ruleset.rule_count == 5_000
     last = ruleset["nat"]["DOCKER"].rules[-1]
     assert last.target is not None

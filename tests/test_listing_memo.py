@@ -100,3 +100,20 @@ def test_memo_agrees_on_kube_shaped_rows() -> None:
     text = f"Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)\n{_HEADER}\n" + "\n".join(rows)
     _assert_same(text)
     _assert_same(text + "\n3001 0 0 DNAT tcp -- * * 0.0.0.0/0 0.0.0.0/0 /* v6 */ tcp to:[::1]:80")
+
+
+@pytest.mark.parametrize("target", ["DNAT", "SNAT"])
+@pytest.mark.parametrize("address", [
+    "10.0.0.1", "10.0.0.1:0", "10.0.0.1:65535", "255.255.255.255:1", "0.0.0.0:80",
+    "10.0.0.1:65536", "010.0.0.1:80", "10.0.0.1:080", "10.0.0.256:80", "10.0.0:80",
+    "10.0.0.1:http", "10.0.0.1-10.0.0.2:80", "10.0.0.1:80-80", "[::1]:80", "::1", "",
+])
+def test_memo_reads_nat_addresses_as_the_whole_decoding(target: str, address: str) -> None:
+    """A NAT rule after a first one of the same shape (its template): a plain IPv4 address is
+    read without the general decoding (``_plain_nat_options``), anything else through it;
+    both as decoding the whole text does, in an IPv4 and an IPv6 listing."""
+    for anywhere in ("0.0.0.0/0", "::/0"):
+        rows = [f"{n} 0 0 {target} tcp -- * * {anywhere} {anywhere} /* svc{n} */ tcp dpt:80 "
+                f"to:{to}" for n, to in ((1, "10.9.9.9:8080"), (2, address), (3, "10.9.9.8"))]
+        _assert_same(f"Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)\n{_HEADER}\n"
+                     + "\n".join(rows))

@@ -81,10 +81,32 @@ def test_fast_path_equals_full_parser_on_kube_dump(monkeypatch: pytest.MonkeyPat
         "-A INPUT -i ppp0 -p tcp -m t6\u00fc\u00c0cp --dport 22 -j FOO",
         "-A INPUT -p tcp -m foo --dp 22 -j FOO",
         "-A INPUT -p tcp -m tcp --dport 22 -m foo --sport 1 -j FOO",
-        "-A INPUT -m conntrack --ctstate NEW -m foo --ctstate NEW -j FOO",
+        "-A INPUT -m conntrack --ctstate NEW -m foo --ctdir ORIGINAL -j FOO",
         "-A INPUT -p tcp -j FOO --dport 22",
         "-A INPUT -p udp -j NOSUCH --sport 53",
         "-A INPUT -p tcp -m foo --bar 1 -j FOO",
+        # the direct readers of the per-service and per-endpoint pieces (addresses, quoted
+        # comments, DNAT/SNAT targets, first jumps to a chain) next to their edge cases
+        "-A INPUT ! -s 10.0.0.0/8 ! -d 10.1.0.0/16 -p udp -j FOO",
+        "-A INPUT -s 10.0.0.1/255.0.255.0 -d 10.0.0.7 -p sctp -j FOO",
+        "-A INPUT -d 10.0.0.0/8 -s 10.1.0.0/16 -p tcp -j FOO",
+        "-A INPUT -s 10.0.0.1/32 -p gre -j ACCEPT",
+        "-A INPUT -s 10.0.0.1/32 -p 6 -j ACCEPT",
+        "-A INPUT -s 10.0.0.1/32 ! -p tcp -j ACCEPT",
+        "-A INPUT -m comment --comment \"\" -j FOO",
+        "-A INPUT -m comment --comment \"!\" -j FOO",
+        "-A INPUT -m comment --comment \"-x\" -j FOO",
+        "-A INPUT -m comment --comment \"-1 a\" -j FOO",
+        "-A INPUT -m comment --comment \"a b\" -m comment --comment \"a b\" -g FOO",
+        "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1",
+        "-A INPUT -p udp -j DNAT --to-destination 10.0.0.1:0",
+        "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:65535",
+        "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:080",
+        "-A INPUT -p icmp -j DNAT --to-destination 10.0.0.1:80",
+        "-A INPUT -p tcp -j SNAT --to-source 10.0.0.1:1024",
+        "-A INPUT -j SNAT --to-source 10.0.0.1",
+        "-A INPUT -j DNAT --to-destination 10.0.0.1 --random",
+        "-A INPUT -p tcp -j FOO",
     ],
 )
 def test_fast_path_equals_full_parser_on_odd_lines(line: str,
@@ -143,7 +165,9 @@ def test_fast_ipv4_network_is_ipaddress(text: str) -> None:
     real = ipaddress.IPv4Network(text, strict=False)
     assert built == real
     assert str(built) == str(real)
-    assert vars(built).keys() == vars(real).keys()
+    assert repr(built) == repr(real)
+    # no hosts function per /31 and /32 network (natlens.parse.networks): a method gives it
+    assert vars(built).keys() - {"hosts"} == vars(real).keys() - {"hosts"}
     if real.prefixlen >= 30:
         assert list(built.hosts()) == list(real.hosts())
 
@@ -155,7 +179,14 @@ def test_fast_ipv4_network_is_ipaddress(text: str) -> None:
      "-A INPUT -j DNAT --to-destination 10.0.0.1:80",
      # interface names with a quote (found by test_parse_property)
      "-A INPUT -o 'enp3s0 -g FOO", "-A INPUT -o '", "-A INPUT -i a'b -j ACCEPT",
-     "-A INPUT -o ! -j ACCEPT", "-A INPUT -o !! -j ACCEPT"],
+     "-A INPUT -o ! -j ACCEPT", "-A INPUT -o !! -j ACCEPT",
+     "-A INPUT -s 10.0.0.1/33 -j ACCEPT", "-A INPUT ! -s 10.0.0.0/8 -d 1.2.3 -p tcp -j ACCEPT",
+     "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:65536",
+     "-A INPUT ! -p tcp -j DNAT --to-destination 10.0.0.1:80",
+     "-A INPUT -p esp -j SNAT --to-source 10.0.0.1:80",
+     "-A INPUT -s 10.0.0.1/32 -s 10.0.0.2/32 -j ACCEPT",
+     "-A INPUT -m comment --comment \"a\"\"b\" -j ACCEPT",
+     "-A INPUT -j DNAT --to-destination 010.0.0.1"],
 )
 def test_fast_path_refuses_what_the_full_parser_refuses(line: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,9 @@
 them: ``tokens`` (shell-like words), ``rule`` and ``fastrule`` (one rule's options; ``fastrule``
 reads lines in iptables-save's own shape by segment, ``construct`` builds the frozen model
 objects cheaply, ``families`` refuses values of the other address family),
-``modules`` (one entry per ``-m``/``-j``), ``values`` and ``canonical`` (iptables-save's
-spelling of values), ``infer`` (table and family of a text that does not name them).
+``modules`` (one entry per ``-m``/``-j``), ``checks`` (what iptables refuses of a module's
+options as a whole), ``values`` and ``canonical`` (iptables-save's spelling of values),
+``infer`` (table and family of a text that does not name them).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.parse.lines import ListedLines, SourceLines
 
 __all__ = ["new_address", "new_chain", "new_match", "new_option", "new_origin", "new_rule",
            "new_target"]
@@ -84,7 +85,7 @@ class _Chain:
 class _Origin:
     __slots__ = Origin.__slots__
 
-    def __init__(self, source: str, line: int, text: str) -> None:
+    def __init__(self, source: str, line: int, text: str | SourceLines | ListedLines) -> None:
         self.source = source
         self.line = line
         self.text = text
@@ -149,8 +150,9 @@ def new_chain(name: str, builtin: bool, policy: str | None,  # noqa: PLR0917
     return chain  # type: ignore[return-value]
 
 
-def new_origin(source: str, line: int, text: str) -> Origin:
-    """``Origin(source, line, text)`` (one per rule and chain on the hot path)."""
+def new_origin(source: str, line: int, text: str | SourceLines | ListedLines) -> Origin:
+    """``Origin(source, line, text)`` (one per rule and chain on the hot path); ``text`` may be
+    the input's lines, which the origin then reads its line from when asked (``Origin``)."""
     origin = _Origin(source, line, text)
     origin.__class__ = Origin  # type: ignore[assignment]
     return origin  # type: ignore[return-value]

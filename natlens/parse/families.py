@@ -20,14 +20,11 @@ from collections.abc import Iterator
 
 from natlens.model import Match, Option, Rule, Target
 from natlens.parse.modules import MATCHES, TARGETS
+from natlens.parse.reject import reject_families
 
 __all__ = ["CONFLICTS_V4", "CONFLICTS_V6", "extension_family", "family_conflicts",
            "address_conflicts", "family_mismatch", "match_conflicts", "target_conflicts"]
 
-_REJECT_V4_ONLY = frozenset({"net-unreach", "host-unreach", "proto-unreach", "net-prohib",
-                             "host-prohib", "admin-prohib"})
-_REJECT_V6_ONLY = frozenset({"no-route", "adm-prohibited", "addr-unreach", "policy-fail",
-                             "reject-route"})
 # Extensions registered for one family only (NFPROTO_IPV4 / NFPROTO_IPV6 in their libxt_ /
 # libipt_ / libip6t_ file): iptables-restore says "Couldn't load match/target" for the other.
 _ONE_FAMILY_MATCHES = {**dict.fromkeys(("ttl", "icmp", "realm"), 4),
@@ -81,14 +78,14 @@ def _option_addresses(module: str, option: Option, kind: str) -> Iterator[tuple[
 
 
 def _reject_family(option: Option) -> int | None:
-    if option.name != "--reject-with" or not option.args:
+    """The one family whose REJECT knows ``--reject-with``'s type (natlens.parse.reject), or
+    None (both do, or neither: natlens.parse.checks refuses that)."""
+    if option.name != "--reject-with" or len(option.args) != 1:
         return None
-    value = option.args[0]
-    if value.startswith("icmp6-") or value in _REJECT_V6_ONLY:
-        return 6
-    if value.startswith("icmp-") or value in _REJECT_V4_ONLY:
-        return 4
-    return None
+    v4, v6 = reject_families(option.args[0])
+    if (v4 is None) == (v6 is None):
+        return None
+    return 4 if v6 is None else 6
 
 
 def extension_family(rule: Rule) -> tuple[int, str] | None:

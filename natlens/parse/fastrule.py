@@ -6,8 +6,11 @@ parsed once by the full parser (natlens.parse.rule) and its Match/Target reused.
 that are unique on kube dumps (one per service or endpoint: ``--comment`` texts, ``-j CHAIN``
 jumps, ``DNAT --to-destination A.B.C.D:PORT``, ``-s``/``-d`` addresses) have their own direct
 readers, which accept exactly what the full parser would give the same object for and leave the
-rest to it. Each segment's address family is checked once, when first read (``SegmentCache.
-conflicts``; natlens.parse.families). Anything that does not fit the shape (options of one module
+rest to it: one precompiled pattern checks a whole IP part (``_ADDRESS_CORE``) or NAT target
+(``_NAT_TAIL``, port range included), and the readers that run once per rule are inlined in
+``parse_line_fast`` (issue 13: a Python call per piece costs more than the check). Each
+segment's address family is checked once, when first read (``SegmentCache.conflicts``;
+natlens.parse.families). Anything that does not fit the shape (options of one module
 after another ``-m``, counters, old-style ``!``, quoted option-like values) returns None and the
 caller uses the full parser, so both paths give the same Rule (tests/test_parse_fastpath.py
 compares them on the corpus and kube dumps, down to ``repr``).
@@ -34,7 +37,8 @@ from natlens.model import (
     TargetKind,
 )
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
-from natlens.parse.construct import _Rule, new_match, new_option, new_target
+from natlens.parse.checks import MATCH_CHECKS, refusal
+from natlens.parse.construct import _Match, _Option, _Rule, new_match, new_option, new_target
 from natlens.parse.families import (
     address_conflicts,
     match_conflicts,
@@ -66,10 +70,13 @@ _COMMENT_Q = _COMMENT + '"'
 
 
 class _Named(typing.Protocol):
-    """A table's chain as the parser keeps it (its ``name`` is the table's key for it)."""
+    """A table's chain as the parser keeps it (its ``name`` is the table's key for it; its
+    ``jump``, None until the first jump to it, the Target of every jump to it)."""
 
     @property
     def name(self) -> str: ...
+
+    jump: Target | None
 
 
 @dataclass(slots=True)
@@ -83,12 +90,12 @@ class SegmentCache:
     core: dict[str, _Core | None] = field(default_factory=dict)
     matches: dict[str, _MatchEntry | None] = field(default_factory=dict)
     """`` -m `` piece (without ``-m``) -> its Match and the ``-p`` it needs (``-m tcp``)."""
-    comments: dict[str, Match] = field(default_factory=dict)
+    comments: dict[str, Match | tuple[Match]] = field(default_factory=dict)
     """Quoted ``--comment`` text -> its Match, keyed by the Option's own argument string
-    (kube dumps hold one comment per endpoint: no second copy of each)."""
+    (kube dumps hold one comment per endpoint: no second copy of each); once a rule has it
+    as its only match, the Match in a 1-tuple: the ``matches`` of every such rule (a third of
+    kube rules; not made for every comment, which would cost more than it shares)."""
     targets: dict[tuple[str, bool, bool], _TargetEntry | None] = field(default_factory=dict)
-    jumps: dict[str, Target] = field(default_factory=dict)
-    """Chain name -> the Target of a jump to it (named by the table's own string)."""
     conflicts: int = 0
 
 
@@ -102,10 +109,15 @@ _EMPTY_CORE: _Core = (None, None, None, None, None, None)
 # An IPv4 address as iptables-save prints it (what values._is_plain_ipv4 accepts) and a port
 # number without leading zeros: DNAT/SNAT values of this shape are canonical as written.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_PLAIN_NAT = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
-                        r"(?::(?:0|[1-9][0-9]{0,4}))?")
-_NAT_OPTIONS = {key: key for key in (("DNAT", "--to-destination"), ("SNAT", "--to-source"))}
-"""(target, option) -> the same strings, shared by every rule (not one copy per rule)."""
+_PORT = (r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+         r"|6553[0-5])")  # 0 to 65535
+_PLAIN_NAT_TEXT = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(:{_PORT})?"
+_PLAIN_NAT = re.compile(_PLAIN_NAT_TEXT)
+_NAT_TAIL = re.compile(rf"(?:DNAT --to-destination|SNAT --to-source) ({_PLAIN_NAT_TEXT})")
+"""A DNAT/SNAT target as iptables-save prints it (``_plain_nat``): group 1 the value, group 2
+its port (None: no port)."""
+_V4_CONFLICTS = address_conflicts(4)
+"""The conflict bits of an IPv4 address (in a DNAT/SNAT target)."""
 # the comment and NAT fast paths skip canonical rewrites
 assert "comment" not in CANONICAL_MATCH
 assert "DNAT" not in CANONICAL_TARGET
@@ -149,6 +161,31 @@ def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
 
 _SAVE_PROTOCOLS = frozenset({"tcp", "udp", "icmp", "sctp", "ipv6-icmp", "udplite", "esp", "ah",
                              "gre", "dccp"})
+_ADDRESS_CORE = re.compile(r" (?:(!) )?-s ([0-9./]+)(?: (?:(!) )?-d ([0-9./]+))?(?: -p ([a-z]+))?"
+                           r"| (?:(!) )?-d ([0-9./]+)(?: -p ([a-z]+))?")
+"""An IP part of IPv4 addresses and a protocol in iptables-save's order and spelling (with the
+space that follows the chain name): one per service or endpoint on kube dumps."""
+
+
+def _address_core(found: re.Match[str]) -> _Core | None:
+    """What ``_direct_core`` gives for the IP part ``_ADDRESS_CORE`` matched (None: let it
+    decide), read from the match without splitting."""
+    s_not, source, d_not, destination, name, d_not2, destination2, name2 = found.groups()
+    if source is None:
+        d_not, destination, name = d_not2, destination2, name2
+    protocol = None
+    if name is not None:
+        if name not in _SAVE_PROTOCOLS:
+            return None
+        key = (name, False)
+        protocol = _PROTO_CACHE.get(key) or _PROTO_CACHE.setdefault(key, Protocol(*key))
+    try:
+        src = None if source is None else _parse_address(source, s_not is not None, 0, source)
+        dst = None if destination is None else \
+            _parse_address(destination, d_not is not None, 0, destination)
+    except RuleSyntaxError:
+        return None
+    return (src, dst, None, None, protocol, None)
 
 
 def _parse_core(tokens: tuple[str, ...]) -> _Core | None:
@@ -206,6 +243,8 @@ def _direct_match(tokens: tuple[str, ...], quoted: frozenset[int]) -> Match | No
         options.append(Option(opt.name, args, negated, was_quoted))
         i = end
     result = tuple(options)
+    if refusal(module, result, MATCH_CHECKS.get(module)) is not None:
+        return None  # the full parser says why iptables refuses it
     rewrite = CANONICAL_MATCH.get(module)
     if rewrite is not None and rewrite(result) != result:
         return None
@@ -253,10 +292,7 @@ def _claimable(options: tuple[Option, ...]) -> bool:
 def _plain_nat(value: str) -> bool:
     """Whether a DNAT/SNAT address is ``A.B.C.D`` or ``A.B.C.D:PORT`` as iptables-save prints
     it (then ``canonical_args("natrange", ...)`` returns it unchanged)."""
-    if _PLAIN_NAT.fullmatch(value) is None:
-        return False
-    port = value.partition(":")[2]
-    return not port or int(port) <= 65535
+    return _PLAIN_NAT.fullmatch(value) is not None
 
 
 def _direct_target(tokens: tuple[str, ...], is_chain: bool) -> tuple[Target, bool] | None:
@@ -337,12 +373,13 @@ def _comment(text: str) -> Match | None:
     return new_match("comment", (new_option("--comment", (arg,), False, quoted),), True, False)
 
 
-def _quoted_comment(text: str, comments: dict[str, Match]) -> Match | None:
-    """``_comment`` of a quoted comment piece, kept in ``comments`` by its text."""
-    match = _comment(text)
-    if match is not None and match.options[0].quoted:
-        comments[match.options[0].args[0]] = match
-    return match
+def _quoted_comment_match(value: str) -> Match:
+    """``-m comment --comment "value"`` as ``_comment`` reads it (no call per object)."""
+    option = _Option("--comment", (value,), False, True)
+    option.__class__ = Option  # type: ignore[assignment]
+    match = _Match("comment", (option,), True, False)  # type: ignore[arg-type]
+    match.__class__ = Match  # type: ignore[assignment]
+    return match  # type: ignore[return-value]
 
 
 def _match_segment(text: str, cache: SegmentCache) -> _MatchEntry | None:
@@ -372,6 +409,12 @@ def _core_segment(text: str, cache: SegmentCache) -> _Core | None:
     """The IP part of ``text`` (what precedes the first `` -m ``), parsed once per text."""
     core: _Core | None = cache.core.get(text, _UNSET)
     if core is _UNSET:
+        found = _ADDRESS_CORE.fullmatch(text)
+        if found is not None:
+            core = _address_core(found)
+            if core is not None:  # not cached: an address is unique per service or endpoint
+                cache.conflicts |= _V4_CONFLICTS  # digits and dots: IPv4 addresses
+                return core
         if '"' in text:
             core = None
         else:
@@ -392,11 +435,11 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
     if '"' in tail and tail.count('"') % 2:
         return None
     is_chain = name in chains
-    if is_chain and len(name) == len(tail):  # -j CHAIN: one Target per chain
-        jump = cache.jumps.get(name)
-        if jump is None:
-            own = chains[name].name  # the table's string: no copy per rule kept as key
-            jump = cache.jumps[own] = new_target(own, (), TargetKind.CHAIN)
+    if is_chain and len(name) == len(tail):  # -j CHAIN: one Target per chain, kept on it
+        state = chains[name]
+        jump = state.jump
+        if jump is None:  # named by the table's string: no copy per rule
+            jump = state.jump = new_target(state.name, (), TargetKind.CHAIN)
         return jump, goto, False
     if not is_chain and not goto:
         verdict = _VERDICTS.get(tail)
@@ -428,15 +471,20 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
 def _nat_target(tail: str) -> _TargetEntry | None:
     """``DNAT --to-destination A.B.C.D[:PORT]`` (or SNAT ``--to-source``) as iptables-save
     prints it, or None."""
-    name, _, rest = tail.partition(" ")
-    option, _, value = rest.partition(" ")
-    names = _NAT_OPTIONS.get((name, option))
-    if names is None or not value or " " in value or not _plain_nat(value):
+    found = _NAT_TAIL.fullmatch(tail)
+    if found is None:
         return None
+    return _nat(tail, found[1]), False, found[2] is not None
+
+
+def _nat(tail: str, value: str) -> Target:
+    """The Target of ``tail``, which ``_NAT_TAIL`` matched with ``value``."""
     # an IPv4 address: ip6tables refuses it (natlens.parse.families), iptables takes it
-    target = new_target(names[0], (new_option(names[1], (value,), False, False),),
-                        TargetKind.EXTENSION)
-    return target, False, ":" in value
+    if tail[0] == "D":
+        option = new_option("--to-destination", (value,), False, False)
+        return new_target("DNAT", (option,), TargetKind.EXTENSION)
+    return new_target("SNAT", (new_option("--to-source", (value,), False, False),),
+                      TargetKind.EXTENSION)
 
 
 def parse_line_fast(  # noqa: PLR0917 (one call per rule)
@@ -465,7 +513,6 @@ def parse_line_fast(  # noqa: PLR0917 (one call per rule)
     # A cut inside a quoted stretch leaves a piece with an odd number of quotes: the core
     # refuses quotes, and each match piece and the tail is checked when first seen (a cached
     # piece passed the check).
-    quotes = '"' in line
     pieces = head.split(" -m ")
     core_text = pieces[0][3 + len(chain):]  # after "-A CHAIN"
     core: _Core | None = cache.core.get(core_text)
@@ -477,25 +524,34 @@ def parse_line_fast(  # noqa: PLR0917 (one call per rule)
     matches: tuple[Match, ...] = ()
     if len(pieces) > 1:
         found: list[Match] = []
+        cached: str | None = None  # the key of the last comment found in cache.comments
         known, comments = cache.matches, cache.comments
         for text in pieces[1:]:
             if text.startswith(_COMMENT_Q):
                 # the cache holds only quote-free texts: a hit is exactly COMMENT "text"
-                match = comments.get(text[_COMMENT_AT + 1:-1])
-                if match is None:
-                    if text.count('"') % 2:
-                        return None
-                    match = _quoted_comment(text, comments)
-                    if match is None:
+                value = text[_COMMENT_AT + 1:-1]
+                hit = comments.get(value)
+                if hit is None:
+                    if text[-1] == '"' and '"' not in value and len(text) > _COMMENT_AT + 1 \
+                            and value != "!" and not (value[:1] == "-" and value[1:2].isalpha()):
+                        # a new quoted comment (one per endpoint on kube dumps): _comment's
+                        match = comments[value] = _quoted_comment_match(value)
+                        cached = value
+                    else:
+                        if text.count('"') % 2:
+                            return None
                         entry = _match_segment(text, cache)
                         if entry is None:
                             return None
                         match = entry[0]  # a comment needs no -p
+                else:
+                    match = hit[0] if isinstance(hit, tuple) else hit
+                    cached = value
                 found.append(match)
                 continue
             entry = known.get(text)  # a hit is a text seen before: no more checks
             if entry is None:
-                if quotes and text.count('"') % 2:
+                if text.count('"') % 2:
                     return None
                 entry = _match_segment(text, cache)
                 if entry is None:
@@ -504,18 +560,38 @@ def parse_line_fast(  # noqa: PLR0917 (one call per rule)
             if want is not None and (proto is None or proto.name != want or proto.negated):
                 return None
             found.append(match)
-        matches = tuple(found)
+        if cached is not None and len(pieces) == 2:  # its only match: share the 1-tuple
+            shared = comments[cached]
+            if not isinstance(shared, tuple):
+                shared = comments[cached] = (shared,)
+            matches = shared
+        else:
+            matches = tuple(found)
     target: Target | None = None
     if jsep:
-        target = cache.jumps.get(tail)  # -j CHAIN: one Target per chain
-        if target is None or tail not in chains:
-            segment = _target_segment(tail, tail.partition(" ")[0], goto, chains, cache)
-            if segment is None:
-                return None
-            target = segment[0]
-            if segment[2] and (proto is None or proto.negated
-                               or proto.name not in NAT_PORT_PROTOCOLS):
-                return None  # the full parser says why iptables refuses it
+        state = chains.get(tail)
+        target = None if state is None else state.jump  # -j CHAIN: one Target per chain
+        if target is None:
+            if state is not None and " " not in tail and '"' not in tail:
+                # the first jump to a chain (one per chain on kube dumps): _target_segment's
+                target = state.jump = new_target(state.name, (), TargetKind.CHAIN)
+            elif not goto and (nat := _NAT_TAIL.fullmatch(tail)) is not None \
+                    and tail[:4] not in chains:
+                # DNAT/SNAT to A.B.C.D[:PORT], unique per endpoint on kube dumps: what
+                # _target_segment and _nat_target give, inlined
+                if nat[2] is not None and (proto is None or proto.negated
+                                           or proto.name not in NAT_PORT_PROTOCOLS):
+                    return None  # the full parser says why iptables refuses it
+                target = _nat(tail, nat[1])
+                cache.conflicts |= _V4_CONFLICTS
+            else:
+                segment = _target_segment(tail, tail.partition(" ")[0], goto, chains, cache)
+                if segment is None:
+                    return None
+                target = segment[0]
+                if segment[2] and (proto is None or proto.negated
+                                   or proto.name not in NAT_PORT_PROTOCOLS):
+                    return None  # the full parser says why iptables refuses it
     rule = _Rule(chain, core[0], core[1], core[2], core[3], proto, core[5], matches, target, goto,
                  None, origin, _NOTHING_UNKNOWN)
     rule.__class__ = Rule  # type: ignore[assignment]

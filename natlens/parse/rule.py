@@ -30,8 +30,10 @@ from natlens.model import (
     TargetKind,
 )
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
+from natlens.parse.checks import MATCH_CHECKS, TARGET_CHECKS, refusal
 from natlens.parse.construct import new_address
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
+from natlens.parse.networks import CompactIPv4Network
 from natlens.parse.values import canonical_address, canonical_args
 
 __all__ = ["RuleSyntaxError", "parse_rule_args", "PROTOCOL_NAMES"]
@@ -81,6 +83,10 @@ class _MatchBuilder:
     spec: ModuleSpec | None
     implicit: bool = False
     options: list[Option] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    """Index in the rule's arguments of each option's name (for errors)."""
+    at: int | None = None
+    """Index of the module's name (None: loaded by ``-p``)."""
 
     def build(self) -> Match:
         opts = self.options
@@ -100,6 +106,8 @@ class _TargetBuilder:
     spec: ModuleSpec | None
     kind: TargetKind
     options: list[Option] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    at: int | None = None
 
 
 def parse_rule_args(
@@ -124,7 +132,21 @@ def parse_rule_args(
     return p.build(chain, origin, counters)
 
 
-_ADDRESS_CACHE: dict[tuple[str, bool], Address] = {}
+_ADDRESS_CACHE: tuple[dict[int | str, Address], dict[int | str, Address]] = ({}, {})
+"""``_host_key`` of an address text -> its Address, plain and negated
+(``_ADDRESS_CACHE[negated]``): one object per address of a parse, however many rules name it
+(``forget_addresses`` empties it after a large parse)."""
+_ADDRESSES_KEPT = 100_000
+"""Addresses kept from one parse to the next (as many as a 100k-rule dump names: parsed
+again, it finds them all)."""
+
+
+def forget_addresses() -> None:
+    """Empty the address cache when a parse left more than ``_ADDRESSES_KEPT`` addresses in it
+    (a 700k-line dump names 180k: kept, they would outlive its rules by 50 MB)."""
+    for cache in _ADDRESS_CACHE:
+        if len(cache) > _ADDRESSES_KEPT:
+            cache.clear()
 
 
 _PREFIXES = {str(n): n for n in range(33)}
@@ -137,19 +159,18 @@ _SET_IP: Callable[[ipaddress.IPv4Address, int], None] = \
 def _build_ipv4_network(packed: int, prefix: int) -> ipaddress.IPv4Network:
     """``IPv4Network((packed, prefix), strict=False)`` without its argument parsing: the
     attributes its ``__init__`` sets (a quarter of the cost; one per service and endpoint on
-    kube dumps). Used only when ``_check_ipv4_build`` finds it equal to the constructor."""
+    kube dumps). Used only when ``_check_ipv4_build`` finds it equal to the constructor.
+
+    A ``CompactIPv4Network`` (natlens.parse.networks: no ``hosts`` function per /31 and /32
+    network), its attributes set one by one (``vars(net)`` would give it a dict of its own;
+    set so, they share the class's key table: 175 bytes a /32 network instead of 447)."""
     netmask, prefix = _NETMASKS[prefix]
-    net = object.__new__(ipaddress.IPv4Network)
+    net = object.__new__(CompactIPv4Network)
     address = object.__new__(ipaddress.IPv4Address)
-    _SET_IP(address, packed & int(netmask))
-    state = vars(net)
-    state["network_address"] = address
-    state["netmask"] = netmask
-    state["_prefixlen"] = prefix
-    if prefix == 31:
-        state["hosts"] = net.__iter__
-    elif prefix == 32:
-        state["hosts"] = lambda: [ipaddress.IPv4Address(packed)]
+    _SET_IP(address, packed if prefix == 32 else packed & int(netmask))  # /32: the same int
+    net.network_address = address
+    net.netmask = netmask
+    net._prefixlen = prefix  # type: ignore[attr-defined]  # what __init__ sets
     return net
 
 
@@ -158,7 +179,8 @@ def _check_ipv4_build() -> bool:
     for packed, prefix in ((0x0A000001, 32), (0x0A000001, 31), (0x0A000101, 24), (7, 0)):
         built = _build_ipv4_network(packed, prefix)
         real = ipaddress.IPv4Network((packed, prefix), strict=False)
-        if vars(built).keys() != vars(real).keys() or built != real or str(built) != str(real):
+        if vars(built).keys() != vars(real).keys() - {"hosts"} or built != real \
+                or str(built) != str(real) or repr(built) != repr(real):
             return False
         if prefix >= 31 and list(built.hosts()) != list(real.hosts()):
             return False
@@ -193,12 +215,29 @@ def _fast_ipv4_network(text: str) -> ipaddress.IPv4Network | None:
         return None
 
 
+def _host_key(text: str) -> int | str:
+    """The address cache's key for ``text``: an IPv4 host in its canonical spelling
+    (``10.0.0.1/32``, ``10.0.0.1``; 180k of them on a 700k-line kube dump) as its integer,
+    which its network then holds (no key string kept beside it while the parse runs: 11 MB
+    there), anything else as the text."""
+    addr, slash, prefix_text = text.partition("/")
+    if slash and prefix_text != "32":
+        return text
+    try:
+        packed = socket.inet_pton(_AF_INET, addr)
+    except (OSError, ValueError):
+        return text
+    # the round trip keeps only the canonical dotted-decimal spelling (_fast_ipv4_network)
+    return int.from_bytes(packed, "big") if socket.inet_ntop(_AF_INET, packed) == addr else text
+
+
 def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
-    key = (part, negated)
-    cached = _ADDRESS_CACHE.get(key)
+    cache = _ADDRESS_CACHE[negated]
+    key = _host_key(part)
+    cached = cache.get(key)
     if cached is not None:
         return cached
-    net = _fast_ipv4_network(part)
+    net = _IPV4_NETWORK(key, 32) if type(key) is int else _fast_ipv4_network(part)
     if net is not None:
         address = new_address(net, negated, None)
     else:
@@ -206,8 +245,7 @@ def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
             address = Address(ipaddress.ip_network(canonical_address(part)), negated)
         except ValueError:
             address = _parse_masked_address(part, negated, index, value)
-    if len(_ADDRESS_CACHE) < 100_000:
-        _ADDRESS_CACHE[key] = address
+    cache[key] = address
     return address
 
 
@@ -462,11 +500,13 @@ class _RuleParser:
         if self.i >= len(self.args):
             raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
         module = self.args[self.i]
-        if not _is_name(module):
-            raise RuleSyntaxError(f"bad match module name {module!r}", self.i, module)
+        if not _is_name(module) or module.startswith(("-", "!")):
+            # iptables: "Couldn't load match `-j'" (an option word is no module name)
+            raise RuleSyntaxError(f"bad match module name {module!r} after {tok}", self.i,
+                                  module)
         self.i += 1
         spec = MATCHES.get(module)
-        builder = _MatchBuilder(module, spec)
+        builder = _MatchBuilder(module, spec, at=self.i - 1)
         self.matches.append(builder)
         self.context = builder
 
@@ -478,8 +518,8 @@ class _RuleParser:
         if self.i >= len(self.args):
             raise RuleSyntaxError(f"option {tok!r} requires an argument", index, tok)
         name = self.args[self.i]
-        if not _is_name(name):
-            raise RuleSyntaxError(f"bad target name {name!r}", self.i, name)
+        if not _is_name(name) or name.startswith(("-", "!")):
+            raise RuleSyntaxError(f"bad target name {name!r} after {tok}", self.i, name)
         self.i += 1
         self.goto = tok in _GOTO
         spec: ModuleSpec | None = None
@@ -494,7 +534,7 @@ class _RuleParser:
             kind = TargetKind.UNKNOWN
         if self.goto and kind is not TargetKind.CHAIN and kind is not TargetKind.UNKNOWN:
             raise RuleSyntaxError(f"-g needs a user-defined chain, not {name!r}", index + 1, name)
-        self.target = _TargetBuilder(name, spec, kind)
+        self.target = _TargetBuilder(name, spec, kind, at=self.i - 1)
         self.context = self.target
 
     def _set_counters(self, tok: str, index: int) -> None:
@@ -544,6 +584,7 @@ class _RuleParser:
             raise RuleSyntaxError(str(exc), index + 1, values[0] if values else tok) from None
         quoted = any(j in self.quoted for j in range(i - len(values), i))
         owner.options.append(Option(spec_name, canon, negated, quoted))
+        owner.positions.append(index)
 
     def _find_owner(
         self, tok: str, index: int
@@ -586,6 +627,25 @@ class _RuleParser:
         raise RuleSyntaxError(f"unknown option {tok!r}{where}{did_you_mean(tok, names)}",
                               index, tok)
 
+    def _check_module(self, built: _MatchBuilder | _TargetBuilder) -> None:
+        """Raise what iptables says of the module's options as a whole (natlens.parse.checks:
+        repeated, excluded, missing options, the extension's final check)."""
+        if isinstance(built, _MatchBuilder):
+            name, checks = built.module, MATCH_CHECKS.get(built.module)
+        else:
+            name, checks = built.name, TARGET_CHECKS.get(built.name)
+        found = refusal(name, built.options, checks)
+        if found is None:
+            return
+        at = built.at
+        if found.option is not None:
+            at = next((pos for opt, pos in zip(built.options, built.positions, strict=True)
+                       if opt.name == found.option), at)
+            if found.reason.endswith("can only be used once"):  # point at the repeat
+                at = [pos for opt, pos in zip(built.options, built.positions, strict=True)
+                      if opt.name == found.option][1]
+        raise RuleSyntaxError(found.reason, at, self.args[at] if at is not None else None)
+
     def _port_protocol(self) -> bool:
         proto = self.protocol
         return proto is not None and not proto.negated and proto.name in NAT_PORT_PROTOCOLS
@@ -599,6 +659,9 @@ class _RuleParser:
                 want = "ipv6-icmp" if builder.module == "icmp6" else builder.module
                 if proto != want or (self.protocol and self.protocol.negated):
                     raise RuleSyntaxError(f"-m {builder.module} requires -p {want}")
+        for built in (*self.matches, self.target):
+            if built is not None and built.spec is not None:
+                self._check_module(built)
         matches = tuple(b.build() for b in self.matches)
         target: Target | None = None
         if self.target is not None:

@@ -29,9 +29,9 @@ chains) and records a warning naming the line for each concession.
 
 from __future__ import annotations
 
-import gc
 import re
 import warnings
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 
 from natlens.errors import ParseError, ParseWarning, did_you_mean
@@ -47,18 +47,22 @@ from natlens.model import (
     Ruleset,
     Table,
     TableName,
+    Target,
     TargetKind,
 )
-from natlens.parse.construct import _Origin, new_chain
+from natlens.parse.collector import collector_off
+from natlens.parse.construct import _Origin, new_chain, new_origin
 from natlens.parse.families import (
     CONFLICTS_V4,
     CONFLICTS_V6,
     family_conflicts,
     family_mismatch,
 )
+from natlens.parse.family_defaults import with_family_defaults
 from natlens.parse.fastrule import SegmentCache, parse_line_fast
 from natlens.parse.infer import infer_family, infer_table
-from natlens.parse.rule import RuleSyntaxError, parse_rule_args
+from natlens.parse.lines import ListedLines, SourceLines
+from natlens.parse.rule import RuleSyntaxError, forget_addresses, parse_rule_args
 from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
 
 __all__ = ["parse_save"]
@@ -111,14 +115,29 @@ def _rejoin_interrupted(lines: list[str]) -> list[str]:
     return out
 
 
-@dataclass(slots=True)
-class _ChainState:
-    name: str
-    builtin: bool
-    policy: str | None
-    counters: Counters | None
-    origin: Origin | None
-    rules: list[Rule] = field(default_factory=list)
+class _ChainState(list[Rule]):
+    """A chain as the parser builds it; the list of its rules is the object itself (``rules``):
+    no list beside each of a 700k-line dump's 180k chains (7 MB at the parse's peak, issue
+    13). Compare ``is None``, never by truth (an empty chain is a false list)."""
+
+    __slots__ = ("builtin", "counters", "jump", "name", "origin", "policy")
+
+    def __init__(self, name: str, builtin: bool, policy: str | None,
+                 counters: Counters | None, origin: Origin | None) -> None:
+        # list.__new__ made the empty list: list.__init__ would only empty it again
+        self.name = name
+        self.builtin = builtin
+        self.policy = policy
+        self.counters = counters
+        self.origin = origin
+        self.jump: Target | None = None
+        """The Target of a jump to this chain, made by the first (natlens.parse.fastrule):
+        no dict of 180k chain names beside the table's (issue 13)."""
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The chain's rules, in order (this list)."""
+        return self
 
 
 @dataclass(slots=True)
@@ -134,7 +153,8 @@ class _TableState:
     explicit: bool = False
     """Named by ``*table`` or ``# table NAME`` (not inferred)."""
     declared: set[str] = field(default_factory=set)
-    """Chains declared (``:CHAIN``, ``-N``, ``-P``) in the current section."""
+    """Chains declared (``:CHAIN``, ``-N``, ``-P``) in the current section, from the second
+    section on (only a table given again reads it: a set of 180k names costs 8 MB)."""
     seen_rules: bool = False
     late_chains: bool = False
     """A chain was added after rules: a rule's target may name it without being a jump yet."""
@@ -181,6 +201,8 @@ class _SaveParser:
         self.line = ""
         self.command_mode = False
         self.segments = SegmentCache()
+        self.texts: SourceLines | ListedLines = ListedLines([])
+        """The input's lines, which origins read their text from (natlens.parse.lines)."""
 
     # -- errors and warnings -------------------------------------------------------------------
 
@@ -205,25 +227,27 @@ class _SaveParser:
         # the fast path (natlens.parse.fastrule); everything else through the methods below.
         source, segments = self.source, self.segments
         line_no = 0
-        lines = split_lines(text)  # at "\n" only, as iptables-restore reads
+        # at "\n" only, as iptables-restore reads; a chunk at a time (natlens.parse.lines)
+        texts: SourceLines | ListedLines = SourceLines(text)
         careful = odd_blanks(text)  # the fast path splits at str.split()'s blanks
         plain = "\t" not in text and "\\" not in text and "  " not in text
         if "# Warning:" in text:
-            lines = _rejoin_interrupted(lines)
+            texts = ListedLines(_rejoin_interrupted(split_lines(text)))
+        self.texts = texts
         table, chains, builtins, is_nat = self.open_for_fast()
-        for line_no, raw in enumerate(lines, 1):
+        for line_no, raw in enumerate(texts, 1):
             if table is not None:
                 if raw.startswith("-A ") and not (careful and odd_blanks(raw)):
                     end = raw.find(" ", 3)
                     chain = chains.get(raw[3:end]) if end > 0 else None
                     if chain is not None:
-                        origin = _Origin(source, line_no, raw)  # new_origin, inlined
+                        origin = _Origin(source, line_no, texts)  # new_origin, inlined
                         origin.__class__ = Origin  # type: ignore[assignment]
                         fast = parse_line_fast(raw, chain.name, origin,  # type: ignore[arg-type]
                                                chains, segments, plain)
                         if fast is not None and not (is_nat and fast.target is not None
                                                      and fast.target.name == "DROP"):
-                            chain.rules.append(fast)
+                            chain.append(fast)  # its rules (_ChainState)
                             table.seen_rules = True
                             continue
                 elif raw.endswith(" - [0:0]") and raw.startswith(":") and builtins:
@@ -232,9 +256,10 @@ class _SaveParser:
                     name = raw[1:-8]
                     if name not in chains and name not in builtins and \
                             _CHAIN_NAME.fullmatch(name) is not None:
-                        table.declared.add(name)
+                        if table.sections > 1:  # read only then (declare)
+                            table.declared.add(name)
                         table.late_chains |= table.seen_rules
-                        origin = _Origin(source, line_no, raw)
+                        origin = _Origin(source, line_no, texts)
                         origin.__class__ = Origin  # type: ignore[assignment]
                         chains[name] = _ChainState(name, False, None, _ZERO,
                                                    origin)  # type: ignore[arg-type]
@@ -264,6 +289,10 @@ class _SaveParser:
             table, chains, builtins, is_nat = self.open_for_fast()
         self.line_no = line_no + 1
         self.line = ""
+        # What only the read needed goes before the model is assembled (the parse's peak,
+        # issue 13): the segment cache (a 700k-line dump's holds ~25 MB).
+        self.segments = SegmentCache(conflicts=segments.conflicts)
+        del segments
         if self.current is not None and not self.current.committed:
             if self.command_mode or self.diagnostics:
                 self.current.committed = True
@@ -419,7 +448,8 @@ class _SaveParser:
         self.current = state
 
     def origin(self) -> Origin:
-        return Origin(self.source, self.line_no, self.line)
+        """The current line's origin (its text read from ``texts`` when asked)."""
+        return new_origin(self.source, self.line_no, self.texts)
 
     def need_table(self) -> _TableState:
         current = self.current
@@ -496,7 +526,8 @@ class _SaveParser:
                 existing.policy = policy or existing.policy
             existing.counters = counters or existing.counters
             return
-        table.declared.add(name)
+        if table.sections > 1:
+            table.declared.add(name)
         if builtin and policy_text is not None:
             table.policies.add(name)
         if name in table.chains:
@@ -592,7 +623,7 @@ class _SaveParser:
                 chain = _ChainState(chain_name, False, None, None, None)
             table.late_chains |= table.seen_rules
             table.chains[chain_name] = chain
-        origin = Origin(self.source, self.line_no, self.line)
+        origin = self.origin()
         rest = args[start:]
         shift = start
         rest_quoted = frozenset(q - shift for q in quoted if q >= shift) if quoted else quoted
@@ -719,12 +750,21 @@ class _SaveParser:
                            key=lambda c: builtins.index(c.name))
             ordered = [*first, *(c for c in state.chains.values()
                                  if not (c.builtin and c.name in builtins))]
-            chains = tuple(self.finish_chain(state, c) for c in ordered)
+            names: Container[str] = set(state.chains) if state.late_chains else ()
+            # Each chain's state goes as soon as its Chain is made (the parse's peak, issue 13).
+            state.chains = {}
+            ordered.reverse()
+            built: list[Chain] = []
+            while ordered:
+                built.append(self.finish_chain(names, ordered.pop()))
+            chains = tuple(built)
             tables.append(Table(name, chains, tuple(state.comments_before),
                                 tuple(state.comments_after), tuple(state.comments_inside)))
         if family is None:
             family = infer_family(self.tool, tables)
         self.check_family(family, tables)
+        # what iptables-save prints per family: REJECT's type, recent's mask... (family_defaults)
+        tables = with_family_defaults(tables, 6 if family is Family.IPV6 else 4)
         seen: set[TableName] = set()
         for table in tables:
             if table.name in seen:
@@ -766,13 +806,15 @@ class _SaveParser:
                                      line=origin.text if origin else "", token=mismatch[1])
 
     @staticmethod
-    def finish_chain(table: _TableState, state: _ChainState) -> Chain:
+    def finish_chain(names: Container[str], state: _ChainState) -> Chain:
+        """The Chain of ``state``; a rule's target named in ``names`` (the table's chains, when
+        one was declared after rules: ``late_chains``) becomes a jump."""
         rules = state.rules
-        if table.late_chains and any(r.target is not None and r.target.kind is not TargetKind.CHAIN
-               and r.target.name in table.chains for r in rules):
+        if names and any(r.target is not None and r.target.kind is not TargetKind.CHAIN
+                         and r.target.name in names for r in rules):
             rules = [
                 replace(r, target=replace(r.target, kind=TargetKind.CHAIN))
-                if r.target is not None and r.target.name in table.chains else r
+                if r.target is not None and r.target.name in names else r
                 for r in rules
             ]
         return new_chain(state.name, state.builtin, state.policy, state.counters, tuple(rules),
@@ -806,19 +848,17 @@ def parse_save(
     forced = TableName(table) if table is not None else None
     parser = _SaveParser(source, strict, forced, restore_flush)
     parser.footer = saved  # told by the caller: as good as iptables-save's own footer
-    # The parse allocates one object graph that lives on; collecting it midway is wasted work
-    # that grows with the dump (quadratic on 100k-rule dumps).
-    collect = gc.isenabled()
-    gc.disable()
     try:
-        parser.feed(text)
-        fmt = "commands" if parser.command_mode else "save"
-        return parser.result(Family(family) if family is not None else None, fmt)
+        with collector_off(len(text)):  # natlens.parse.collector: off, then aged
+            parser.feed(text)
+            fmt = "commands" if parser.command_mode else "save"
+            ruleset = parser.result(Family(family) if family is not None else None, fmt)
+            del parser
+        return ruleset
     except ParseError as exc:
         raise _cut_short(exc, text) from None
     finally:
-        if collect:
-            gc.enable()
+        forget_addresses()
 
 
 def _cut_short(exc: ParseError, text: str) -> ParseError:

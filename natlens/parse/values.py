@@ -8,6 +8,8 @@ bit order) or raises ``ValueError`` naming the bad value. Kinds not listed pass 
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 import socket
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -15,7 +17,8 @@ from functools import lru_cache
 from natlens.inputs import is_decimal as _decimal
 
 __all__ = [
-    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "canonical_address", "canonical_args",
+    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "c_strtod", "c_strtoul", "canonical_address",
+    "canonical_args",
     "icmp_type_range", "parse_port", "parse_port_range",
 ]
 
@@ -102,18 +105,71 @@ def _int(args: tuple[str, ...]) -> tuple[str, ...]:
     return args
 
 
-def _bounded(high: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-    """A checker for a number 0..``high`` (decimal, ``0x`` hex or ``0o`` octal), as the
-    ``xtables_strtoui(..., 0, high)`` of the extension's parser refuses the rest."""
+_STRTOUL = re.compile(r"[ \t\n\v\f\r]*[+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_STRTOD = re.compile(
+    r"[ \t\n\v\f\r]*[+-]?(?:"
+    r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    r"|(?i:inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))"
+)
+
+
+def c_strtoul(text: str) -> int | None:
+    """The number C ``strtoul(text, &end, 0)`` reads when it reads all of ``text`` (decimal,
+    ``0x`` hex, ``0`` octal, leading blanks and a sign), else None: what libxtables
+    ``xtables_strtoui`` accepts. A minus sign wraps around (``-1`` is the largest value, out
+    of any range): given as -1 unless the number is 0. Python's ``int(text, 0)`` differs: it
+    refuses ``010`` and takes ``0o10``, ``0b1`` and ``1_000``.
+
+    >>> c_strtoul("010"), c_strtoul("0x1f"), c_strtoul("0o10"), c_strtoul("1_0")
+    (8, 31, None, None)
+    """
+    if _STRTOUL.fullmatch(text) is None:
+        return None
+    body = text.lstrip(" \t\n\v\f\r")
+    minus = body.startswith("-")
+    body = body.lstrip("+-")
+    if body[:2] in ("0x", "0X"):
+        value = int(body, 16)
+    else:
+        value = int(body, 8) if body.startswith("0") else int(body)
+    return -1 if minus and value else value
+
+
+def c_strtod(text: str) -> float | None:
+    """The value C ``strtod`` reads when it reads all of ``text`` (decimal, hex float, ``inf``,
+    ``nan``, leading blanks), else None (libxtables ``xtopt_parse_float`` then refuses it).
+    Python's ``float`` differs: it takes ``1_0`` and trailing blanks and refuses hex floats.
+
+    >>> c_strtod("0x1p-1"), c_strtod(".5e1"), c_strtod("1_0")
+    (0.5, 5.0, None)
+    """
+    if _STRTOD.fullmatch(text) is None:
+        return None
+    body = text.lstrip(" \t\n\v\f\r")
+    sign = -1.0 if body.startswith("-") else 1.0
+    body = body.lstrip("+-")
+    if body[:2] in ("0x", "0X"):
+        return sign * float.fromhex(body if "p" in body.lower() else body + "p0")
+    if body.lower().startswith("nan"):
+        return math.nan
+    return sign * float(body)
+
+
+def _bounded(high: int, decimal: bool = False) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A checker for a number 0..``high`` as C ``strtoul`` reads it (``c_strtoul``), as the
+    ``xtables_strtoui(..., 0, high)`` of the extension's parser refuses the rest; with
+    ``decimal`` the number is given back in decimal, as iptables-save prints it (``%u``)."""
 
     def check(args: tuple[str, ...]) -> tuple[str, ...]:
         text = args[0]
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise ValueError(f"invalid number {text!r}") from None
+        value = c_strtoul(text)
+        if value is None:
+            raise ValueError(f"invalid number {text!r}")
         if not 0 <= value <= high:
             raise ValueError(f"{text} out of range (0-{high})")
+        if decimal and text != str(value):
+            return (str(value),)
         return args
 
     return check
@@ -206,13 +262,23 @@ def _tcpflags(args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _probability(args: tuple[str, ...]) -> tuple[str, ...]:
-    try:
-        value = float(args[0])
-    except ValueError:
-        raise ValueError(f"invalid probability {args[0]!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"probability {args[0]!r} outside 0..1")
-    return args
+    """``--probability``: a number 0..1 as C ``strtod`` reads it (libxtables ``XTTYPE_DOUBLE``,
+    ``nan`` included: it passes the range check). A spelling Python's ``float`` does not read
+    the same way (hex, ``nan``, blanks) is given back as iptables-save prints the value the
+    kernel keeps (libxt_statistic.c: ``lround(0x80000000 * p)``, printed ``%.11f``)."""
+    text = args[0]
+    value = c_strtod(text)
+    if value is None:
+        raise ValueError(f"invalid probability {text!r}")
+    if not 0.0 <= value <= 1.0 and not math.isnan(value):
+        raise ValueError(f"probability {text!r} outside 0..1")
+    if _PLAIN_FLOAT.fullmatch(text):
+        return args
+    kept = 0 if math.isnan(value) else math.floor(0x80000000 * value + 0.5)
+    return (f"{kept / 0x80000000:.11f}",)
+
+
+_PLAIN_FLOAT = re.compile(r"\+?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _cidr(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -471,9 +537,9 @@ CANONICAL.update(
         "ctaddr": _ctaddr,
         "range32": _range(0xFFFFFFFF),
         "range16": _range(0xFFFF),
-        "u8": _bounded(0xFF),
-        "u16": _bounded(0xFFFF),
-        "u32": _bounded(0xFFFFFFFF),
+        "u8": _bounded(0xFF, decimal=True),
+        "u16": _bounded(0xFFFF, decimal=True),
+        "u32": _bounded(0xFFFFFFFF, decimal=True),
         "dscp": _bounded(0x3F),
         "loglevel": _loglevel,
     }

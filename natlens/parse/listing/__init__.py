@@ -30,9 +30,9 @@ target's options could not be read. Port and protocol names are resolved through
 and protocols databases; ``anywhere``, ``localhost`` and the ``loopback`` network by their
 standard meaning (said in ``Ruleset.notes``).
 
-The package: ``grammar`` (lines, columns, rules; each distinct match/target text decoded once),
-``words`` (values and the cursor), ``matches`` and ``targets`` (one decoder per match or target
-print format), ``build`` (rules and origins built through their slots).
+The package: ``grammar`` (lines, columns, rules; each distinct match/target text decoded once;
+rules and origins built through ``natlens.parse.construct``), ``words`` (values and the cursor),
+``matches`` and ``targets`` (one decoder per match or target print format).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ listing shows in ``Ruleset.coverage``. See ``natlens.parse.listing`` for the for
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 
 from natlens.errors import ParseError
@@ -33,8 +32,9 @@ from natlens.model import (
     Target,
     TargetKind,
 )
-from natlens.parse.construct import new_origin, new_rule
-from natlens.parse.families import family_mismatch
+from natlens.parse.collector import collector_off
+from natlens.parse.construct import new_chain, new_origin, new_rule, new_target
+from natlens.parse.families import _ONE_FAMILY_TARGETS, family_mismatch
 from natlens.parse.infer import infer_table
 from natlens.parse.listing.matches import (
     _MATCH_DECODERS,
@@ -44,6 +44,7 @@ from natlens.parse.listing.matches import (
 from natlens.parse.listing.targets import (
     _TARGET_DECODERS,
     _nat_target,
+    _plain_nat_options,
 )
 from natlens.parse.listing.words import (
     _NO_IFACE,
@@ -67,21 +68,10 @@ __all__ = ["parse_listing"]
 # -- the listing ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Row:
-    """One rule line split into its columns (decoded once the family is known)."""
-
-    line_no: int
-    line: str
-    counters: tuple[str, str] | None
-    target: str
-    prot: str
-    opt: str
-    in_interface: str | None
-    out_interface: str | None
-    source: str
-    destination: str
-    rest: str
+_Row = tuple[int, str, list[str]]
+"""One rule line: (line number, text, its columns as ``str.split`` gives them, then the text
+after the destination column if any), decoded once the family is known. The columns are those
+of the chain's column header (``_Columns``), an empty target column filled in."""
 
 
 @dataclass(slots=True)
@@ -93,6 +83,8 @@ class _ChainState:
     approximate: bool
     origin: Origin
     rows: list[_Row] = field(default_factory=list)
+    columns: _Columns | None = None
+    """The layout of the rows (the chain's column header)."""
     references: int | None = None
     incomplete: str | None = None
 
@@ -101,6 +93,8 @@ class _ChainState:
 class _Section:
     table: TableName | None
     chains: dict[str, _ChainState] = field(default_factory=dict)
+    unknown_targets: bool = False
+    """Whether a rule's target is of kind UNKNOWN (no listed chain, no known target)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +114,8 @@ class _Decoded:
 
 
 _NOTHING: frozenset[str] = frozenset()
+_UNREAD = Match("?", known=False)
+"""Not in ``_ListingParser.comments`` (no comment decodes to it)."""
 _NO_TRAFFIC = Counters(0, 0)
 _UNSET = object()
 _A_CHAIN = " chain"
@@ -132,6 +128,10 @@ name (not negated) or "", target is a listed chain, NOTRACK is, text follows a c
 
 @dataclass(slots=True)
 class _Columns:
+    """The columns of a column header: ``count`` columns, ``opt`` the index of the opt column;
+    in a row's columns the target column is at ``opt - 2`` and the source at ``opt + 1`` or,
+    with interfaces, ``opt + 3``."""
+
     num: bool
     counters: bool
     iface: bool
@@ -169,16 +169,28 @@ class _ListingParser:
         """Text before a NAT target's ``to:`` word (and the rest of the key) → the decoding
         of the first such text when it can serve as a template (``decode_nat``), with whether
         ``family_mismatch`` may refuse its matches."""
+        self.plain_nat_probes: dict[str, bool] = {}
+        """DNAT/SNAT → whether ``family_mismatch`` refuses it with a plain IPv4 address
+        (``_plain_nat_options``: the family is told by the address's spelling alone)."""
         self.diagnostics: list[str] = []
         self.sections: list[_Section] = [_Section(table)]
         self.chain: _ChainState | None = None
         self.columns: _Columns | None = None
+        self.headers: dict[str, _Columns] = {}
+        """Column header line → its columns (shared by the chains under the same header)."""
         self.legacy_present = False
         self.line_no = 0
         self.line = ""
         self.notes: list[str] = []
         self.names_assumed: set[str] = set()
         self.counts = {"unknown_text": 0, "unknown_host": 0, "rounded": 0, "no_iface": 0}
+        self.protocols: dict[str, tuple[Protocol | None, str]] = {}
+        """Protocol column → (its Protocol, its name for the match decoders: "" when none or
+        negated)."""
+        self.comments: dict[str, Match | None] = {}
+        """Text of a leading ``/* comment */`` → its match (``_comment_match``)."""
+        self.unknown_targets = False
+        """Whether a rule of the table being built has a target of kind UNKNOWN."""
 
     def error(self, reason: str, token: str | None = None) -> ParseError:
         return ParseError(reason, source=self.source, line_no=self.line_no, line=self.line,
@@ -187,38 +199,77 @@ class _ListingParser:
     # -- phase 1: lines --------------------------------------------------------------------
 
     def feed(self, text: str) -> None:
-        for self.line_no, raw in enumerate(split_lines(text), 1):  # at "\n" only
-            self.line = raw
-            line = raw.strip()
-            if not line:
-                continue
-            if line[0] == "#":
-                self.comment(line)
-            elif line.startswith("Chain "):
-                self.header(line)
-            elif self.chain is None:
-                word = line.split()[0]
-                raise self.error(f"unexpected {word!r} before the first 'Chain' line "
-                                 "(not an iptables -L listing?)", word)
-            elif self.columns is None:  # the line after each 'Chain' line
-                self.column_header(line)
-                if self.columns is not None and self.columns.assumed:
-                    self.chain_row(raw)
+        """Split ``text`` into chains and rows (phase 1). A rule line of the usual shape is
+        split here; anything else goes through ``line_of`` (chain and column headers,
+        comments, rows needing a second look, errors)."""
+        rows: list[_Row] | None = None  # the current chain's rows, once its header is read
+        count = opt_i = 0
+        num = False
+        opts = _OPT
+        for line_no, raw in enumerate(split_lines(text), 1):  # at "\n" only
+            if rows is not None:
+                if num and raw[:1].isdigit():  # a numbered rule line (not blank, '#', 'Chain')
+                    parts = raw.split(None, count)
+                    if len(parts) >= count and parts[opt_i] in opts and parts[0].isdigit():
+                        rows.append((line_no, raw, parts))
+                        continue
+                line = raw.strip()
+                if not line:
+                    continue
+                if line.startswith("Chain "):
+                    self.line_no = line_no
+                    self.line = raw
+                    self.header(line)
+                    rows = None  # until the column header
+                    continue
+                if line[0] != "#":
+                    parts = raw.split(None, count)
+                    if len(parts) >= count and parts[opt_i] in opts \
+                            and (not num or parts[0].isdigit()):
+                        rows.append((line_no, raw, parts))
+                        continue
+            self.line_of(line_no, raw)
+            chain, columns = self.chain, self.columns
+            if chain is None or columns is None:
+                rows = None
             else:
+                rows = chain.rows
+                count, opt_i, num = columns.count, columns.opt, columns.num
+
+    def line_of(self, line_no: int, raw: str) -> None:
+        """Any line of the listing."""
+        self.line_no = line_no
+        self.line = raw
+        line = raw.strip()
+        if not line:
+            return
+        if line[0] == "#":
+            self.comment(line)
+        elif line.startswith("Chain "):
+            self.header(line)
+        elif self.chain is None:
+            word = line.split()[0]
+            raise self.error(f"unexpected {word!r} before the first 'Chain' line "
+                             "(not an iptables -L listing?)", word)
+        elif self.columns is None:  # the line after each 'Chain' line
+            self.column_header(line)
+            if self.columns is not None and self.columns.assumed:
                 self.chain_row(raw)
+        else:
+            self.chain_row(raw)
 
     def chain_row(self, raw: str) -> None:
         """One rule line; in lenient mode a line that is not one (an annotation pasted into the
         listing) is kept as a diagnostic and makes its chain incomplete."""
         assert self.chain is not None
         try:
-            row = self.row(raw)
+            parts = self.row(raw)
         except ParseError as exc:
             if self.strict:
                 raise
             self.skip(f"not a rule line, skipped ({exc.reason})")
             return
-        self.chain.rows.append(row)
+        self.chain.rows.append((self.line_no, raw, parts))
 
     def skip(self, why: str) -> None:
         """Lenient mode: keep the current line as a diagnostic; its chain is incomplete."""
@@ -281,21 +332,31 @@ class _ListingParser:
             raise self.error(f"chain {name!r} listed twice (separate the listings of several "
                              "tables with '# table NAME' lines)", name)
         state = _ChainState(name, builtin, policy, counters, approximate,
-                            Origin(self.source, self.line_no, self.line), references=references)
+                            new_origin(self.source, self.line_no, self.line),
+                            references=references)
         section.chains[name] = state
         self.chain = state
         self.columns = None
 
     def column_header(self, line: str) -> None:
+        assert self.chain is not None
+        columns = self.headers.get(line)
+        if columns is None:
+            columns = self.read_column_header(line)
+            if columns.assumed:
+                self.notes.append(f"{self.source}:{self.line_no}: no column header after the "
+                                  "'Chain' line: read as 'target prot opt source destination'")
+            else:
+                self.headers[line] = columns  # the same header above every chain
+        self.columns = self.chain.columns = columns
+
+    def read_column_header(self, line: str) -> _Columns:
         words = line.split()
         if "target" not in words or "source" not in words or words[-1] != "destination":
             if not self.strict:
                 # A paste without its header line: read as `iptables -L -n` columns when
                 # the line is a rule, else skip it (an annotation).
-                self.columns = _Columns(False, False, False, 5, 2, assumed=True)
-                self.notes.append(f"{self.source}:{self.line_no}: no column header after the "
-                                  "'Chain' line: read as 'target prot opt source destination'")
-                return
+                return _Columns(False, False, False, 5, 2, assumed=True)
             raise self.error("expected the column header ('target prot opt source "
                              "destination') after the 'Chain' line", words[0])
         counters = "pkts" in words
@@ -307,8 +368,7 @@ class _ListingParser:
         expect += ["source", "destination"]
         if words != expect:
             raise self.error("unexpected column header", words[0])
-        columns = _Columns(num, counters, iface, len(words), words.index("opt"))
-        self.columns = columns
+        return _Columns(num, counters, iface, len(words), words.index("opt"))
 
     def count(self, text: str) -> tuple[int, bool]:
         if _decimal(text):
@@ -318,7 +378,8 @@ class _ListingParser:
             raise self.error(f"bad counter {text!r}", text)
         return int(text[:-1]) * factor, False
 
-    def row(self, raw: str) -> _Row:
+    def row(self, raw: str) -> list[str]:
+        """The columns of a rule line (``_Row``); raises ParseError when it is not one."""
         cols = self.columns
         assert cols is not None
         parts = raw.split(None, cols.count)
@@ -337,26 +398,12 @@ class _ListingParser:
                     parts = alt
         if len(parts) < cols.count:
             raise self.error(f"rule line with {len(parts)} columns, expected {cols.count}")
-        i = 0
-        if cols.num:
-            if not parts[0].isdigit():
-                raise self.error(f"bad rule number {parts[0]!r}", parts[0])
-            i = 1
-        counters: tuple[str, str] | None = None
-        if cols.counters:
-            counters = (parts[i], parts[i + 1])
-            i += 2
-        target, prot, opt = parts[i], parts[i + 1], parts[i + 2]
+        if cols.num and not parts[0].isdigit():
+            raise self.error(f"bad rule number {parts[0]!r}", parts[0])
+        opt = parts[opt_i]
         if opt not in _OPT:
             raise self.error(f"bad opt column {opt!r} (expected '--', '-f' or '!f')", opt)
-        i += 3
-        in_iface = out_iface = None
-        if cols.iface:
-            in_iface, out_iface = parts[i], parts[i + 1]
-            i += 2
-        rest = parts[i + 2] if len(parts) > i + 2 else ""
-        return _Row(self.line_no, raw, counters, target, prot, opt, in_iface, out_iface,
-                    parts[i], parts[i + 1], rest)
+        return parts
 
     # -- phase 2: rules -----------------------------------------------------------------------
 
@@ -371,14 +418,18 @@ class _ListingParser:
     def family_evidence(self) -> Family | None:
         for section in self.sections:
             for chain in section.chains.values():
-                for row in chain.rows:
-                    for addr in (row.source, row.destination):
+                if chain.columns is None:
+                    continue
+                opt_i = chain.columns.opt
+                at = opt_i + 3 if chain.columns.iface else opt_i + 1
+                for _, _, parts in chain.rows:
+                    for addr in (parts[at], parts[at + 1]):
                         text = addr.lstrip("!")
                         if ":" in text:
                             return Family.IPV6
                         if text[:1].isdigit():
                             return Family.IPV4
-                    if row.prot.lstrip("!") in ("ipv6-icmp", "58", "icmpv6"):
+                    if parts[opt_i - 1].lstrip("!") in ("ipv6-icmp", "58", "icmpv6"):
                         return Family.IPV6
         return None
 
@@ -386,7 +437,8 @@ class _ListingParser:
         if family is None:
             family = self.family_of()
         version = 6 if family is Family.IPV6 else 4
-        for memo in (self.decoded, self.chain_targets, self.nat_templates, self.addresses):
+        for memo in (self.decoded, self.chain_targets, self.nat_templates, self.addresses,
+                     self.plain_nat_probes):
             memo.clear()  # each holds decodings for one family
         tables: list[Table] = []
         for section in self.sections:
@@ -410,9 +462,9 @@ class _ListingParser:
                                                              and len(self.sections) == 1)]
         for section, table in zip(sections, tables, strict=True):
             shown = {c.name for c in table.chains}
-            targets = {r.target.name for r in table.rules if r.target is not None
-                       and r.target.kind in (TargetKind.CHAIN, TargetKind.UNKNOWN)}
-            if not set(BUILTIN_CHAINS[table.name]) <= shown or not targets <= shown:
+            # A rule's target of kind CHAIN is a chain of its table (``decode_rest``), one
+            # of kind UNKNOWN is not: the table is listed in part.
+            if not set(BUILTIN_CHAINS[table.name]) <= shown or section.unknown_targets:
                 partial.append((table.name, frozenset(shown)))
             for state in section.chains.values():
                 if state.references is not None:
@@ -429,7 +481,8 @@ class _ListingParser:
         if name is None:
             name = infer_table(
                 [c.name for c in section.chains.values() if c.builtin],
-                [r.target for c in section.chains.values() for r in c.rows],
+                [parts[c.columns.opt - 2] for c in section.chains.values()
+                 if c.columns is not None for _, _, parts in c.rows],
             )
             self.notes.append(f"{self.source}: listing does not name its table; read as table "
                               f"{name.value} (inferred from its chains and targets)")
@@ -443,17 +496,28 @@ class _ListingParser:
                                  token=state.name)
             if state.approximate:
                 self.counts["rounded"] += 1
-            rules = tuple(self.rule(state.name, row, names, version) for row in state.rows)
-            chains.append(Chain(state.name, state.builtin, state.policy, state.counters, rules,
-                                state.origin))
+            rules: tuple[Rule, ...] = ()
+            if state.columns is not None:
+                rule, cols, chain = self.rule, state.columns, state.name
+                rules = tuple([rule(chain, row, cols, names, version) for row in state.rows])
+            chains.append(new_chain(state.name, state.builtin, state.policy, state.counters,
+                                    rules, state.origin))
+        section.unknown_targets = self.unknown_targets
+        self.unknown_targets = False
         return Table(name, tuple(chains))
 
-    def rule(self, chain: str, row: _Row, chains: set[str], version: int) -> Rule:
-        self.line_no, self.line = row.line_no, row.line
+    def rule(self, chain: str, row: _Row, cols: _Columns, chains: set[str],
+             version: int) -> Rule:
+        """The rule of one row of ``chain`` (its columns ``cols``); ``chains``: the names of
+        the chains listed in its table."""
+        line_no, raw, parts = row
+        self.line_no = line_no
+        self.line = raw
+        opt_i = cols.opt
         unknown: set[str] | None = None
         counters = None
-        if row.counters is not None:
-            packets_text, bytes_text = row.counters
+        if cols.counters:
+            packets_text, bytes_text = parts[opt_i - 4], parts[opt_i - 3]
             if packets_text == "0" and bytes_text == "0":
                 counters = _NO_TRAFFIC
             elif _decimal(packets_text) and _decimal(bytes_text):  # -x: exact counts
@@ -465,40 +529,51 @@ class _ListingParser:
                 if not (exact_p and exact_b):
                     unknown = {"counters"}
                     self.counts["rounded"] += 1
-        if row.in_interface is None:
+        if cols.iface:
+            in_text, out_text = parts[opt_i + 1], parts[opt_i + 2]
+            in_iface = None if in_text in _NO_IFACE else self.interface(in_text)
+            out_iface = None if out_text in _NO_IFACE else self.interface(out_text)
+            at = opt_i + 3
+        else:
             unknown = unknown or set()
             unknown.update(("in_interface", "out_interface", "counters"))
             self.counts["no_iface"] += 1
-        in_text, out_text = row.in_interface, row.out_interface
-        in_iface = None if in_text is None or in_text in _NO_IFACE else self.interface(in_text)
-        out_iface = None if out_text is None or out_text in _NO_IFACE \
-            else self.interface(out_text)
-        protocol = self.protocol(row.prot)
+            in_iface = out_iface = None
+            at = opt_i + 1
+        try:
+            protocol, proto = self.protocols[parts[opt_i - 1]]
+        except KeyError:
+            protocol = self.protocol(parts[opt_i - 1])
+            proto = protocol.name if protocol is not None and not protocol.negated else ""
+            self.protocols[parts[opt_i - 1]] = protocol, proto
         addresses = self.addresses
-        found = addresses.get(row.source)
+        source_text, destination_text = parts[at], parts[at + 1]
+        found = addresses.get(source_text)
         if found is None:
-            found = addresses[row.source] = self.address(row.source, version)
+            found = addresses[source_text] = self.address(source_text, version)
         src, src_status = found
-        found = addresses.get(row.destination)
+        found = addresses.get(destination_text)
         if found is None:
-            found = addresses[row.destination] = self.address(row.destination, version)
+            found = addresses[destination_text] = self.address(destination_text, version)
         dst, dst_status = found
         if src_status:
             unknown = self.address_status(src_status, "source", unknown)
         if dst_status:
             unknown = self.address_status(dst_status, "destination", unknown)
-        comment, decoded, target, other_family = self.decode_rest(row, protocol, chains, version)
-        matches = decoded.matches if comment is None else (comment, *decoded.matches)
+        comment, decoded, target, other_family = self.decode_rest(
+            parts[opt_i - 2], parts[at + 2] if len(parts) > at + 2 else "", proto, chains,
+            version)
         if decoded.unknown:
             unknown = unknown or set()
             unknown.update(decoded.unknown)
-        if decoded.unknown_text:
-            self.counts["unknown_text"] += 1
-        rule = new_rule(chain, source=src, destination=dst, in_interface=in_iface,
-                        out_interface=out_iface, protocol=protocol, fragment=_OPT[row.opt],
-                        matches=matches, target=target, goto=decoded.goto,
-                        counters=counters, origin=new_origin(self.source, row.line_no, row.line),
-                        unknown=_NOTHING if unknown is None else frozenset(unknown))
+            if decoded.unknown_text:
+                self.counts["unknown_text"] += 1
+        if target is not None and target.kind is TargetKind.UNKNOWN:
+            self.unknown_targets = True
+        rule = new_rule(chain, src, dst, in_iface, out_iface, protocol, _OPT[parts[opt_i]],
+                        decoded.matches if comment is None else (comment, *decoded.matches),
+                        target, decoded.goto, counters, new_origin(self.source, line_no, raw),
+                        _NOTHING if unknown is None else frozenset(unknown))
         # e.g. DNAT to:[::1] in an IPv4 listing. Whether the match and target text names the
         # other family is known per decoded text (and per chain name); a comment never names
         # a family.
@@ -543,11 +618,12 @@ class _ListingParser:
         return unknown
 
     def decode_rest(
-        self, row: _Row, protocol: Protocol | None, chains: set[str], version: int,
+        self, name: str, text: str, proto: str, chains: set[str], version: int,
     ) -> tuple[Match | None, _Decoded, Target | None, bool]:
-        """The match and target text of ``row`` → (its leading comment's match or None, the
-        rest decoded, the rule's target, whether ``family_mismatch`` may refuse the matches
-        or the target in this family).
+        """The target column ``name`` and the ``text`` after the destination column of a row →
+        (its leading comment's match or None, the rest decoded, the rule's target, whether
+        ``family_mismatch`` may refuse the matches or the target in this family). ``proto``:
+        the protocol's name ("" when none or negated).
 
         The decoding is a function of the text, the target column, the protocol and whether
         the target is a listed chain, so it is made once per distinct text: on kube-proxy
@@ -556,30 +632,34 @@ class _ListingParser:
         decode it (the first word; no state carried to the words after it) except for
         ``CT``, whose ``NOTRACK`` is looked for in the whole text. A listed chain's name
         matters only as the target's name unless a target decoder has that name."""
-        name = row.target
-        text = row.rest
-        proto = protocol.name if protocol is not None and not protocol.negated else ""
         comment: Match | None = None
         after_comment = False
-        if self.memo and text.startswith("/* ") and name != "CT":
+        if not self.memo:
+            whole = self.decode_text(
+                (text, name, proto, name in chains, name == "CT" and "NOTRACK" in chains,
+                 False),
+                version)
+            return None, whole, whole.target, True
+        if text.startswith("/* ") and name != "CT":
             end = text.find(" */", 2)
             if end >= 0:
-                comment = _comment_match(text[3:end])
+                said = text[3:end]
+                comment = self.comments.get(said, _UNREAD)
+                if comment is _UNREAD:
+                    comment = self.comments[said] = _comment_match(said)
                 if comment is not None:
                     text = text[end + 3:]
                     after_comment = True
         is_chain = name in chains
-        if not self.memo:
-            whole = self.decode_text(
-                (text, name, proto, is_chain, name == "CT" and "NOTRACK" in chains, False),
-                version)
-            return None, whole, whole.target, True
         chain_target: tuple[Target, bool] | None = None
         if is_chain and name != "CT" and name not in _TARGET_DECODERS:
             chain_target = self.chain_targets.get(name)
             if chain_target is None:
-                target = Target(name, (), TargetKind.CHAIN)
-                chain_target = (target, _family_probe((), target, version))
+                # _family_probe((), target, version): with no option, only the name
+                # can belong to one family (extension_family).
+                one_family = _ONE_FAMILY_TARGETS.get(name)
+                chain_target = (new_target(name, (), TargetKind.CHAIN),
+                                one_family is not None and one_family != version)
                 self.chain_targets[name] = chain_target
             name = _A_CHAIN
         # CT with NOTRACK is the NOTRACK target, which may be a listed chain's name too.
@@ -727,6 +807,15 @@ class _ListingParser:
         if template is None:
             return None
         assert isinstance(template, tuple)
+        plain = _plain_nat_options(name, last)
+        if plain is not None:
+            # Whether family_mismatch refuses a plain IPv4 address: once per target name.
+            probe = self.plain_nat_probes.get(name)
+            if probe is None:
+                probe = self.plain_nat_probes[name] = _family_probe(
+                    (), new_target(name, plain, TargetKind.EXTENSION), version)
+            return template[0], new_target(name, plain, TargetKind.EXTENSION), \
+                template[1] or probe
         c = _Cursor([last], 0, proto)
         try:
             opts = _target_options(name, _nat_target(name, c))
@@ -796,15 +885,12 @@ def parse_listing(
     except ValueError as exc:
         raise ParseError(str(exc), source=source) from None
     parser = _ListingParser(source, forced, strict)
-    # As in parse_save: collecting the object graph the parse builds (and keeps) midway is
-    # wasted work that grows with the listing (time x19 per 10x rows with the collector on).
-    collect = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off(len(text)):  # natlens.parse.collector: off, then aged
         parser.feed(text)
         if not any(s.chains for s in parser.sections):
             raise ParseError("no 'Chain' line: not an iptables -L listing", source=source)
-        return parser.result(fam)
-    finally:
-        if collect:
-            gc.enable()
+        ruleset = parser.result(fam)
+        del parser  # its rows and memos
+    return ruleset
+
+

@@ -16,6 +16,7 @@ from natlens.model import (
     Option,
 )
 from natlens.parse.canonical import CANONICAL_MATCH
+from natlens.parse.construct import new_match, new_option
 from natlens.parse.listing.words import (
     _CT_KEYS,
     _RECENT_CMDS,
@@ -207,7 +208,8 @@ def _comment_match(text: str) -> Match | None:
     """The match of the word ``/* text */`` as ``_comment`` decodes it, or None where the
     decoding loop would keep it verbatim (a comment ``--comment`` refuses)."""
     if _COMMENT_VERBATIM:  # what _match makes of one verbatim option, without the lookups
-        return Match("comment", (Option("--comment", (text,)),))
+        return new_match("comment", (new_option("--comment", (text,), False, False),), True,
+                         False)
     try:
         return _match("comment", [Option("--comment", (text,))])
     except (_UndecodableError, ValueError, LookupError):

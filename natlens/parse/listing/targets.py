@@ -8,21 +8,26 @@ form, or raises ``_UndecodableError`` / ``ValueError``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 
 from natlens.model import (
     Option,
 )
+from natlens.parse.canonical import CANONICAL_TARGET
+from natlens.parse.construct import new_option
 from natlens.parse.listing.words import (
     _FULL,
     _LOG_FLAGS,
     _LOG_LEVELS,
+    _OCTET,
     _Cursor,
     _hex,
     _int,
     _option,
     _UndecodableError,
 )
+from natlens.parse.modules import TARGETS
 
 # -- target decoders: read the target's text at the cursor, return its options ------------------
 
@@ -40,7 +45,7 @@ def _keyword_options(c: _Cursor, words: Mapping[str, tuple[str, bool]]) -> tuple
 def _nat_target(name: str, c: _Cursor) -> tuple[Option, ...]:
     opts: list[Option] = []
     flags: list[str] = []
-    option = {"DNAT": "--to-destination", "SNAT": "--to-source", "NETMAP": "--to"}[name]
+    option = _NAT_OPTIONS[name]
     while True:
         w = c.peek()
         if w.startswith("to:"):
@@ -59,6 +64,28 @@ def _nat_target(name: str, c: _Cursor) -> tuple[Option, ...]:
         if flag in flags:
             opts.append(Option("--" + flag))
     return tuple(opts)
+
+
+_NAT_OPTIONS = {"DNAT": "--to-destination", "SNAT": "--to-source", "NETMAP": "--to"}
+_PORT = (r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+         r"|6553[0-5])")  # 0 to 65535, no leading zero
+_PLAIN_NAT = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?::{_PORT})?")
+"""A DNAT/SNAT address as iptables prints it: a dotted quad without leading zeros
+(``values._is_plain_ipv4``), then maybe a port number without leading zeros: what
+``canonical_args("natrange", ...)`` returns unchanged."""
+_PLAIN_NAT_NAMES = {name: TARGETS[name].by_name[_NAT_OPTIONS[name]].name
+                    for name in ("DNAT", "SNAT") if name not in CANONICAL_TARGET}
+"""The targets whose ``to:ADDRESS`` ``_plain_nat_options`` reads, with the option's name."""
+
+
+def _plain_nat_options(name: str, word: str) -> tuple[Option, ...] | None:
+    """``_target_options(name, _nat_target(name, cursor at word))`` for a DNAT or SNAT target
+    whose only word is ``to:ADDRESS`` with a plain IPv4 address (``_PLAIN_NAT``; unique per
+    endpoint on kube-proxy hosts), without the general decoding; None for any other."""
+    option = _PLAIN_NAT_NAMES.get(name)
+    if option is None or not word.startswith("to:") or _PLAIN_NAT.fullmatch(word, 3) is None:
+        return None
+    return (new_option(option, (word[3:],), False, False),)
 
 
 def _ports_target(name: str, c: _Cursor) -> tuple[Option, ...]:

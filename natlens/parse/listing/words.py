@@ -24,8 +24,9 @@ from natlens.model import (
     Protocol,
 )
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
+from natlens.parse.construct import new_address
 from natlens.parse.modules import MATCHES, TARGETS
-from natlens.parse.rule import PROTOCOL_NAMES
+from natlens.parse.rule import _IPV4_NETWORK, PROTOCOL_NAMES
 from natlens.parse.values import canonical_args, parse_port
 
 _POLICIES = frozenset({"ACCEPT", "DROP", "QUEUE", "RETURN"})
@@ -188,10 +189,11 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
                 raise ValueError(f"bad address {text!r}") from None
     if network.version != version:
         raise ValueError(f"IPv{network.version} address {text!r} in an IPv{version} listing")
-    return Address(network, negated), status
+    return new_address(network, negated, None), status
 
 
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+"""A decimal number 0..255 without leading zeros."""
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 """What ``ipaddress`` reads as an IPv4 address: four decimal octets, no leading zeros."""
 
@@ -199,12 +201,13 @@ _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 def _plain_ipv4(host: str, mask: str) -> ipaddress.IPv4Network | None:
     """``ip_network(f"{host}/{mask}", strict=False)`` for a dotted quad without leading zeros
     and a prefix length of at most 32, without its string parsing (one distinct address per
-    endpoint on kube-proxy hosts); None for anything else (the caller asks ``ipaddress``)."""
+    endpoint on kube-proxy hosts), built as ``parse_save`` builds it
+    (``natlens.parse.rule._IPV4_NETWORK``); None for anything else (the caller asks
+    ``ipaddress``)."""
     if len(mask) > 2 or not (mask.isascii() and mask.isdigit()) or int(mask) > 32 \
             or _DOTTED_QUAD.fullmatch(host) is None:
         return None
-    value = int.from_bytes(socket.inet_aton(host), "big")
-    return ipaddress.IPv4Network((value, int(mask)), strict=False)
+    return _IPV4_NETWORK(int.from_bytes(socket.inet_aton(host), "big"), int(mask))
 
 
 def _tcp_flag_names(value: int) -> str:
