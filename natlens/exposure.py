@@ -292,9 +292,7 @@ class _Builder:
                     self.holders.setdefault(ip, c.name)
         self.sockets: tuple[Listener, ...] | None = getattr(snapshot, "sockets", None)
         self.proxy = inventory is not None and inventory.daemon.userland_proxy is not False
-        nft_prefixes = _nft_sources(getattr(snapshot, "nft", None))
-        self.filters = {f: _SourceRules(_rulesets(snapshot, f), nft_prefixes.get(f, ()))
-                        for f in (4, 6)}
+        self._filters: dict[int, _SourceRules] | None = None
         self._universes: dict[tuple[str, int], list[IPNetwork] | None] = {}
         self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._inside: dict[tuple[str, int], dict[IPNetwork, bool]] = {}
@@ -306,10 +304,20 @@ class _Builder:
         self._classes: dict[tuple[str, int, frozenset[IPNetwork]],
                             list[tuple[tuple[str, ...], IPAddress]]] = {}
         self._by_port: dict[tuple[int, int], list[Binding]] | None = None
+        """Bindings by (host port, family), in order (``_published_by``)."""
         self._seen: dict[tuple[str, int, str], tuple[list[_Sourced], set[IPNetwork]]] = {}
         """Per (ingress, family, protocol): the source rules that can see such a packet and
         name a prefix inside the ingress's universe."""
-        """Bindings by (host port, family), in order (``_published_by``)."""
+
+    def filters(self) -> dict[int, _SourceRules]:
+        """The source-prefix rules of each family (4, 6), prefiltered on first use: a map
+        with no cell to probe never reads the rules (on a cached snapshot, never unpickles
+        every chain)."""
+        if self._filters is None:
+            nft_prefixes = _nft_sources(getattr(self.snapshot, "nft", None))
+            self._filters = {f: _SourceRules(_rulesets(self.snapshot, f),
+                                             nft_prefixes.get(f, ())) for f in (4, 6)}
+        return self._filters
 
     # -- ingresses and addresses ----------------------------------------------------------------
 
@@ -554,7 +562,7 @@ class _Builder:
                 found = memo[p] = at >= 0 and spans[at][1] >= int(p.network_address)
             return found
 
-        filters = self.filters[fam]
+        filters = self.filters()[fam]
         known = self._seen.get((ingress, fam, row.proto))
         if known is None:  # rules whose prefix lies outside the universe never count here
             kept = [r for r in filters.seen_from(ingress, row.proto) if inside(r.network)]
