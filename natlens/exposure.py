@@ -52,6 +52,7 @@ from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host
 from natlens.parse.hostfiles import Listener
+from natlens.snapshot import Snapshot
 
 __all__ = [
     "Cell",
@@ -411,7 +412,9 @@ class _Builder:
         ingresses = [*externals, "local", *sorted(self.docker_bridges)]
         rows = self.rows()
         if not rows:
-            uncovered = _uncovered_dnat(self.snapshot)
+            snap = self.snapshot
+            uncovered = snap.derived("exposure.uncovered_dnat", _uncovered_dnat) \
+                if isinstance(snap, Snapshot) else _uncovered_dnat(snap)
             if uncovered is not None:
                 self.notes.insert(0, uncovered)
         if self._share and self.corr is not None and self.inventory is not None:
@@ -745,7 +748,9 @@ class _Builder:
 def _uncovered_dnat(snapshot: Any) -> str | None:
     """A note for a map without rows: how many nat DNAT rules the input has (rules the map's
     rows, Docker's published and container ports and host services, do not cover: e.g.
-    kube-proxy's NodePorts) and a port to trace; None without DNAT rules."""
+    kube-proxy's NodePorts) and a port to trace; None without DNAT rules. Read over every nat
+    rule, hence kept with a snapshot (``Snapshot.derived``: a cached snapshot answers it
+    without reading its chains)."""
     count = 0
     port: int | None = None
     for family in (4, 6):

@@ -243,6 +243,23 @@ def test_entry_of_a_previous_format_is_ignored(home: Path, kube: Path,
     assert parses.count == 2
 
 
+
+def test_warm_exposure_without_rows_reads_few_chains(home: Path, kube: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A kube host's exposure map has no row; its note counting the nat table's DNAT rules is
+    kept with the snapshot, so the warm command reads only the chains the simulator's set-up
+    looks at (the localnet guard, POSTROUTING's masquerades), not every nat chain."""
+    monkeypatch.setattr(cache_pickle, "GROUP_RULES", 0)  # a blob per chain: exact counts
+    argv = ["exposure", str(kube)]
+    first = _cli(argv, capsys)  # parse, count the DNAT rules, store the count
+    assert "DNAT rules the map does not cover" in first[1]
+    read = cache_pickle.STATS["chains"]
+    assert _cli(argv, capsys) == first
+    total = len(_all_chains(snapshot_cache.load_cached(kube)))
+    snapshot_cache.forget_pending()
+    assert cache_pickle.STATS["chains"] - read < total // 20
+
 def test_warm_command_rewrites_its_entry_only_for_something_new(
         home: Path, kube: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _cli(["parse", str(kube)], capsys)  # stores the parsed snapshot, nothing derived
