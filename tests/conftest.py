@@ -11,6 +11,8 @@ With ``CI`` set (``CI=true``), the Hypothesis tests run derandomized (profile ``
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,24 @@ def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The snapshot cache (natlens.snapshot_cache) of this test session lives in a temporary
     folder, never in the user's ~/.cache (commands the tests run inherit it)."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private snapshot-cache home for one test (``XDG_CACHE_HOME`` under ``tmp_path``, the
+    cache written in the background as the CLI does unless the test asks otherwise); yields
+    the cache directory natlens uses under it, and forgets what the test left pending."""
+    from natlens import snapshot_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("NATLENS_CACHE_FOREGROUND", raising=False)
+    yield tmp_path / "xdg" / "natlens"
+    snapshot_cache.forget_pending()
+
+
+@pytest.fixture
+def snap_dir(tmp_path: Path) -> Path:
+    """A copy of the bundled sample snapshot (fixtures/default-bridge-8080) to change."""
+    target = tmp_path / "snap"
+    shutil.copytree(REPO_ROOT / "fixtures" / "default-bridge-8080", target)
+    return target

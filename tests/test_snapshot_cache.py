@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +26,6 @@ FIXTURE = ROOT / "fixtures" / "default-bridge-8080"
 PACKET = Packet(in_interface="eth0", src="198.51.100.7", dst="192.0.2.10", dport=8080)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private cache home; yields the cache directory natlens uses under it."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    yield tmp_path / "xdg" / "natlens"
-    snapshot_cache.forget_pending()
-
-
-@pytest.fixture
-def snap_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "snap"
-    shutil.copytree(FIXTURE, target)
-    return target
 
 
 def _load_and_store(path: Path) -> Snapshot:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,20 +28,6 @@ FIXTURE = ROOT / "fixtures" / "default-bridge-8080"
 TIMEOUT = 300  # seconds: a bound for a hung run, not a speed
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private cache home; yields the cache directory natlens uses under it."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("NATLENS_CACHE_FOREGROUND", raising=False)
-    yield tmp_path / "xdg" / "natlens"
-    snapshot_cache.forget_pending()
-
-
-@pytest.fixture
-def snap_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "snap"
-    shutil.copytree(FIXTURE, target)
-    return target
 
 
 def _report(snap: Path) -> list[str]:

@@ -10,7 +10,6 @@ import os
 import pickle
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 KUBE_PACKET = Packet(in_interface="eth0", src="198.51.100.7", dst="10.96.0.10", dport=80)
 
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private cache home; yields the cache directory natlens uses under it."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    yield tmp_path / "xdg" / "natlens"
-    snapshot_cache.forget_pending()
 
 
 @pytest.fixture(scope="module")
