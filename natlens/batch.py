@@ -15,8 +15,9 @@ a service name of ``/etc/services`` (``http``), ``proto`` a name or number in an
 ``17``).
 
 The format is told by the first line that is not blank: ``{`` starts JSON lines. Blank lines and
-lines starting with ``#`` are skipped; a UTF-8 byte-order mark at the start is ignored (what
-spreadsheet programs put before a CSV file). A line that is not a packet raises
+lines starting with ``#`` are skipped, and so are CSV rows whose cells are all empty (``,,,,``:
+the row a spreadsheet program may leave at the end); a UTF-8 byte-order mark at the start is
+ignored (what spreadsheet programs put before a CSV file). A line that is not a packet raises
 ``PacketFileError`` naming the file and line (the CLI prints it as one line, exit status 2), and
 so do a file that holds no packet at all and a JSON array (``[{...}, {...}]``: one object per
 line is wanted, so that each packet has its line number).
@@ -175,6 +176,8 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
             cells = next(csv.reader([line]))
         except csv.Error as exc:
             raise PacketFileError(f"bad CSV: {exc}", source=source, line_no=n) from None
+        if not any(c.strip() for c in cells):
+            continue  # a row of empty cells (",,,,": a spreadsheet's trailing row)
         if len(cells) != len(columns):
             raise PacketFileError(f"{len(cells)} cells, the header has {len(columns)}",
                                   source=source, line_no=n)

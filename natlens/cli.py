@@ -69,13 +69,16 @@ def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> N
 
 
 def _add_host(p: argparse.ArgumentParser) -> None:
-    """Host addresses a user states when the input has no ip-addr.json."""
+    """Host addresses a user states, added to those of ip-addr.json (or the only ones known
+    when the input has none: natlens.snapshot.with_stated_host)."""
     p.add_argument("--host-addr", dest="host_addr", action="append", default=[], metavar="IP",
-                   help="an address of the host (repeatable; default: from ip-addr.json, "
-                        "else unknown)")
+                   help="an address of the host, on no interface in particular, added to those "
+                        "of ip-addr.json (repeatable; with neither, the host's addresses are "
+                        "unknown)")
     p.add_argument("--iface", dest="iface", action="append", default=[],
                    metavar="NAME=IP/PREFIX",
-                   help="an interface of the host and its address (repeatable)")
+                   help="an interface of the host and its address, added to those of "
+                        "ip-addr.json (repeatable)")
 
 
 def _load(args: argparse.Namespace) -> Snapshot:
@@ -142,6 +145,12 @@ def _progress(args: argparse.Namespace) -> Callable[[str], object]:
         bar = Progress.for_terminal(("parsing", "preparing", "analysing", "writing"),
                                     quiet=getattr(args, "quiet", False))
         args.progress_bar = bar
+        if bar.enabled:  # the command's first output erases the bar first (main restores)
+            from natlens.progress import ClearFirst  # noqa: PLC0415
+
+            args.progress_streams = (sys.stdout, sys.stderr)
+            sys.stdout = ClearFirst(sys.stdout, bar)
+            sys.stderr = ClearFirst(sys.stderr, bar)
     return bar
 
 
@@ -756,6 +765,9 @@ def _main(argv: Sequence[str] | None, context: Context, exiting: bool = False) -
             bar = getattr(args, "progress_bar", None)
             if bar is not None:
                 bar.close()
+            streams = getattr(args, "progress_streams", None)
+            if streams is not None:
+                sys.stdout, sys.stderr = streams
     for w in caught:
         sys.stderr.write(f"natlens: warning: {one_line(str(w.message))}\n")
     return status

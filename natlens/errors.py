@@ -37,7 +37,7 @@ from collections.abc import Iterable
 __all__ = [
     "CaptureError", "DockerError", "EmptyInputError", "NatlensError", "NftParseError",
     "OutputError", "ParseError", "ParseWarning", "SnapshotError", "SnapshotJsonError",
-    "UsageError", "did_you_mean", "excerpt", "shorten_words",
+    "UsageError", "closest", "did_you_mean", "excerpt", "shorten_words",
 ]
 
 EXCERPT_LIMIT = 200
@@ -210,7 +210,14 @@ class UsageError(NatlensError):
     """The caller asked for something that cannot be done (unknown option value, bad packet)."""
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (``difflib`` ratio at least 0.7), or None."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice (``closest``), or an empty
+    string."""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close is not None else ""

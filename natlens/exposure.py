@@ -413,10 +413,9 @@ class _Builder:
         rows = self.rows()
         if not rows:
             snap = self.snapshot
-            uncovered = snap.derived("exposure.uncovered_dnat", _uncovered_dnat) \
-                if isinstance(snap, Snapshot) else _uncovered_dnat(snap)
+            uncovered = uncovered_dnat(snap)
             if uncovered is not None:
-                self.notes.insert(0, uncovered)
+                self.notes.insert(0, self._uncovered_note(uncovered, externals))
         if self._share and self.corr is not None and self.inventory is not None:
             self.sharing = self._sharing(rows)
         cells: list[Cell] = []
@@ -448,6 +447,21 @@ class _Builder:
             containers.append((c.name, per))
         others = {SPORT, 49152} | {r.port for r in rows if r.kind != "published"}
         return Sharing(self.sim, containers, others)
+
+    def _uncovered_note(self, u: UncoveredDnat, externals: Sequence[str]) -> str:
+        """The note for the nat DNAT rules a map without rows does not cover, with a ``natlens
+        trace`` command that runs as printed once PATH is filled in: the example rule's
+        interface, protocol and single destination address when it names them, else the
+        first outside interface, tcp and the host's primary address."""
+        iface = u.iface or (externals[0] if externals else "eth0")
+        dst = u.dst or self.primary(u.family, externals) or _ASSUMED_HOST[u.family]
+        src = "198.51.100.7" if u.family == 4 else "2001:db8:100::7"
+        port = "" if u.port is None else f" --dport {u.port}"
+        rules = "rule" if u.count == 1 else "rules"
+        return (f"the nat table has {u.count} DNAT {rules} the map does not cover (it maps the "
+                f"ports docker-containers.json publishes and the services ss.txt lists, not "
+                f"e.g. kube-proxy NodePorts): check a port with `natlens trace PATH --in "
+                f"{iface} --src {src} --dst {dst} --proto {u.proto}{port}`")
 
     def destinations(self, row: Row, ingress: str, externals: Sequence[str]) -> list[IPAddress]:
         fam = row.family
@@ -745,14 +759,54 @@ class _Builder:
         return None
 
 
-def _uncovered_dnat(snapshot: Any) -> str | None:
-    """A note for a map without rows: how many nat DNAT rules the input has (rules the map's
-    rows, Docker's published and container ports and host services, do not cover: e.g.
-    kube-proxy's NodePorts) and a port to trace; None without DNAT rules. Read over every nat
-    rule, hence kept with a snapshot (``Snapshot.derived``: a cached snapshot answers it
-    without reading its chains)."""
-    count = 0
+@dataclass(frozen=True, slots=True)
+class UncoveredDnat:
+    """The nat DNAT rules of a snapshot (``count``, over both families) and an example port
+    to trace: the first nat rule that names a ``--dport`` and may lead to DNAT, with its
+    ``family`` (4 or 6), ``proto`` (tcp, udp or sctp: tcp when the rule names none), single
+    destination address ``dst`` and input interface ``iface`` (``eth+``: ``eth0``) when it
+    names them."""
+
+    count: int
+    family: int = 4
     port: int | None = None
+    proto: str = "tcp"
+    dst: str | None = None
+    iface: str | None = None
+
+
+def uncovered_dnat(snapshot: Any) -> UncoveredDnat | None:
+    """The nat DNAT rules of ``snapshot`` (a ``Snapshot`` or rulesets) and an example port to
+    trace (``UncoveredDnat``), None without DNAT rules; kept with a ``Snapshot``
+    (``Snapshot.derived``). The map's rows never cover them unless Docker's rules do, hence
+    a map without rows notes them, and ``natlens report`` prints that note."""
+    if isinstance(snapshot, Snapshot):
+        return snapshot.derived("exposure.uncovered_dnat/2", _uncovered_dnat)
+    return _uncovered_dnat(snapshot)
+
+
+def _example(rule: Rule, family: int, port: int) -> UncoveredDnat:
+    proto = rule.protocol
+    name = proto.name.lower() if proto is not None and not proto.negated else "tcp"
+    d = rule.destination
+    dst = (str(d.network.network_address) if d is not None and not d.negated and d.mask is None
+           and d.network.num_addresses == 1 else None)
+    i = rule.in_interface
+    iface = None
+    if i is not None and not i.negated and i.name != "+":  # eth+: its first name, eth0
+        iface = f"{i.name[:-1]}0" if i.name.endswith("+") else i.name
+    return UncoveredDnat(0, family, port, name if name in ("tcp", "udp", "sctp") else "tcp",
+                         dst, iface)
+
+
+def _uncovered_dnat(snapshot: Any) -> UncoveredDnat | None:
+    """The nat DNAT rules of a snapshot, for a map without rows: rules the map's rows
+    (Docker's published and container ports and host services) do not cover, e.g.
+    kube-proxy's NodePorts, and an example port to trace (``UncoveredDnat``); None without DNAT
+    rules. Read over every nat rule, hence kept with a snapshot (``Snapshot.derived``: a cached
+    snapshot answers it without reading its chains)."""
+    count = 0
+    example: UncoveredDnat | None = None
     for family in (4, 6):
         for ruleset in _rulesets(snapshot, family):
             nat = ruleset.get("nat")
@@ -761,17 +815,15 @@ def _uncovered_dnat(snapshot: Any) -> str | None:
                     name = rule.target_name
                     if name == "DNAT":
                         count += 1
-                    if port is None and name is not None and name not in _NOT_A_WAY_IN:
+                    if example is None and name is not None and name not in _NOT_A_WAY_IN:
                         ports = port_set(rule)
                         if ports:
-                            port = ports[0][0]
+                            example = _example(rule, family, ports[0][0])
     if not count:
         return None
-    rules = "rule" if count == 1 else "rules"
-    example = "PORT" if port is None else str(port)
-    return (f"the nat table has {count} DNAT {rules} the map does not cover (it maps the ports "
-            f"docker-containers.json publishes and the services ss.txt lists, not e.g. "
-            f"kube-proxy NodePorts): check a port with `natlens trace PATH --dport {example}`")
+    if example is None:
+        return UncoveredDnat(count)
+    return replace(example, count=count)
 
 
 _NOT_A_WAY_IN = frozenset({"RETURN", "ACCEPT", "DROP", "REJECT", "MASQUERADE", "SNAT", "MARK",

@@ -157,11 +157,26 @@ def is_decimal(text: str, max_digits: int = 20) -> bool:
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """Rule text from bytes: UTF-8 (a byte-order mark dropped); undecodable bytes become U+FFFD,
-    as iptables itself does not care about the encoding of comments."""
+    """Rule text from bytes: UTF-8 (a byte-order mark dropped).
+
+    Raises ``SnapshotError`` ``NAME:LINE:COLUMN: not UTF-8: byte 0xNN (Latin-1? ...iconv...)``
+    at the first byte that is not UTF-8 (line and column from 1, the column in characters), as
+    docs/snapshots.md promises: such a file is nearly always a dump re-saved by an editor in
+    Latin-1 or Windows-1252, and replacing the bytes by U+FFFD would silently change the
+    comments and names a report quotes. iptables-save writes comments byte for byte; a live
+    host whose comments hold other bytes needs its dump converted (iconv) before natlens reads
+    it."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[start:exc.start].decode("utf-8")) + 1
+        raise SnapshotError(
+            f"{name}:{line}:{column}: not UTF-8: byte 0x{data[exc.start]:02x} (Latin-1? re-save "
+            "it as UTF-8, e.g. iconv -f LATIN1 -t UTF-8)") from None
 
 
 class _NumberTooLongError(ValueError):

@@ -8,18 +8,21 @@ one line that a background thread redraws every 0.1 s::
 (the bar counts stages done; the name is the current stage). It draws only when enabled:
 ``Progress.for_terminal`` enables it when standard error is a terminal and ``--quiet`` was not
 given, so pipes, files and CI logs never see it. ``close()`` erases the line (``\\r`` + ``ESC
-[K``) before anything else is printed to standard error.
+[K``) and stops the bar for good; ``ClearFirst`` wraps standard output and error so that the
+first thing a command writes closes the bar first (on a terminal, the answer never starts
+behind a half-drawn bar).
 """
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["ClearFirst", "Progress"]
 
 _WIDTH = 20
 
@@ -38,6 +41,7 @@ class Progress:
         self.stage = ""
         self.done = 0
         self.drawn = False
+        self.closed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -58,7 +62,7 @@ class Progress:
             if stage in self.stages:
                 self.done = self.stages.index(stage)
             self.stage = stage
-        if self.enabled and self._thread is None:
+        if self.enabled and self._thread is None and not self.closed:
             self._thread = threading.Thread(target=self._run, name="natlens-progress",
                                             daemon=True)
             self._thread.start()
@@ -84,7 +88,8 @@ class Progress:
                     return
 
     def close(self) -> None:
-        """Stop drawing and erase the line."""
+        """Stop drawing and erase the line; later stages draw nothing."""
+        self.closed = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -96,3 +101,38 @@ class Progress:
             except (OSError, ValueError):
                 pass
             self.drawn = False
+
+
+class ClearFirst(io.TextIOBase):
+    """``stream`` (standard output or error) that closes ``progress`` before its first write,
+    so the bar's line is erased before the command's own text (the bar draws on the original
+    standard error, not through this wrapper)."""
+
+    def __init__(self, stream: TextIO, progress: Progress) -> None:
+        super().__init__()
+        self.stream = stream
+        self.progress = progress
+
+    def write(self, text: str) -> int:
+        if text and not self.progress.closed:
+            self.progress.close()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from natlens.audit.findings import KINDS, Finding, RuleRef, Severity
-from natlens.exposure import ExposureMap
+from natlens.exposure import ExposureMap, uncovered_dnat
 from natlens.exposure_render import render_table
 from natlens.model import TableName
 from natlens.snapshot import Snapshot
@@ -117,7 +117,9 @@ def _wrap(text: str, width: int) -> str:
 def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
              width: int = 72, exposure: ExposureMap | None = None,
              name: str | None = None) -> str:
-    """Plain-text report: the exposure map when given (``natlens.exposure_render``), one table
+    """Plain-text report: the exposure map when given (``natlens.exposure_render``; a map
+    without rows, when the nat table has DNAT rules, as what it covers and its notes: the DNAT
+    rules it does not cover), one table
     of findings per severity (high first), then a one-line summary. The first line names the
     snapshot: ``name`` when given (``example default-bridge-8080``), else its path.
 
@@ -130,6 +132,12 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
         out.append("")
     if exposure is not None and exposure.rows:
         out.append("EXPOSURE (who can open a connection to each port, from where)")
+        out.append(render_table(exposure))
+        out.append("")
+    elif exposure is not None and snapshot is not None and uncovered_dnat(snapshot) is not None:
+        # a map without rows on input with DNAT rules (kube-proxy's NodePorts...): what it
+        # covers and its notes, so that "no findings" below does not read as a sign-off on
+        # ports the map never looked at
         out.append(render_table(exposure))
         out.append("")
     for severity in _ORDER:

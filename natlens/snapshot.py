@@ -37,8 +37,11 @@ from natlens.snapshot_checks import (
 
 __all__ = [
     "SNAPSHOT_FILES", "Snapshot", "detect_format", "load", "load_rules", "read_text",
-    "with_stated_host",
+    "STATED_ADDRESSES", "with_stated_host",
 ]
+
+STATED_ADDRESSES = "host-addr"
+"""The pseudo interface that holds the addresses given with ``--host-addr`` (no interface)."""
 
 SNAPSHOT_FILES = {
     "iptables": "iptables-save.txt",
@@ -365,7 +368,7 @@ def with_stated_host(snap: Snapshot, *, addresses: Sequence[str] = (),
             ip = ipaddress.ip_address(value)
         except ValueError:
             raise UsageError(f"--host-addr {value!r}: not an IP address") from None
-        entries.setdefault("host-addr", []).append(
+        entries.setdefault(STATED_ADDRESSES, []).append(
             _addr_info(ipaddress.ip_interface(f"{ip}/{ip.max_prefixlen}")))
     data = [dict(entry) for entry in snap.addresses or ()]
     for name, infos in entries.items():

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from natlens.model import Interface, Option, Rule, Ruleset
 from natlens.netfilter import Packet, Step, Trace, Verdict
-from natlens.snapshot import Snapshot
+from natlens.snapshot import STATED_ADDRESSES, Snapshot
 
 __all__ = [
     "RuleFacts", "exit_status", "interface_warning", "known_interfaces", "protocol_hint",
@@ -93,10 +93,11 @@ def known_interfaces(snap: Snapshot) -> tuple[list[str], list[str]]:
     """(names, wildcard prefixes): the host's interfaces (when ip-addr.json or --iface gives
     them) and every interface a rule names with ``-i``/``-o`` (``eth+``: the prefix ``eth``)."""
     names: dict[str, None] = {}
-    # ip-addr.json or --iface name the host's interfaces; --host-addr alone (the pseudo
-    # interface "host-addr", natlens.snapshot.with_stated_host) does not
-    if snap.addresses is not None and "host-addr" not in snap.host.interfaces:
-        names.update(dict.fromkeys(snap.host.interfaces))
+    # ip-addr.json and --iface name the host's interfaces; --host-addr adds an address to them
+    # on the pseudo interface "host-addr" (natlens.snapshot.with_stated_host), which is no name
+    # a packet can arrive on: alone, it names no interface
+    if any(entry.get("ifname") != STATED_ADDRESSES for entry in snap.addresses or ()):
+        names.update((name, None) for name in snap.host.interfaces if name != STATED_ADDRESSES)
     facts = rule_facts(snap)
     names.update((name, None) for name in facts.interfaces if name not in names)
     return list(names), list(facts.prefixes)

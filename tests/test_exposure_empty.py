@@ -36,7 +36,8 @@ COMMIT
 @pytest.mark.parametrize(("rules", "note"), [
     (KUBE, "the nat table has 2 DNAT rules the map does not cover (it maps the ports "
            "docker-containers.json publishes and the services ss.txt lists, not e.g. kube-proxy "
-           "NodePorts): check a port with `natlens trace PATH --dport 30080`"),
+           "NodePorts): check a port with `natlens trace PATH --in eth0 --src 198.51.100.7 --dst "
+           "203.0.113.2 --proto tcp --dport 30080`"),
     (PLAIN, None),
 ], ids=["kube", "no-dnat"])
 def test_empty_map_says_what_it_covers_and_counts_other_dnat(

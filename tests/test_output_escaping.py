@@ -125,6 +125,13 @@ def _intended(f: Finding) -> list[list[str]] | None:
         return [[tool, "-t", r.table, "-D", r.chain, *_spec(r.text)]]
     if f.kind == "unused-chain" and " -I FORWARD " not in (f.fix or ""):
         return [[tool, "-t", r.table, "-F", r.chain], [tool, "-t", r.table, "-X", r.chain]]
+    if f.kind == "ineffective" and "(did you mean " in f.message:
+        # a typo of a chain's name: the rule pointed at that chain (its words, target replaced)
+        spec = _spec(r.text)
+        at = spec.index("-g" if "-g" in spec else "-j") + 1
+        near = f.message.rsplit("(did you mean ", 1)[1].removesuffix("?)")
+        return [[tool, "-t", r.table, "-R", r.chain, str(r.index), *spec[:at],
+                 ast.literal_eval(near), *spec[at + 1:]]]
     if f.kind == "ineffective" and " -N " in (f.fix or ""):
         spec = _spec(r.text)
         target = spec[spec.index("-g" if "-g" in spec else "-j") + 1]

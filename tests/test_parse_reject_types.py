@@ -144,9 +144,6 @@ def test_iptables_takes_and_prints_the_same(version: int, value: str, netns: str
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="natlens does not yet refuse tcp-reset without -p tcp "
-                   "(the kernel's reject_tg_check does, at commit: needs a rule-level check "
-                   "in natlens.parse.rule and the fast path's target segments)")
 @pytest.mark.parametrize("version", [4, 6])
 def test_tcp_reset_needs_tcp(version: int, netns: str) -> None:
     text = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -j REJECT --reject-with tcp-reset\n"

@@ -18,7 +18,7 @@ from natlens.model import Family
 from natlens.parse.tokens import split_args
 from natlens.textsafe import shell_line
 
-__all__ = ["command", "delete_at", "delete_spec", "rule_spec", "tool"]
+__all__ = ["command", "delete_at", "delete_spec", "retarget", "rule_spec", "tool"]
 
 
 def tool(family: Family | str | int, backend: str | None = None) -> str:
@@ -57,6 +57,23 @@ def delete_spec(ref: RuleRef) -> list[str]:
 def delete_at(ref: RuleRef) -> list[str]:
     """``iptables -t TABLE -D CHAIN INDEX``: delete the rule at its 1-based position."""
     return [tool(ref.family), "-t", ref.table, "-D", ref.chain, str(ref.index)]
+
+
+def retarget(ref: RuleRef, old: str, new: str) -> list[str]:
+    """``iptables -t TABLE -R CHAIN INDEX SPEC...``: the rule at ``ref`` with its jump (``-j``,
+    ``--jump``) or goto (``-g``, ``--goto``) to chain ``old`` sent to ``new`` instead
+    (iptables(8) ``--replace``). Raises ``ValueError`` when the rule names no such target.
+
+    >>> command(retarget(RuleRef("filter", "INPUT", 3, "-A INPUT -p tcp -j my-chian"),
+    ...                  "my-chian", "my-chain"))
+    'iptables -t filter -R INPUT 3 -p tcp -j my-chain'
+    """
+    spec = rule_spec(ref)
+    for i in range(len(spec) - 2, -1, -1):
+        if spec[i] in ("-j", "--jump", "-g", "--goto") and spec[i + 1] == old:
+            spec[i + 1] = new
+            return [tool(ref.family), "-t", ref.table, "-R", ref.chain, str(ref.index), *spec]
+    raise ValueError(f"rule does not jump to {old!r}: {ref.text!r}")
 
 
 def command(*argvs: Sequence[str]) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from natlens.audit._index import TableIndex
 from natlens.audit._rules import chain_ref, unconditional
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.audit.fixes import command, delete_at, tool
-from natlens.errors import did_you_mean
+from natlens.audit.fixes import command, delete_at, retarget, tool
+from natlens.errors import closest
 from natlens.graph import loops
 from natlens.model import Chain, Interface, Rule, Ruleset, Table, TableName
 
@@ -253,6 +253,8 @@ def check_unreachable_chains(ctx: AuditContext) -> Iterator[Finding]:
 def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
     """Rules that jump (``-j``/``-g``) to a chain the table does not declare (kind
     ``ineffective``: the rule never sends packets there, and iptables-restore refuses the file).
+    The fix points the rule at the table's chain closest in name (``iptables -R``: a typo) when
+    one is close (``natlens.errors.closest``), else creates the chain (``iptables -N``).
 
     >>> from natlens.audit import audit_text
     >>> [f.message for f in audit_text('''*filter
@@ -270,13 +272,18 @@ def check_missing_chains(ctx: AuditContext) -> Iterator[Finding]:
                 continue  # a chain a paste does not show is not in the input, not missing
             for source, target, position, goto, _ in index[table.name.value].missing_jumps:
                 rule = table[source].rules[position - 1]
-                hint = did_you_mean(target, [c.name for c in table.chains])
+                ref = RuleRef.of(rule, table.name, position, rs.family)
+                near = closest(target, [c.name for c in table.chains])
+                # a close name is most likely a typo: point the rule at the existing chain
+                # rather than create the misspelt one
+                fix = ([tool(rs.family), "-t", table.name.value, "-N", target] if near is None
+                       else retarget(ref, target, near))
                 yield Finding(
                     kind="ineffective", severity=Severity.HIGH,
                     message=f"{'goes' if goto else 'jumps'} to chain {target}, which "
-                            f"table {table.name.value} does not declare{hint}",
-                    rule=RuleRef.of(rule, table.name, position, rs.family),
-                    fix=command([tool(rs.family), "-t", table.name.value, "-N", target]),
+                            f"table {table.name.value} does not declare"
+                            + (f" (did you mean {near!r}?)" if near is not None else ""),
+                    rule=ref, fix=command(fix),
                 )
 
 

@@ -143,8 +143,10 @@ def _steps_text(steps: tuple[Step, ...], indent: str = "") -> list[str]:
 class Branch:
     """One possible outcome when a match is left to chance (statistic) or doubt (uncertain).
 
-    ``probability`` multiplies the statistic probabilities along this path; uncertain matches do
-    not change it and are named in ``assumed`` instead.
+    ``probability`` multiplies the statistic probabilities along this path (1.0 when no chance
+    lies on it); uncertain matches do not change it and are named in ``assumed`` instead. It is
+    the arithmetic field: ``chance`` is the probability as JSON and docs/tracing.md give it
+    (None for a branch of doubt alone, docs/api.md).
     """
 
     probability: float

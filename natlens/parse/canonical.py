@@ -26,6 +26,7 @@ from collections.abc import Callable
 from natlens.model import Option
 from natlens.parse.modules import MATCHES, TARGETS, ModuleSpec
 from natlens.parse.reject import reject_families
+from natlens.parse.values import rate_parts
 
 __all__ = ["CANONICAL_MATCH", "CANONICAL_TARGET", "ordered"]
 
@@ -154,7 +155,6 @@ def _recent(options: Options) -> Options:
 
 
 _HL_SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2 (revisions 2 and 3)
-_HL_UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 _HL_RATES = (("day", _HL_SCALE * 86400), ("hour", _HL_SCALE * 3600), ("min", _HL_SCALE * 60),
              ("sec", _HL_SCALE))
 _HL_MODES = ("srcip", "srcport", "dstip", "dstport")
@@ -164,13 +164,13 @@ def _hashlimit_rate(text: str) -> tuple[str, int, int] | None:
     """(printed rate, its unit in ms, the unit of ``text`` in ms) for a packet rate
     ``N[/unit]`` (libxt_hashlimit.c ``parse_rate``/``print_rate``); None for a byte rate or
     anything else, kept as written."""
-    count, slash, unit = text.partition("/")
-    mult = 1
-    if slash:
-        mult = next((m for full, m in _HL_UNITS if unit and full.startswith(unit.lower())), 0)
-    if not mult or not (count.isascii() and count.isdigit()) or int(count) == 0:
+    if "b/s" in text[1:]:
+        return None  # parse_bytes reads it first
+    parts = rate_parts(text, 64)  # the count as C atoll reads it: 3abc is 3
+    if parts is None:
         return None
-    period = _HL_SCALE * mult // int(count)
+    count, mult = parts
+    period = _HL_SCALE * mult // count
     if period == 0:
         return None
     i = 1

@@ -139,6 +139,31 @@ def _reject(name: str, options: Sequence[Option]) -> Refusal | None:
     return None
 
 
+_RECENT_HITCOUNT_MAX = 65535  # net/netfilter/xt_recent.c: XT_RECENT_MAX_NSTAMPS - 1
+
+
+def _recent(name: str, options: Sequence[Option]) -> Refusal | None:
+    """net/netfilter/xt_recent.c ``recent_mt_check``, which the kernel runs when the rule is
+    committed (``iptables-restore --test`` takes these): ``--set``/``--remove`` take no
+    ``--seconds``, non-zero ``--hitcount`` or ``--reap`` (``--rttl``: refused by the
+    extension's ``excl``); ``--hitcount`` at most 65535; the list name (``xt_check_proc_name``)
+    not empty, ``.``, ``..`` or with a ``/``. Values are decimal by now (natlens.parse.values)."""
+    values = {o.name: (o.args[0] if o.args else "") for o in options}
+    command = next((c for c in ("--set", "--remove") if c in values), None)
+    if command is not None:
+        for option in ("--seconds", "--hitcount", "--reap"):
+            if option in values and values[option] != "0":
+                return Refusal(f"recent: {command} takes no {option} (the kernel refuses it)",
+                               option)
+    if int(values.get("--hitcount", "0")) > _RECENT_HITCOUNT_MAX:
+        return Refusal(f"recent: --hitcount above {_RECENT_HITCOUNT_MAX} (the kernel refuses "
+                       "it)", "--hitcount")
+    list_name = values.get("--name")
+    if list_name is not None and (list_name in ("", ".", "..") or "/" in list_name):
+        return Refusal(f"recent: bad list name {list_name!r} (the kernel refuses it)", "--name")
+    return None
+
+
 _MARKS = ("--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark")
 
 
@@ -172,7 +197,10 @@ MATCH_CHECKS: Mapping[str, ModuleChecks] = MappingProxyType({
     "owner": ModuleChecks(need=(("--uid-owner", "--gid-owner", "--socket-exists"),),
                           also=(("--suppl-groups", "--gid-owner"),)),
     "pkttype": ModuleChecks(need=(("--pkt-type",),)),
-    "recent": _one_of("--set", "--rcheck", "--update", "--remove"),
+    "recent": ModuleChecks(need=(("--set", "--rcheck", "--update", "--remove"),),
+                           excl=(("--set", "--rcheck", "--update", "--remove"),
+                                 ("--rttl", "--set"), ("--rttl", "--remove")),
+                           also=(("--reap", "--seconds"),), final=_recent),
     "mac": ModuleChecks(need=(("--mac-source",),)),
     "hashlimit": ModuleChecks(need=(("--hashlimit-upto", "--hashlimit-above"),
                                     ("--hashlimit-name",)),

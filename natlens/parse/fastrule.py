@@ -49,9 +49,10 @@ from natlens.parse.rule import (
     NAT_PORT_PROTOCOLS,
     RuleSyntaxError,
     _is_name,
-    _names_ports,
     _parse_address,
     parse_rule_args,
+    protocol_bound,
+    protocol_refusal,
 )
 from natlens.parse.tokens import split_args
 from natlens.parse.values import canonical_args
@@ -62,7 +63,8 @@ _Core = tuple[Address | None, Address | None, Interface | None, Interface | None
               Protocol | None, bool | None]
 _MatchEntry = tuple[Match, str | None]
 _TargetEntry = tuple[Target, bool, bool]
-"""A target segment: the Target, whether it is a ``-g``, whether it names NAT ports."""
+"""A target segment: the Target, whether it is a ``-g``, whether it takes only some ``-p``
+values (NAT ports, REJECT tcp-reset: natlens.parse.rule.protocol_refusal)."""
 _UNSET: Any = object()  # cache miss marker (None is a cached "not fast-path material")
 _COMMENT = "comment --comment "
 _COMMENT_AT = len(_COMMENT)
@@ -462,7 +464,7 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
                 and _claimable(parsed[0].options):
             parsed = None
         if parsed is not None:
-            found = (parsed[0], parsed[1], _names_ports(parsed[0]))
+            found = (parsed[0], parsed[1], protocol_bound(parsed[0]))
             cache.conflicts |= target_conflicts(parsed[0])
         cache.targets[key] = found
     return found
@@ -589,8 +591,7 @@ def parse_line_fast(  # noqa: PLR0917 (one call per rule)
                 if segment is None:
                     return None
                 target = segment[0]
-                if segment[2] and (proto is None or proto.negated
-                                   or proto.name not in NAT_PORT_PROTOCOLS):
+                if segment[2] and protocol_refusal(target, proto) is not None:
                     return None  # the full parser says why iptables refuses it
     rule = _Rule(chain, core[0], core[1], core[2], core[3], proto, core[5], matches, target, goto,
                  None, origin, _NOTHING_UNKNOWN)

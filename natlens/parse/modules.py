@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["MATCHES", "PROTOCOL_MATCHES", "TARGETS", "ModuleSpec", "OptSpec"]
+__all__ = ["ABSENT_MATCHES", "MATCHES", "PROTOCOL_MATCHES", "TARGETS", "ModuleSpec", "OptSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,6 @@ _PORTS = ("--sport|--source-port:port", "--dport|--destination-port:port")
 _MATCH_LIST = (
     _spec("tcp", *_PORTS, "--tcp-flags=2:tcpflags", "--syn=0", "--tcp-option:u8"),
     _spec("udp", *_PORTS),
-    _spec("udplite", *_PORTS),
     _spec("sctp", *_PORTS, "--chunk-types=2"),
     _spec("dccp", *_PORTS, "--dccp-types", "--dccp-option:u8"),
     _spec("icmp", "--icmp-type:icmptype"),
@@ -87,8 +86,8 @@ _MATCH_LIST = (
           "--limit-iface-out=0"),
     _spec("conntrack", "--ctstate:ctstates", "--ctproto", "--ctorigsrc:ctaddr",
           "--ctorigdst:ctaddr", "--ctreplsrc:ctaddr", "--ctrepldst:ctaddr",
-          "--ctorigsrcport:port", "--ctorigdstport:port",
-          "--ctreplsrcport:port", "--ctrepldstport:port", "--ctstatus:ctstatus",
+          "--ctorigsrcport:ctport", "--ctorigdstport:ctport",
+          "--ctreplsrcport:ctport", "--ctrepldstport:ctport", "--ctstatus:ctstatus",
           "--ctexpire:range32", "--ctdir:ctdir"),
     _spec("state", "--state:states"),
     _spec("comment", "--comment:string"),
@@ -104,16 +103,16 @@ _MATCH_LIST = (
     _spec("limit", "--limit:rate", "--limit-burst:u32"),
     _spec("owner", "--uid-owner", "--gid-owner", "--suppl-groups=0", "--socket-exists=0"),
     _spec("pkttype", "--pkt-type"),
-    _spec("recent", "--set=0", "--rcheck=0", "--update=0", "--remove=0", "--seconds:u32",
+    _spec("recent", "--set=0", "--rcheck=0", "--update=0", "--remove=0", "--seconds:u32min1",
           "--reap=0", "--hitcount:u32", "--rttl=0", "--name", "--mask", "--rsource=0",
           "--rdest=0"),
     _spec("mac", "--mac-source"),
-    _spec("hashlimit", "--hashlimit-upto|--hashlimit", "--hashlimit-above",
-          "--hashlimit-burst", "--hashlimit-mode", "--hashlimit-name",
+    _spec("hashlimit", "--hashlimit-upto|--hashlimit:hlrate", "--hashlimit-above:hlrate",
+          "--hashlimit-burst:hlburst", "--hashlimit-mode", "--hashlimit-name",
           "--hashlimit-htable-size:u32", "--hashlimit-htable-max:u32",
           "--hashlimit-htable-gcinterval:u32", "--hashlimit-htable-expire:u32",
           "--hashlimit-srcmask:u8", "--hashlimit-dstmask:u8", "--hashlimit-rate-match=0",
-          "--hashlimit-rate-interval:u32"),
+          "--hashlimit-rate-interval:atoipos"),
     _spec("string", "--string:string", "--hex-string", "--algo", "--from:u16", "--to:u16",
           "--icase=0"),
     _spec("ttl", "--ttl-eq:u8", "--ttl-gt:u8", "--ttl-lt:u8"),
@@ -133,8 +132,13 @@ _MATCH_LIST = (
 
 MATCHES: Mapping[str, ModuleSpec] = MappingProxyType({m.name: m for m in _MATCH_LIST})
 
-PROTOCOL_MATCHES = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmp6"})
+PROTOCOL_MATCHES = frozenset({"tcp", "udp", "sctp", "dccp", "icmp", "icmp6"})
 """Matches that ``-p PROTO`` loads implicitly when one of their options follows."""
+
+ABSENT_MATCHES = frozenset({"udplite"})
+"""Matches iptables 1.8.9 has no extension for (``-p udplite`` is a protocol, but there is no
+libxt_udplite): iptables-restore says "Couldn't load match", so natlens refuses them rather
+than keep them as unknown modules."""
 
 _MARK = ("--set-xmark:mark", "--set-mark:mark", "--and-mark:mark", "--or-mark:mark",
          "--xor-mark:mark")
@@ -161,7 +165,7 @@ _TARGET_LIST = (
     _spec("TPROXY", "--on-port:u16", "--on-ip", "--tproxy-mark:mark"),
     _spec("TCPMSS", "--set-mss:u16", "--clamp-mss-to-pmtu=0"),
     _spec("CHECKSUM", "--checksum-fill=0"),
-    _spec("NFQUEUE", "--queue-num:u16", "--queue-balance", "--queue-bypass=0",
+    _spec("NFQUEUE", "--queue-num:u16", "--queue-balance:qbalance", "--queue-bypass=0",
           "--queue-cpu-fanout=0"),
     _spec("CLASSIFY", "--set-class"),
     _spec("DSCP", "--set-dscp:dscp", "--set-dscp-class"),

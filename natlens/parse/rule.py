@@ -32,11 +32,13 @@ from natlens.model import (
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.checks import MATCH_CHECKS, TARGET_CHECKS, refusal
 from natlens.parse.construct import new_address
-from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
+from natlens.parse.modules import ABSENT_MATCHES, MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
 from natlens.parse.networks import CompactIPv4Network
-from natlens.parse.values import canonical_address, canonical_args
+from natlens.parse.reject import reject_families
+from natlens.parse.values import c_scan_llu, canonical_address, canonical_args
 
-__all__ = ["RuleSyntaxError", "parse_rule_args", "PROTOCOL_NAMES"]
+__all__ = ["RuleSyntaxError", "parse_rule_args", "PROTOCOL_NAMES", "protocol_bound",
+           "protocol_refusal"]
 
 
 class RuleSyntaxError(ValueError):
@@ -275,10 +277,10 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
     return Address(ipaddress.ip_network(masked), negated, mask)
 
 
-_PORT_PROTOCOLS = frozenset({"tcp", "udp", "udplite", "sctp", "dccp"})
+_PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp"})
 NAT_PORT_PROTOCOLS = _PORT_PROTOCOLS | {"icmp", "1", "ipv6-icmp", "icmpv6", "58"}
 """Protocols with which DNAT/SNAT/MASQUERADE/REDIRECT accept a port (libxt_DNAT.c ``portok``:
-TCP, UDP, SCTP, DCCP and ICMP, where the "port" is the echo id the kernel maps)."""
+TCP, UDP, SCTP, DCCP and ICMP, where the "port" is the echo id the kernel maps; not UDP-Lite)."""
 
 
 def _names_ports(target: Target) -> bool:
@@ -294,6 +296,53 @@ def _names_ports(target: Target) -> bool:
                 if ":" in tail:
                     return True
     return False
+
+
+_PROTOCOL_BOUND_OPTIONS = frozenset({"--to-destination", "--to-source", "--to-ports",
+                                     "--reject-with"})
+
+
+def _resets_tcp(target: Target) -> bool:
+    """Whether ``target`` is REJECT ``--reject-with`` a value that names ``tcp-reset`` in
+    either family (natlens.parse.reject: ``tcp-rst``, ``tcp``, ``t`` too; no other type
+    starts with "t", so a value is tcp-reset in one family only when the other refuses it)."""
+    if target.name != "REJECT" or target.kind is not TargetKind.EXTENSION:
+        return False
+    option = target.get("--reject-with")
+    return option is not None and len(option.args) == 1 \
+        and "tcp-reset" in reject_families(option.args[0])
+
+
+def protocol_bound(target: Target) -> bool:
+    """Whether ``target`` takes only some ``-p`` values (then ``protocol_refusal`` says
+    which): NAT targets naming ports, REJECT with tcp-reset."""
+    return _names_ports(target) or _resets_tcp(target)
+
+
+def protocol_refusal(target: Target, protocol: Protocol | None) -> str | None:
+    """Why iptables or the kernel refuses ``target`` in a rule with ``-p protocol`` (None:
+    no ``-p``), or None.
+
+    A NAT target naming ports needs a non-negated port protocol (libxt_DNAT.c ``portok``:
+    "Need TCP, UDP, SCTP or DCCP with port specification", userspace). REJECT tcp-reset needs
+    ``-p tcp``, not negated: the kernel's ``reject_tg_check`` (net/ipv4/netfilter/ipt_REJECT.c,
+    net/ipv6/netfilter/ip6t_REJECT.c) says EINVAL when the rule is committed, which
+    ``iptables-restore --test`` does not see.
+
+    >>> reject = Target("REJECT", (Option("--reject-with", ("tcp-reset",)),),
+    ...                 TargetKind.EXTENSION)
+    >>> protocol_refusal(reject, Protocol("tcp", False)) is None
+    True
+    >>> protocol_refusal(reject, Protocol("tcp", True))
+    'REJECT --reject-with tcp-reset needs -p tcp (the kernel refuses it otherwise)'
+    """
+    plain = protocol.name if protocol is not None and not protocol.negated else ""
+    if _names_ports(target) and plain not in NAT_PORT_PROTOCOLS:
+        return (f"{target.name} with a port needs -p tcp, udp, sctp or dccp (iptables: 'Need "
+                "TCP, UDP, SCTP or DCCP with port specification')")
+    if _resets_tcp(target) and plain != "tcp":
+        return "REJECT --reject-with tcp-reset needs -p tcp (the kernel refuses it otherwise)"
+    return None
 
 
 def _is_name(text: str) -> bool:
@@ -504,6 +553,9 @@ class _RuleParser:
             # iptables: "Couldn't load match `-j'" (an option word is no module name)
             raise RuleSyntaxError(f"bad match module name {module!r} after {tok}", self.i,
                                   module)
+        if module in ABSENT_MATCHES:
+            raise RuleSyntaxError(f"Couldn't load match {module!r} (iptables 1.8.9 has no such "
+                                  "extension)", self.i, module)
         self.i += 1
         spec = MATCHES.get(module)
         builder = _MatchBuilder(module, spec, at=self.i - 1)
@@ -538,17 +590,21 @@ class _RuleParser:
         self.context = self.target
 
     def _set_counters(self, tok: str, index: int) -> None:
+        """``-c PACKETS BYTES`` or ``-c PACKETS,BYTES``, each read as iptables' xshared.c
+        reads it (``sscanf("%llu")``: ``3abc`` is 3, ``٣`` is no number; ``c_scan_llu``)."""
         args = self.args
-        try:
-            if self.i < len(args) and "," in args[self.i]:
-                packet_text, byte_text = args[self.i].split(",", 1)
-                packets, byte_count = int(packet_text), int(byte_text)
-                self.i += 1
-            else:
-                packets, byte_count = int(args[self.i]), int(args[self.i + 1])
-                self.i += 2
-        except (ValueError, IndexError):
-            raise RuleSyntaxError(f"{tok} needs packet and byte counts", index, tok) from None
+        if self.i < len(args) and "," in args[self.i][1:]:
+            packet_text, byte_text = args[self.i].split(",", 1)
+            self.i += 1
+        elif self.i + 1 < len(args) and not args[self.i + 1].startswith(("-", "!")):
+            # xshared.c xs_has_arg: the byte count is no option word
+            packet_text, byte_text = args[self.i], args[self.i + 1]
+            self.i += 2
+        else:
+            raise RuleSyntaxError(f"{tok} needs packet and byte counts", index, tok)
+        packets, byte_count = c_scan_llu(packet_text), c_scan_llu(byte_text)
+        if packets is None or byte_count is None:
+            raise RuleSyntaxError(f"{tok} needs packet and byte counts", index, tok)
         self.counters = Counters(packets, byte_count)
 
     def _option(self, tok: str, index: int) -> None:
@@ -646,10 +702,6 @@ class _RuleParser:
                       if opt.name == found.option][1]
         raise RuleSyntaxError(found.reason, at, self.args[at] if at is not None else None)
 
-    def _port_protocol(self) -> bool:
-        proto = self.protocol
-        return proto is not None and not proto.negated and proto.name in NAT_PORT_PROTOCOLS
-
     # -- result --------------------------------------------------------------------------------
 
     def build(self, chain: str, origin: Origin | None, counters: Counters | None) -> list[Rule]:
@@ -658,7 +710,8 @@ class _RuleParser:
                 proto = self.protocol.name if self.protocol else None
                 want = "ipv6-icmp" if builder.module == "icmp6" else builder.module
                 if proto != want or (self.protocol and self.protocol.negated):
-                    raise RuleSyntaxError(f"-m {builder.module} requires -p {want}")
+                    raise RuleSyntaxError(f"-m {builder.module} requires -p {want}", builder.at,
+                                          builder.module)
         for built in (*self.matches, self.target):
             if built is not None and built.spec is not None:
                 self._check_module(built)
@@ -673,10 +726,13 @@ class _RuleParser:
                 except ValueError as exc:
                     raise RuleSyntaxError(str(exc)) from None
             target = Target(self.target.name, options, self.target.kind)
-            if _names_ports(target) and not self._port_protocol():
-                raise RuleSyntaxError(f"{target.name} with a port needs -p tcp, udp, sctp or "
-                                      "dccp (iptables: 'Need TCP, UDP, SCTP or DCCP with port "
-                                      "specification')")
+            refused = protocol_refusal(target, self.protocol)
+            if refused is not None:
+                # point at the value that asks for the protocol (a port, tcp-reset)
+                at = next((pos + 1 for opt, pos in zip(self.target.options,
+                                                       self.target.positions, strict=True)
+                           if opt.name in _PROTOCOL_BOUND_OPTIONS), self.target.at)
+                raise RuleSyntaxError(refused, at, self.args[at] if at is not None else None)
         rules: list[Rule] = []
         sources: list[Address | None] = [*self.sources] or [None]
         destinations: list[Address | None] = [*self.destinations] or [None]

@@ -17,9 +17,9 @@ from functools import lru_cache
 from natlens.inputs import is_decimal as _decimal
 
 __all__ = [
-    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "c_strtod", "c_strtoul", "canonical_address",
-    "canonical_args",
-    "icmp_type_range", "parse_port", "parse_port_range",
+    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "c_atoi", "c_scan_llu", "c_strtod", "c_strtoul",
+    "c_strtoul_prefix", "canonical_address", "canonical_args", "rate_parts",
+    "icmp_type_range", "parse_port", "parse_port_range", "xt_parse_port",
 ]
 
 _CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
@@ -40,9 +40,14 @@ def parse_port(text: str) -> int:
         if value > 65535:
             raise ValueError(f"port {text} out of range")
         return value
+    return _service_port(text)
+
+
+def _service_port(text: str) -> int:
+    """The port of service ``text`` (/etc/services, then names some files lack)."""
     try:
         return socket.getservbyname(text)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         if text in _FALLBACK_SERVICES:
             return _FALLBACK_SERVICES[text]
         raise ValueError(f"invalid port/service {text!r}") from None
@@ -65,11 +70,49 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
+@lru_cache(maxsize=4096)
+def xt_parse_port(text: str) -> int:
+    """libxtables ``xtables_parse_port`` (the tcp, udp, sctp, dccp and multiport matches): a
+    number 0..65535 as C strtoul reads it (base 0: ``010`` is 8, ``0x50`` is 80, ``080``
+    nothing), else a service name. ``parse_port`` reads decimal only, as ``getaddrinfo``
+    does for conntrack's ports.
+
+    >>> xt_parse_port("010"), xt_parse_port("0x50"), xt_parse_port("+80")
+    (8, 80, 80)
+    """
+    value = c_strtoul(text)
+    if value is not None:
+        if not 0 <= value <= 65535:
+            raise ValueError(f"port {text} out of range")
+        return value
+    return _service_port(text)
+
+
+def _xt_port_range(text: str) -> tuple[int, int]:
+    """libxt_tcp.c ``parse_tcp_ports`` / libxt_multiport.c: ``PORT`` or ``[LOW]:[HIGH]`` (no
+    ``-`` form), each through ``xt_parse_port``; LOW above HIGH is refused."""
+    low_text, colon, high_text = text.partition(":")
+    if not colon:
+        port = xt_parse_port(text)
+        return port, port
+    low = xt_parse_port(low_text) if low_text else 0
+    high = xt_parse_port(high_text) if high_text else 65535
+    if low > high:
+        raise ValueError(f"invalid port range {text!r} (start above end)")
+    return low, high
+
+
 def _format_range(low: int, high: int) -> str:
     return str(low) if low == high else f"{low}:{high}"
 
 
 def _port(args: tuple[str, ...]) -> tuple[str, ...]:
+    return (_format_range(*_xt_port_range(args[0])),)
+
+
+def _ctport(args: tuple[str, ...]) -> tuple[str, ...]:
+    """conntrack's ``--ctorigsrcport``-style ports (``XTTYPE_PORTRC``: ``getaddrinfo`` reads
+    decimal numbers or service names)."""
     return (_format_range(*parse_port_range(args[0])),)
 
 
@@ -81,7 +124,7 @@ def _ports(args: tuple[str, ...]) -> tuple[str, ...]:
         raise ValueError("too many ports specified (at most 15)")
     out: list[str] = []
     for part in parts:
-        low, high = parse_port_range(part)
+        low, high = _xt_port_range(part)
         if ":" in part and low >= high:
             # libxt_multiport: a range needs its start below its end ("invalid portrange")
             raise ValueError(f"invalid portrange {part!r} (start must be below end)")
@@ -136,6 +179,62 @@ def c_strtoul(text: str) -> int | None:
     return -1 if minus and value else value
 
 
+_ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]*)")
+_STRTOUL_PREFIX = re.compile(r"[ \t\n\v\f\r]*[+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def c_atoi(text: str) -> int:
+    """The number C ``atoi``/``atoll`` reads at the start of ``text``: blanks, a sign, then
+    ASCII digits up to the first other character (``3abc`` is 3); 0 when there are none
+    (``²``, ``0x10`` and ``abc`` are 0). Python's ``int`` takes other scripts' digits
+    (``int("٣") == 3``) and refuses trailing text.
+
+    >>> c_atoi("3abc/sec"), c_atoi(" +12"), c_atoi("0x10"), c_atoi("²"), c_atoi("-4")
+    (3, 12, 0, 0, -4)
+    """
+    found = _ATOI.match(text)
+    assert found is not None  # the pattern matches the empty string
+    digits = found[2]
+    if not digits:
+        return 0
+    return -int(digits) if found[1] == "-" else int(digits)
+
+
+_SCAN_LLU = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
+
+
+def c_scan_llu(text: str) -> int | None:
+    """The number C ``sscanf(text, "%llu", ...)`` reads at the start of ``text`` (blanks, a
+    sign, ASCII decimal digits; what follows is ignored), or None when it reads none: how
+    iptables reads ``-c PACKETS BYTES`` (xshared.c). A minus sign wraps around; a number past
+    64 bits is the largest (``strtoull``).
+
+    >>> c_scan_llu("3abc"), c_scan_llu(" 12"), c_scan_llu("٣"), c_scan_llu("0x3")
+    (3, 12, None, 0)
+    """
+    found = _SCAN_LLU.match(text)
+    if found is None:
+        return None
+    value = min(int(found[2]), 2**64 - 1)
+    return (-value) % 2**64 if found[1] == "-" else value
+
+
+def c_strtoul_prefix(text: str) -> tuple[int, str] | None:
+    """(number, rest) that C ``strtoul(text, &end, 0)`` reads at the start of ``text`` and
+    the text after it, or None when it reads no digits (libxtables ``xtables_strtoul`` with an
+    end pointer: the caller looks at what follows). A minus sign gives -1 as ``c_strtoul``.
+
+    >>> c_strtoul_prefix("0x1f:2"), c_strtoul_prefix("3/1"), c_strtoul_prefix(":2")
+    ((31, ':2'), (3, '/1'), None)
+    """
+    found = _STRTOUL_PREFIX.match(text)
+    if found is None:
+        return None
+    value = c_strtoul(found[0])
+    assert value is not None
+    return value, text[found.end():]
+
+
 def c_strtod(text: str) -> float | None:
     """The value C ``strtod`` reads when it reads all of ``text`` (decimal, hex float, ``inf``,
     ``nan``, leading blanks), else None (libxtables ``xtopt_parse_float`` then refuses it).
@@ -156,18 +255,20 @@ def c_strtod(text: str) -> float | None:
     return sign * float(body)
 
 
-def _bounded(high: int, decimal: bool = False) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-    """A checker for a number 0..``high`` as C ``strtoul`` reads it (``c_strtoul``), as the
-    ``xtables_strtoui(..., 0, high)`` of the extension's parser refuses the rest; with
-    ``decimal`` the number is given back in decimal, as iptables-save prints it (``%u``)."""
+def _bounded(high: int, decimal: bool = False,
+             low: int = 0) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A checker for a number ``low``..``high`` as C ``strtoul`` reads it (``c_strtoul``), as
+    the ``xtables_strtoui(..., low, high)`` of the extension's parser (or an option's ``.min``)
+    refuses the rest; with ``decimal`` the number is given back in decimal, as iptables-save
+    prints it (``%u``)."""
 
     def check(args: tuple[str, ...]) -> tuple[str, ...]:
         text = args[0]
         value = c_strtoul(text)
         if value is None:
             raise ValueError(f"invalid number {text!r}")
-        if not 0 <= value <= high:
-            raise ValueError(f"{text} out of range (0-{high})")
+        if not low <= value <= high:
+            raise ValueError(f"{text} out of range ({low}-{high})")
         if decimal and text != str(value):
             return (str(value),)
         return args
@@ -187,16 +288,27 @@ def _loglevel(args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _mark(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``VALUE[/MASK]`` as libxtables ``xtopt_parse_markmask`` reads it: each a 32-bit number
+    as C strtoul (base 0) reads it (``010`` is 8; ``1_0``, ``0o10``, ``٣`` are refused).
+    A number Python's ``int(x, 0)`` would read otherwise is given back in hex (the canonical
+    forms read the marks with it)."""
     text = args[0]
-    value_text, _, mask_text = text.partition("/")
-    try:
-        value = int(value_text, 0)
-        mask = int(mask_text, 0) if mask_text else None
-    except ValueError:
-        raise ValueError(f"invalid mark {text!r}") from None
-    if value > 0xFFFFFFFF or (mask is not None and mask > 0xFFFFFFFF):
-        raise ValueError(f"mark {text!r} out of range")
-    return args
+    value_text, slash, mask_text = text.partition("/")
+    parts = [value_text, mask_text] if slash else [value_text]
+    out: list[str] = []
+    for part in parts:
+        value = c_strtoul(part)
+        if value is None:
+            raise ValueError(f"invalid mark {text!r}")
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise ValueError(f"mark {text!r} out of range")
+        try:
+            same = int(part, 0) == value
+        except ValueError:
+            same = False
+        out.append(part if same else f"{value:#x}")
+    joined = "/".join(out)
+    return args if joined == text else (joined,)
 
 
 def _ctstates(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -360,6 +472,7 @@ def _natports(args: tuple[str, ...]) -> tuple[str, ...]:
 
 CANONICAL: dict[str, Callable[[tuple[str, ...]], tuple[str, ...]]] = {
     "port": _port,
+    "ctport": _ctport,
     "ports": _ports,
     "int": _int,
     "mark": _mark,
@@ -448,20 +561,33 @@ def icmp_type_range(text: str, v6: bool = False) -> tuple[int, int, int]:
     for name, value in names.items():
         if name.lower() == text.lower():
             return value
-    type_text, _, code_text = text.partition("/")
-    try:
-        icmp_type = int(type_text)
-        if code_text:
-            low_text, colon, high_text = code_text.partition(":")
-            low = int(low_text) if low_text else 0
-            high = (int(high_text) if high_text else 255) if colon else low
-        else:
-            low, high = 0, 255
-    except ValueError:
-        raise ValueError(f"invalid ICMP{'v6' if v6 else ''} type {text!r}") from None
-    if not (0 <= icmp_type <= 255 and 0 <= low <= high <= 255):
-        raise ValueError(f"ICMP type {text!r} out of range")
-    return icmp_type, low, high
+    # libxt_icmp.h __parse_icmp/parse_range: TYPE[:TYPE][/CODE[:CODE]], each number as
+    # xtables_strtoui(.., 0, 255) reads it (C strtoul, base 0); both types the same
+    types = _icmp_numbers(text)
+    if types is None or types[0] != types[1]:
+        raise ValueError(f"invalid ICMP{'v6' if v6 else ''} type {text!r}")
+    rest = types[2]
+    if not rest:
+        return types[0], 0, 255
+    codes = _icmp_numbers(rest[1:]) if rest[0] == "/" else None
+    if codes is None or codes[2] or codes[0] > codes[1]:
+        raise ValueError(f"invalid ICMP{'v6' if v6 else ''} type {text!r}")
+    return types[0], codes[0], codes[1]
+
+
+def _icmp_numbers(text: str) -> tuple[int, int, str] | None:
+    """libxt_icmp.h ``parse_range``: (low, high, the text after them) of ``N[:M]``, each 0..255
+    as C strtoul (base 0) reads it, or None."""
+    first = c_strtoul_prefix(text)
+    if first is None or not 0 <= first[0] <= 255:
+        return None
+    low, rest = first
+    if not rest.startswith(":"):
+        return low, low, rest
+    second = c_strtoul_prefix(rest[1:])
+    if second is None or not 0 <= second[0] <= 255:
+        return None
+    return low, second[0], second[1]
 
 
 def _icmp_text(args: tuple[str, ...], v6: bool) -> tuple[str, ...]:
@@ -477,19 +603,43 @@ _RATE_UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 _LIMIT_SCALE = 10000
 
 
+def rate_parts(text: str, bits: int = 32) -> tuple[int, int] | None:
+    """(count, seconds per unit) of a packet rate ``N[/unit]`` as libxt_limit.c (``bits``
+    32: ``uint32_t r = atoi(rate)``) and libxt_hashlimit.c (64: ``uint64_t r = atoll(rate)``)
+    ``parse_rate`` read it, or None when they refuse it: the unit after the first ``/`` is a
+    non-empty prefix of second, minute, hour or day in any case (none: second); the count is
+    what C ``atoi`` reads at the start (``3abc/sec`` is 3; ``²``, ``0x10``: 0, refused),
+    wrapped to an unsigned ``bits``-bit number (``-1``: the largest).
+
+    >>> rate_parts("3/MIN"), rate_parts("3abc/s"), rate_parts("²/sec"), rate_parts("3/")
+    ((3, 60), (3, 1), None, None)
+    """
+    slash = text.find("/")
+    mult = 1
+    if slash >= 0:
+        unit = text[slash + 1:].lower()
+        found = next((sec for full, sec in _RATE_UNITS if unit and full.startswith(unit)), None)
+        if found is None:
+            return None
+        mult = found
+    # strtol saturates at the 64-bit long's bounds; the assignment wraps
+    count = max(-(2**63), min(c_atoi(text), 2**63 - 1)) % 2**bits
+    if count == 0:
+        return None
+    return count, mult
+
+
 def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
-    """``--limit 3/minute`` → ``3/min`` exactly as libxt_limit's print_rate does."""
-    count_text, _, unit = args[0].partition("/")
-    unit = unit or "sec"
-    # libxt_limit's parse_rate: the unit is any prefix of second, minute, hour or day.
-    mult = next((sec for full, sec in _RATE_UNITS if full.startswith(unit)), None)
-    if _decimal(count_text) and int(count_text) == 0:
-        raise ValueError(f"bad rate {args[0]!r}")  # libxt_limit parse_rate: 0 is refused
-    if mult is None or not _decimal(count_text):
-        return args  # leave unusual rates (hashlimit's "40mb/s") as written
-    period = _LIMIT_SCALE * mult // int(count_text)
+    """``--limit 3/minute`` → ``3/min`` exactly as libxt_limit's print_rate does; refused as
+    its ``parse_rate`` refuses (``rate_parts``; "Rate too fast" when the period in 1/10000 s is
+    0)."""
+    parts = rate_parts(args[0])
+    if parts is None:
+        raise ValueError(f"bad rate {args[0]!r}")
+    count, mult = parts
+    period = _LIMIT_SCALE * mult // count
     if period == 0:
-        return args
+        raise ValueError(f"rate too fast {args[0]!r}")
     scales = (("day", _LIMIT_SCALE * 86400), ("hour", _LIMIT_SCALE * 3600),
               ("min", _LIMIT_SCALE * 60), ("sec", _LIMIT_SCALE))
     i = 1
@@ -500,6 +650,84 @@ def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
         i += 1
     name, m = scales[i - 1]
     return (f"{m // period}/{name}",)
+
+
+_HL_SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2: iptables 1.8.9 uses revision 3
+_HL_BURST_MAX = 1_000_000  # XT_HASHLIMIT_BURST_MAX
+_UINT64 = 2**64 - 1
+
+
+def _hashlimit_rate(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--hashlimit-upto/-above``: a byte rate (``b/s`` after something: libxt_hashlimit.c
+    ``parse_bytes``, a non-zero ``atoll`` count) or a packet rate (``parse_rate``: see
+    ``rate_parts``; "Rate too fast" when 10^6 * seconds per unit / count is 0). Given back as
+    written (natlens.parse.canonical prints it)."""
+    text = args[0]
+    mode = text.find("b/s")
+    if mode > 0 and max(-(2**63), min(c_atoi(text), 2**63 - 1)) % 2**64:
+        return args
+    parts = rate_parts(text, 64)
+    if parts is None:
+        raise ValueError(f"bad rate {text!r}")
+    if _HL_SCALE * parts[1] // parts[0] == 0:
+        raise ValueError(f"rate too fast {text!r}")
+    return args
+
+
+def _hashlimit_burst(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--hashlimit-burst``: libxt_hashlimit.c ``parse_burst``: a number from 1 as C strtoul
+    (base 0) reads it, at most 10^6 when nothing follows it; a ``k``/``m`` after it multiplies
+    it by 1024 / 1024² (for byte rates)."""
+    text = args[0]
+    found = c_strtoul_prefix(text)
+    if found is None or not 1 <= found[0] <= _UINT64 or (not found[1] and found[0] > _HL_BURST_MAX):
+        raise ValueError(f"bad burst {text!r} (1-{_HL_BURST_MAX})")
+    return args
+
+
+def _positive_atoi(args: tuple[str, ...]) -> tuple[str, ...]:
+    """A count read with C ``atoi`` that must be above 0 (libxt_hashlimit.c
+    ``parse_interval``: ``--hashlimit-rate-interval``); given back in decimal, as printed."""
+    value = max(-(2**63), min(c_atoi(args[0]), 2**63 - 1))
+    value = (value + 2**31) % 2**32 - 2**31  # int r = atoi(...)
+    if value <= 0:
+        raise ValueError(f"bad value {args[0]!r} (a number above 0)")
+    return (str(value),)
+
+
+def _mint(text: str, top: int) -> list[int]:
+    """libxtables ``xtopt_parse_mint`` (``XTTYPE_UINT16RC``/``UINT32RC``): up to two numbers
+    0..``top`` separated by ``:``, each as C strtoul (base 0) reads it; an empty first is 0 and
+    an empty second ``top``. Raises ValueError as it refuses."""
+    values: list[int] = []
+    rest = text
+    while True:
+        if len(values) == 2:
+            raise ValueError(f"too many components in {text!r} (max: 2)")
+        if not rest or rest[0] == ":":
+            values.append(top if len(values) == 1 else 0)
+        else:
+            found = c_strtoul_prefix(rest)
+            if found is None or not 0 <= found[0] <= top:
+                raise ValueError(f"bad value {text!r}, or out of range (0-{top})")
+            if found[1] and found[1][0] != ":":
+                raise ValueError(f"unexpected characters in {text!r}")
+            values.append(found[0])
+            rest = found[1]
+        if not rest:
+            return values
+        rest = rest[1:]
+
+
+def _queue_balance(args: tuple[str, ...]) -> tuple[str, ...]:
+    """NFQUEUE ``--queue-balance FIRST:LAST``: libxt_NFQUEUE.c ``NFQUEUE_parse_v1``: two
+    16-bit numbers (``xtopt_parse_mint``), FIRST below LAST; printed ``%u:%u``."""
+    values = _mint(args[0], 0xFFFF)
+    if len(values) != 2:
+        raise ValueError(f"bad range {args[0]!r} (FIRST:LAST)")
+    if values[0] >= values[1]:
+        raise ValueError(f"{values[0]} should be less than {values[1]}")
+    return (f"{values[0]}:{values[1]}",)
 
 
 def _ctaddr(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -514,16 +742,9 @@ def _range(top: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
     ``--espspi``: 32 bits), printed ``LOW:HIGH`` (``N`` when both are equal)."""
 
     def check(args: tuple[str, ...]) -> tuple[str, ...]:
-        low_text, colon, high_text = args[0].partition(":")
-        try:
-            low = int(low_text) if low_text or not colon else 0
-            high = (int(high_text) if high_text else top) if colon else low
-        except ValueError:
-            raise ValueError(f"invalid range {args[0]!r}") from None
-        if not 0 <= low <= top or not 0 <= high <= top:
-            raise ValueError(f"{args[0]} out of range (0-{top})")
-        if not colon:
-            return args
+        values = _mint(args[0], top)  # numbers as C strtoul reads them: 0x10, 010
+        low = values[0]
+        high = values[-1]
         return (str(low) if low == high else f"{low}:{high}",)
 
     return check
@@ -540,6 +761,11 @@ CANONICAL.update(
         "u8": _bounded(0xFF, decimal=True),
         "u16": _bounded(0xFFFF, decimal=True),
         "u32": _bounded(0xFFFFFFFF, decimal=True),
+        "u32min1": _bounded(0xFFFFFFFF, decimal=True, low=1),
+        "hlrate": _hashlimit_rate,
+        "hlburst": _hashlimit_burst,
+        "atoipos": _positive_atoi,
+        "qbalance": _queue_balance,
         "dscp": _bounded(0x3F),
         "loglevel": _loglevel,
     }

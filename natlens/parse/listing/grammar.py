@@ -595,7 +595,7 @@ class _ListingParser:
     def protocol(self, text: str) -> Protocol | None:
         protocol = _protocol(text)
         if protocol is False:
-            raise self.error(f"bad protocol {text!r}", text)
+            raise self.error(f"unknown protocol {text!r}", text)
         return protocol
 
     def address(self, text: str, version: int) -> tuple[Address | None, str]:

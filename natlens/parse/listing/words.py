@@ -26,7 +26,7 @@ from natlens.model import (
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.construct import new_address
 from natlens.parse.modules import MATCHES, TARGETS
-from natlens.parse.rule import _IPV4_NETWORK, PROTOCOL_NAMES
+from natlens.parse.rule import _IPV4_NETWORK, RuleSyntaxError, parse_rule_args
 from natlens.parse.values import canonical_args, parse_port
 
 _POLICIES = frozenset({"ACCEPT", "DROP", "QUEUE", "RETURN"})
@@ -129,19 +129,23 @@ def _interface(text: str) -> Interface | None:
 
 @lru_cache(maxsize=1024)
 def _protocol(text: str) -> Protocol | Literal[False] | None:
-    """The prot column → Protocol (None for ``all``/``0``, False when malformed)."""
+    """The prot column → Protocol (None for ``all``/``0``, False for what the save parser
+    refuses as ``-p``: ``unknown protocol``)."""
     name, negated = _bang(text.lower())
     if not name:
         return False
     if name in ("all", "0") and not negated:
         return None
-    name = PROTOCOL_NAMES.get(name, name)
-    if _decimal(name):
-        if int(name) > 255:
-            return False
-    elif not all(ch.isalnum() or ch in "-_." for ch in name):
+    # what the save parser accepts for ``-p`` (numbers up to 255, the names iptables knows
+    # and those of /etc/protocols, as iptables resolves them with getprotobyname(3))
+    try:
+        rules = parse_rule_args("INPUT", ["-p", name])
+    except RuleSyntaxError:
         return False
-    return Protocol(name, negated)
+    protocol = rules[0].protocol
+    if protocol is None:
+        return False
+    return Protocol(protocol.name, negated)
 
 
 @lru_cache(maxsize=65536)
