@@ -52,7 +52,7 @@ from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host
 from natlens.parse.hostfiles import Listener
-from natlens.snapshot import Snapshot
+from natlens.snapshot import STATED_ADDRESSES, Snapshot
 
 __all__ = [
     "Cell",
@@ -294,6 +294,9 @@ class _Builder:
         self.sockets: tuple[Listener, ...] | None = getattr(snapshot, "sockets", None)
         self.proxy = inventory is not None and inventory.daemon.userland_proxy is not False
         self._filters: dict[int, _SourceRules] | None = None
+        self._stated_on: str | None = None
+        """The outside interface assumed to hold the --host-addr addresses when the snapshot
+        names no interface with an address (``external``)."""
         self._universes: dict[tuple[str, int], list[IPNetwork] | None] = {}
         self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._inside: dict[tuple[str, int], dict[IPNetwork, bool]] = {}
@@ -330,16 +333,24 @@ class _Builder:
             return ["eth0" if "eth0" not in self.bridges else "ext0"]
         out = []
         for i in host.interfaces:
-            if i == "lo" or i in self.bridges or i in host.masters:
-                continue
+            if i in ("lo", STATED_ADDRESSES) or i in self.bridges or i in host.masters:
+                continue  # the addresses --host-addr states are on no interface in particular
             if any(not a.ip.is_loopback and not a.ip.is_link_local
                    for a in host.addresses.get(i, ())):
                 out.append(i)
+        if not out and host.addresses.get(STATED_ADDRESSES):
+            self._stated_on = "eth0" if "eth0" not in self.bridges else "ext0"
+            self.notes.append(f"outside interface unknown (no ip-addr.json): one outside "
+                              f"interface '{self._stated_on}' assumed, at the addresses given "
+                              f"with --host-addr")
+            out.append(self._stated_on)
         return out
 
     def addresses_of(self, iface: str, family: int) -> list[IPAddress]:
         if not self.host.known_addresses:
             return [_ASSUMED_HOST[family]]
+        if iface == self._stated_on:
+            iface = STATED_ADDRESSES
         return [a.ip for a in self.host.addresses.get(iface, ())
                 if a.ip.version == family and not a.ip.is_link_local and not a.ip.is_loopback]
 

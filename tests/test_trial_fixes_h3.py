@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -180,9 +181,25 @@ def _ingresses(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]
     return sorted({c["ingress"] for c in cells})
 
 
-@pytest.mark.xfail(strict=True, reason="natlens/exposure.py (another helper's file) maps the "
-                   "pseudo interface 'host-addr' of --host-addr as an ingress whose cells are all "
-                   "refused: reported to the lead")
 def test_exposure_host_addr_is_no_ingress(capsys: pytest.CaptureFixture[str]) -> None:
     plain = _ingresses([FIXTURE], capsys)
     assert _ingresses([FIXTURE, "--host-addr", "192.0.2.99"], capsys) == plain
+
+
+def test_exposure_stated_addresses_alone_sit_on_an_assumed_outside_interface(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without ip-addr.json, --host-addr's addresses are the outside interface's (assumed
+    eth0): the published port answers there, where the pseudo interface refused it all."""
+    snap = tmp_path / "snap"
+    shutil.copytree(FIXTURE, snap)
+    (snap / "ip-addr.json").unlink()
+    assert main(["exposure", str(snap), "--host-addr", "192.0.2.99", "--format", "json",
+                 "--no-cache"]) in (0, 1)
+    found = json.loads(capsys.readouterr().out)
+    cells = found["cells"]
+    assert sorted({c["ingress"] for c in cells}) == ["docker0", "eth0", "local"]
+    published = [c for c in cells if c["ingress"] == "eth0" and c["port"] == 8080
+                 and c["dst"] == "192.0.2.99"]
+    assert published
+    assert all(c["reachable"] and c["target"]["kind"] == "container" for c in published)
+    assert any("--host-addr" in note for note in found["notes"])
