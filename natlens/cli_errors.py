@@ -35,6 +35,8 @@ import io
 import os
 import sys
 
+from natlens.streams import StreamProxy
+
 # Only modules the interpreter has loaded at start-up are imported here (not even typing):
 # ``entry`` must be running before anything slow is imported, so that Ctrl-C during start-up
 # reaches its handler.
@@ -91,12 +93,8 @@ def _say(text: str) -> None:
         pass
 
 
-class _Output(io.TextIOBase):
+class _Output(StreamProxy):
     """Standard output whose write failures become ``OutputError`` (one line, exit 2)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
 
     def write(self, text: str) -> int:
         try:
@@ -116,19 +114,6 @@ class _Output(io.TextIOBase):
             self.stream.flush()
         except (OSError, ValueError) as exc:
             raise _output_error(exc) from None
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.stream.encoding
 
 
 def _output_error(exc: Exception) -> OutputError:

@@ -15,12 +15,13 @@ behind a half-drawn bar).
 
 from __future__ import annotations
 
-import io
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import TextIO
+
+from natlens.streams import StreamProxy
 
 __all__ = ["ClearFirst", "Progress"]
 
@@ -103,36 +104,19 @@ class Progress:
             self.drawn = False
 
 
-class ClearFirst(io.TextIOBase):
+class ClearFirst(StreamProxy):
     """``stream`` (standard output or error) that closes ``progress`` before its first write,
     so the bar's line is erased before the command's own text (the bar draws on the original
     standard error, not through this wrapper)."""
 
     def __init__(self, stream: TextIO, progress: Progress) -> None:
-        super().__init__()
-        self.stream = stream
+        super().__init__(stream)
         self.progress = progress
 
     def write(self, text: str) -> int:
         if text and not self.progress.closed:
             self.progress.close()
         return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.stream.encoding
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
