@@ -102,7 +102,8 @@ _FILTERING = frozenset({"INPUT", "FORWARD", "OUTPUT"})
 
 @dataclass(frozen=True, slots=True)
 class Decider:
-    """The rule or policy that decided a cell: ``index`` None for a policy."""
+    """The rule or policy that decided a cell: ``index`` None for a policy; ``source``,
+    ``table``, ``chain`` and ``index`` all None for the routing code (``text`` its note)."""
 
     source: str | None
     table: str | None
@@ -122,6 +123,8 @@ class Decider:
                 "index": self.index, "text": self.text}
 
     def __str__(self) -> str:
+        if self.chain is None:  # the routing decision (a martian, no route): its note
+            return self.text
         where = f"{self.table}:{self.chain}"
         return f"{where}#{self.index}" if self.index is not None else (
             f"{where} {self.text}")
@@ -709,7 +712,8 @@ class _Builder:
 
         if verdict is not Verdict.ACCEPT:
             done = "rejected" if verdict is Verdict.REJECT else "dropped"
-            return cell(False, None, None, d, f"{done} by {d}" if d else done)
+            why = done if d is None else str(d) if d.chain is None else f"{done} by {d}"
+            return cell(False, None, None, d, why)
         found = self._landings.get((final_dst, path))
         if found is None:
             found = self._landings[(final_dst, path)] = self.landing(final_dst, path)
@@ -871,9 +875,19 @@ def _certain(trace: Trace) -> tuple[Verdict, str, str, tuple[Step, ...], bool]:
 
 
 def _refusing(steps: Sequence[Step]) -> Step | None:
-    """The last rule or policy of a refused packet's steps."""
-    real = [s for s in steps if s.kind in (StepKind.RULE, StepKind.POLICY)]
-    return real[-1] if real else None
+    """The step that refused a packet: the last rule or policy when it drops or rejects,
+    else the routing decision noted after it (a martian, no route: ``ip_route_input_slow``
+    drops before any hook does), the routing note itself, whose decider has no chain."""
+    last = None
+    for i, s in enumerate(steps):
+        if s.kind in (StepKind.RULE, StepKind.POLICY):
+            last = i
+    start = 0 if last is None else last + 1
+    if last is None or steps[last].target.upper() not in ("DROP", "REJECT"):
+        routing = [s for s in steps[start:] if s.kind is StepKind.NOTE and s.hook == "ROUTING"]
+        if routing:
+            return routing[-1]
+    return steps[last] if last is not None else None
 
 
 def _accepting(steps: Sequence[Step]) -> Step | None:

@@ -41,6 +41,10 @@ _CHECKED: dict[tuple[str, str], str] = {
     ("REJECT", "--reject-with"): "reject",
 }
 _CHECKED_MODULES = frozenset(module for module, _ in _CHECKED)
+_PLEN_OPTIONS: dict[str, frozenset[str]] = {
+    "hashlimit": frozenset({"--hashlimit-srcmask", "--hashlimit-dstmask"})}
+"""Options holding a prefix length (0-128, read as ``plen``): above 32 in IPv4 rules the kernel
+refuses them (xt_hashlimit.c ``hashlimit_mt_check_common``: ``srcmask > 32`` is EINVAL)."""
 
 
 def _versions(text: str) -> Iterator[tuple[int, str]]:
@@ -130,6 +134,13 @@ def family_mismatch(rule: Rule, version: int) -> tuple[str, str] | None:
     if extension is not None and extension[0] != version:
         return (f"{extension[1]} exists for IPv{extension[0]} only, not in {tool} rules",
                 extension[1].split()[1])
+    for m in rule.matches:
+        if m.module in _PLEN_OPTIONS and version == 4:
+            for o in m.options:
+                if o.name in _PLEN_OPTIONS[m.module] and o.args and o.args[0].isdecimal() \
+                        and int(o.args[0]) > 32:
+                    return (f"prefix length {o.args[0]} in {tool} rules ({m.module} {o.name}: "
+                            "0-32 for IPv4)", o.args[0])
     parts = [(m.module, o) for m in rule.matches if m.module in _CHECKED_MODULES
              for o in m.options if (m.module, o.name) in _CHECKED]
     target = rule.target
@@ -169,7 +180,8 @@ def match_conflicts(match: Match) -> int:
     A rule whose parts each fit a family fits it too (``family_mismatch`` looks at each
     address, extension and option on its own), so the parser checks parts once and the whole
     ruleset only when some part conflicts with its family."""
-    if match.module not in _CHECKED_MODULES and match.module not in _ONE_FAMILY_MATCHES:
+    if match.module not in _CHECKED_MODULES and match.module not in _ONE_FAMILY_MATCHES \
+            and match.module not in _PLEN_OPTIONS:
         return 0
     return family_conflicts(Rule("X", matches=(match,)))
 

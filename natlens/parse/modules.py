@@ -111,7 +111,7 @@ _MATCH_LIST = (
           "--hashlimit-burst:hlburst", "--hashlimit-mode", "--hashlimit-name",
           "--hashlimit-htable-size:u32", "--hashlimit-htable-max:u32",
           "--hashlimit-htable-gcinterval:u32", "--hashlimit-htable-expire:u32",
-          "--hashlimit-srcmask:u8", "--hashlimit-dstmask:u8", "--hashlimit-rate-match=0",
+          "--hashlimit-srcmask:plen", "--hashlimit-dstmask:plen", "--hashlimit-rate-match=0",
           "--hashlimit-rate-interval:atoipos"),
     _spec("string", "--string:string", "--hex-string", "--algo", "--from:u16", "--to:u16",
           "--icase=0"),

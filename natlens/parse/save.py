@@ -69,6 +69,7 @@ from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.lines import ListedLines, SourceLines
 from natlens.parse.rule import RuleSyntaxError, forget_addresses, parse_rule_args
 from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
+from natlens.parse.values import c_scan_llu
 
 __all__ = ["parse_save"]
 
@@ -79,7 +80,9 @@ _ZERO = Counters(0, 0)
 _BAD_NAME = re.compile(r"[\s\"']")
 _CHAIN_NAME = re.compile(r"[^\s\"'!-][^\s\"']{0,27}")
 """A chain name ``check_chain_name`` accepts."""
-_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
+_COUNTERS = re.compile(r"^\[([0-9]+):([0-9]+)\]$")
+"""``[packets:bytes]``: ASCII digits only, as ``sscanf("[%llu:%llu]")`` reads them
+(xtables-restore.c ``parse_counters``: ``[٣:4]`` is refused; Python's ``\\d`` would take it)."""
 _TABLES = {t.value: t for t in TableName}
 _POLICIES = frozenset({"ACCEPT", "DROP", "QUEUE", "RETURN"})
 _APPEND = frozenset({"-A", "--append"})
@@ -612,7 +615,10 @@ class _SaveParser:
             raise self.error(f"{args[0]} needs a chain and a policy", args[0])
         rest = args[3:]
         if rest[:1] == ["-c"] and len(rest) == 3:
-            counters = Counters(int(rest[1]), int(rest[2]))
+            packets, byte_count = c_scan_llu(rest[1]), c_scan_llu(rest[2])
+            if packets is None or byte_count is None:
+                raise self.error(f"bad counters {rest[1]!r} {rest[2]!r} after -c", rest[1])
+            counters = Counters(packets, byte_count)
         elif rest:
             raise self.error(f"unexpected {rest[0]!r} after policy", rest[0])
         name, policy = args[1], args[2]

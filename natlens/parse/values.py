@@ -556,11 +556,21 @@ ICMP6_TYPES: Mapping[str, tuple[int, int, int]] = {
 
 
 def icmp_type_range(text: str, v6: bool = False) -> tuple[int, int, int]:
-    """``echo-request`` / ``8`` / ``3/1`` / ``255/0:255`` → (type, code low, code high)."""
+    """``echo-request`` / ``8`` / ``3/1`` / ``255/0:255`` → (type, code low, code high).
+
+    A name may be any unique case-insensitive prefix of one of the table's names (``echo-req``),
+    as libxt_icmp.h / libip6t_icmp6.c ``parse_icmp*`` read it (``strncasecmp`` over the table,
+    aliases ``ping``/``pong`` entries of their own). Raises ValueError for an ambiguous prefix
+    (``echo``) or a value that is neither a name nor numbers."""
     names = ICMP6_TYPES if v6 else ICMP4_TYPES
-    for name, value in names.items():
-        if name.lower() == text.lower():
-            return value
+    if text:
+        low_text = text.lower()
+        found = [name for name in names if name.lower().startswith(low_text)]
+        if len(found) > 1:
+            raise ValueError(f"ambiguous ICMP{'v6' if v6 else ''} type {text!r}: "
+                             f"{found[0]!r} or {found[1]!r}?")
+        if found:
+            return names[found[0]]
     # libxt_icmp.h __parse_icmp/parse_range: TYPE[:TYPE][/CODE[:CODE]], each number as
     # xtables_strtoui(.., 0, 255) reads it (C strtoul, base 0); both types the same
     types = _icmp_numbers(text)
@@ -759,6 +769,10 @@ CANONICAL.update(
         "range32": _range(0xFFFFFFFF),
         "range16": _range(0xFFFF),
         "u8": _bounded(0xFF, decimal=True),
+        # a prefix length: 0-128 here, 0-32 in iptables (IPv4) rules checked by
+        # natlens.parse.families (libxt_hashlimit.c XTTYPE_PLEN; hashlimit_mt_check refuses
+        # an IPv4 mask above 32)
+        "plen": _bounded(128, decimal=True),
         "u16": _bounded(0xFFFF, decimal=True),
         "u32": _bounded(0xFFFFFFFF, decimal=True),
         "u32min1": _bounded(0xFFFFFFFF, decimal=True, low=1),
