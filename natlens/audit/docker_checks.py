@@ -12,6 +12,7 @@ FORWARD) is described in its docs "Packet filtering and firewalls" and moby's
 from __future__ import annotations
 
 import bisect
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from natlens.audit._docker_view import (
     Outcome,
     Probe,
     SharedTraces,
+    dnat_target,
     docker_chain,
     docker_view,
     outcomes,
@@ -30,8 +32,8 @@ from natlens.audit._docker_view import (
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
 from natlens.audit.reach import reached_elsewhere
-from natlens.model import Family, Rule, TableName
-from natlens.netfilter import Host, Packet, Step, StepKind, Verdict
+from natlens.model import Family, Rule, Table, TableName
+from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
 
 __all__ = [
@@ -455,18 +457,7 @@ def _forward_chains(view: DockerView, family: int) -> list[str]:
     filt = view.ruleset(family).get(TableName.FILTER)
     if filt is None or "FORWARD" not in filt:
         return []
-    seen: list[str] = []
-    todo = ["FORWARD"]
-    while todo:
-        name = todo.pop(0)
-        if name in seen or name not in filt:
-            continue
-        seen.append(name)
-        for rule in filt[name].rules:
-            t = rule.target_name
-            if rule.jumps_to_chain and t is not None and not docker_chain(t):
-                todo.append(t)
-    return seen
+    return _forward_chains_of(filt)
 
 
 def _ctorig_fix(ref: RuleRef) -> str | None:
@@ -492,7 +483,8 @@ def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
     """Rules in FORWARD's chains (DOCKER-USER above all) written for a published *host* port:
     FORWARD sees the packet only after DNAT, with the container's port, so the rule never applies
     to it (it matches other traffic to that port instead). Decided by simulating the published
-    port's packet through the chain.
+    port's packet through the chain. Without a container inventory the DNAT rules stand for
+    the published ports (``_docker_user_ports_rules_only``).
 
     >>> from natlens.audit._docker_example import DOCKER_NAT_8080, container_json, example
     >>> ctx = example(DOCKER_NAT_8080 + '''*filter
@@ -508,6 +500,7 @@ def check_docker_user_ports(ctx: AuditContext) -> Iterator[Finding]:
     """
     view = docker_view(ctx)
     if view is None:
+        yield from _docker_user_ports_rules_only(ctx)
         return
     for family in (4, 6):
         filt = view.ruleset(family).get(TableName.FILTER)
@@ -568,6 +561,123 @@ def _user_port_rule(view: DockerView, family: int, chain_name: str, index: int, 
         proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
         fix=_ctorig_fix(ref), packet=_packet(pkt, o),
     )
+
+
+_RULES_ONLY_DST = {4: "203.0.113.2", 6: "2001:db8:ffff::2"}
+_RULES_ONLY_SRC = {4: "198.51.100.7", 6: "2001:db8:7::7"}
+
+
+def _docker_user_ports_rules_only(ctx: AuditContext) -> Iterator[Finding]:
+    """``check_docker_user_ports`` without a container inventory (rules only, ``report -``):
+    each nat DNAT rule with one ``--dport`` (the published port) and a ``--to-destination``
+    port (the container's) stands for a binding. A FORWARD-reachable filter rule naming the
+    published port but not the container's is reported when the simulated packet (from an
+    outside interface to that port) is DNATed by that very rule and passes the filter chain
+    without the rule matching it. Rules matching ``--ctorigdstport`` are right and skipped."""
+    sim = ctx.simulator if isinstance(ctx.simulator, Simulator) else ctx.snapshot.simulator
+    for family in (4, 6):
+        fam = Family.IPV4 if family == 4 else Family.IPV6
+        rules = ctx.snapshot.rules_for(fam)
+        nat, filt = rules.get(TableName.NAT), rules.get(TableName.FILTER)
+        if nat is None or filt is None or "FORWARD" not in filt:
+            continue
+        dnats: list[tuple[str, int, int, int, str, Rule]] = []
+        for chain in nat.chains:
+            for index, rule in enumerate(chain.rules, 1):
+                ports = port_set(rule)
+                target = dnat_target(rule, family) if rule.target_name == "DNAT" else None
+                proto = rule.protocol.name if rule.protocol is not None and \
+                    not rule.protocol.negated else None
+                if target is None or target[1] is None or ports is None or len(ports) != 1 \
+                        or ports[0][0] != ports[0][1] or proto not in ("tcp", "udp", "sctp"):
+                    continue
+                dnats.append((chain.name, index, ports[0][0], target[1],
+                              endpoint(target[0], target[1]), rule))
+        chains = _forward_chains_of(filt)
+        for chain_name in chains:
+            for index, rule in enumerate(filt[chain_name].rules, 1):
+                yield from _rules_only_rule(sim, family, chain_name, index, rule, dnats=dnats)
+
+
+def _outside_end(host: Host, family: int) -> tuple[str, ipaddress.IPv4Address
+                                                   | ipaddress.IPv6Address]:
+    """(interface, address) a probe from another host arrives on: the first non-loopback,
+    non-bridge interface with a global address of ``family`` (``--host-addr``, ``--iface``,
+    ip-addr.json), else ``eth0`` at the documentation address ``_RULES_ONLY_DST``."""
+    for name, addrs in host.addresses.items():
+        if name == "lo" or name in host.bridges or name.startswith(("docker", "br-")):
+            continue
+        for a in addrs:
+            if a.ip.version == family and not a.ip.is_loopback and not a.ip.is_link_local:
+                return name, a.ip
+    return "eth0", ipaddress.ip_address(_RULES_ONLY_DST[family])
+
+
+def _forward_chains_of(filt: Table) -> list[str]:
+    """Filter chains FORWARD reaches that are not Docker's own (``_forward_chains``)."""
+    seen: list[str] = []
+    todo = ["FORWARD"]
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in filt:
+            continue
+        seen.append(name)
+        for rule in filt[name].rules:
+            t = rule.target_name
+            if rule.jumps_to_chain and t is not None and not docker_chain(t):
+                todo.append(t)
+    return seen
+
+
+def _rules_only_rule(sim: Simulator, family: int, chain_name: str, index: int, rule: Rule, *,
+                     dnats: list[tuple[str, int, int, int, str, Rule]]) -> Iterator[Finding]:
+    """One filter rule against the DNAT rules ``dnats``: (nat chain, index, host port,
+    container port, ``IP:PORT`` target, rule)."""
+    fam = Family.IPV4 if family == 4 else Family.IPV6
+    ports = port_set(rule)
+    if ports is None or (rule.match("conntrack") is not None and rule.option("--ctorigdstport")):
+        return
+    proto = rule.protocol.name if rule.protocol is not None and not rule.protocol.negated else None
+    for nat_chain, nat_index, host_port, container_port, target, dnat in dnats:
+        dproto = dnat.protocol.name if dnat.protocol is not None else None
+        if proto not in (None, dproto) or dproto is None:
+            continue
+        if not any(lo <= host_port <= hi for lo, hi in ports) or \
+                any(lo <= container_port <= hi for lo, hi in ports):
+            continue
+        iface, dst = _outside_end(sim.host, family)
+        packet = Packet(in_interface=iface, src=ipaddress.ip_address(_RULES_ONLY_SRC[family]),
+                        dst=dst, proto=dproto, sport=40000, dport=host_port)
+        trace = sim.trace(packet)
+        # rules-only input cannot tell the host's addresses: a branch that assumes the probe's
+        # destination is the host's own (addrtype LOCAL) is the very premise of a published port
+        ways = [Outcome(b.verdict, b.path.value, b.final_dst, b.out_interface, b.steps)
+                for b in trace.branches] if trace.branches else outcomes(trace)
+        for o in ways:
+            dnatted = any(s.kind is StepKind.RULE and (s.table, s.chain, s.rule) ==
+                          ("nat", nat_chain, nat_index) for s in o.steps)
+            passed = any(s.chain == chain_name and s.table == "filter" for s in o.steps)
+            matched = any(s.kind is StepKind.RULE and (s.table, s.chain, s.rule) ==
+                          ("filter", chain_name, index) for s in o.steps)
+            if o.path != "forward" or o.final_dst != target or not dnatted or not passed \
+                    or matched:
+                continue
+            ref = RuleRef.of(rule, TableName.FILTER, index, fam)
+            nat_ref = RuleRef.of(dnat, TableName.NAT, nat_index, fam)
+            sev = Severity.MEDIUM if rule.target_name in ("DROP", "REJECT", "ACCEPT") else (
+                Severity.LOW)
+            yield Finding(
+                kind="ineffective", severity=sev,
+                message=f"written for published host port {host_port}/{dproto}, but "
+                        f"{nat_ref.where} DNATs it to {target} and FORWARD sees the packet "
+                        f"only after DNAT, with port {container_port}: the rule never applies "
+                        f"to it; it hits forwarded traffic whose real destination port is "
+                        f"{host_port} instead (ports read from the DNAT rule: no container "
+                        "inventory)",
+                proto=dproto, host_port=host_port, rule=ref, related=(nat_ref,),
+                fix=_ctorig_fix(ref), packet=_packet(packet, o),
+            )
+            return
 
 
 def check_unknown_interfaces(ctx: AuditContext) -> Iterator[Finding]:
