@@ -26,7 +26,7 @@ from collections.abc import Callable
 from natlens.model import Option
 from natlens.parse.modules import MATCHES, TARGETS, ModuleSpec
 from natlens.parse.reject import reject_families
-from natlens.parse.values import rate_parts
+from natlens.parse.values import rate_parts, rate_text
 
 __all__ = ["CANONICAL_MATCH", "CANONICAL_TARGET", "ordered"]
 
@@ -155,8 +155,6 @@ def _recent(options: Options) -> Options:
 
 
 _HL_SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2 (revisions 2 and 3)
-_HL_RATES = (("day", _HL_SCALE * 86400), ("hour", _HL_SCALE * 3600), ("min", _HL_SCALE * 60),
-             ("sec", _HL_SCALE))
 _HL_MODES = ("srcip", "srcport", "dstip", "dstport")
 
 
@@ -173,14 +171,8 @@ def _hashlimit_rate(text: str) -> tuple[str, int, int] | None:
     period = _HL_SCALE * mult // count
     if period == 0:
         return None
-    i = 1
-    while i < len(_HL_RATES):
-        m = _HL_RATES[i][1]
-        if period > m or m // period < m % period:
-            break
-        i += 1
-    name, m = _HL_RATES[i - 1]
-    return f"{m // period}/{name}", m // _HL_SCALE * 1000, mult * 1000
+    printed, m = rate_text(period, _HL_SCALE)
+    return printed, m // _HL_SCALE * 1000, mult * 1000
 
 
 def _hashlimit_mode(text: str) -> str:

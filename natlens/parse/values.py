@@ -18,7 +18,7 @@ from natlens.inputs import is_decimal as _decimal
 
 __all__ = [
     "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "c_atoi", "c_scan_llu", "c_strtod", "c_strtoul",
-    "c_strtoul_prefix", "canonical_address", "canonical_args", "rate_parts",
+    "c_strtoul_prefix", "canonical_address", "canonical_args", "rate_parts", "rate_text",
     "icmp_type_range", "parse_port", "parse_port_range", "xt_parse_port",
 ]
 
@@ -63,11 +63,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     else:
         port = parse_port(text)
         return port, port
-    low = parse_port(low_text) if low_text else 0
-    high = parse_port(high_text) if high_text else 65535
-    if low > high:
-        raise ValueError(f"invalid port range {text!r} (start above end)")
-    return low, high
+    return _bounds(text, low_text, high_text, parse_port)
 
 
 @lru_cache(maxsize=4096)
@@ -95,8 +91,15 @@ def _xt_port_range(text: str) -> tuple[int, int]:
     if not colon:
         port = xt_parse_port(text)
         return port, port
-    low = xt_parse_port(low_text) if low_text else 0
-    high = xt_parse_port(high_text) if high_text else 65535
+    return _bounds(text, low_text, high_text, xt_parse_port)
+
+
+def _bounds(text: str, low_text: str, high_text: str,
+            read: Callable[[str], int]) -> tuple[int, int]:
+    """(low, high) of a port range whose ends ``read`` reads; an empty end is 0 / 65535;
+    LOW above HIGH is refused."""
+    low = read(low_text) if low_text else 0
+    high = read(high_text) if high_text else 65535
     if low > high:
         raise ValueError(f"invalid port range {text!r} (start above end)")
     return low, high
@@ -650,16 +653,23 @@ def _rate(args: tuple[str, ...]) -> tuple[str, ...]:
     period = _LIMIT_SCALE * mult // count
     if period == 0:
         raise ValueError(f"rate too fast {args[0]!r}")
-    scales = (("day", _LIMIT_SCALE * 86400), ("hour", _LIMIT_SCALE * 3600),
-              ("min", _LIMIT_SCALE * 60), ("sec", _LIMIT_SCALE))
+    return (rate_text(period, _LIMIT_SCALE)[0],)
+
+
+def rate_text(period: int, scale: int) -> tuple[str, int]:
+    """(``N/unit`` as xtables' ``print_rate`` prints a ``period`` in 1/``scale`` s, that
+    unit in 1/``scale`` s): the longest unit that gives a whole enough count (libxt_limit.c,
+    libxt_hashlimit.c)."""
+    units = (("day", scale * 86400), ("hour", scale * 3600), ("min", scale * 60),
+             ("sec", scale))
     i = 1
-    while i < len(scales):
-        m = scales[i][1]
+    while i < len(units):
+        m = units[i][1]
         if period > m or m // period < m % period:
             break
         i += 1
-    name, m = scales[i - 1]
-    return (f"{m // period}/{name}",)
+    name, m = units[i - 1]
+    return f"{m // period}/{name}", m
 
 
 _HL_SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2: iptables 1.8.9 uses revision 3
