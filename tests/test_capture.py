@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -149,16 +150,25 @@ def test_snapshot_without_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.kernel
-def test_snapshot_needs_root(tmp_path: Path) -> None:
+def test_snapshot_needs_root(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     _needs_host()
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
     tmp_path.chmod(0o777)
+    # The unprivileged user may not read the checkout (a clone in a 0700 mktemp folder): it
+    # runs a world-readable copy of the package.
+    package = Path(tempfile.mkdtemp(prefix="natlens-pkg-"))  # outside pytest's 0700 tree
+    request.addfinalizer(lambda: shutil.rmtree(package, ignore_errors=True))
+    shutil.copytree(ROOT / "natlens", package / "natlens",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [package, *package.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     proc = subprocess.run(
         [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
          sys.executable, "-m", "natlens.cli", "snapshot", str(tmp_path / "s")],
-        capture_output=True, text=True, check=False, cwd=ROOT)
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(package)})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ("natlens: error: snapshot needs root (reading the kernel's netfilter "
                            "rules needs CAP_NET_ADMIN)\n")
