@@ -30,6 +30,13 @@ measured in interleaved rounds (natlens, nft, legacy, natlens, ...), as the issu
 so a change of machine load during the run hits all three alike; each is given as the best wall
 time and the best CPU time (user + system: the parse's process, the restore's child process).
 
+natlens is timed twice per round, pure Python (``NATLENS_PURE_PYTHON=1``) and on the optional
+compiled core (natlens.native), both from a copy of the package taken at start: the build in
+natlens/_native when it was made from those sources, else one compiled into the copy for the
+run (``python -m natlens.native build``, 30-90 s; ``--no-compiled`` skips it). Each child
+reports the core it ran on; the run stops if that is not the one asked for. ``parse s`` and
+the memory figures are pure Python's.
+
 Goals (parser foundation issue): ratio <= 6x and peak memory <= 400 MB for 100k rules; issue 13:
 natlens at least as fast as ``iptables-restore --test`` (both backends).
 """
@@ -87,12 +94,14 @@ print(json.dumps({"before_kb": before, "peak_kb": after, "rules": rules}))
 _PARSE_CHILD = """
 import json, sys, time
 import natlens
+from natlens import native
 wall, cpu = time.perf_counter(), time.process_time()
 text = open(sys.argv[1], encoding="utf-8").read()
 ruleset = natlens.parse_save(text, source=sys.argv[1])
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 rules = sum(len(c.rules) for t in ruleset.tables for c in t.chains)
-print(json.dumps({"wall": wall, "cpu": cpu, "rules": rules}))
+print(json.dumps({"wall": wall, "cpu": cpu, "rules": rules,
+                  "core": native.status().describe()}))
 """
 
 
@@ -116,6 +125,10 @@ class Result:
     restore_legacy_cpu: float | None = None
     insights: float | None = None
     """insights-core's ``IPTables`` on the same dump (None: not installed)."""
+    compiled_s: float | None = None
+    """Best wall seconds of the parse on the compiled core (natlens.native; None: not
+    measured). ``parse_s`` and ``parse_cpu`` are pure Python's."""
+    compiled_cpu: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -138,13 +151,63 @@ def _floor(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def _parse(path: Path) -> tuple[float, float, int]:
+@dataclass(frozen=True)
+class Core:
+    """How a parse child runs natlens: the package copy on its ``PYTHONPATH`` and the core
+    (``build``: the compiled core's folder; None: pure Python, ``NATLENS_PURE_PYTHON=1``)."""
+
+    root: Path | None
+    build: Path | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NATLENS_PURE_PYTHON", "NATLENS_NATIVE_DIR")}
+        if self.root is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root),
+                                                              env.get("PYTHONPATH")]))
+        if self.build is None:
+            env["NATLENS_PURE_PYTHON"] = "1"
+        else:
+            env["NATLENS_NATIVE_DIR"] = str(self.build)
+        return env
+
+
+def _parse(path: Path, core: Core) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, rules) of reading ``path`` and ``parse_save`` in a fresh
-    process (its start and ``import natlens`` not counted)."""
-    out = subprocess.run([sys.executable, "-c", _PARSE_CHILD, str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    process on ``core`` (its start and ``import natlens`` not counted). Raises RuntimeError
+    when the child did not run on the core asked for."""
+    # run from the copy's folder: ``-c`` puts the current folder first on sys.path
+    out = subprocess.run([sys.executable, "-c", _PARSE_CHILD, str(path.resolve())], check=True,
+                         capture_output=True, text=True, env=core.env(), cwd=core.root).stdout
     data = json.loads(out)
+    if data["core"].startswith("compiled") != (core.build is not None):
+        raise RuntimeError(f"the parse ran on the wrong core: {data['core']}")
     return data["wall"], data["cpu"], data["rules"]
+
+
+def compiled_core(tmp: Path, *, build: bool = True) -> tuple[Core, Core | None, str]:
+    """(the pure core, the compiled core or None, what was done): the package is copied into
+    ``tmp`` (both cores then read the same sources, whatever happens to the working tree
+    during the run); the compiled core is the build in natlens/_native when it was made from
+    these sources, else (``build``) one compiled into the copy now."""
+    from natlens import native
+
+    root = tmp / "src"
+    shutil.copytree(Path(native.__file__).resolve().parent, root / "natlens",
+                    ignore=shutil.ignore_patterns("__pycache__", "_native", "*.so"))
+    pure = Core(root)
+    fresh = native.build_dir()
+    if native.check(fresh, root)[0] is None:
+        return pure, Core(root, fresh), f"compiled core: the build in {fresh}"
+    if not build:
+        return pure, None, f"compiled core: not measured ({native.check(fresh, root)[0]})"
+    done = subprocess.run([sys.executable, "-m", "natlens.native", "build"], cwd=root,
+                          env=Core(root).env(), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return pure, None, ("compiled core: not measured, the build failed: "
+                            + (done.stdout + done.stderr).strip().splitlines()[-1])
+    return pure, Core(root, root / "natlens" / "_native"), \
+        "compiled core: built for this run (python -m natlens.native build)"
 
 
 _RESTORE = {"iptables-nft-restore": "nft", "iptables-legacy-restore": "legacy"}
@@ -215,14 +278,19 @@ def _memory(path: Path) -> tuple[float, float]:
 
 
 def measure(path: Path, name: str, repeat: int, *, memory: bool = True,
-            with_restore: bool = True, with_insights: bool = True) -> Result:
+            with_restore: bool = True, with_insights: bool = True,
+            cores: tuple[Core, Core | None] = (Core(None), None)) -> Result:
     """Time ``path``: the floor, then ``repeat`` interleaved rounds of natlens's parse and the
-    restores (each round: natlens, nft, legacy), then insights-core and the memory child."""
+    restores (each round: natlens compiled, natlens pure, nft, legacy), then insights-core and
+    the memory child (pure Python). ``cores``: pure Python's and the compiled core's (None:
+    not measured)."""
     with path.open() as f:
         lines = sum(1 for _ in f)
     floor_s = min(_floor(path) for _ in range(repeat))
     tools = _restore_tools() if with_restore else {}
-    walls: dict[str, list[float]] = {"natlens": [], **{n: [] for n in tools.values()}}
+    pure, compiled = cores
+    walls: dict[str, list[float]] = {"natlens": [], "compiled": [],
+                                     **{n: [] for n in tools.values()}}
     cpus: dict[str, list[float]] = {key: [] for key in walls}
     refused: set[str] = set()
     rules = 0
@@ -231,7 +299,11 @@ def measure(path: Path, name: str, repeat: int, *, memory: bool = True,
         subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         for _ in range(repeat):
-            wall, cpu, rules = _parse(path)
+            if compiled is not None:
+                wall, cpu, rules = _parse(path, compiled)
+                walls["compiled"].append(wall)
+                cpus["compiled"].append(cpu)
+            wall, cpu, rules = _parse(path, pure)
             walls["natlens"].append(wall)
             cpus["natlens"].append(cpu)
             for tool, key in tools.items():
@@ -257,31 +329,44 @@ def measure(path: Path, name: str, repeat: int, *, memory: bool = True,
                   parse_cpu=min(cpus["natlens"]),
                   restore_nft=best(walls, "nft"), restore_legacy=best(walls, "legacy"),
                   restore_nft_cpu=best(cpus, "nft"), restore_legacy_cpu=best(cpus, "legacy"),
-                  insights=insights)
+                  insights=insights, compiled_s=best(walls, "compiled"),
+                  compiled_cpu=best(cpus, "compiled"))
 
 
 def _print(results: list[Result]) -> None:
     head = (f"{'dump':<22} {'lines':>9} {'rules':>9} {'floor s':>8} {'parse s':>8} "
-            f"{'rules/s':>9} {'ratio':>6} {'us/rule':>8} {'peak MB':>8} {'parse MB':>9}")
-    print(head)
+            f"{'rules/s':>9} {'ratio':>6} {'us/rule':>8} {'peak MB':>8} {'parse MB':>9} "
+            f"{'compiled s':>10} {'ratio':>6}")
+    print(head + "   (parse: pure Python; compiled: natlens.native)")
     print("-" * len(head))
     for r in results:
+        compiled = "-" if r.compiled_s is None else f"{r.compiled_s:.3f}"
+        compiled_ratio = "-" if r.compiled_s is None else f"{r.compiled_s / r.floor_s:.1f}x"
         print(f"{r.name:<22} {r.lines:>9} {r.rules:>9} {r.floor_s:>8.3f} {r.parse_s:>8.3f} "
               f"{r.rules_per_s:>9.0f} {r.ratio:>5.1f}x {r.us_per_rule:>8.2f} "
-              f"{r.peak_mb:>8.1f} {r.parse_mb:>9.1f}")
+              f"{r.peak_mb:>8.1f} {r.parse_mb:>9.1f} {compiled:>10} {compiled_ratio:>6}")
     for r in results:  # the same dump through iptables' own parser, in the same run
+        if r.compiled_s is not None and r.compiled_cpu is not None:
+            print(f"{r.name}: natlens compiled core {r.compiled_s:.3f} s (CPU "
+                  f"{r.compiled_cpu:.3f} s) = {r.compiled_s / r.parse_s:.2f}x pure Python's "
+                  f"{r.parse_s:.3f} s (CPU {r.parse_cpu:.3f} s)")
         for name, seconds, cpu in (
                 ("iptables-nft-restore --test", r.restore_nft, r.restore_nft_cpu),
                 ("iptables-legacy-restore --test", r.restore_legacy, r.restore_legacy_cpu)):
             if seconds is None or cpu is None:
                 print(f"{r.name}: {name}: not measured (not root, missing, or refused)")
                 continue
-            verdict = "natlens faster" if r.parse_s <= seconds else "natlens slower"
-            verdict_cpu = "natlens faster" if r.parse_cpu <= cpu else "natlens slower"
-            print(f"{r.name}: {name} {seconds:.3f} s ({seconds / r.floor_s:.1f}x the floor); "
-                  f"natlens {r.parse_s:.3f} s = {r.parse_s / seconds:.2f}x of it: {verdict}; "
-                  f"CPU {cpu:.3f} s vs natlens {r.parse_cpu:.3f} s = "
-                  f"{r.parse_cpu / cpu:.2f}x: {verdict_cpu}")
+            print(f"{r.name}: {name} {seconds:.3f} s ({seconds / r.floor_s:.1f}x the floor), "
+                  f"CPU {cpu:.3f} s")
+            for core, wall, core_cpu in (("pure Python", r.parse_s, r.parse_cpu),
+                                         ("compiled core", r.compiled_s, r.compiled_cpu)):
+                if wall is None or core_cpu is None:
+                    continue
+                verdict = "natlens faster" if wall <= seconds else "natlens slower"
+                verdict_cpu = "natlens faster" if core_cpu <= cpu else "natlens slower"
+                print(f"    natlens, {core}: {wall:.3f} s = {wall / seconds:.2f}x of it: "
+                      f"{verdict}; CPU {core_cpu:.3f} s = {core_cpu / cpu:.2f}x: "
+                      f"{verdict_cpu}")
         if r.insights is None:
             print(f"{r.name}: insights-core IPTables: {NOT_INSTALLED} (or --no-insights)")
         else:
@@ -309,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
                              "namespace the benchmark makes; root only)")
     parser.add_argument("--no-insights", action="store_true",
                         help="skip insights-core's parser (a benchmark-only dependency)")
+    parser.add_argument("--no-compiled", action="store_true",
+                        help="skip the compiled core (natlens.native); by default it is built "
+                             "for the run unless natlens/_native holds a fresh build")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless the first dump parses within {GOAL_RATIO}x the "
                              f"floor and {GOAL_MB:.0f} MB")
@@ -316,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="natlens-bench-") as tmp:
+        pure, compiled, how = compiled_core(Path(tmp), build=not args.no_compiled)
+        if args.no_compiled:
+            compiled, how = None, "compiled core: not measured (--no-compiled)"
+        print(how, flush=True)
         jobs: list[tuple[str, Path]] = [(p.name, p) for p in args.input]
         if not args.input:
             for size in args.sizes:
@@ -326,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in jobs:
             results.append(measure(path, name, args.repeat, memory=not args.no_memory,
                                    with_restore=not args.no_restore,
-                                   with_insights=not args.no_insights))
+                                   with_insights=not args.no_insights,
+                                   cores=(pure, compiled)))
             if not args.input:
                 os.unlink(path)
     _print(results)

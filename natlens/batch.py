@@ -132,6 +132,15 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
+def _cells(line: str, source: str, line_no: int) -> list[str]:
+    """The cells of one CSV line (``csv`` strict: an unterminated quote or a stray ``\\r`` is
+    an error, not a cell running to the end of the line)."""
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        raise PacketFileError(f"bad CSV: {exc}", source=source, line_no=line_no) from None
+
+
 def read_packets(path: str) -> list[tuple[int, Packet]]:
     """The packets of the file at ``path`` (``-``: standard input) → ``(line number,
     packet)`` pairs, at least one. Raises ``PacketFileError`` (file and line) for a line that
@@ -155,8 +164,11 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
         for n, line in lines:
             try:
                 value = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+            except (ValueError, RecursionError) as exc:
+                # ValueError beyond JSONDecodeError: an integer of more digits than int() takes
+                reason = (exc.msg if isinstance(exc, json.JSONDecodeError) else
+                          "nested too deep" if isinstance(exc, RecursionError) else
+                          "number too large")
                 raise PacketFileError(f"not a JSON object: {reason}", source=source,
                                       line_no=n) from None
             if not isinstance(value, dict):
@@ -165,17 +177,14 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
             out.append((n, _packet(value, source, n)))
         return out
     header_no, header = lines[0]
-    columns = [c.strip() for c in next(csv.reader([header]))]
+    columns = [c.strip() for c in _cells(header, source, header_no)]
     for c in columns:
         if FIELDS.get(c.replace("-", "_").lower()) is None:
             raise PacketFileError(f"CSV header: unknown column {c[:40]!r} (known: "
                                   f"{', '.join(sorted(FIELDS))})", source=source,
                                   line_no=header_no)
     for n, line in lines[1:]:
-        try:
-            cells = next(csv.reader([line]))
-        except csv.Error as exc:
-            raise PacketFileError(f"bad CSV: {exc}", source=source, line_no=n) from None
+        cells = _cells(line, source, n)
         if not any(c.strip() for c in cells):
             continue  # a row of empty cells (",,,,": a spreadsheet's trailing row)
         if len(cells) != len(columns):

@@ -21,7 +21,9 @@ matches when it is read (the file damaged on disk meanwhile) is not unpickled: i
 taken from the snapshot parsed again.
 
 Storing a loaded entry again (``snapshot_cache.save_pending`` after a command derived more)
-writes the blobs of groups not read yet as they are, without unpickling them.
+writes the blobs of groups not read yet as they are, without unpickling them. What commands
+derived (``Snapshot.derived``) is stored the same way, one blob per result read on first use
+(``natlens.cache_derived``).
 
 Slotted dataclasses are pickled as ``(cls.__new__, slot values)`` and rebuilt through unrolled
 slot setters (dataclasses' own ``__setstate__`` looks the fields up again for every object, 10x
@@ -45,9 +47,10 @@ import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from natlens import cache_derived
 from natlens.errors import SnapshotError
 from natlens.model import Chain, Counters, Origin, Rule, Ruleset, Table, TableName
-from natlens.parse.networks import CompactIPv4Network
+from natlens.parse.networks import CompactIPv4Network, CompactIPv6Network
 from natlens.snapshot import Snapshot
 
 __all__ = [
@@ -180,6 +183,7 @@ def _dispatch() -> dict[type, Callable[[Any], Any]]:
         ipaddress.IPv4Network: _reduce_net,
         ipaddress.IPv6Network: _reduce_net,
         CompactIPv4Network: _reduce_net,  # the parser's (natlens.parse.networks)
+        CompactIPv6Network: _reduce_net,
     }
     for name, module in list(sys.modules.items()):
         if name != "natlens" and not name.startswith("natlens."):
@@ -393,6 +397,13 @@ def _chain_group(blob: memoryview, crc: int, size: int,
             and isinstance(size, int) and isinstance(where, tuple)):
         raise pickle.UnpicklingError("not a chain group")
     return ChainGroup(blob, crc, size, where, _LOADING[-1])
+
+
+def _derived_results(items: tuple[tuple[str, Any, int], ...]) -> cache_derived.StoredResults:
+    """A snapshot's stored results (``natlens.cache_derived``), read on first use."""
+    if not _LOADING:
+        raise pickle.UnpicklingError("not stored results")
+    return cache_derived.stored_results(items, freeze=_LOADING[-1].freeze)
 
 
 _TABLE_NAME = Table.__dict__["name"]  # the slots' member descriptors
@@ -612,15 +623,22 @@ def write_entry(out: BinaryIO, header: bytes, value: object, snap: Snapshot) -> 
         reduced = _reduce_slots(snapshot)
         if reduced[-1] is not _set_slots:
             return reduced
-        values = tuple(None if name == "_simulator" else v
+        values = tuple(None if name == "_simulator" else
+                       cache_derived.pack(v, dispatch) if name == "_derived" else v
                        for name, v in zip(_SLOTS[Snapshot], reduced[2], strict=True))
         return (*reduced[:2], values, *reduced[3:])
+
+    def reduce_results(packed: cache_derived.Packed) -> tuple[Any, ...]:
+        return (_derived_results, (tuple(
+            (name, None if data is None else pickle.PickleBuffer(data), crc)
+            for name, data, crc in packed.items),))
 
     blobs: list[pickle.PickleBuffer] = []
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5, buffer_callback=blobs.append)
     pickler.dispatch_table = {**dispatch, Table: reduce_table, LazyTable: reduce_table,
-                              ChainGroup: reduce_group, Snapshot: reduce_snapshot}
+                              ChainGroup: reduce_group, Snapshot: reduce_snapshot,
+                              cache_derived.Packed: reduce_results}
     pickler.dump(value)
     lengths = array.array("Q", (memoryview(b).nbytes for b in blobs))
     if sys.byteorder != "little":

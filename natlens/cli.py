@@ -135,6 +135,16 @@ def _with_hint(message: str, hint: str) -> str:
     return f"{one_line(message, room)} {hint}"
 
 
+def _decided(args: argparse.Namespace, status: int) -> int:
+    """``status`` is the command's exit status from here on, also when the reader of its output
+    leaves before the end (``natlens.cli_errors.Context.status``; docs/cli.md, "Exit
+    status"). A command calls it before it writes its answer → ``status``."""
+    context = getattr(args, "context", None)
+    if context is not None:
+        context.status = status
+    return status
+
+
 def _progress(args: argparse.Namespace) -> Callable[[str], object]:
     """The command's progress line (``natlens.progress``): drawn on a terminal only, not
     with ``--quiet``; one per command."""
@@ -157,6 +167,26 @@ def _progress(args: argparse.Namespace) -> Callable[[str], object]:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from natlens import snapshot_cache  # noqa: PLC0415
 
+    fmt = "json" if args.json else args.format
+    if args.action != "list" and fmt is not None:
+        from natlens.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"{'--json' if args.json else '--format'}: only 'natlens cache list' "
+                         f"has a format ('cache {args.action}' prints one line)")
+    if args.action == "list":
+        from natlens import cache_list  # noqa: PLC0415
+        from natlens.termstyle import terminal_width  # noqa: PLC0415
+
+        entries = cache_list.list_entries()
+        _decided(args, 0)
+        if fmt == "json":
+            sys.stdout.write(json.dumps(cache_list.to_dict(entries, snapshot_cache.cache_dir()),
+                                        indent=2) + "\n")
+        else:
+            sys.stdout.write(cache_list.render(entries, snapshot_cache.cache_dir(),
+                                               terminal_width(sys.stdout)))
+        return 0
+    _decided(args, 0)
     if args.action == "clear":
         removed = snapshot_cache.clear()
         sys.stdout.write(f"natlens: removed {removed} cache entr"
@@ -180,6 +210,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         raise UsageError(f"{snap.path}: holds IPv4 and IPv6 rules: add --family ipv4 (input "
                          "for iptables-restore) or --family ipv6 (for ip6tables-restore)")
     (ruleset,) = rulesets
+    _decided(args, 0)
     if args.format == "json":
         sys.stdout.write(json.dumps(ruleset_to_dict(ruleset), indent=2) + "\n")
     else:
@@ -192,6 +223,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from natlens.capture import capture  # noqa: PLC0415  (only this command needs subprocess/SDK)
 
     result = capture(args.dir, force=args.force, docker=not args.no_docker)
+    _decided(args, 0)
     sys.stdout.write(f"natlens: snapshot of {result.meta.get('hostname')} written to "
                      f"{result.directory} (iptables backend: "
                      f"{result.meta.get('iptables_backend')})\n")
@@ -253,6 +285,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         if message is not None:
             word = "warning" if "interface" in message else "hint"
             sys.stderr.write(f"natlens: {word}: {one_line(message)}\n")
+    status = _decided(args, trace_hints.exit_status(trace))
     if args.format == "json":
         sys.stdout.write(json.dumps(trace.to_dict(), indent=2) + "\n")
     elif args.format == "kernel":
@@ -266,12 +299,18 @@ def _cmd_trace(args: argparse.Namespace) -> int:
                 verdict = "green" if trace.verdict.value == "ACCEPT" else "red"
                 line = paint(line, verdict, color)
             sys.stdout.write("".join(f"{part}\n" for part in wrap_line(line, width, 15)))
-    return trace_hints.exit_status(trace)
+    return status
 
 
 def _trace_batch(args: argparse.Namespace) -> int:
     """``trace --packets FILE``: every packet of FILE through one prepared snapshot."""
-    from natlens.batch import packet_line, read_packets, simulate_many  # noqa: PLC0415
+    from natlens.batch import (  # noqa: PLC0415
+        PacketFileError,
+        packet_line,
+        read_packets,
+        simulate_many,
+    )
+    from natlens.cli_options import interface_problem  # noqa: PLC0415
     from natlens.errors import UsageError  # noqa: PLC0415
 
     given = [o for o, v in (("--in", args.in_interface), ("--local-origin", args.local_origin),
@@ -285,16 +324,27 @@ def _trace_batch(args: argparse.Namespace) -> int:
     if args.packets == "-" and args.path == "-":
         raise UsageError("PATH and --packets cannot both be standard input")
     numbered = read_packets(args.packets)
+    for line_no, packet in numbered:  # the file's "in" field is --in's value (cli_options)
+        problem = None if packet.in_interface is None else interface_problem(packet.in_interface)
+        if problem is not None:
+            raise PacketFileError(f"in {packet.in_interface!r}: {problem}", line_no=line_no,
+                                  source="<stdin>" if args.packets == "-" else args.packets)
     snap = _load(args)
     _progress(args)("analysing")
-    traces = simulate_many(snap, (packet for _, packet in numbered))
+    from natlens.termstyle import terminal_width, wrap_line  # noqa: PLC0415
+
     out = sys.stdout
-    for (line_no, _), trace in zip(numbered, traces, strict=True):
+    width = terminal_width(out)
+    # each result written as soon as it is known: a reader that leaves (| head) stops the batch,
+    # and the status is not decided before the last packet (EXIT_BROKEN_PIPE then)
+    for line_no, packet in numbered:
+        (trace,) = simulate_many(snap, (packet,))
         if args.format == "json":
             out.write(json.dumps({"line": line_no, **trace.to_dict()},
                                  separators=(",", ":")) + "\n")
         else:
-            out.write(packet_line(line_no, trace) + "\n")
+            out.write("".join(f"{part}\n" for part in
+                              wrap_line(packet_line(line_no, trace), width, 4)))
     return 0
 
 
@@ -314,7 +364,7 @@ def _live_snapshot(*, allow_empty: bool = False) -> Snapshot:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from natlens import report  # noqa: PLC0415  (keeps `natlens parse` light)
-    from natlens.audit import Severity, audit  # noqa: PLC0415
+    from natlens.audit import Severity  # noqa: PLC0415
     from natlens.errors import UsageError  # noqa: PLC0415
 
     if args.live == (args.path is not None):
@@ -323,12 +373,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
                              f"'natlens report {args.path}' for the snapshot, or "
                              "'natlens report --live' alone for this host")
         raise UsageError("report needs a PATH, --example, or --live to capture this host")
-    from natlens.exposure import exposure  # noqa: PLC0415
+    from natlens.derived_results import audit_findings, exposure_map  # noqa: PLC0415
 
     snap = _live_snapshot(allow_empty=args.allow_empty) if args.live else _load(args)
     _progress(args)("analysing")
-    emap = exposure(snap)
-    findings = audit(snap, exposure=emap)
+    emap = exposure_map(snap)  # kept with the snapshot: a cached one answers from its entry
+    findings = audit_findings(snap)
+    threshold = Severity(args.fail_on)
+    status = _decided(args, 1 if any(f.severity >= threshold for f in findings) else 0)
     if args.format == "json":
         sys.stdout.write(report.dumps(report.to_json(findings, snap, exposure=emap)))
     elif args.format == "sarif":
@@ -336,11 +388,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         from natlens.termstyle import paint, terminal_width, use_color  # noqa: PLC0415
 
-        columns = terminal_width(sys.stdout)
-        # kind (~16) + where (~28) + the gaps: the finding column gets the rest
-        width = 72 if columns is None else max(30, columns - 48)
-        text = report.to_table(findings, snap, exposure=emap, width=width,
-                               name=_shown(args, snap))
+        text = report.to_table(findings, snap, exposure=emap, name=_shown(args, snap),
+                               columns=terminal_width(sys.stdout))
         if use_color(args.color, sys.stdout):
             colors = {"HIGH": "red", "MEDIUM": "yellow", "LOW": "bold"}
             lines = text.split("\n")
@@ -350,20 +399,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
                     lines[n] = paint(line, colors[word], True)
             text = "\n".join(lines)
         sys.stdout.write(text)
-    threshold = Severity(args.fail_on)
-    return 1 if any(f.severity >= threshold for f in findings) else 0
+    return status
 
 
 def _cmd_exposure(args: argparse.Namespace) -> int:
-    from natlens.exposure import exposure  # noqa: PLC0415
-    from natlens.exposure_render import render_table  # noqa: PLC0415
+    from natlens.derived_results import exposure_map  # noqa: PLC0415
+    from natlens.exposure_render import WIDTH, render_table  # noqa: PLC0415
     from natlens.report import dumps  # noqa: PLC0415
+    from natlens.termstyle import terminal_width  # noqa: PLC0415
 
-    emap = exposure(_load(args))
+    emap = exposure_map(_load(args))
+    _decided(args, 0)
     if args.format == "json":
         sys.stdout.write(dumps(emap.to_dict()))
     else:
-        sys.stdout.write(render_table(emap) + "\n")
+        sys.stdout.write(render_table(emap, terminal_width(sys.stdout) or WIDTH) + "\n")
     return 0
 
 
@@ -414,11 +464,27 @@ def _chain_graph(snap: Snapshot, family: Family) -> ChainGraph:
     return graph.ChainGraph(family, tables, source)
 
 
+def _layout_hint(args: argparse.Namespace) -> str:
+    """What ``graph`` could be given, that it was not, to draw fewer chains (the warning before
+    a layout too big for Graphviz): ``--table`` when it draws every table, fewer ``--chain``
+    when some are given, no ``--expand`` when it is; a format Graphviz does not lay out when
+    nothing else is left."""
+    ways = []
+    if not args.table:
+        ways.append("--table TABLE")
+    if args.chain:
+        ways.append("fewer --chain")
+    if args.expand:
+        ways.append("no --expand")
+    unlaid = ("write --format dot or mermaid instead (no layout)" if args.output in (None, "-")
+              else "write a .dot or .mmd file instead (no layout)")
+    return f"draw fewer chains ({', '.join(ways)}) or {unlaid}" if ways else unlaid
+
+
 def _cmd_graph(args: argparse.Namespace) -> int:
     from natlens import graph  # noqa: PLC0415  (networkx only for this command)
     from natlens.errors import OutputError, UsageError  # noqa: PLC0415
     from natlens.model import Family  # noqa: PLC0415
-    from natlens.netfilter import simulate  # noqa: PLC0415
 
     args.format = _graph_format(args.format, args.output)
     if args.table and args.table.lower() in ("raw", "mangle", "nat", "filter", "security"):
@@ -443,48 +509,35 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     if family is None:
         family = Family.IPV4 if snap.ruleset.tables or not snap.ruleset6.tables \
             else Family.IPV6
-    chains = _chain_graph(snap, family)
-    if not chains.tables:
-        raise UsageError(f"{snap.path}: no {family.value} rules to draw")
     path: tuple[Step, ...] = ()
     caption: list[str] = []
     if packet is not None:
+        from natlens.netfilter import simulate  # noqa: PLC0415
+
         trace = simulate(snap, packet)
         path = graph.trace_steps(trace)  # every branch, not only the headline
         caption = graph.trace_caption(trace)
-    if not args.expand:
-        from natlens.graph_families import collapse  # noqa: PLC0415
+    from natlens.derived_results import graph_source  # noqa: PLC0415
 
-        chains = collapse(chains, keep=args.chain, highlight=path)
-    for table_graph in chains.tables.values():
-        graph.label_edges(table_graph)
-    if args.format == "svg":
-        from natlens.graph_families import too_big_for_layout  # noqa: PLC0415
-
-        size = too_big_for_layout(chains, args.table)
-        if size is not None:
-            sys.stderr.write(f"natlens: warning: {size[0]} chains and {size[1]} jumps to lay "
-                             "out: Graphviz may take a very long time (use --table, or fewer "
-                             "--chain / no --expand)\n")
-            sys.stderr.flush()
     host = snap.meta.get("hostname")
     shown = _shown(args, snap)
     where = f"host {host} ({shown})" if isinstance(host, str) and host else shown
-    title = (f"{where}: {chains.family.value}, "
+    title = (f"{where}: {family.value}, "
              f"{'table ' + args.table if args.table else 'all tables'}")
-    if args.format == "dot":
-        text = graph.to_dot(chains, table=args.table, highlight=path, title=title,
-                            caption=caption)
-    elif args.format == "mermaid":
-        text = graph.to_mermaid(chains, table=args.table, highlight=path, title=title,
-                                caption=caption)
-    elif args.format == "svg":
-        text = graph.to_svg(chains, table=args.table, highlight=path, title=title,
-                            caption=caption)
-    else:
-        text = json.dumps(graph.to_json(chains, table=args.table, highlight=path),
-                          indent=2) + "\n"
+    # the chain graph (collapsed unless --expand) and its text are kept with the snapshot: a
+    # cached one answers from its entry without reading the rules (natlens.derived_results)
+    text, size = graph_source(snap, family, lambda: _chain_graph(snap, family),
+                              fmt=args.format, keep=args.chain or (), expand=args.expand,
+                              highlight=path, table=args.table, title=title, caption=caption)
+    if args.format == "svg":
+        if size is not None:
+            sys.stderr.write(f"natlens: warning: {size[0]} chains and {size[1]} jumps to lay "
+                             "out: Graphviz may take a very long time: "
+                             f"{_layout_hint(args)}\n")
+            sys.stderr.flush()
+        text = graph.svg_of_dot(text)
     if args.output in (None, "-"):
+        _decided(args, 0)
         sys.stdout.write(text)
     else:
         try:
@@ -509,6 +562,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if os.geteuid() != 0:
             raise UsageError("natlens verify --cleanup needs root (it removes network namespaces)")
         removed = cleanup()
+        _decided(args, 0)
         for run in removed:
             sys.stdout.write(f"natlens: removed {terminal(run.describe())}\n")
         if not removed:
@@ -527,11 +581,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     except Interrupted as exc:  # verify() removed its namespaces before this
         sys.stderr.write(f"natlens: verify interrupted ({exc}): its namespaces were removed\n")
         return exc.exit_status
+    status = _decided(args, 1 if report.failed else 0)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(report.render())
-    return 1 if report.failed else 0
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -663,8 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "table)")
     p.set_defaults(handler=_cmd_verify)
 
-    p = sub.add_parser("cache", help="print the snapshot cache folder (dir) or empty it "
-                       "(clear)",
+    p = sub.add_parser("cache", help="list, locate (dir) or empty (clear) the snapshot cache",
                        description="natlens keeps each parsed snapshot (with its host "
                        "model and the indexes a trace needs) in "
                        "$XDG_CACHE_HOME/natlens (default ~/.cache/natlens), keyed by the "
@@ -676,12 +730,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "A command stores its entry after printing its answer, in a background "
                        "process; a command started meanwhile on the same snapshot waits for "
                        "it (NATLENS_CACHE_FOREGROUND=1: stored before the command exits). "
+                       "'list' shows each entry (the snapshot it was made from, its size, "
+                       "its age, the natlens that wrote it, whether a background write is "
+                       "under way) from the first lines of its file, never loading it; "
                        "'dir' prints the folder; 'clear' waits for entries being stored, "
-                       "then removes them all (exit status 2 "
+                       "then removes them all ('list' and 'clear' exit with status 2 "
                        "when the folder is not used: not ours or open to others). A command "
                        "given --no-cache skips the cache.")
-    p.add_argument("action", choices=("clear", "dir"), help="clear: remove every entry; dir: "
-                   "print the cache folder")
+    p.add_argument("action", choices=("list", "clear", "dir"),
+                   help="list: the entries, most recently used first; clear: remove every "
+                   "entry; dir: print the cache folder")
+    p.add_argument("--format", type=str.lower, choices=("table", "json"),
+                   help="list: table (one line per entry) or json (default: table)")
+    p.add_argument("--json", action="store_true", help="list: the same as --format json")
     p.set_defaults(handler=_cmd_cache)
     return parser
 
@@ -730,14 +791,35 @@ def _example_or_path(args: argparse.Namespace) -> None:
                          "--example for the sample snapshot shipped with natlens")
 
 
+def _store_loaded(args: argparse.Namespace, exiting: bool) -> None:
+    """Store in the snapshot cache what the command loaded and prepared, if it loaded a
+    snapshot: in a background process when the process ends at once (``exiting``), else
+    here (``snapshot_cache.save_pending``)."""
+    cache = sys.modules.get("natlens.snapshot_cache")
+    if cache is None:
+        return
+    if exiting:
+        bar = getattr(args, "progress_bar", None)
+        if bar is not None:
+            bar.close()  # its thread must not run across fork()
+        cache.save_pending(background=True)
+    else:
+        _progress(args)("writing")
+        cache.save_pending()
+
+
 def _main(argv: Sequence[str] | None, context: Context, exiting: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.exiting = exiting
+    args.context = context  # _decided tells it the exit status
     _example_or_path(args)
+    from natlens.cli_options import check_interface_options  # noqa: PLC0415
+
+    check_interface_options(args)
     context.input_name = getattr(args, "path", None) or getattr(args, "dir", None)
     handler: Handler = args.handler
-    from natlens.errors import ParseWarning  # noqa: PLC0415
+    from natlens.errors import OutputError, ParseWarning  # noqa: PLC0415
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ParseWarning)
@@ -746,18 +828,16 @@ def _main(argv: Sequence[str] | None, context: Context, exiting: bool = False) -
         # when the interpreter's filters turn warnings into errors (-W error, pytest's config)
         warnings.simplefilter("always", UserWarning)
         try:
-            status = handler(args)
-            cache = sys.modules.get("natlens.snapshot_cache")
-            if cache is not None:  # a snapshot was loaded: store what was prepared for it
+            try:
+                status = handler(args)
+            except OutputError:
+                # the answer could not be written (most often a reader that left: | head -1);
+                # the snapshot was loaded all the same, and the next command reads it
+                _store_loaded(args, exiting)
+                raise
+            if sys.modules.get("natlens.snapshot_cache") is not None:
                 sys.stdout.flush()
-                if exiting:
-                    bar = getattr(args, "progress_bar", None)
-                    if bar is not None:
-                        bar.close()  # its thread must not run across fork()
-                    cache.save_pending(background=True)
-                else:
-                    _progress(args)("writing")
-                    cache.save_pending()
+                _store_loaded(args, exiting)
         finally:
             cache = sys.modules.get("natlens.snapshot_cache")
             if cache is not None:

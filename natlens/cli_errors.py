@@ -9,8 +9,11 @@ what                                        becomes
 ==========================================  ================================================
 ``NatlensError`` (bad input, usage, ...)    its own one-line message, exit 2
 ``OSError`` (a file, a device)              ``FILE: strerror``, exit 2
-standard output closed, a broken pipe, a    ``cannot write output: ...``, exit 2
-full disk (``OutputError``)
+standard output closed, a full disk         ``cannot write output: ...``, exit 2
+(``OutputError``)
+a broken pipe: the reader of standard       nothing printed; the command's own status when
+output left (``natlens ... | head -1``)     it had decided it before (``Context.status``),
+                                            else 141 (``EXIT_BROKEN_PIPE``)
 ``UnicodeError``, ``RecursionError``,       one line naming the input, exit 2
 ``MemoryError``
 ``KeyboardInterrupt`` (Ctrl-C, also while   ``natlens: interrupted``, exit 130 (128 + SIGINT,
@@ -18,6 +21,13 @@ natlens starts)                             as shells report it)
 anything else (a bug)                       ``natlens: internal error: ...``, exit 2 (the
                                             traceback with ``NATLENS_DEBUG=1``)
 ==========================================  ================================================
+
+A reader that leaves is no error (the Python documentation's note on SIGPIPE: point standard
+output at ``/dev/null`` and exit; no message): a command decides its exit status before it writes
+its answer (``Context.status``), and that status stands, so ``set -o pipefail`` scripts see the
+trace's verdict or the report's findings. A command that had not decided it yet (``trace
+--packets`` writes each result as it goes: the packets after the reader left are never traced)
+exits 141, 128 + SIGPIPE, as a shell reports a tool that SIGPIPE killed (``yes | head -1``).
 
 Every line is cut to ``MAX_LINE`` characters, and characters that are not printable (newlines,
 escape sequences, bidi controls, lone surrogates) are shown escaped, so input quoted in a message
@@ -48,11 +58,14 @@ if TYPE_CHECKING:
     from natlens.errors import OutputError
 
 __all__ = [
-    "EXIT_ERROR", "EXIT_INTERRUPTED", "MAX_LINE", "Context", "describe", "entry", "one_line", "run",
+    "EXIT_BROKEN_PIPE", "EXIT_ERROR", "EXIT_INTERRUPTED", "MAX_LINE", "Context", "describe",
+    "entry", "one_line", "run",
 ]
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE (signal(7)): the reader left before the command had decided its status."""
 MAX_LINE = 500
 """Longest message printed, in characters (after escaping)."""
 _PIECE = 1 << 16
@@ -60,12 +73,17 @@ _PIECE = 1 << 16
 
 class Context:
     """What a command tells the error path as it goes: the input it reads (for messages about
-    errors that name no file, such as ``MemoryError``)."""
+    errors that name no file, such as ``MemoryError``), and its exit status once decided.
 
-    __slots__ = ("input_name",)
+    ``status`` is set by a command before it writes its answer (it returns the same value
+    then): when the reader of standard output leaves meanwhile, the command ends quietly with
+    that status (None: not decided yet, ``EXIT_BROKEN_PIPE``)."""
+
+    __slots__ = ("input_name", "status")
 
     def __init__(self) -> None:
         self.input_name: str | None = None
+        self.status: int | None = None
 
 
 def one_line(text: str, limit: int = MAX_LINE) -> str:
@@ -94,7 +112,18 @@ def _say(text: str) -> None:
 
 
 class _Output(StreamProxy):
-    """Standard output whose write failures become ``OutputError`` (one line, exit 2)."""
+    """Standard output whose write failures become ``OutputError`` (one line, exit 2);
+    ``reader_gone`` once a write met a broken pipe (``run`` then ends quietly)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._gone = False
+
+    @property
+    def reader_gone(self) -> bool:
+        """Whether a write met a broken pipe, here or in the ``_Output`` this one wraps (the
+        console script's ``run`` around ``main``'s)."""
+        return self._gone or bool(getattr(self.stream, "reader_gone", False))
 
     def write(self, text: str) -> int:
         try:
@@ -107,12 +136,14 @@ class _Output(StreamProxy):
                 self.stream.flush()
             return len(text)
         except (OSError, ValueError) as exc:
+            self._gone = self._gone or isinstance(exc, BrokenPipeError)
             raise _output_error(exc) from None
 
     def flush(self) -> None:
         try:
             self.stream.flush()
         except (OSError, ValueError) as exc:
+            self._gone = self._gone or isinstance(exc, BrokenPipeError)
             raise _output_error(exc) from None
 
 
@@ -191,9 +222,12 @@ def run(body: Callable[[Context], int]) -> int:
     try:
         try:
             status = body(context)
-        except SystemExit:
+        except SystemExit as stop:  # --help, --version: complete before it is flushed
+            code = stop.code
+            context.status = 0 if code is None else code if isinstance(code, int) else EXIT_ERROR
             guard.flush()
             raise
+        context.status = status  # the answer is complete: a reader leaving now changes nothing
         guard.flush()
         return status
     except KeyboardInterrupt:
@@ -204,6 +238,9 @@ def run(body: Callable[[Context], int]) -> int:
     except BaseException as exc:  # the one error path: every other failure is one line
         from natlens.errors import NatlensError, OutputError  # noqa: PLC0415
 
+        if isinstance(exc, OutputError) and guard.reader_gone:
+            _silence_stdout()  # the reader left: nothing to say (module docstring)
+            return context.status if context.status is not None else EXIT_BROKEN_PIPE
         if isinstance(exc, OutputError):
             _silence_stdout()
         elif not isinstance(exc, (NatlensError, OSError, UnicodeError, RecursionError,
@@ -255,6 +292,9 @@ def _fast_exit(status: int) -> None:
             continue
         try:
             stream.flush()
+        except BrokenPipeError:  # the answer was complete (run flushed it): its status stands
+            if stream is sys.stdout:
+                _silence_stdout()
         except (OSError, ValueError):
             if stream is sys.stdout and status == 0:
                 _silence_stdout()

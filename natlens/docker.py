@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from natlens.errors import DockerError, SnapshotError
+from natlens.inputs import is_decimal
 from natlens.schemas import validate
 
 __all__ = [
@@ -626,7 +627,7 @@ def _exposed(data: Any) -> tuple[tuple[str, int], ...]:
     out: set[tuple[str, int]] = set()
     for key in data or {}:
         port, _, proto = str(key).partition("/")
-        if port.isdigit() and (proto or "tcp") in {p.value for p in PortProto}:
+        if is_decimal(port) and (proto or "tcp") in {p.value for p in PortProto}:
             out.add((proto or "tcp", int(port)))
     return tuple(sorted(out))
 

@@ -145,7 +145,9 @@ class NftParseError(ParseError):
     def one_line(self) -> str:
         """``file: $.json.path: reason`` (or ``file:line:col: reason`` for bad JSON syntax)."""
         if self.path:
-            return shorten_words(f"{self.source}: {self.path}: {self.reason}")
+            # the file name whole (a long folder path is no echoed token to cut), the JSON
+            # path and the reason with their long words cut
+            return f"{self.source}: {shorten_words(f'{self.path}: {self.reason}')}"
         return super().one_line()
 
 

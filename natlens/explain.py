@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from natlens.inputs import is_decimal
 from natlens.netfilter.trace import Trace
 from natlens.snapshot import Snapshot
 
@@ -17,7 +18,7 @@ __all__ = ["proxy_notes"]
 
 def _split(endpoint: str) -> tuple[str, int | None]:
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not is_decimal(port):
         return endpoint.strip("[]"), None
     return host.strip("[]"), int(port)
 

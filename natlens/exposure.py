@@ -720,8 +720,8 @@ class _Builder:
         landing, listening, why = found
         conn = trace.connection if trace is not None else None
         reachable: bool | None = listening
-        if conn is not None and conn.established is False:
-            reachable, why = False, conn.why
+        if conn is not None and conn.established is False and listening is not False:
+            reachable, why = False, conn.why  # (nothing listening: the landing says so)
         elif conn is not None and conn.established is None and reachable:
             reachable, why = None, conn.why
         return cell(reachable, final_dst, landing, d, why)

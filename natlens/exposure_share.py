@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from natlens.inputs import is_decimal
 from natlens.model import Address, Rule, Table
 from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
 from natlens.netfilter.packet import endpoint
@@ -431,7 +432,7 @@ def _exclusive(rule: Rule, addrs: set[IPAddress], ports: set[int]) -> bool:
             continue
         for name in ("--dport", "--destination-port"):
             o = m.get(name)
-            if o is not None and not o.negated and len(o.args) == 1 and o.args[0].isdigit() \
+            if o is not None and not o.negated and len(o.args) == 1 and is_decimal(o.args[0]) \
                     and int(o.args[0]) in ports:
                 return True
     return False

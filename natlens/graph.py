@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from natlens.errors import NatlensError
 from natlens.model import Family, Match, Option, Rule, Ruleset, Table, Target, TargetKind
-from natlens.serialize import ip_part, rule_to_save
 from natlens.textsafe import terminal
 
 if TYPE_CHECKING:  # networkx is imported where a graph is built or walked (issue 13: the audit
@@ -50,7 +49,9 @@ __all__ = [
     "loops",
     "match_summary",
     "missing_jumps",
+    "path_steps",
     "reachable",
+    "svg_of_dot",
     "table_graph",
     "to_dot",
     "to_json",
@@ -141,6 +142,8 @@ def match_summary(rule: Rule, width: int = 60) -> str:
     >>> match_summary(rs["filter"]["FORWARD"].rules[0])
     '! -i docker0 -p tcp --dport 8080'
     """
+    from natlens.serialize import ip_part  # noqa: PLC0415  (the parser: not for a stored graph)
+
     parts = ip_part(rule)
     parts.extend(_match_text(m) for m in rule.matches if m.module != "comment")
     text = " ".join(p for p in parts if p)
@@ -175,6 +178,8 @@ def table_graph(table: Table, *, labels: bool = True) -> nx.MultiDiGraph:
     (``natlens.graph_families``) do not read."""
     import networkx as nx  # noqa: PLC0415
 
+    from natlens.serialize import rule_to_save  # noqa: PLC0415
+
     g = nx.MultiDiGraph(table=table.name.value)
     for chain in table.chains:
         g.add_node(chain.name, builtin=chain.builtin, policy=chain.policy,
@@ -200,6 +205,8 @@ def table_graph(table: Table, *, labels: bool = True) -> nx.MultiDiGraph:
 def label_edges(g: nx.MultiDiGraph) -> None:
     """Fill the ``match`` and ``text`` of every edge of ``g`` built with ``labels=False``
     (edges standing for several jumps, with a ``jumps`` count, keep an empty ``match``)."""
+    from natlens.serialize import rule_to_save  # noqa: PLC0415
+
     for _, _, data in g.edges(data=True):
         jump = data.get("jump")
         if data["text"] or "jumps" in data or not isinstance(jump, Jump):
@@ -309,6 +316,12 @@ def can_reach_verdict(g: nx.MultiDiGraph, table: Table, chain: str, verdict: str
 
 
 # -- rendering ----------------------------------------------------------------------------------
+
+
+def path_steps(highlight: Iterable[Any]) -> tuple[PathStep, ...]:
+    """The ``(table, chain, rule)`` steps the renderers draw of ``highlight`` (path steps, or
+    trace steps: an nft step's table as ``FAMILY TABLE``)."""
+    return _steps(highlight)
 
 
 def _steps(highlight: Iterable[Any]) -> tuple[PathStep, ...]:
@@ -602,8 +615,18 @@ def to_svg(graph: ChainGraph, *, table: str | None = None, highlight: Iterable[A
     if program is None:
         raise NatlensError("graphviz 'dot' not found: install graphviz (e.g. apt-get install "
                            "graphviz) or use --format dot")
-    source = to_dot(graph, table=table, highlight=highlight, title=title, caption=caption,
-                    legend=legend)
+    return svg_of_dot(to_dot(graph, table=table, highlight=highlight, title=title,
+                             caption=caption, legend=legend), dot=program)
+
+
+def svg_of_dot(source: str, *, dot: str | None = None) -> str:
+    """SVG text rendered by Graphviz (``dot -Tsvg``) from DOT text ``source`` (``to_dot``'s);
+    ``dot`` overrides the program's path. Raises ``NatlensError`` when Graphviz is not
+    installed or fails."""
+    program = dot or shutil.which("dot")
+    if program is None:
+        raise NatlensError("graphviz 'dot' not found: install graphviz (e.g. apt-get install "
+                           "graphviz) or use --format dot")
     try:
         proc = subprocess.run([program, "-Tsvg"], input=source, capture_output=True, text=True,
                               timeout=120, check=False)

@@ -18,10 +18,12 @@ Limits (docs/snapshots.md, "Bad input"):
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import math
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -36,8 +38,10 @@ __all__ = [
     "decode_text",
     "input_limit",
     "is_decimal",
+    "open_regular",
     "read_bytes",
     "read_json",
+    "special_file",
 ]
 
 MAX_INPUT_BYTES = 1 << 30
@@ -49,7 +53,8 @@ MAX_NUMBER_DIGITS = 30
 
 _FIRST_BLOCK = 64 * 1024
 _BLOCK = 1 << 20
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*([0-9]{1,15})\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+"""A size: ASCII digits only (``\\d`` takes any Unicode digit) and few enough for ``int``."""
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _WIDE_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
@@ -116,12 +121,55 @@ def _read_stream(fh: BinaryIO | TextIO, name: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_bytes(path: str | Path, *, limit: int | None = None) -> tuple[bytes, str]:
+def special_file(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is neither a regular file nor a directory
+    (``"a FIFO"``, ``"a character device"``, ``"a block device"``, ``"a socket"``, ``"not a
+    file"`` for any other type), else None (inode(7), "The file type and mode")."""
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "not a file"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only when it is a regular file (symbolic links followed): a
+    file of a snapshot folder, which natlens reads unasked. A FIFO is never opened (``open``
+    would wait for a writer for ever), a device never read (``/dev/urandom`` has no end): the
+    file type is checked with ``stat`` before ``open``, and again with ``fstat`` on what was
+    opened (``O_NONBLOCK``: a FIFO put in its place meanwhile does not block the ``open``).
+
+    Raises ``SnapshotError`` ``PATH: not a regular file (a FIFO)``, ``IsADirectoryError`` for a
+    directory, and ``OSError`` from ``stat``/``open`` (missing, unreadable).
+    """
+    _refuse_special(path, os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _refuse_special(path, os.fstat(fd).st_mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    why = special_file(mode)
+    if why is not None:
+        raise SnapshotError(f"{path}: not a regular file ({why})")
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+
+
+def read_bytes(path: str | Path, *, limit: int | None = None,
+               regular: bool = False) -> tuple[bytes, str]:
     """Read a file (``-`` is standard input) → (its bytes, the name used in messages).
 
     Reads block by block and stops at ``limit`` bytes (default ``input_limit()``). Raises
     ``SnapshotError`` when the file is missing, a directory, unreadable, binary, UTF-16/32, or
-    over the limit; the message names the file and says why (``strerror``).
+    over the limit; the message names the file and says why (``strerror``). ``regular``: refuse
+    what is not a regular file (``open_regular``: the files of a snapshot folder); a file named
+    on the command line may be a pipe (``<(iptables-save)``), as ``-`` may.
     """
     limit = input_limit() if limit is None else limit
     if str(path) == "-":
@@ -134,7 +182,7 @@ def read_bytes(path: str | Path, *, limit: int | None = None) -> tuple[bytes, st
             raise SnapshotError(f"<stdin>: cannot read: {exc.strerror or exc}") from None
     p = Path(path)
     try:
-        with p.open("rb") as fh:
+        with open_regular(p) if regular else p.open("rb") as fh:
             return _read_stream(fh, str(p), limit), str(p)
     except FileNotFoundError:
         what = "broken symbolic link" if p.is_symlink() else "no such file or directory"
@@ -163,9 +211,9 @@ def decode_text(data: bytes, name: str) -> str:
     at the first byte that is not UTF-8 (line and column from 1, the column in characters), as
     docs/snapshots.md promises: such a file is nearly always a dump re-saved by an editor in
     Latin-1 or Windows-1252, and replacing the bytes by U+FFFD would silently change the
-    comments and names a report quotes. iptables-save writes comments byte for byte; a live
-    host whose comments hold other bytes needs its dump converted (iconv) before natlens reads
-    it."""
+    comments and names a report quotes. iptables-save writes comments byte for byte: a dump
+    made by hand on a host whose comments hold other bytes needs converting (iconv), while
+    ``natlens snapshot`` writes such bytes as ``\\xNN`` (``natlens.capture_encoding``)."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     try:
@@ -266,7 +314,7 @@ def decode_json(data: bytes, source: str) -> Any:
         raise SnapshotJsonError(f"number too large ({exc})"[:200], source=source) from None
 
 
-def read_json(path: str | Path, *, limit: int | None = None) -> Any:
+def read_json(path: str | Path, *, limit: int | None = None, regular: bool = False) -> Any:
     """Read and parse a JSON file within bounds (``read_bytes`` then ``decode_json``)."""
-    data, name = read_bytes(path, limit=limit)
+    data, name = read_bytes(path, limit=limit, regular=regular)
     return decode_json(data, name)

@@ -34,7 +34,11 @@ _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _NFT_START = re.compile(
     r"^(table\s+(ip|ip6|inet|arp|bridge|netdev)\s|flush\s+ruleset\b|add\s+(table|chain|rule)\s|"
     r"#!\S*nft\b)")
-_INCLUDE = re.compile(r'\binclude\s*"')
+_INCLUDE = re.compile(r'"[^"\n]*"|#[^\n]*|(?<![\w$@-])include(?![\w-])')
+"""A quoted string, a comment, or the keyword ``include``: nft's scanner (scanner.l) takes
+``include`` as a word of its own wherever it stands, with anything nft skips between it and
+its file name (blanks, a ``\\`` line continuation, a comment), so the keyword is looked for
+as a word outside strings and comments, not as ``include "``."""
 
 
 def looks_like_nft_text(text: str) -> bool:
@@ -85,7 +89,7 @@ def nft_text_to_json(text: str, source: str) -> str:
     root, when the text has ``include`` statements, or when ``nft -f`` refuses it (its first
     error line, with the line number nft gives).
     """
-    if _INCLUDE.search(text):
+    if any(m.group() == "include" for m in _INCLUDE.finditer(text)):
         raise _refuse(source, "'include' statements would read other files of this host")
     nft, ip = _which("nft"), _which("ip")
     if nft is None:

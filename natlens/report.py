@@ -18,7 +18,7 @@ from typing import Any
 
 from natlens.audit.findings import KINDS, Finding, RuleRef, Severity
 from natlens.exposure import ExposureMap, uncovered_dnat
-from natlens.exposure_render import render_table
+from natlens.exposure_render import WIDTH, render_table
 from natlens.model import TableName
 from natlens.snapshot import Snapshot
 from natlens.textsafe import json_text, terminal
@@ -98,9 +98,14 @@ def _where(ref: RuleRef | None) -> str:
     return where
 
 
-def _wrap(text: str, width: int) -> str:
-    """``text`` escaped for a terminal (``natlens.textsafe.terminal``) and wrapped at blanks."""
-    words = terminal(text).split(" ")
+def _wrap(text: str, width: int, *, escape: bool = True, cut: bool = False) -> str:
+    """``text`` escaped for a terminal (``natlens.textsafe.terminal``; not with ``escape``
+    False: escaped already) and wrapped at blanks; a word longer than ``width`` stays whole,
+    or with ``cut`` is cut into pieces of ``width`` characters."""
+    words = (terminal(text) if escape else text).split(" ")
+    if cut:
+        words = [word[at:at + width] for word in words
+                 for at in range(0, max(len(word), 1), width)]
     lines: list[str] = []
     line = ""
     for word in words:
@@ -114,9 +119,41 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
+MIN_FINDING = 16
+"""Narrowest finding column of ``to_table(columns=...)`` (a narrower terminal gets wider
+lines rather than a column of single words)."""
+
+
+def _fit(line: str, columns: int | None) -> str:
+    """A line of the report outside its tables, wrapped at blanks to ``columns`` (continuation
+    lines indented by two blanks); unchanged when ``columns`` is None."""
+    if columns is None or len(line) <= columns:
+        return line
+    return _wrap(line, columns, escape=False).replace("\n", "\n  ")
+
+
+def _wrap_lines(text: str, width: int) -> str:
+    """Each line of ``text`` (escaped already) wrapped at blanks to ``width``."""
+    return "\n".join(_wrap(line, width, escape=False) for line in text.split("\n"))
+
+
+def _layout(findings: Sequence[Finding], columns: int) -> tuple[int, int]:
+    """(where column, finding column) widths for tables of ``findings`` at most ``columns``
+    wide: the where column at most a third of what the kind column leaves (wrapped at
+    blanks: a ``file:line`` longer than that stays whole), the finding column the rest."""
+    # tabulate's "simple" format: two blanks between columns, a column at least its header
+    # and two more (tabulate.MIN_PADDING)
+    kind = max([len("kind") + 2, *(len(f.kind) for f in findings)])
+    room = columns - kind - 4
+    limit = max(12, room // 3)
+    where = max([len("where") + 2, *(len(line) for f in findings
+                                 for line in _wrap_lines(_where(f.rule), limit).split("\n"))])
+    return limit, max(MIN_FINDING, room - where)
+
+
 def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
              width: int = 72, exposure: ExposureMap | None = None,
-             name: str | None = None) -> str:
+             name: str | None = None, columns: int | None = None) -> str:
     """Plain-text report: the exposure map when given (``natlens.exposure_render``; a map
     without rows, when the nat table has DNAT rules, as what it covers and its notes: the DNAT
     rules it does not cover), one table
@@ -124,21 +161,33 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
     snapshot: ``name`` when given (``example default-bridge-8080``), else its path.
 
     Each row names the kind, where the blamed rule is (``table chain #index`` and
-    ``file:line``), the message with the rule's text, and the fix.
+    ``file:line``), the message with the rule's text, and the fix, wrapped at ``width``
+    characters.
+
+    ``columns`` (the terminal's width, ``natlens.termstyle.terminal_width``): every line at
+    most that wide, tables, the exposure map and notes alike (``width`` is then what the
+    kind and where columns leave, at least ``MIN_FINDING``); None: the finding column is
+    ``width`` wide, the exposure map ``exposure_render.WIDTH``, notes are not wrapped.
     """
     out: list[str] = []
+    where_limit: int | None = None
+    cut = columns is not None  # a word wider than the finding column is cut, not overflowing
+    if columns is not None:
+        where_limit, width = _layout(findings, columns)
     if snapshot is not None:
-        out.append(f"natlens report for {terminal(name or snapshot.path)}")
+        out.append(_fit(f"natlens report for {terminal(name or snapshot.path)}", columns))
         out.append("")
+    map_width = columns if columns is not None else WIDTH
     if exposure is not None and exposure.rows:
-        out.append("EXPOSURE (who can open a connection to each port, from where)")
-        out.append(render_table(exposure))
+        out.append(_fit("EXPOSURE (who can open a connection to each port, from where)",
+                        columns))
+        out.append(render_table(exposure, map_width))
         out.append("")
     elif exposure is not None and snapshot is not None and uncovered_dnat(snapshot) is not None:
         # a map without rows on input with DNAT rules (kube-proxy's NodePorts...): what it
         # covers and its notes, so that "no findings" below does not read as a sign-off on
         # ports the map never looked at
-        out.append(render_table(exposure))
+        out.append(render_table(exposure, map_width))
         out.append("")
     for severity in _ORDER:
         group = [f for f in findings if f.severity is severity]
@@ -151,32 +200,39 @@ def to_table(findings: Sequence[Finding], snapshot: Snapshot | None = None, *,
 
         rows = []
         for f in group:
-            text = _wrap(f.message, width)
+            text = _wrap(f.message, width, cut=cut)
             about = [x for x in (f"container {f.container}" if f.container else "",
                                  f"{f.proto or 'port'}/{f.host_port}" if f.host_port else "")
                      if x]
             if about:
-                text = f"[{terminal(', '.join(about))}]\n{text}"
+                label = f"[{terminal(', '.join(about))}]"
+                if columns is not None:
+                    label = _wrap(label, width, escape=False, cut=cut)
+                text = f"{label}\n{text}"
             if f.rule is not None and f.rule.index:
-                text += "\n" + _wrap(f"rule: {f.rule.text}", width)
+                text += "\n" + _wrap(f"rule: {f.rule.text}", width, cut=cut)
             if f.fix:
-                text += "\n" + _wrap(f"fix: {f.fix}", width)
+                text += "\n" + _wrap(f"fix: {f.fix}", width, cut=cut)
             if f.cis:
-                text += "\n" + _wrap(f"cis: {f.cis}", width)
-            rows.append([f.kind, _where(f.rule), text])
+                text += "\n" + _wrap(f"cis: {f.cis}", width, cut=cut)
+            where = _where(f.rule)
+            if where_limit is not None:
+                where = _wrap_lines(where, where_limit)
+            rows.append([f.kind, where, text])
         out.append(tabulate(rows, headers=["kind", "where", "finding"], tablefmt="simple",
                             disable_numparse=True))
         out.append("")
     counts = Counter(f.severity for f in findings)
     if findings:
         parts = ", ".join(f"{counts[s]} {s.value}" for s in _ORDER if counts[s])
-        out.append(f"{len(findings)} finding{'' if len(findings) == 1 else 's'} ({parts})")
+        out.append(_fit(f"{len(findings)} finding{'' if len(findings) == 1 else 's'} "
+                        f"({parts})", columns))
     else:
         out.append("no findings")
     for key, part in judged_from(snapshot).items():
-        out.append(f"judged from ({'IPv4' if key == 'ipv4' else 'IPv6'}): "
-                   f"{terminal(part['text'])}")
-    out.extend(f"note: {terminal(n)}" for n in _notes(snapshot))
+        out.append(_fit(f"judged from ({'IPv4' if key == 'ipv4' else 'IPv6'}): "
+                        f"{terminal(part['text'])}", columns))
+    out.extend(_fit(f"note: {terminal(n)}", columns) for n in _notes(snapshot))
     return "\n".join(out) + "\n"
 
 

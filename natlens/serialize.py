@@ -19,11 +19,11 @@ _STRING_OPTIONS = frozenset({"--comment", "--log-prefix", "--nflog-prefix", "--s
                              "--hex-string", "--helper", "--timeout"})
 
 
-def _option_text(opt: Option, always_quoted: bool = False) -> str:
+def _option_text(opt: Option) -> str:
     parts = ["!", opt.name] if opt.negated else [opt.name]
     # Option.quoted tells of one argument: an unknown module's option named like a string
     # option may hold several, and forcing quotes on all of them would not be a fixpoint.
-    force = (opt.quoted or always_quoted) and len(opt.args) == 1
+    force = opt.quoted and len(opt.args) == 1
     for arg in opt.args:
         if opt.name in _STRING_OPTIONS:
             parts.append(quote(arg, force=force))
@@ -38,13 +38,22 @@ def _match_text(match: Match) -> str:
     head = f"-m {match.module}"
     if not match.options:
         return head
-    # libxt_string.c print_string/print_hex_string always quote the pattern
-    quoted = match.known and match.module == "string"
-    return head + " " + " ".join(_option_text(o, quoted and o.name in _PATTERNS)
-                                 for o in match.options)
+    if match.known and match.module == "string":
+        return head + " " + " ".join(_pattern_text(o) if o.name in _PATTERNS
+                                     and len(o.args) == 1 else _option_text(o)
+                                     for o in match.options)
+    return head + " " + " ".join(_option_text(o) for o in match.options)
 
 
 _PATTERNS = frozenset({"--string", "--hex-string"})
+
+
+def _pattern_text(opt: Option) -> str:
+    """libxt_string.c ``print_string``/``print_hex_string``: the pattern always in double
+    quotes, a backslash before ``"`` and ``\\`` only (not before ``'``, which
+    ``xtables_save_string`` escapes)."""
+    escaped = opt.args[0].replace("\\", "\\\\").replace('"', '\\"')
+    return f'{"! " if opt.negated else ""}{opt.name} "{escaped}"'
 
 
 def _target_text(target: Target, goto: bool) -> str:

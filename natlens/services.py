@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from natlens.inputs import is_decimal
+
 __all__ = ["PROTOCOL_NUMBERS", "SERVICES", "port_number", "protocol_name"]
 
 PROTOCOL_NUMBERS: dict[int, str] = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
@@ -40,7 +42,7 @@ def _etc_protocols(path: Path = Path("/etc/protocols")) -> dict[str, int]:
         return names
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and fields[1].isdigit():
+        if len(fields) >= 2 and is_decimal(fields[1]):
             for name in (fields[0], *fields[2:]):
                 names.setdefault(name.lower(), int(fields[1]))
     return names

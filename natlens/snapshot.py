@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from natlens.capture_encoding import meta_notes
 from natlens.docker import Inventory
 from natlens.errors import SnapshotError, UsageError
 from natlens.inputs import decode_text, read_bytes, read_json
@@ -29,8 +30,10 @@ from natlens.parse.hostfiles import Listener, parse_ss, parse_sysctl
 from natlens.schemas import validate
 from natlens.snapshot_checks import (
     check_family_header,
+    check_regular_files,
     folder_entries,
     is_folder,
+    require_nft_tables,
     require_rules,
     rules_mistake,
 )
@@ -122,10 +125,15 @@ class Snapshot:
         """``compute(self)``, computed once per ``name`` and kept: facts over every rule that a
         command needs (``natlens.trace_hints``). The snapshot cache stores them with the
         snapshot, so a warm command does not read every chain again. ``compute`` must depend
-        on the snapshot only (``dataclasses.replace`` gives a snapshot without them)."""
-        if name not in self._derived:
-            self._derived[name] = compute(self)
-        found: _T = self._derived[name]
+        on the snapshot only (``dataclasses.replace`` gives a snapshot without them); ``name``
+        must say everything else the result depends on (options, a version of its shape).
+        A cached snapshot reads a stored result on first use (``natlens.cache_derived``: a
+        ``KeyError`` there means not stored or unreadable, so computed again)."""
+        try:
+            found: _T = self._derived[name]
+        except KeyError:
+            found = compute(self)
+            self._derived[name] = found
         return found
 
     def derived_names(self) -> frozenset[str]:
@@ -163,17 +171,18 @@ class Snapshot:
         return self.ruleset6 if family is Family.IPV6 else self.ruleset
 
 
-def read_text(path: str | Path) -> tuple[str, str]:
+def read_text(path: str | Path, *, regular: bool = False) -> tuple[str, str]:
     """Read a rule file (``-`` is standard input) → (text, name used in messages), within the
-    bounds of ``natlens.inputs`` (size limit, binary refused). Raises ``SnapshotError``."""
-    data, name = read_bytes(path)
+    bounds of ``natlens.inputs`` (size limit, binary refused; ``regular``: only a regular file,
+    for the files of a snapshot folder). Raises ``SnapshotError``."""
+    data, name = read_bytes(path, regular=regular)
     return decode_text(data, name), name
 
 
 def _read_json(path: Path, key: str) -> Any:
     """The JSON of snapshot file ``key``, decoded within bounds and checked against its schema
     (``natlens.schemas``). Raises ``SnapshotError`` / ``SnapshotJsonError``."""
-    data = read_json(path)
+    data = read_json(path, regular=True)
     validate(key, data, source=str(path))
     return data
 
@@ -184,14 +193,15 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
     main = folder / SNAPSHOT_FILES["iptables"]
     if main.name not in present:
         raise SnapshotError(f"{folder}: not a snapshot folder (no {SNAPSHOT_FILES['iptables']})")
+    check_regular_files(folder, present & set(SNAPSHOT_FILES.values()))
     notes: list[str] = []
-    text, name = read_text(main)
+    text, name = read_text(main, regular=True)
     check_family_header(text, name, Family.IPV4)
     ruleset = load_rules(text, source=name, strict=strict, family=Family.IPV4,
                          restore_flush=restore_flush, saved=True)
     six = folder / SNAPSHOT_FILES["ip6tables"]
     if six.name in present:
-        text6, name6 = read_text(six)
+        text6, name6 = read_text(six, regular=True)
         check_family_header(text6, name6, Family.IPV6)
         ruleset6 = load_rules(text6, source=name6, strict=strict, family=Family.IPV6,
                               restore_flush=restore_flush, saved=True)
@@ -212,15 +222,15 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
         if SNAPSHOT_FILES["routes6"] in present else None
     nft, nft_text = None, ""
     if SNAPSHOT_FILES["nft"] in present:
-        nft_text, nft_name = read_text(folder / SNAPSHOT_FILES["nft"])
+        nft_text, nft_name = read_text(folder / SNAPSHOT_FILES["nft"], regular=True)
         nft = nft_loads(nft_text, source=nft_name)
     sockets = None
     if SNAPSHOT_FILES["sockets"] in present:
-        ss_text, ss_name = read_text(folder / SNAPSHOT_FILES["sockets"])
+        ss_text, ss_name = read_text(folder / SNAPSHOT_FILES["sockets"], regular=True)
         sockets = parse_ss(ss_text, source=ss_name)
     sysctl = dict(meta["sysctl"]) if isinstance(meta.get("sysctl"), dict) else {}
     if SNAPSHOT_FILES["sysctl"] in present:
-        sc_text, sc_name = read_text(folder / SNAPSHOT_FILES["sysctl"])
+        sc_text, sc_name = read_text(folder / SNAPSHOT_FILES["sysctl"], regular=True)
         sysctl.update(parse_sysctl(sc_text, source=sc_name))
     inventory = None
     if "containers" in data or "networks" in data:
@@ -235,6 +245,7 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
         notes.append(empty)
     if backend:
         notes.append(f"rules read from the {backend} backend")
+    notes.extend(meta_notes(meta))  # bytes natlens snapshot escaped, nft tables it lost
     return Snapshot(
         ruleset=ruleset,
         ruleset6=ruleset6,
@@ -274,7 +285,7 @@ def _read_other_backends(folder: Path, backend: str | None, meta: Mapping[str, A
         rulesets: list[Ruleset | None] = []
         for p, fam in zip(paths, (Family.IPV4, Family.IPV6), strict=True):
             if os.path.lexists(p):
-                text_o, name_o = read_text(p)
+                text_o, name_o = read_text(p, regular=True)
                 rulesets.append(load_rules(text_o, source=name_o, strict=False, family=fam,
                                            saved=True))
             else:
@@ -313,7 +324,7 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None,
     if mistake is not None:
         raise SnapshotError(f"{name}: {mistake}")
     if text.lstrip().startswith("{") or looks_like_nft_text(text):
-        return _load_nft_file(text, name)
+        return _load_nft_file(text, name, allow_empty=allow_empty)
     ruleset = load_rules(text, source=name, strict=strict, table=table,
                          restore_flush=restore_flush)
     empty = require_rules((ruleset,), name, text=text, allow_empty=allow_empty)
@@ -329,14 +340,18 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None,
     return Snapshot(ruleset=ruleset, path=name, notes=tuple(notes))
 
 
-def _load_nft_file(text: str, name: str) -> Snapshot:
+def _load_nft_file(text: str, name: str, *, allow_empty: bool = False) -> Snapshot:
     """A single nftables file: ``nft -j list ruleset`` JSON, or ``nft list ruleset`` text
-    converted to JSON by the host's ``nft`` in a scratch namespace (``natlens.nftconvert``)."""
+    converted to JSON by the host's ``nft`` in a scratch namespace (``natlens.nftconvert``).
+    Raises ``EmptyInputError`` when it holds no table (unless ``allow_empty``)."""
     notes = ["single nftables file: no host or Docker data, no iptables-legacy tables"]
     if not text.lstrip().startswith("{"):
         text = nft_text_to_json(text, name)
         notes.append("nft text converted to JSON by this host's nft")
     nft = nft_loads(text, source=name)
+    empty = require_nft_tables(len(nft.tables), name, allow_empty=allow_empty)
+    if empty:
+        notes.append(empty)
     return Snapshot(ruleset=Ruleset(Family.IPV4, source=name),
                     ruleset6=Ruleset(Family.IPV6, source=name), path=name, notes=tuple(notes),
                     nft=nft, nft_json=text)

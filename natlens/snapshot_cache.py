@@ -1,7 +1,8 @@
 """Parse once, answer many: a per-user cache of parsed and prepared snapshots (issue 13).
 
 A snapshot loaded through ``load_cached`` is stored, with what commands derived from it (the
-host model, facts over every rule such as ``trace``'s hints: ``Snapshot.derived``), in one file
+host model, facts over every rule such as ``trace``'s hints, the results of ``report`` and
+``graph``: ``Snapshot.derived``, ``natlens.derived_results``), in one file
 of the user's cache directory: ``$XDG_CACHE_HOME/natlens`` (default ``~/.cache/natlens``). Its
 chains are stored lazily (``natlens.cache_pickle``): a command reads, and unpickles, only the
 chains it uses, so a warm ``trace`` on a 100k-rule host does not build the 100k rules. The
@@ -74,10 +75,12 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no locks (and no fork: foreground writes)
     fcntl = None  # type: ignore[assignment]
 
+from natlens.cache_derived import needs_rewrite
+from natlens.cache_list import INFO_LIMIT, entry_info
 from natlens.cache_pickle import CorruptEntry, EntryStore, read_entry, write_entry
 from natlens.cache_pickle import Unpickler as _Unpickler  # noqa: F401  (what reads entries)
 from natlens.errors import ParseWarning, SnapshotError, UsageError
-from natlens.inputs import input_limit
+from natlens.inputs import input_limit, open_regular
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
 
 __all__ = [
@@ -93,7 +96,7 @@ WRITE_WAIT = 60.0
 for another writer of the same entry, or ``clear`` for writers) before going on without it.
 Writing a 700k-line snapshot takes a few seconds; parsing it again takes longer."""
 
-_MAGIC = b"natlens-snapshot-cache 2\n"
+_MAGIC = b"natlens-snapshot-cache 3\n"
 _SUFFIX = ".snapshot"
 _LOCK = ".lock"
 _NO_ACCESS_FOR_OTHERS = 0o077
@@ -145,8 +148,10 @@ def _input_files(path: Path) -> list[tuple[str, Path]] | None:
 def key_for(path: str | Path, options: Sequence[object]) -> str | None:
     """The cache key (hex SHA-256) of loading ``path`` with ``options``; None when it cannot be
     cached (standard input, unreadable files, a file over the input limit
-    ``natlens.inputs.input_limit()``: ``load`` then reports them, so a cache hit never skips a
-    check a parse makes). Raises ``UsageError`` when ``$NATLENS_MAX_INPUT`` is not a size."""
+    ``natlens.inputs.input_limit()``, a file that is not a regular file: ``load`` then reports
+    them, so a cache hit never skips a check a parse makes; a FIFO is never opened, a device
+    never read: ``natlens.inputs.open_regular``). Raises ``UsageError`` when
+    ``$NATLENS_MAX_INPUT`` is not a size."""
     p = Path(path)
     files = _input_files(p)
     if files is None:
@@ -157,7 +162,7 @@ def key_for(path: str | Path, options: Sequence[object]) -> str | None:
     try:
         for name, file in files:
             h.update(f"\0file\0{name}\0".encode())
-            with open(file, "rb") as fh:
+            with open_regular(file) as fh:
                 size = 0
                 while chunk := fh.read(min(1 << 20, limit + 1 - size)):
                     size += len(chunk)
@@ -165,7 +170,7 @@ def key_for(path: str | Path, options: Sequence[object]) -> str | None:
                         return None  # over the limit: not read further, load refuses it
                     h.update(chunk)
                 h.update(f"\0{size}".encode())
-    except OSError:
+    except (OSError, SnapshotError):
         return None
     return h.hexdigest()
 
@@ -280,12 +285,13 @@ def _read(entry: Path, key: str, *, freeze: bool = False,
             _warn(f"{entry}: cannot read ({exc}): ignored")
             return None
     header = _MAGIC + key.encode() + b"\n"
-    if data[:len(header)] != header:
+    info_end = data.find(b"\n", len(header), len(header) + INFO_LIMIT)  # natlens.cache_list
+    if data[:len(header)] != header or info_end < 0:
         _warn(f"{entry}: not a natlens cache entry for this snapshot (corrupted?): ignored")
         return None
     try:
         with _collector_off(freeze=freeze):
-            value, store = read_entry(data, len(header), name=str(entry), recover=recover,
+            value, store = read_entry(data, info_end + 1, name=str(entry), recover=recover,
                                       freeze=freeze)
     except CorruptEntry as exc:
         _warn(f"{entry}: corrupted ({exc}): ignored")
@@ -302,12 +308,14 @@ def _read(entry: Path, key: str, *, freeze: bool = False,
 
 def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Replay) -> None:
     """Store ``snap`` as ``entry`` atomically (temporary file 0600 + rename): ``_MAGIC``, the
-    key, then what ``natlens.cache_pickle.write_entry`` writes (chains in blobs, checksums).
+    key, the info line ``natlens cache list`` reads (``natlens.cache_list.entry_info``), then
+    what ``natlens.cache_pickle.write_entry`` writes (chains in blobs, checksums).
     The caller holds the entry's write lock (``_lock``), if it could take it."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh, _collector_off():
-            write_entry(fh, _MAGIC + key.encode() + b"\n", (snap, recorded), snap)
+            write_entry(fh, _MAGIC + key.encode() + b"\n" + entry_info(snap.path, _code_stamp()),
+                        (snap, recorded), snap)
         os.replace(tmp, entry)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -544,7 +552,7 @@ def save_pending(*, background: bool = False) -> None:
         item = _PENDING.pop()
         host, derived = _prepared(item.snap)
         if item.prepared is not None and item.prepared[0] >= host \
-                and derived <= item.prepared[1]:
+                and derived <= item.prepared[1] and not needs_rewrite(item.snap._derived):
             continue
         if item.store is not None and item.store.damaged:
             continue  # removed: the next command parses and stores a whole entry

@@ -2,7 +2,10 @@
 
 - Width: ``COLUMNS`` when set (as shells export it and ``shutil.get_terminal_size`` reads it),
   else the terminal's width when standard output is one, else None (a pipe or file: lines are
-  not wrapped, so ``grep`` sees whole lines).
+  not wrapped, so ``grep`` sees whole lines). ``terminal_width`` is the one place that decides
+  it: every table, legend and note the CLI prints (report, exposure, trace, ``trace
+  --packets``, ``cache list``) fits that width; with None, tables keep their own fixed layout
+  (the exposure map 80 columns, the finding column 72).
 - Colour (``--color auto|always|never``): ``auto`` colours only a terminal and never when
   ``NO_COLOR`` is set to a non-empty value (https://no-color.org); ``always`` colours even a
   pipe; ``never`` never. Colours are SGR escape sequences (ECMA-48).
@@ -15,6 +18,8 @@ import shutil
 import textwrap
 from typing import TextIO
 
+from natlens.inputs import is_decimal
+
 __all__ = ["COLORS", "paint", "terminal_width", "use_color", "wrap_line"]
 
 COLORS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
@@ -26,8 +31,8 @@ MIN_WIDTH = 40
 
 def terminal_width(stream: TextIO) -> int | None:
     """Columns to wrap human-readable output at, or None for no wrapping (see module)."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    columns = os.environ.get("COLUMNS", "").strip()
+    if is_decimal(columns, max_digits=6) and int(columns) > 0:  # not '²', nor 5,000 digits
         return max(MIN_WIDTH, int(columns))
     try:
         tty = stream.isatty()

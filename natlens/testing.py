@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from natlens.docker import Container, PublishedPort
 from natlens.errors import UsageError, did_you_mean
 from natlens.explain import proxy_notes
+from natlens.inputs import is_decimal
 from natlens.model import Family, Rule
 from natlens.netfilter import Branch, Packet, Step, StepKind, Trace, Verdict, simulate
 from natlens.netfilter.flow import MatchContext
@@ -151,7 +152,7 @@ def _split_endpoint(text: str) -> tuple[IPAddress, int | None]:
                          "IP:PORT, [IPv6]:PORT or an address)") from None
     if port_text is None:
         return ip, None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not is_decimal(port_text) or not 0 <= int(port_text) <= 65535:
         raise UsageError(f"bad destination {text!r}: port {port_text!r} is not 0..65535")
     return ip, int(port_text)
 
@@ -250,7 +251,7 @@ def _address_range_covers(text: str, ip: IPAddress) -> bool:
 
 def _port_range_covers(text: str, port: int) -> bool:
     low, _, high = text.partition("-")
-    if not low.isdigit() or not (high or low).isdigit():
+    if not is_decimal(low) or not is_decimal(high or low):
         return False
     return int(low) <= port <= int(high or low)
 
@@ -425,7 +426,7 @@ def _port_spec(port: int | str) -> tuple[int, str]:
     proto = proto.lower() or "tcp"
     if proto not in ("tcp", "udp", "sctp"):
         raise UsageError(f"bad port {port!r}: protocol {proto!r} is not tcp, udp or sctp")
-    if isinstance(port, bool) or not number.isdigit() or not 0 < int(number) <= 65535:
+    if isinstance(port, bool) or not is_decimal(number) or not 0 < int(number) <= 65535:
         raise UsageError(f"bad port {port!r}: expected a port number 1..65535, optionally with "
                          "/tcp, /udp or /sctp")
     return int(number), proto

@@ -12,8 +12,11 @@ surrogates (a JSON ``\\ud800`` escape) that no encoder accepts.
 - ``shell_word(word)`` / ``shell_line(*argvs)``: a command line for POSIX shells, every word
   ``shlex.quote``d; words holding unsafe characters use bash's ``$'...'`` form with the UTF-8
   bytes as ``\\xHH`` escapes, so the line itself stays printable and still gives the exact argv.
-- ``json_text(text)``: JSON text (from ``json.dumps(..., ensure_ascii=False)``) with lone
-  surrogates written as ``\\uXXXX`` escapes: the same JSON value, encodable as UTF-8.
+- ``json_text(text)``: JSON text (from ``json.dumps(..., ensure_ascii=False)``) with every
+  ``UNSAFE`` character that ``json.dumps`` leaves raw (DEL, C1 controls, bidi and zero-width
+  controls, U+2028/U+2029, lone surrogates...) written as a ``\\uXXXX`` escape: the same JSON
+  value (RFC 8259 section 7), encodable as UTF-8, and safe to show on a terminal (``cat
+  report.json``); other non-ASCII text (names in any script) stays readable.
 
 Structured output (JSON, SARIF) keeps values exact; only the channels that show text escape it.
 """
@@ -117,19 +120,26 @@ def shell_line(*argvs: Sequence[str]) -> str:
     return " && ".join(" ".join(shell_word(w) for w in argv) for argv in argvs)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_RAW = re.compile(UNSAFE.pattern.replace("\x00-\x1f", "", 1))
+"""``UNSAFE`` but C0: ``json.dumps`` escapes C0 controls in strings itself, and the newlines
+between values of indented JSON are whitespace, not text."""
 
 
 def json_text(text: str) -> str:
-    """JSON text with lone surrogates escaped (``\\ud800``): the same value, encodable as UTF-8.
+    """JSON text with every ``UNSAFE`` character but C0 escaped (``\\u202e``, ``\\u0085``,
+    ``\\ud800``): the same value, encodable as UTF-8, and no raw control or bidi character
+    reaches a terminal that shows it (module docstring).
 
-    Surrogates only occur inside JSON strings, where the escape means the same code point.
+    These characters only occur inside JSON strings (``json.dumps`` writes nothing else but
+    ASCII), where the escape means the same code point.
 
     >>> import json
+    >>> json_text(json.dumps({"name": "a\\u202eb\\x85"}, ensure_ascii=False))
+    '{"name": "a\\\\u202eb\\\\u0085"}'
     >>> s = json_text(json.dumps({"name": "a\\ud800"}, ensure_ascii=False))
     >>> s.encode("utf-8") == b'{"name": "a\\\\ud800"}' and json.loads(s) == {"name": "a\\ud800"}
     True
     """
-    if _SURROGATE.search(text) is None:
+    if _JSON_RAW.search(text) is None:
         return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

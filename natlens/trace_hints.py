@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from natlens.inputs import is_decimal
 from natlens.model import Interface, Option, Rule, Ruleset
 from natlens.netfilter import Packet, Step, Trace, Verdict
 from natlens.snapshot import STATED_ADDRESSES, Snapshot
@@ -130,7 +131,7 @@ def _ports(rule: Rule) -> Iterator[tuple[int, int]]:
             continue
         for part in found.value.split(","):
             lo, _, hi = part.partition(":")
-            if lo.isdigit() and (not hi or hi.isdigit()):
+            if is_decimal(lo) and (not hi or is_decimal(hi)):
                 yield int(lo), int(hi or lo)
 
 

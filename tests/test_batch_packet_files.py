@@ -4,6 +4,7 @@ UTF-8 byte-order mark reads as any other (natlens.batch ``read_packets``)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,11 @@ BAD_FILES = [
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    # the environment as os.environ holds it, without COLUMNS: output as a pipe gets it (one
+    # line per packet), whatever the C environment of the test process holds
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run([sys.executable, "-m", "natlens", *args], capture_output=True,
-                          text=True, check=False, cwd=ROOT, timeout=120)
+                          text=True, check=False, cwd=ROOT, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(("content", "line_no", "word"), BAD_FILES,

@@ -320,10 +320,11 @@ def test_packet_file_reads_values_as_the_options_do(tmp_path: object, text: str,
     packets.write_text(text)
     first = 2 if text.startswith("src") else 1
     assert _run(["trace", "--example", "--packets", str(packets)], capsys) == (0, [
+        # delivered to the host, whose sockets the example does not show: no connection part
         f"{first}: Packet(in eth0, tcp 198.51.100.7:40000 -> 192.0.2.2:80, new) => ACCEPT "
-        "(local) 198.51.100.7:40000 -> 192.0.2.2:80; connection established",
+        "(local) 198.51.100.7:40000 -> 192.0.2.2:80",
         f"{first + 1}: Packet(in eth0, tcp 198.51.100.7:443 -> 192.0.2.2:22, new) => ACCEPT "
-        "(local) 198.51.100.7:443 -> 192.0.2.2:22; connection established",
+        "(local) 198.51.100.7:443 -> 192.0.2.2:22",
     ], [])
 
 
@@ -358,11 +359,12 @@ def test_help_names_the_cache_subcommands(capsys: pytest.CaptureFixture[str]) ->
         main(["--help"])
     out, err = capsys.readouterr()
     assert (stop.value.code, err) == (0, "")
-    assert "    cache     print the snapshot cache folder (dir) or empty it (clear)" in \
+    assert "    cache     list, locate (dir) or empty (clear) the snapshot cache" in \
         out.splitlines()
     with pytest.raises(SystemExit):
         main(["cache", "--help"])
-    assert capsys.readouterr().out.splitlines()[0] == "usage: natlens cache [-h] {clear,dir}"
+    assert capsys.readouterr().out.splitlines()[0] == ("usage: natlens cache [-h] [--format "
+                                                       "{table,json}] [--json] {list,clear,dir}")
 
 
 def test_untrusted_cache_folder_warning_is_what_the_docs_quote(

@@ -128,7 +128,8 @@ def test_strict_error_says_lenient_would_read_it(cases: Path,
 def test_strict_error_without_hint_when_lenient_fails_too(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rules = tmp_path / "rules.txt"
-    rules.write_text("*filter\n-A FOO -j BAR\n")
+    # lenient reads the undeclared chain (and a table cut before COMMIT), not the bad port
+    rules.write_text("*filter\n-A FOO -j BAR\n-A FOO -p tcp --dport 70000\nCOMMIT\n")
     lines = _error(["report", str(rules)], capsys)
     assert lines == [f"natlens: error: {rules}:2: rule for chain 'FOO', which was not declared "
                      "(use lenient mode to accept it): '-A FOO -j BAR'"]

@@ -4,7 +4,7 @@ A host namespace with a bridge ``br0`` (172.30.0.1/24) and a container namespace
 (172.30.0.2, a TCP server on port 80 answering ``ok``). Each scenario loads nat rules shaped as
 Docker writes them into the host, sets ``route_localnet``, opens a real connection and compares
 whether it was established with what natlens says (``Trace.connection``) for the same packet,
-simulated on the host's own ``ip -j addr``/``ip -j route``/``iptables-save``:
+simulated on the host's own ``ip -j addr``/``ip -j route``/``iptables-save``/``ss -ltnup``:
 
 * hairpin: the container connects to its own published port through the host's DNAT, without
   and with Docker's hairpin MASQUERADE (the layout without the userland proxy);
@@ -31,6 +31,7 @@ from netns_helpers import namespaces, needs_root, run
 
 from natlens.netfilter import Packet
 from natlens.parse import parse_save
+from natlens.parse.hostfiles import parse_ss
 from natlens.snapshot import Snapshot
 
 pytestmark = pytest.mark.kernel
@@ -155,9 +156,9 @@ def _bridge_nf(host: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else "0"
 
 
-def _snapshot(host: str, localnet: str) -> Snapshot:
+def _snapshot(host: str, localnet: str, ss: str) -> Snapshot:
     text = run("iptables-save", ns=host)
-    return Snapshot(ruleset=parse_save(text, source="iptables-save"),
+    return Snapshot(ruleset=parse_save(text, source="iptables-save"), sockets=parse_ss(ss),
                     addresses=json.loads(run("ip", "-j", "addr", ns=host)),
                     routes=json.loads(run("ip", "-j", "route", ns=host)),
                     # hairpin mode is on for the port, as dockerd sets it without the proxy
@@ -182,13 +183,14 @@ def test_connection_part_agrees_with_the_kernel(pair: tuple[str, str], sc: Scena
     try:
         where = ctr if sc.from_container else host
         said = run(sys.executable, "-c", _CLIENT, sc.dst, "8080", ns=where).strip()
+        ss = run("ss", "-ltnup", ns=host)  # the host's sockets (the proxy's), as ss.txt
     finally:
         for p in procs:
             p.terminate()
             p.wait(timeout=5)
     established = said == "ok"
     assert established == sc.expected, f"kernel: {said}"
-    snap = _snapshot(host, sc.route_localnet)
+    snap = _snapshot(host, sc.route_localnet, ss)
     if sc.from_container:
         packet = Packet(in_interface="br0", src="172.30.0.2", dst=sc.dst, dport=8080,
                         sport=40000)

@@ -148,14 +148,16 @@ def test_15_closed_or_full_stdout_is_one_error_line(cases: Path, redirect: str,
         assert_one_error(run_command(args, shell_redirect=redirect), reason)
 
 
-def test_15_broken_pipe_is_one_error_line(tmp_path: Path) -> None:
+def test_15_broken_pipe_is_quiet(tmp_path: Path) -> None:
+    """A reader that leaves is no error (docs/cli.md, "Exit status"; more in
+    tests/test_cli_broken_pipe.py): parse's status 0 stands, nothing on stderr."""
     rules = tmp_path / "big.txt"
     body = "".join(f"-A INPUT -s 10.{i // 65536}.{i // 256 % 256}.{i % 256} -j DROP\n"
                    for i in range(20000))
     rules.write_text(f"*filter\n:INPUT ACCEPT [0:0]\n{body}COMMIT\n")
     run = run_command(["parse", str(rules)], shell_redirect="| head -c 10 >/dev/null; "
                                                           "exit ${PIPESTATUS[0]}")
-    assert_one_error(run, "cannot write output: broken pipe")
+    assert (run.status, run.err) == (0, "")
 
 
 def test_15_unwritable_output_file_is_one_error_line(tmp_path: Path,

@@ -228,8 +228,9 @@ def test_svg_of_a_huge_graph_warns_first(tmp_path: Path, monkeypatch: pytest.Mon
     assert status == 0
     assert out.lstrip().startswith("<?xml")
     assert err.splitlines()[0] == ("natlens: warning: 25 chains and 23 jumps to lay out: "
-                                   "Graphviz may take a very long time (use --table, or fewer "
-                                   "--chain / no --expand)")
+                                   "Graphviz may take a very long time: draw fewer chains "
+                                   "(--table TABLE, no --expand) or write --format dot or "
+                                   "mermaid instead (no layout)")
 
 
 # -- progress and start-up ----------------------------------------------------------------------

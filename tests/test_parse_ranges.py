@@ -28,6 +28,7 @@ OUT_OF_RANGE = [
     ("-p tcp -m tcp --tcp-option 300 -j DROP", "300"),
     ("-p tcp -m tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 70000", "70000"),
     ("-m limit --limit 0/sec -j DROP", "0/sec"),
+    ("-m limit --limit-burst 10001 -j DROP", "10001"),
     ("-m hashlimit --hashlimit-upto 5 --hashlimit-name x --hashlimit-htable-size 99999999999 "
      "-j DROP", "99999999999"),
     ("-m dscp --dscp 99 -j DROP", "99"),
@@ -45,7 +46,7 @@ IN_RANGE = [
     "-j LOG --log-level warning",
     "-j NFQUEUE --queue-num 65535",
     "-p tcp -m tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 1400",
-    "-m limit --limit-burst 0 -j DROP",
+    "-m limit --limit 1/sec --limit-burst 10000 -j DROP",
     "-m conntrack --ctexpire 5:4294967295 -j DROP",
 ]
 

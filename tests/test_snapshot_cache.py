@@ -127,9 +127,9 @@ def test_entry_naming_other_code_is_never_run(home: Path, snap_dir: Path, tmp_pa
     _load_and_store(snap_dir)
     [entry] = _entries(home)
     marker = tmp_path / "pwned"
-    header = entry.read_bytes().split(b"\n", 2)
+    header = entry.read_bytes().split(b"\n", 3)  # magic, key, info line (cache_list)
     payload = pickle.dumps(_Evil(str(marker)))
-    entry.write_bytes(header[0] + b"\n" + header[1] + b"\n" + payload)
+    entry.write_bytes(b"\n".join(header[:3]) + b"\n" + payload)
     with pytest.warns(snapshot_cache.CacheWarning, match="corrupted"):
         snapshot_cache.load_cached(snap_dir)
     assert not marker.exists()

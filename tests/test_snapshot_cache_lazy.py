@@ -165,7 +165,8 @@ def test_lazy_chain_behaves_as_the_chain(home: Path, kube: Path) -> None:
 def _blob_area(entry: Path) -> tuple[bytearray, int]:
     """The entry's bytes and where its blobs start (natlens.cache_pickle.write_entry)."""
     data = bytearray(entry.read_bytes())
-    header_end = data.index(b"\n", data.index(b"\n") + 1) + 1  # magic line, key line
+    key_end = data.index(b"\n", data.index(b"\n") + 1)  # magic line, key line
+    header_end = data.index(b"\n", key_end + 1) + 1  # the info line (natlens.cache_list)
     layout_end = data.index(b"\n", header_end)
     _, size, _ = data[header_end:layout_end].split()
     return data, layout_end + 1 + int(size)
@@ -210,7 +211,8 @@ def test_damaged_entry_is_ignored_before_anything_is_read(where: str, home: Path
     if where == "skeleton":
         data[blobs - 10] ^= 0xFF
     elif where == "layout":
-        at = data.index(b"\n", data.index(b"\n") + 1) + 3
+        key_end = data.index(b"\n", data.index(b"\n") + 1)
+        at = data.index(b"\n", key_end + 1) + 3  # in the layout line, after the info line
         data[at] = ord("x")
     else:
         data += b"\0"

@@ -32,6 +32,7 @@ from natlens.audit._docker_view import (
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
 from natlens.audit.reach import reached_elsewhere
+from natlens.inputs import is_decimal
 from natlens.model import Family, Rule, Table, TableName
 from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Verdict
 from natlens.netfilter.packet import endpoint
@@ -435,7 +436,7 @@ def _accept_dnat(d: Step, o: Outcome, proto: str, family: int) -> str | None:
     connections a DNAT rule made; None for Docker's own FORWARD (Docker writes that)."""
     ip, _, port = o.final_dst.rpartition(":")
     ip = ip.strip("[]")
-    if d.kind is not StepKind.POLICY or not ip or not port.isdigit() or o.out_interface is None:
+    if d.kind is not StepKind.POLICY or not ip or not is_decimal(port) or o.out_interface is None:
         return None
     if d.source == "nft" and d.family and d.table and d.chain:
         l3 = "ip6" if family == 6 else "ip"

@@ -42,6 +42,7 @@ from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
 from natlens.correlate import Binding, port_set
 from natlens.exposure import Cell
+from natlens.inputs import is_decimal
 from natlens.model import Family, TableName
 from natlens.netfilter import Step, StepKind, Verdict
 
@@ -58,7 +59,7 @@ def _names_port(text: str, port: int) -> bool:
     for m in re.finditer(r"(?:--dports?|--destination-ports?|\bdport)\s+(\{[^}]*\}|\S+)", text):
         for word in re.split(r"[\s,{}]+", m.group(1)):
             lo, sep, hi = word.replace("-", ":").partition(":")
-            if lo.isdigit() and (int(lo) <= port <= int(hi) if sep and hi.isdigit()
+            if is_decimal(lo) and (int(lo) <= port <= int(hi) if sep and is_decimal(hi)
                                  else int(lo) == port):
                 return True
     return False

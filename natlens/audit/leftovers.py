@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from natlens.audit._docker_view import docker_view
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
+from natlens.inputs import is_decimal
 from natlens.model import Family, Rule, TableName
 from natlens.netfilter.packet import endpoint
 from natlens.serialize import rule_to_save
@@ -80,7 +81,7 @@ def check_dead_dnat_first(ctx: AuditContext) -> Iterator[Finding]:
                              f"same conditions to {endpoint(old_ip, old_port)}, which no "
                              f"container holds: its own DNAT #{index} never applies"),
                     proto=proto, container=holder,
-                    host_port=int(dport.value) if dport and dport.value.isdigit() else None,
+                    host_port=int(dport.value) if dport and is_decimal(dport.value) else None,
                     rule=RuleRef.of(old, TableName.NAT, old_index, fam),
                     related=(RuleRef.of(rule, TableName.NAT, index, fam),),
                     fix=command(delete_spec(RuleRef.of(old, TableName.NAT, old_index, fam))),

@@ -18,8 +18,13 @@ of a trace of a NEW packet:
   inside its own namespace; on another link the reply bypasses the host. On a bridge the reply
   passes the host's conntrack only when ``br_netfilter`` hands bridged frames to iptables
   (``net.bridge.bridge-nf-call-iptables=1``);
+* delivered to the host itself: a socket must take it (``natlens.netfilter.listeners``; the
+  kernel refuses it otherwise, TCP with a RST, UDP with an ICMP port unreachable); when the
+  snapshot does not tell the host's sockets (no ``ss.txt``), the connection is unknown;
 * the reply itself, simulated as an ESTABLISHED packet from the final destination to the
-  final source, as it arrives (``reply_packet``), with the connection's mapping
+  final source, as it arrives (``reply_packet``: addressed to what the source NAT took, an
+  address the walk reads as unknown when the snapshot does not tell it, until the NAT step
+  restores the source), with the connection's mapping
   (``ReverseNat``) applied where the kernel applies it to every packet of the connection: the
   reply's destination is un-SNATed at the NAT step of PREROUTING (or OUTPUT for a locally
   generated reply), priority -100, after raw and mangle; its source is un-DNATed at the NAT
@@ -95,7 +100,11 @@ def reply_packet(trace: Trace) -> tuple[Packet, ReverseNat | None] | None:
     unsnat = (packet.src, dport) if (back_ip, back_port) != (packet.src, dport) else None
     undnat = (packet.dst, packet.dport) if (dst_ip, sport) != (packet.dst, packet.dport) \
         else None
-    mapping = ReverseNat(dst=unsnat, src=undnat) if unsnat or undnat else None
+    unknown = _nat_address(trace)
+    if unknown is not None:  # addressed to what the source NAT took, restored to the source
+        unsnat = (packet.src, dport)
+    mapping = ReverseNat(dst=unsnat, src=undnat, dst_unknown=unknown) \
+        if unsnat or undnat else None
     if trace.path is Path.LOCAL:
         return Packet(local_origin=True, src=dst_ip, dst=back_ip, proto=packet.proto,
                       sport=sport, dport=back_port, icmp_type=icmp,
@@ -163,6 +172,10 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
             _hairpin_port(packet, host, out, final_dst))
         if hairpin is not None:
             return hairpin
+    listening = _listening(trace, host)
+    if listening is not None and listening[0] is False:
+        return Connection(False, f"{listening[1]}: the host answers the first packet with "
+                          f"{_REFUSAL[trace.packet.proto]} (connection refused)")
     found = reply_packet(trace)
     if found is None:
         return Connection(None, "where the reply would arrive is not known (no output "
@@ -173,45 +186,70 @@ def _decide(trace: Trace, host: Host, simulate: Simulate) -> Connection:
     verdicts = {b.verdict for b in answer.branches} or {answer.verdict}
     back = endpoint(reply.dst, reply.dport if packet.sport is not None else None)
     said = f"reply {endpoint(reply.src, reply.sport)} -> {back}"
+    masked = mapping.dst_unknown if mapping is not None else None
+    if masked is not None:  # the reply is addressed to the NAT's address, not to ``back``
+        said = f"reply {endpoint(reply.src, reply.sport)} -> {masked} (unknown; de-NATed to " \
+            f"{back})"
     if Verdict.ACCEPT not in verdicts:
         last = next((s for s in reversed(answer.steps) if s.table), None)
         by = f" by {last.table}:{last.chain}" + (f"#{last.rule}" if last.rule else " policy") \
             if last is not None else ""
-        if mapping is None and _source_nat_unresolved(trace):
-            return Connection(None, f"the {said} is {_DONE[answer.verdict]}{by}, but the "
-                              "connection's source NAT took an address the snapshot does not "
-                              "tell: the reply comes back to that address, which the rules "
-                              "before the NAT step see instead")
         return Connection(False, f"the {said} is {_DONE[answer.verdict]}{by}")
     if len(verdicts) > 1:
         return Connection(None, f"the {said} may be dropped: {'; '.join(answer.uncertain[:3])}")
-    masked = _nat_address(trace) if mapping is None else None
-    if masked is not None:  # the reply is addressed to the NAT's address, not to ``back``
-        said = f"reply {endpoint(reply.src, reply.sport)} -> {masked} (de-NATed to {back})"
     if not packet.local_origin and answer.out_interface not in (None, packet.in_interface) \
             and answer.path is not Path.LOCAL:
         return Connection(None, f"asymmetric route: the {said} leaves via "
                           f"{answer.out_interface}, the packet came in on {packet.in_interface} "
                           "(reverse-path filtering or the peer may drop it)")
     if masked is not None:
-        return Connection(True, f"the reply {endpoint(reply.src, reply.sport)} comes back to "
-                          f"{masked} through the same conntrack entry, which reverses the "
-                          f"source NAT to {back}")
-    return Connection(True, f"the {said} comes back through the same conntrack entry")
+        done = Connection(True, f"the reply {endpoint(reply.src, reply.sport)} comes back to "
+                          f"{masked} (unknown) through the same conntrack entry, which "
+                          f"reverses the source NAT to {back}")
+    else:
+        done = Connection(True, f"the {said} comes back through the same conntrack entry")
+    if listening is not None and listening[0] is None:
+        return Connection(None, f"{listening[1]}; if something does, {done.why}")
+    return done
+
+
+_REFUSAL = {"tcp": "a TCP RST", "udp": "an ICMP port unreachable"}
+"""What the host sends back for a packet no socket takes (``tcp_v4_send_reset``;
+``__udp4_lib_rcv`` → ``icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)``; IPv6 the same)."""
+
+
+def _listening(trace: Trace, host: Host) -> tuple[bool | None, str] | None:
+    """For a TCP or UDP connection delivered to the host: whether a socket takes it
+    (``natlens.netfilter.listeners``), and who or why; None for any other trace."""
+    packet = trace.packet
+    if trace.path is not Path.LOCAL or packet.proto not in _REFUSAL:
+        return None
+    ip = _ip_of(trace.final_dst)
+    tail = trace.final_dst.rsplit(":", 1)[-1]
+    if packet.dport is None:
+        return None, "no destination port given: whether anything listens is not known"
+    if ip is None or not _decimal(tail):  # a port NAT draws at random in a range
+        return None, f"the port the connection lands on ({trace.final_dst}) is drawn at " \
+            "random: whether anything listens there is not known"
+    iface = "lo" if packet.local_origin else packet.in_interface
+    if host.listeners is None:
+        where = f"{packet.proto} {trace.final_dst}"
+        return None, f"whether anything listens on {where} is not known (no ss.txt)"
+    return host.listeners.serving(packet.proto, ip, int(tail), iface)
 
 
 def _nat_address(trace: Trace) -> str | None:
     """The address the connection's source NAT took, as words, when the snapshot does not
-    tell it (``_source_nat_unresolved``): ``the address MASQUERADE took on eth0
-    (unknown)``; None otherwise. The reply is addressed to it, and conntrack rewrites its
-    destination back to the source before NAT at the NAT step of PREROUTING
-    (``nf_nat_inet_fn``)."""
+    tell it (``_source_nat_unresolved``): ``the address MASQUERADE took on eth0``; None
+    otherwise. The reply is addressed to it, the chains before the NAT step of PREROUTING
+    see it (``ReverseNat.dst_unknown``), and conntrack rewrites its destination back to the
+    source before NAT there (``nf_nat_inet_fn``)."""
     if not _source_nat_unresolved(trace):
         return None
     target = next(s.target for s in reversed(trace.steps)
                   if s.target.upper() in ("MASQUERADE", "SNAT"))
     on = f" on {trace.out_interface}" if trace.out_interface else ""
-    return f"the address {target} took{on} (unknown)"
+    return f"the address {target} took{on}"
 
 
 def _source_nat_unresolved(trace: Trace) -> bool:

@@ -32,6 +32,7 @@ from natlens.netfilter.conntrack import needs_conntrack, without_nat
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.flow import Flow, MatchContext, ReverseNat
 from natlens.netfilter.host import Host, IPAddress, IPNetwork, Route, with_assumed
+from natlens.netfilter.listeners import Listeners
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
     iptables_nft_tables,
@@ -145,6 +146,8 @@ class Simulator:
         self._conntrack_off: dict[int, str] = {}
         # the iptables rulesets by the ``source`` their trace steps carry
         self._by_source: dict[int, dict[str, PreparedRuleset]] = {4: {}, 6: {}}
+        self._routing: dict[tuple[IPAddress, int], str | None] = {}
+        """``_routing_rule`` answers (one scan of the rules per destination)."""
         for version, prepared, other in ((4, self.v4, self.other4), (6, self.v6, self.other6)):
             family = "ip" if version == 4 else "ip6"
             self._by_source[version][main.value] = prepared
@@ -186,6 +189,15 @@ class Simulator:
         sim._build()
         return sim
 
+    def listening_everywhere(self) -> Simulator:
+        """A simulator of the same host and rules with a socket on every address and port of
+        the host (``natlens verify`` starts a responder where each trace lands): no connection
+        delivered to the host is refused for want of one (``connection.connection_of``)."""
+        sim = copy.copy(self)
+        sim.host = replace(self.host, listeners=Listeners(everywhere=True))
+        sim._build()
+        return sim
+
     @classmethod
     def from_snapshot(cls, snap: SnapshotValues) -> Simulator:
         """Prepare the simulator of a ``natlens.snapshot.Snapshot`` (any value with its
@@ -196,21 +208,29 @@ class Simulator:
     @staticmethod
     def _with_inferred_routes(host: Host, prepared: PreparedRuleset,
                               found: Iterable[tuple[str, IPNetwork, str]]) -> Host:
-        """Without ip-route.json, Docker's masquerade rules (``found``: bridge, network, where,
-        ``_docker_masquerades``) name the bridge networks; use them as connected routes (and
-        say so), and as ``Host.segments``: the rule's author has this host masquerade NET
-        towards every other interface, so it is the gateway of NET on BRIDGE."""
+        """Docker's masquerade rules (``found``: bridge, network, where,
+        ``_docker_masquerades``) name the bridge networks: each is one of ``Host.segments``
+        (the rule's author has this host masquerade NET towards every other interface, so it
+        is the gateway of NET on BRIDGE), and a connected route (said so) where the snapshot
+        shows none: without ip-route.json, or with one that lacks it while the host's
+        addresses, which would tell whether the bridge holds NET (``Host.from_json`` then
+        derives the route from its address), are unknown (a partial capture, a paste)."""
         known_routes = host.known_routes if prepared.family is Family.IPV4 else host.known_routes6
-        if known_routes:
-            return host
+        derive_routes = not (known_routes and host.known_addresses)
         have = {r.network for r in (host.routes + host.routes6)}
         for name, network, where in found:
-            if network in have:
+            if network not in host.segments.get(name, ()):
+                host = replace(host, segments=MappingProxyType({
+                    **host.segments, name: (*host.segments.get(name, ()), network)}))
+            if network in have or not derive_routes:
                 continue
+            known = host.route(network.network_address)
+            if known_routes and known is not None and known.network.prefixlen >= \
+                    network.prefixlen:
+                continue  # ip-route.json routes it already (a narrower route of its own)
             host = with_assumed(host, routes=(Route(network, name),), note=(
-                f"route {network} dev {name} inferred from {where}"))
-            host = replace(host, segments=MappingProxyType({
-                **host.segments, name: (*host.segments.get(name, ()), network)}))
+                f"route {network} dev {name} inferred from {where}" + (
+                    " (not in ip-route.json)" if known_routes else "")))
             have.add(network)
         return host
 
@@ -251,8 +271,9 @@ class Simulator:
         pipeline = self.pipelines[packet.family]
         host = self._hosts[packet.family]
         target = reverse_nat.dst[0] if reverse_nat is not None and reverse_nat.dst else None
+        unknown = reverse_nat.dst_unknown if reverse_nat is not None else None
         if target is not None and not host.known_addresses and not host.is_local(packet.dst) \
-                and packet.in_interface is not None:
+                and packet.in_interface is not None and unknown is None:
             # the reply comes to the address the connection's source NAT chose: the host's
             host = with_assumed(host, local=(packet.dst, packet.in_interface))
         end = packet.dst if target is None else target
@@ -279,7 +300,11 @@ class Simulator:
         flow = Flow.from_packet(packet)
         if reverse_nat is not None:  # the connection's status bits (IPS_SRC_NAT, IPS_DST_NAT)
             flow = replace(flow, reverse_nat=reverse_nat, snat=reverse_nat.dst is not None,
-                           dnat=reverse_nat.src is not None)
+                           dnat=reverse_nat.src is not None, dst_unknown=unknown)
+        if unknown is not None:
+            run.assume(f"the reply arrives addressed to {unknown}, which the snapshot does not "
+                       "tell: rules before the NAT step that match its destination are read "
+                       "both ways")
         if packet.local_origin:
             todo: tuple[Stage, ...] = (("route_out",),)
         else:
@@ -361,20 +386,56 @@ class Simulator:
         ClusterIP on the forwarding path (nat PREROUTING for any destination, filter FORWARD's
         REJECT of a service without endpoints) and never as a host address; Docker names a
         host address only after ``-m addrtype --dst-type LOCAL`` (its ``DOCKER`` chain), so the
-        local reading names it. When both or neither name it, the order stays
-        (``_destination_hosts``). The uncertain line about the address says which reading
-        leads and why."""
+        local reading names it. When neither walk meets such a rule but a rule elsewhere names
+        ``dst`` alone with an output interface (``-d ADDR/32 -o IF``: Docker's ``DOCKER``
+        chain for a container's published port, reached or not), the author routes ``dst``
+        out of IF, so the forwarding reading leads (``_routing_rule``). Otherwise the order
+        stays (``_destination_hosts``). The uncertain line about the address says which
+        reading leads and why."""
+        not_local = (f"{dst} is not an address of this host",)
         named = [self._naming_rule(found, dst, family) for found in readings]
-        if (named[0] is None) == (named[1] is None):
+        if named[0] is None and named[1] is None:
+            routed = self._routing_rule(dst, family)
+            if routed is None:
+                return readings
+            named = [routed if found[0].path.assumed[:1] == not_local else None
+                     for found in readings]
+            whose = f"a rule naming it with an output interface ({routed})"
+        elif named[0] is not None and named[1] is not None:
             return readings
+        else:
+            whose = ("the only reading whose path meets a rule naming it "
+                     f"({named[0] or named[1]})")
         lead = 0 if named[0] is not None else 1
-        rule = named[lead]
         local = readings[lead][0].path.assumed[:1] == (f"{dst} is an address of this host",)
         said = f"{_ADDRESSES_UNKNOWN}: whether {dst} is an address of this host decides the path"
-        why = (f"{said}; the headline takes it as {'one' if local else 'not one'}, the only "
-               f"reading whose path meets a rule naming it ({rule}); {_STATE_ADDRESSES}")
+        why = (f"{said}; the headline takes it as {'one' if local else 'not one'}, {whose}; "
+               f"{_STATE_ADDRESSES}")
         run.uncertain = {(why if u.startswith(said) else u): None for u in run.uncertain}
         return readings if lead == 0 else readings[::-1]
+
+    def _routing_rule(self, dst: IPAddress, family: int) -> str | None:
+        """``table:chain#N`` of the first iptables rule of the ruleset whose destination match
+        is ``dst`` alone (not negated) and that names an output interface (``-o IF``, not
+        negated): a rule written for packets to ``dst`` routed out of IF. None when none."""
+        key = (dst, family)
+        if key not in self._routing:
+            self._routing[key] = self._find_routing_rule(dst, family)
+        return self._routing[key]
+
+    def _find_routing_rule(self, dst: IPAddress, family: int) -> str | None:
+        for source in self._by_source[family].values():
+            for table in source.source.tables:
+                for chain in table.chains:
+                    for n, rule in enumerate(chain.rules, 1):
+                        d, out = rule.destination, rule.out_interface
+                        if out is None or out.negated or d is None or d.negated \
+                                or d.mask is not None \
+                                or d.network.prefixlen != d.network.max_prefixlen \
+                                or d.network.network_address != dst:
+                            continue
+                        return f"{table.name.value}:{chain.name}#{n}"
+        return None
 
     def _naming_rule(self, found: list[Outcome], dst: IPAddress, family: int) -> str | None:
         """``table:chain#N`` of the first iptables rule on the steps of ``found`` whose

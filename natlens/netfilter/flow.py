@@ -36,6 +36,11 @@ class ReverseNat:
 
     dst: tuple[IPAddress, int | None] | None = None
     src: tuple[IPAddress, int | None] | None = None
+    dst_unknown: str | None = None
+    """Set when the original's source NAT took an address the snapshot does not tell (a
+    MASQUERADE on an interface whose addresses are unknown): that address in words (``the
+    address MASQUERADE took on eth0``). The reply arrives addressed to it, and the chains
+    before the NAT step see it (``Flow.dst_unknown``); ``dst`` is what the NAT step restores."""
 
 
 _TCP_FLAGS = {"new": frozenset({"SYN"}), "established": frozenset({"ACK"})}
@@ -86,6 +91,11 @@ class Flow:
     reverse_nat: ReverseNat | None = None
     """For a reply of a traced connection: the connection's NAT mapping still to apply (each
     side is cleared once the NAT step of its hook has rewritten the packet)."""
+    dst_unknown: str | None = None
+    """Set while the destination is an address the snapshot does not tell, in words
+    (``ReverseNat.dst_unknown``: ``the address MASQUERADE took on eth0``); ``dst`` then holds
+    the address the NAT step will give the packet, and matches on the destination are doubt
+    (an address of this host: ``-m addrtype --dst-type LOCAL`` matches)."""
 
     @classmethod
     def from_packet(cls, packet: Packet) -> Flow:

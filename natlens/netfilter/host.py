@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from natlens.errors import SnapshotError
+from natlens.netfilter.listeners import Listeners
 from natlens.schemas import validate
 
 __all__ = ["Host", "HostFiles", "Route", "bridge_name", "with_assumed"]
@@ -128,6 +129,9 @@ class Host:
     not_source: frozenset[IPAddress] = frozenset()
     """Addresses ``inet_select_addr`` passes over: ip-addr.json marks them ``secondary`` or of
     a scope narrower than ``global`` (``host``, ``link``)."""
+    listeners: Listeners | None = None
+    """The sockets listening on the host (``ss.txt``; ``docker-proxy`` on published ports),
+    None when the snapshot tells nothing of them."""
     _local: Mapping[IPAddress, str] = field(
         default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False)
 
@@ -144,6 +148,9 @@ class Host:
     def from_snapshot(cls, snap: HostFiles) -> Host:
         """The host of a snapshot; missing files are derived from Docker networks and noted."""
         host = cls.from_json(snap.addresses, snap.routes, snap.networks, routes6=snap.routes6)
+        listeners = Listeners.of(getattr(snap, "sockets", None), getattr(snap, "inventory", None))
+        if listeners is not None:
+            host = replace(host, listeners=listeners)
         proxy = snap.meta.get("userland_proxy")
         if isinstance(proxy, bool):
             host = replace(host, hairpin_ports=not proxy)
@@ -195,8 +202,10 @@ class Host:
         broadcasts: set[IPAddress] = set()
         bridges: set[str] = set()
         not_source: set[IPAddress] = set()
+        no_prefix_route: set[IPInterface] = set()
         if addresses is not None:
-            _read_addresses(addresses, ifaces, masters, broadcasts, not_source)
+            _read_addresses(addresses, ifaces, masters, broadcasts, not_source=not_source,
+                            no_prefix_route=no_prefix_route)
             bridges.update(masters.values())
         else:
             assumptions.append("ip-addr.json missing: local addresses are loopback and Docker "
@@ -221,14 +230,22 @@ class Host:
         have = {r.network for r in route_list} | {r.network for r in route6}
         for iface, addrs in ifaces.items():
             for a in addrs:
-                if a.ip.is_loopback or a.network in have:
+                if a.ip.is_loopback or a.network in have or a in no_prefix_route:
                     continue
                 if a.network.version == 6:
                     route6.append(Route(a.network, iface, prefsrc=a.ip))
                 elif routes is None:
                     route_list.append(Route(a.network, iface, prefsrc=a.ip))
+                elif a.network.prefixlen < 32:
+                    # fib_add_ifaddr adds the prefix route of every primary address: a capture
+                    # without it is partial (a paste, an edited file), not a host without it
+                    route = Route(a.network, iface, prefsrc=a.ip)
+                    route_list.append(route)
+                    assumptions.append(f"route {route} derived from address {a} of {iface} "
+                                       "(the kernel adds it with the address; not in "
+                                       "ip-route.json)")
                 else:
-                    continue  # the snapshot's IPv4 routes are authoritative
+                    continue
                 have.add(a.network)
         for r in docker_routes:
             if r.network not in have:
@@ -467,8 +484,10 @@ def _common_prefix(a: int, b: int) -> int:
 
 
 def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
-                    masters: dict[str, str], broadcasts: set[IPAddress],
-                    not_source: set[IPAddress]) -> None:
+                    masters: dict[str, str], broadcasts: set[IPAddress], *,
+                    not_source: set[IPAddress], no_prefix_route: set[IPInterface]) -> None:
+    """Read ``ip -j addr`` into the sets given: ``not_source`` the secondary and not-global
+    addresses, ``no_prefix_route`` those added ``noprefixroute`` (no connected route)."""
     for entry in data:
         if entry == {}:
             continue  # `ip -j -4 addr` prints {} for a link without IPv4 addresses
@@ -489,6 +508,8 @@ def _read_addresses(data: Sequence[Any], ifaces: dict[str, list[IPInterface]],
             addrs.append(iface)
             if info.get("secondary") is True or info.get("scope", "global") != "global":
                 not_source.add(iface.ip)
+            if info.get("noprefixroute") is True:
+                no_prefix_route.add(iface)
             if isinstance(info.get("broadcast"), str):
                 broadcasts.add(ipaddress.ip_address(info["broadcast"]))
             if iface.version == 4 and iface.network.prefixlen < 31:

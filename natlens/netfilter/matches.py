@@ -193,6 +193,8 @@ def _core_checks(rule: Rule) -> list[Check]:
         dst = rule.destination
 
         def check_dst(flow: Flow, ctx: MatchContext) -> CheckResult:
+            if flow.dst_unknown is not None:
+                return Uncertain(f"-d {dst}: the destination is {flow.dst_unknown} (unknown)")
             return None if dst.contains(flow.dst) else f"destination {flow.dst} is not in {dst}"
 
         checks.append(check_dst)
@@ -243,7 +245,7 @@ def _ports_module(match: Match, rule: Rule) -> list[Check]:
 
     checks.append(check_proto)
     single = {o.name: o for o in match.options if o.name in ("--sport", "--dport")
-              and o.negated and o.args[0].isdigit()}
+              and o.negated and _decimal(o.args[0])}
     pair = len(single) == 2 and module in ("tcp", "udp")
     if pair:
         checks.append(_negated_port_pair(module, single["--sport"], single["--dport"]))
@@ -410,6 +412,13 @@ def _addrtype(match: Match, rule: Rule) -> list[Check]:
                   text: str = text) -> CheckResult:
             ip = flow.src if source else flow.dst
             dev = flow.in_iface if limit_in else flow.out_iface if limit_out else None
+            if not source and flow.dst_unknown is not None:
+                # an address the host's source NAT took: LOCAL, on a device not known
+                if dev is not None:
+                    return Uncertain(f"{text}: the destination is {flow.dst_unknown} "
+                                     "(unknown)")
+                return None if ("LOCAL" in types) != opt.negated else \
+                    f"destination {flow.dst_unknown} is LOCAL"
             kind = ctx.host.address_type(ip, dev)
             if kind == "UNICAST" and "LOCAL" in types and ctx.host.may_be_local(ip):
                 return Uncertain(f"{text}: host addresses unknown, {ip} may be local")
@@ -621,6 +630,9 @@ def _iprange(match: Match, rule: Rule) -> list[Check]:
                   high: ipaddress.IPv4Address | ipaddress.IPv6Address = high,
                   source: bool = source) -> CheckResult:
             ip = flow.src if source else flow.dst
+            if not source and flow.dst_unknown is not None:
+                return Uncertain(f"iprange --dst-range {opt.args[0]}: the destination is "
+                                 f"{flow.dst_unknown} (unknown)")
             hit = ip.version == low.version and low <= ip <= high  # type: ignore[operator]
             if hit != opt.negated:
                 return None

@@ -135,7 +135,8 @@ class PreparedChain:
     def candidates(self, flow: Flow) -> list[int] | None:
         """Positions (0-based, ascending) of the rules that may match ``flow``; None: all."""
         index = self.index
-        if index is None or (flow.dport is None and flow.proto in ("tcp", "udp", "sctp")):
+        if index is None or (flow.dport is None and flow.proto in ("tcp", "udp", "sctp")) \
+                or flow.dst_unknown is not None:  # any destination rule may match
             return None
         found: list[list[int]] = []
         proto, dst, dport = flow.proto, int(flow.dst), flow.dport

@@ -107,9 +107,10 @@ def _reverse_nat(path: WalkPath, hook: str, dst_side: bool) -> WalkPath:
     assert to is not None
     addr, port = to
     if dst_side:
-        was = endpoint(flow.dst, flow.dport)
+        was = endpoint(flow.dst, flow.dport) if flow.dst_unknown is None else (
+            f"{flow.dst_unknown} (unknown)")
         flow = replace(flow, dst=addr, dport=port if port is not None else flow.dport,
-                       reverse_nat=replace(rev, dst=None))
+                       reverse_nat=replace(rev, dst=None, dst_unknown=None), dst_unknown=None)
         now, what = endpoint(flow.dst, flow.dport), "destination"
     else:
         was = endpoint(flow.src, flow.sport)

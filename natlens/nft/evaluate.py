@@ -417,8 +417,9 @@ def _out_member(conds: tuple[Interface, ...], negate: bool, flow: Flow, why: str
                 ) -> _Result:
     """``oifname [!=] { NAME, ... }`` (one name for a comparison) on an unknown output
     interface: decided by the path's earlier readings (``natlens.nft.outiface``), else a doubt
-    whose branches add their readings: "in the set" the name when it is the only one left
-    open, "not in the set" every name left open."""
+    whose branches add their readings, as iptables' ``-o`` does (one interface for the whole
+    path): "in the set" one branch per name left open, each reading the interface as that
+    name; "not in the set" one branch reading it as none of them."""
     reads = [read(c, flow) for c in conds]
     if True in reads or all(r is False for r in reads):
         found = True in reads
@@ -427,10 +428,18 @@ def _out_member(conds: tuple[Interface, ...], negate: bool, flow: Flow, why: str
         return _Stop(f"{text}: the output interface (unknown) is {'' if found else 'not '}"
                      "what the condition needs, as this path assumed earlier", flow)
     open_ = [c.name for c, r in zip(conds, reads, strict=True) if r is None]
-    inside = noted(flow, [(open_[0], True)] if len(open_) == 1 else [])
     outside = noted(flow, [(n, False) for n in open_])
-    yes, no = (outside, inside) if negate else (inside, outside)
-    return _Doubt(why, (("assumed to match", _Go(yes)), ("assumed not to match", _Stop(why, no))))
+    label = "assumed not to match" if negate else "assumed to match"
+    insides: list[tuple[str, _Go | _Stop | _End]] = []
+    for name in open_ if len(open_) <= MAX_BRANCHES else ():  # else: no reading, a plain doubt
+        inside = noted(flow, [(name, True)])
+        said = label if len(open_) == 1 else f"{label}: output interface {name}"
+        insides.append((said, _Stop(why, inside) if negate else _Go(inside)))
+    if not insides:
+        insides.append((label, _Stop(why, flow) if negate else _Go(flow)))
+    if negate:
+        return _Doubt(why, (("assumed to match", _Go(outside)), *insides))
+    return _Doubt(why, (*insides, ("assumed not to match", _Stop(why, outside))))
 
 
 def _out_vmap(elements: tuple[Element, ...], key: Json, flow: Flow, why: str, text: str

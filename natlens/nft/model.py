@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from natlens.inputs import is_decimal
 from natlens.nft.jsonvalue import MAPPINGS, Json
 from natlens.nft.render import render_statement
 
@@ -127,7 +128,7 @@ def resolve_priority(text: str | int, family: str, hook: str | None) -> int:
         raise ValueError(f"priority {name!r} is not allowed in family {family} hook {hook}")
     value = table[name]
     if rest:
-        if len(rest) != 2 or rest[0] not in "+-" or not rest[1].isdigit():
+        if len(rest) != 2 or rest[0] not in "+-" or not is_decimal(rest[1]):
             raise ValueError(f"bad priority offset in {text!r}")
         value += int(rest[1]) if rest[0] == "+" else -int(rest[1])
     return value

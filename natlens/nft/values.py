@@ -133,6 +133,8 @@ def _payload(body: Mapping[str, Json]) -> Getter:
             if fld == "saddr":
                 return int(flow.src)
             if fld == "daddr":
+                if flow.dst_unknown is not None:
+                    return Unknown(f"{text}: the destination is {flow.dst_unknown} (unknown)")
                 return int(flow.dst)
             if fld in ("protocol", "nexthdr"):
                 return PROTO_NUMBERS.get(flow.proto, 0)
@@ -281,11 +283,16 @@ def _fib(body: Mapping[str, Json]) -> Getter:
         ip = flow.src if source else flow.dst
         if result == "type":
             dev = flow.in_iface if "iif" in flags else flow.out_iface if "oif" in flags else None
+            if not source and flow.dst_unknown is not None:  # an address source NAT took
+                return "local" if dev is None else Unknown(
+                    f"{text}: the destination is {flow.dst_unknown} (unknown)")
             kind = host.address_type(ip, dev).lower()
             if kind == "unicast" and not host.known_addresses:
                 return Unknown(f"{text}: host addresses unknown, {ip} may be local")
             return kind
         if result in ("oif", "oifname"):
+            if not source and flow.dst_unknown is not None:
+                return Unknown(f"{text}: the destination is {flow.dst_unknown} (unknown)")
             known = host.known_routes if ip.version == 4 else host.known_routes6
             if not known or not (host.routes if ip.version == 4 else host.routes6):
                 return Unknown(f"{text}: no routes in the snapshot")

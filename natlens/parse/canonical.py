@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from natlens.model import Option
 from natlens.parse.modules import MATCHES, TARGETS, ModuleSpec
+from natlens.parse.ratelimits import hashlimit_saved
 from natlens.parse.reject import reject_families
-from natlens.parse.values import rate_parts, rate_text
+from natlens.parse.values import c_strtoul, tos_value
 
 __all__ = ["CANONICAL_MATCH", "CANONICAL_TARGET", "ordered"]
 
@@ -154,25 +155,9 @@ def _recent(options: Options) -> Options:
     return ordered(MATCHES["recent"], out)
 
 
-_HL_SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2 (revisions 2 and 3)
 _HL_MODES = ("srcip", "srcport", "dstip", "dstport")
-
-
-def _hashlimit_rate(text: str) -> tuple[str, int, int] | None:
-    """(printed rate, its unit in ms, the unit of ``text`` in ms) for a packet rate
-    ``N[/unit]`` (libxt_hashlimit.c ``parse_rate``/``print_rate``); None for a byte rate or
-    anything else, kept as written."""
-    if "b/s" in text[1:]:
-        return None  # parse_bytes reads it first
-    parts = rate_parts(text, 64)  # the count as C atoll reads it: 3abc is 3
-    if parts is None:
-        return None
-    count, mult = parts
-    period = _HL_SCALE * mult // count
-    if period == 0:
-        return None
-    printed, m = rate_text(period, _HL_SCALE)
-    return printed, m // _HL_SCALE * 1000, mult * 1000
+_HL_DEFAULTS = {"--hashlimit-htable-gcinterval": ("1000",), "--hashlimit-htable-size": ("0",),
+                "--hashlimit-htable-max": ("0",)}
 
 
 def _hashlimit_mode(text: str) -> str:
@@ -182,40 +167,19 @@ def _hashlimit_mode(text: str) -> str:
     return ",".join(m for m in _HL_MODES if m in words)
 
 
-def _hashlimit_default(opt: Option, quantum: int | None) -> bool:
-    """Whether ``hashlimit_mt_save`` leaves ``opt`` out (``quantum``: the printed rate's unit
-    in ms, None when unknown)."""
-    if opt.name == "--hashlimit-htable-expire":
-        return quantum is not None and opt.args == (str(quantum),)
-    return opt.args == {"--hashlimit-htable-gcinterval": ("1000",),
-                        "--hashlimit-htable-size": ("0",), "--hashlimit-htable-max": ("0",),
-                        "--hashlimit-rate-interval": ("1",)}.get(opt.name)
-
-
 def _hashlimit(options: Options) -> Options:
-    """libxt_hashlimit.c ``hashlimit_mt_save`` (revision 3): the rate as ``print_rate``
-    prints it, the burst (default 5) always, the mode in srcip,srcport,dstip,dstport order,
-    ``--hashlimit-htable-expire`` unless it is the printed rate's unit (its default is the
-    written rate's unit), the gc interval unless 1000, sizes unless 0."""
-    rate = next((o for o in options if o.name in ("--hashlimit-upto", "--hashlimit-above")),
-                None)
-    parsed = _hashlimit_rate(rate.args[0]) if rate is not None and rate.args else None
-    quantum = parsed[1] if parsed else None
+    """libxt_hashlimit.c ``hashlimit_mt_save`` (revision 3): rate, burst (default 5 always
+    printed), expiry and rate interval as natlens.parse.ratelimits ``hashlimit_saved`` gives
+    them, the mode in srcip,srcport,dstip,dstport order, the gc interval unless 1000, sizes
+    unless 0."""
+    saved = hashlimit_saved(options)
     out: list[Option] = []
-    for opt in options:
-        if opt is rate and parsed is not None:
-            opt = Option(opt.name, (parsed[0],), opt.negated)
-        elif opt.name == "--hashlimit-mode" and opt.args:
+    for opt in options if saved is None else saved:
+        if opt.name == "--hashlimit-mode" and opt.args:
             opt = Option(opt.name, (_hashlimit_mode(opt.args[0]),), opt.negated)
-        elif _hashlimit_default(opt, quantum):
+        elif opt.args == _HL_DEFAULTS.get(opt.name):
             continue
         out.append(opt)
-    names = {o.name for o in options}
-    if parsed is not None:
-        if "--hashlimit-burst" not in names:
-            out.append(Option("--hashlimit-burst", ("5",)))
-        if "--hashlimit-htable-expire" not in names and parsed[2] != parsed[1]:
-            out.append(Option("--hashlimit-htable-expire", (str(parsed[2]),)))
     return ordered(MATCHES["hashlimit"], out)
 
 
@@ -343,18 +307,11 @@ def _dscp(value: str, klass: str) -> Callable[[Options], Options]:
     return rewrite
 
 
-_TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08,
-              "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00}
-"""libxt_tos_helper.c ``tos_symbol_names``; a name has mask 0x3f, a number without one 0xff."""
-
-
 def _tos_value(text: str) -> tuple[int, int] | None:
-    named = _TOS_NAMES.get(text.lower())
-    if named is not None:
-        return named, 0x3F
-    value, _, mask = text.partition("/")
+    """(value, mask) as libxtables reads a TOS value (``natlens.parse.values.tos_value``),
+    None when it does not (the option check refuses it)."""
     try:
-        return int(value, 0), (int(mask, 0) if mask else 0xFF)
+        return tos_value(text)
     except ValueError:
         return None
 
@@ -377,10 +334,7 @@ def _tos_target(options: Options) -> Options:
     for opt in options:
         parsed = _tos_value(opt.args[0]) if opt.args else None
         if parsed is not None and opt.name != "--set-tos":
-            try:
-                number = int(opt.args[0], 0) & 0xFF
-            except ValueError:
-                number = None
+            number = c_strtoul(opt.args[0])  # checked 0..255 (values.tos_value)
             parsed = None if number is None else {
                 "--and-tos": (0, ~number & 0xFF), "--or-tos": (number, number),
                 "--xor-tos": (number, 0)}.get(opt.name)

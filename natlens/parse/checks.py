@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from natlens.model import Option
+from natlens.parse.ratelimits import hashlimit_refusal
 from natlens.parse.reject import reject_families
 
 __all__ = ["MATCH_CHECKS", "TARGET_CHECKS", "ModuleChecks", "Refusal", "refusal"]
@@ -164,6 +165,13 @@ def _recent(name: str, options: Sequence[Option]) -> Refusal | None:
     return None
 
 
+def _hashlimit(name: str, options: Sequence[Option]) -> Refusal | None:
+    """libxt_hashlimit.c ``hashlimit_mt_check`` and the kernel's ``hashlimit_mt_check_common``
+    (which both backends run at commit): natlens.parse.ratelimits."""
+    found = hashlimit_refusal(options)
+    return None if found is None else Refusal(*found)
+
+
 _MARKS = ("--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark")
 
 
@@ -204,7 +212,8 @@ MATCH_CHECKS: Mapping[str, ModuleChecks] = MappingProxyType({
     "mac": ModuleChecks(need=(("--mac-source",),)),
     "hashlimit": ModuleChecks(need=(("--hashlimit-upto", "--hashlimit-above"),
                                     ("--hashlimit-name",)),
-                              excl=(("--hashlimit-upto", "--hashlimit-above"),)),
+                              excl=(("--hashlimit-upto", "--hashlimit-above"),),
+                              final=_hashlimit),
     "string": ModuleChecks(need=(("--string", "--hex-string"), ("--algo",)),
                            excl=(("--string", "--hex-string"),)),
     "ttl": _one_of("--ttl-eq", "--ttl-gt", "--ttl-lt"),

@@ -20,10 +20,12 @@ from collections.abc import Iterator
 
 from natlens.model import Match, Option, Rule, Target
 from natlens.parse.modules import MATCHES, TARGETS
+from natlens.parse.ratelimits import legacy_limit_refusal
 from natlens.parse.reject import reject_families
 
-__all__ = ["CONFLICTS_V4", "CONFLICTS_V6", "extension_family", "family_conflicts",
-           "address_conflicts", "family_mismatch", "match_conflicts", "target_conflicts"]
+__all__ = ["CONFLICTS_LEGACY", "CONFLICTS_V4", "CONFLICTS_V6", "extension_family",
+           "family_conflicts", "address_conflicts", "family_mismatch", "legacy_mismatch",
+           "match_conflicts", "target_conflicts"]
 
 # Extensions registered for one family only (NFPROTO_IPV4 / NFPROTO_IPV6 in their libxt_ /
 # libipt_ / libip6t_ file): iptables-restore says "Couldn't load match/target" for the other.
@@ -165,13 +167,30 @@ CONFLICTS_V4 = 1
 """Bit of ``family_conflicts``: the rule names something iptables (IPv4) refuses."""
 CONFLICTS_V6 = 2
 """Bit of ``family_conflicts``: the rule names something ip6tables (IPv6) refuses."""
+CONFLICTS_LEGACY = 4
+"""Bit of ``family_conflicts``: the legacy backend's kernel refuses the rule at commit where
+nf_tables takes it (``legacy_mismatch``)."""
+
+
+def legacy_mismatch(rule: Rule) -> tuple[str, str] | None:
+    """(reason, the option to point at) when the legacy backend refuses ``rule`` and
+    nf_tables takes it: a ``-m limit`` whose credits overflow (natlens.parse.ratelimits);
+    None when both take it."""
+    for m in rule.matches:
+        if m.module == "limit":
+            found = legacy_limit_refusal(m.options)
+            if found is not None:
+                return found[0], found[1] or "limit"
+    return None
 
 
 def family_conflicts(rule: Rule) -> int:
     """``CONFLICTS_V4`` and/or ``CONFLICTS_V6``: the families whose rules ``family_mismatch``
-    refuses ``rule`` in (0: it fits both)."""
+    refuses ``rule`` in (0: it fits both), with ``CONFLICTS_LEGACY`` when the legacy backend
+    refuses it (``legacy_mismatch``)."""
     return ((CONFLICTS_V4 if family_mismatch(rule, 4) is not None else 0)
-            | (CONFLICTS_V6 if family_mismatch(rule, 6) is not None else 0))
+            | (CONFLICTS_V6 if family_mismatch(rule, 6) is not None else 0)
+            | (CONFLICTS_LEGACY if legacy_mismatch(rule) is not None else 0))
 
 
 def match_conflicts(match: Match) -> int:
@@ -180,6 +199,8 @@ def match_conflicts(match: Match) -> int:
     A rule whose parts each fit a family fits it too (``family_mismatch`` looks at each
     address, extension and option on its own), so the parser checks parts once and the whole
     ruleset only when some part conflicts with its family."""
+    if match.module == "limit":
+        return CONFLICTS_LEGACY if legacy_limit_refusal(match.options) is not None else 0
     if match.module not in _CHECKED_MODULES and match.module not in _ONE_FAMILY_MATCHES \
             and match.module not in _PLEN_OPTIONS:
         return 0

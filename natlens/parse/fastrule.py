@@ -22,7 +22,7 @@ import re
 import typing
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from natlens.model import (
     VERDICT_TARGETS,
@@ -65,7 +65,7 @@ _MatchEntry = tuple[Match, str | None]
 _TargetEntry = tuple[Target, bool, bool]
 """A target segment: the Target, whether it is a ``-g``, whether it takes only some ``-p``
 values (NAT ports, REJECT tcp-reset: natlens.parse.rule.protocol_refusal)."""
-_UNSET: Any = object()  # cache miss marker (None is a cached "not fast-path material")
+_UNSET = object()  # cache miss marker (None is a cached "not fast-path material")
 _COMMENT = "comment --comment "
 _COMMENT_AT = len(_COMMENT)
 _COMMENT_Q = _COMMENT + '"'
@@ -387,47 +387,50 @@ def _quoted_comment_match(value: str) -> Match:
 def _match_segment(text: str, cache: SegmentCache) -> _MatchEntry | None:
     """The Match of ``text`` (a `` -m `` piece without its ``-m``, with an even number of
     quotes) and the protocol it needs, parsed once per text."""
-    entry: _MatchEntry | None = cache.matches.get(text, _UNSET)
-    if entry is _UNSET:
-        entry = None
-        match = _comment(text) if text.startswith(_COMMENT) else None
-        if match is None:
-            tokens, quoted = _split_tokens(text)
-            match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
-            if match is not None and not match.known and _claimable(match.options):
-                match = None
-            if match is not None:
-                cache.conflicts |= match_conflicts(match)
+    cached: object = cache.matches.get(text, _UNSET)
+    if cached is not _UNSET:  # never held in a typed name: a compiled core checks them
+        return cast("_MatchEntry | None", cached)
+    entry: _MatchEntry | None = None
+    match = _comment(text) if text.startswith(_COMMENT) else None
+    if match is None:
+        tokens, quoted = _split_tokens(text)
+        match = _parse_match(("-m", *tokens), frozenset(q + 1 for q in quoted))
+        if match is not None and not match.known and _claimable(match.options):
+            match = None
         if match is not None:
-            want = None
-            if match.module in PROTOCOL_MATCHES:
-                want = "ipv6-icmp" if match.module == "icmp6" else match.module
-            entry = (match, want)
-        cache.matches[text] = entry
+            cache.conflicts |= match_conflicts(match)
+    if match is not None:
+        want = None
+        if match.module in PROTOCOL_MATCHES:
+            want = "ipv6-icmp" if match.module == "icmp6" else match.module
+        entry = (match, want)
+    cache.matches[text] = entry
     return entry
 
 
 def _core_segment(text: str, cache: SegmentCache) -> _Core | None:
     """The IP part of ``text`` (what precedes the first `` -m ``), parsed once per text."""
-    core: _Core | None = cache.core.get(text, _UNSET)
-    if core is _UNSET:
-        found = _ADDRESS_CORE.fullmatch(text)
-        if found is not None:
-            core = _address_core(found)
-            if core is not None:  # not cached: an address is unique per service or endpoint
-                cache.conflicts |= _V4_CONFLICTS  # digits and dots: IPv4 addresses
-                return core
-        if '"' in text:
-            core = None
-        else:
-            tokens = tuple(text.split())
-            core = _parse_core(tokens) if tokens else _EMPTY_CORE
-        if "-s " not in text and "-d " not in text:
-            cache.core[text] = core  # an address is unique per service or endpoint on kube
-        if core is not None:
-            for address in core[:2]:
-                if address is not None:
-                    cache.conflicts |= address_conflicts(address.network.version)
+    cached: object = cache.core.get(text, _UNSET)
+    if cached is not _UNSET:  # see _match_segment
+        return cast("_Core | None", cached)
+    core: _Core | None
+    found = _ADDRESS_CORE.fullmatch(text)
+    if found is not None:
+        core = _address_core(found)
+        if core is not None:  # not cached: an address is unique per service or endpoint
+            cache.conflicts |= _V4_CONFLICTS  # digits and dots: IPv4 addresses
+            return core
+    if '"' in text:
+        core = None
+    else:
+        tokens = tuple(text.split())
+        core = _parse_core(tokens) if tokens else _EMPTY_CORE
+    if "-s " not in text and "-d " not in text:
+        cache.core[text] = core  # an address is unique per service or endpoint on kube
+    if core is not None:
+        for address in core[:2]:
+            if address is not None:
+                cache.conflicts |= address_conflicts(address.network.version)
     return core
 
 
@@ -448,25 +451,26 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
         if verdict is not None:
             return verdict
     key = (tail, is_chain, goto)
-    found: _TargetEntry | None = cache.targets.get(key, _UNSET)
-    if found is _UNSET:
-        found = None
-        if tail.startswith(("DNAT ", "SNAT ")) and not is_chain and not goto \
-                and '"' not in tail:
-            found = _nat_target(tail)  # unique per endpoint on kube dumps: not cached
-            if found is not None:
-                cache.conflicts |= address_conflicts(4)
-                return found
-        tokens, quoted = _split_tokens(tail)
-        parsed = _parse_target(("-g" if goto else "-j", *tokens),
-                               frozenset(q + 1 for q in quoted), is_chain, chains)
-        if parsed is not None and parsed[0].name not in TARGETS \
-                and _claimable(parsed[0].options):
-            parsed = None
-        if parsed is not None:
-            found = (parsed[0], parsed[1], protocol_bound(parsed[0]))
-            cache.conflicts |= target_conflicts(parsed[0])
-        cache.targets[key] = found
+    cached: object = cache.targets.get(key, _UNSET)
+    if cached is not _UNSET:  # see _match_segment
+        return cast("_TargetEntry | None", cached)
+    found: _TargetEntry | None = None
+    if tail.startswith(("DNAT ", "SNAT ")) and not is_chain and not goto \
+            and '"' not in tail:
+        found = _nat_target(tail)  # unique per endpoint on kube dumps: not cached
+        if found is not None:
+            cache.conflicts |= address_conflicts(4)
+            return found
+    tokens, quoted = _split_tokens(tail)
+    parsed = _parse_target(("-g" if goto else "-j", *tokens),
+                           frozenset(q + 1 for q in quoted), is_chain, chains)
+    if parsed is not None and parsed[0].name not in TARGETS \
+            and _claimable(parsed[0].options):
+        parsed = None
+    if parsed is not None:
+        found = (parsed[0], parsed[1], protocol_bound(parsed[0]))
+        cache.conflicts |= target_conflicts(parsed[0])
+    cache.targets[key] = found
     return found
 
 

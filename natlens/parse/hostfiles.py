@@ -16,13 +16,14 @@ from types import MappingProxyType
 
 from natlens.errors import SnapshotError, excerpt
 from natlens.inputs import is_decimal as _decimal
+from natlens.parse.tokens import split_lines
 
 __all__ = ["Listener", "parse_ss", "parse_sysctl"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SYSCTL_LINE = re.compile(r"^([A-Za-z0-9_.\-/]+)\s*=\s*(.*)$")
-_PROCESS = re.compile(r'\("([^"]*)",pid=(\d+)')
+_PROCESS = re.compile(r'\("([^"]*)",pid=([0-9]{1,10})\b')
 
 
 def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
@@ -35,7 +36,7 @@ def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
     {'net.ipv4.ip_forward': '1'}
     """
     out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(split_lines(text), 1):  # at "\n" only, as sysctl prints
         line = raw.strip()
         if not line or line.startswith(("#", ";", "sysctl:")):
             continue
@@ -92,7 +93,7 @@ def parse_ss(text: str, *, source: str = "ss.txt") -> tuple[Listener, ...]:
     ('tcp', '0.0.0.0', 8080, 'docker-proxy', 7)
     """
     out: list[Listener] = []
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(split_lines(text), 1):  # at "\n": a process name may hold U+2028
         fields = raw.split()
         if not fields or fields[0] in ("Netid", "State"):
             continue
@@ -107,6 +108,9 @@ def parse_ss(text: str, *, source: str = "ss.txt") -> tuple[Listener, ...]:
             raise SnapshotError(f"{source}:{n}: bad local address {excerpt(fields[4])}") from None
         if port is None:
             continue
+        if port > 0xFFFF:
+            raise SnapshotError(f"{source}:{n}: bad port {port} in {excerpt(fields[4])} "
+                                "(0-65535)")
         m = _PROCESS.search(" ".join(fields[6:]))
         out.append(Listener(fields[0], address, port, iface,
                             m.group(1) if m else None, int(m.group(2)) if m else None))

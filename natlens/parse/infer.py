@@ -1,8 +1,10 @@
 """Guess what a text does not say: the table of ``-S``/``-L`` output, the address family.
 
 A table is told by its built-in chains (nat has PREROUTING, INPUT, OUTPUT and POSTROUTING; raw
-only PREROUTING and OUTPUT; mangle all five) and by targets valid only in it (DNAT, SNAT,
-MASQUERADE and REDIRECT need nat; NOTRACK and CT need raw).
+only PREROUTING and OUTPUT; mangle all five; filter INPUT, FORWARD and OUTPUT) and by targets
+valid only in it (DNAT, SNAT, MASQUERADE and REDIRECT need nat; NOTRACK and CT need raw; TPROXY,
+TOS, TTL... need mangle). MARK, TCPMSS and CLASSIFY are mangle's usual targets but valid in any
+table: beside filter's three built-in chains alone they do not make the table mangle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ _NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 _RAW_TARGETS = frozenset({"NOTRACK", "CT", "TRACE"})
 _MANGLE_TARGETS = frozenset({"MARK", "TPROXY", "TCPMSS", "TOS", "TTL", "HL", "DSCP", "ECN",
                              "CHECKSUM", "CLASSIFY"})
+_ANY_TABLE_TARGETS = frozenset({"MARK", "TCPMSS", "CLASSIFY"})
+"""Mangle's usual targets that the kernel takes in any table (xt_MARK.c, xt_TCPMSS.c and
+xt_CLASSIFY.c register them without ``.table``): Tailscale MARKs in filter's ts-forward, and
+``-A FORWARD ... -j TCPMSS --clamp-mss-to-pmtu`` is common in filter. The others are
+registered with ``.table = "mangle"``."""
+_FILTER_CHAINS = frozenset({"INPUT", "FORWARD", "OUTPUT"})
 
 
 def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableName:
@@ -37,7 +45,11 @@ def infer_table(builtin_chains: Iterable[str], targets: Iterable[str]) -> TableN
         return TableName.MANGLE if names & _MANGLE_TARGETS else TableName.RAW
     if names & _RAW_TARGETS and "INPUT" not in chains:
         return TableName.RAW
-    if names & _MANGLE_TARGETS:
+    if names & (_MANGLE_TARGETS - _ANY_TABLE_TARGETS):
+        return TableName.MANGLE
+    if names & _MANGLE_TARGETS and not chains >= _FILTER_CHAINS:
+        # a whole table listed with INPUT, FORWARD and OUTPUT but neither PREROUTING nor
+        # POSTROUTING is not mangle (``-t mangle -L``/``-S`` shows all five)
         return TableName.MANGLE
     return TableName.FILTER
 

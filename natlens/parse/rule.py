@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
+from natlens.capture_encoding import escaped_bytes
 from natlens.errors import did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -33,7 +34,7 @@ from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.checks import MATCH_CHECKS, TARGET_CHECKS, refusal
 from natlens.parse.construct import new_address
 from natlens.parse.modules import ABSENT_MATCHES, MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
-from natlens.parse.networks import CompactIPv4Network
+from natlens.parse.networks import CompactIPv4Network, compact_network
 from natlens.parse.reject import reject_families
 from natlens.parse.values import c_scan_llu, canonical_address, canonical_args
 
@@ -76,6 +77,10 @@ _JUMP = frozenset({"-j", "--jump"})
 _GOTO = frozenset({"-g", "--goto"})
 _COUNTERS = frozenset({"-c", "--set-counters"})
 _IFNAMSIZ = 15
+_MAX_EXTENSION_NAME = 28
+"""Longest match or target name iptables takes, in bytes (``XT_EXTENSION_MAXNAMELEN`` - 1;
+xshared.c ``parse_target``, xtables.c ``xtables_find_match``: "Invalid target name ... (28
+chars max)"); a chain name (a jump target) has the same bound."""
 _ATTACHED = frozenset({"-s", "-d", "-i", "-o", "-p", "-j", "-g", "-m"})
 
 
@@ -212,7 +217,7 @@ def _fast_ipv4_network(text: str) -> ipaddress.IPv4Network | None:
     if ":" in text or "." in text.partition("/")[2]:
         return None  # dotted masks go the careful way (ipaddress reads 0.0.0.255 as a hostmask)
     try:
-        return ipaddress.IPv4Network(text, strict=False)
+        return compact_network(ipaddress.IPv4Network(text, strict=False))
     except ValueError:
         return None
 
@@ -244,7 +249,8 @@ def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
         address = new_address(net, negated, None)
     else:
         try:
-            address = Address(ipaddress.ip_network(canonical_address(part)), negated)
+            address = Address(compact_network(ipaddress.ip_network(canonical_address(part))),
+                              negated)
         except ValueError:
             address = _parse_masked_address(part, negated, index, value)
     cache[key] = address
@@ -274,7 +280,7 @@ def _parse_masked_address(part: str, negated: bool, index: int, value: str) -> A
     if addr.version != mask.version:
         raise RuleSyntaxError(f"bad netmask in {part!r}", index, value)
     masked = ipaddress.ip_address(int(addr) & int(mask))
-    return Address(ipaddress.ip_network(masked), negated, mask)
+    return Address(compact_network(ipaddress.ip_network(masked)), negated, mask)
 
 
 _PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp"})
@@ -515,7 +521,7 @@ class _RuleParser:
         value, negated = self._value(tok)
         if not _is_name(value.lstrip("!")) or "/" in value:
             raise RuleSyntaxError(f"bad interface name {value!r}", index + 1, value)
-        if len(value) > _IFNAMSIZ:
+        if len(value) > _IFNAMSIZ and len(value) - 3 * escaped_bytes(value) > _IFNAMSIZ:
             raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 characters",
                                   index + 1, value)
         iface: Interface | None = Interface(value, negated)
@@ -553,6 +559,9 @@ class _RuleParser:
             # iptables: "Couldn't load match `-j'" (an option word is no module name)
             raise RuleSyntaxError(f"bad match module name {module!r} after {tok}", self.i,
                                   module)
+        if len(module.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+            raise RuleSyntaxError(f"invalid match name {module!r} ({_MAX_EXTENSION_NAME} "
+                                  "bytes max)", self.i, module)
         if module in ABSENT_MATCHES:
             raise RuleSyntaxError(f"Couldn't load match {module!r} (iptables 1.8.9 has no such "
                                   "extension)", self.i, module)
@@ -572,6 +581,9 @@ class _RuleParser:
         name = self.args[self.i]
         if not _is_name(name) or name.startswith(("-", "!")):
             raise RuleSyntaxError(f"bad target name {name!r} after {tok}", self.i, name)
+        if len(name.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+            raise RuleSyntaxError(f"invalid target name {name!r} ({_MAX_EXTENSION_NAME} bytes "
+                                  "max)", self.i, name)
         self.i += 1
         self.goto = tok in _GOTO
         spec: ModuleSpec | None = None

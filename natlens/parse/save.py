@@ -35,10 +35,10 @@ chains) and records a warning naming the line for each concession.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 
+from natlens.capture_encoding import escaped_bytes
 from natlens.errors import ParseError, ParseWarning, did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -52,16 +52,19 @@ from natlens.model import (
     Ruleset,
     Table,
     TableName,
-    Target,
     TargetKind,
 )
+from natlens.parse.caller import warn_caller
+from natlens.parse.chainstate import ChainState as _ChainState
 from natlens.parse.collector import collector_off
 from natlens.parse.construct import _Origin, new_chain, new_origin
 from natlens.parse.families import (
+    CONFLICTS_LEGACY,
     CONFLICTS_V4,
     CONFLICTS_V6,
     family_conflicts,
     family_mismatch,
+    legacy_mismatch,
 )
 from natlens.parse.family_defaults import with_family_defaults
 from natlens.parse.fastrule import SegmentCache, parse_line_fast
@@ -69,6 +72,7 @@ from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.lines import ListedLines, SourceLines
 from natlens.parse.rule import RuleSyntaxError, forget_addresses, parse_rule_args
 from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
+from natlens.parse.tool_diagnostics import PERHAPS
 from natlens.parse.values import c_scan_llu
 
 __all__ = ["parse_save"]
@@ -96,6 +100,7 @@ _INCOMPATIBLE_CHAIN = re.compile(r"chain `(?P<chain>[^']+)' in table `(?P<table>
                                  r"incompatible")
 _DIAGNOSTIC_PREFIXES = ("Error: ", "Perhaps iptables or your kernel needs to be upgraded",
                         "Warning: ", "Fatal: ")
+
 _MID_LINE_WARNING = re.compile(r"# Warning: ip6?tables-legacy tables present, use "
                                r"ip6?tables-legacy(?:-save)? to see them")
 _TABLE_COMMENT = re.compile(r"^#\s*table\s+(\w+)\s*$", re.IGNORECASE)
@@ -121,31 +126,6 @@ def _rejoin_interrupted(lines: list[str]) -> list[str]:
             out.append(line)
         i += 1
     return out
-
-
-class _ChainState(list[Rule]):
-    """A chain as the parser builds it; the list of its rules is the object itself (``rules``):
-    no list beside each of a 700k-line dump's 180k chains (7 MB at the parse's peak, issue
-    13). Compare ``is None``, never by truth (an empty chain is a false list)."""
-
-    __slots__ = ("builtin", "counters", "jump", "name", "origin", "policy")
-
-    def __init__(self, name: str, builtin: bool, policy: str | None,
-                 counters: Counters | None, origin: Origin | None) -> None:
-        # list.__new__ made the empty list: list.__init__ would only empty it again
-        self.name = name
-        self.builtin = builtin
-        self.policy = policy
-        self.counters = counters
-        self.origin = origin
-        self.jump: Target | None = None
-        """The Target of a jump to this chain, made by the first (natlens.parse.fastrule):
-        no dict of 180k chain names beside the table's (issue 13)."""
-
-    @property
-    def rules(self) -> list[Rule]:
-        """The chain's rules, in order (this list)."""
-        return self
 
 
 @dataclass(slots=True)
@@ -237,7 +217,7 @@ class _SaveParser:
 
     def warn(self, reason: str) -> None:
         self.notes.append(f"{self.source}:{self.line_no}: {reason}")
-        warnings.warn(ParseWarning(reason, source=self.source, line_no=self.line_no), stacklevel=5)
+        warn_caller(ParseWarning(reason, source=self.source, line_no=self.line_no))
 
     # -- lines ---------------------------------------------------------------------------------
 
@@ -316,8 +296,16 @@ class _SaveParser:
             if self.command_mode or self.diagnostics:
                 self.current.committed = True
             else:
-                raise self.error(f"table {self.current.name.value if self.current.name else '?'} "
-                                 "is not closed by COMMIT (truncated input?)")
+                # iptables-save > FILE when iptables-nft stopped at a rule it cannot print
+                # (its messages went to the terminal), or a paste cut short: lenient mode
+                # reads the rules given, the chain cut and those after it incomplete
+                name = self.current.name.value if self.current.name else "?"
+                if self.strict:
+                    raise self.error(f"table {name} is not closed by COMMIT (truncated input?)")
+                self.warn(f"table {name} is not closed by COMMIT (truncated input?)")
+                self.mark_cut_short(f"{self.source}:{self.line_no}: the input ends inside "
+                                    f"table {name} without COMMIT")
+                self.current.committed = True
 
     def open_for_fast(self) -> tuple[_TableState | None, dict[str, _ChainState],
                                      tuple[str, ...], bool]:
@@ -371,7 +359,7 @@ class _SaveParser:
         m = _TOOL_LINE.match(line)
         what = m.group("what") if m is not None else line
         if m is None and not line.startswith(_DIAGNOSTIC_PREFIXES) and \
-                _INCOMPATIBLE_TABLE.search(line) is None:
+                PERHAPS.match(line) is None and _INCOMPATIBLE_TABLE.search(line) is None:
             return False
         self.diagnostics.append(f"{self.source}:{self.line_no}: {line}")
         chain_m = _INCOMPATIBLE_CHAIN.search(what)
@@ -714,8 +702,8 @@ class _SaveParser:
 
     def check_chain_name(self, name: str) -> None:
         """Chain names iptables accepts: 1 to 28 characters, no blanks or quotes, no leading
-        ``-`` or ``!``."""
-        if not name or len(name) > 28:
+        ``-`` or ``!`` (a ``\\xNN`` written by ``natlens snapshot`` counts as its one byte)."""
+        if not name or (len(name) > 28 and len(name) - 3 * escaped_bytes(name) > 28):
             raise self.error(f"chain name {name!r} must have 1 to 28 characters", name or None)
         if _BAD_NAME.search(name) or name[0] in "-!":
             raise self.error(f"invalid chain name {name!r}", name)
@@ -832,6 +820,8 @@ class _SaveParser:
         if family is None:
             family = infer_family(self.tool, tables)
         self.check_family(family, tables)
+        if self.segments.conflicts & CONFLICTS_LEGACY:
+            self.check_legacy(tables)
         # what iptables-save prints per family: REJECT's type, recent's mask... (family_defaults)
         tables = with_family_defaults(tables, 6 if family is Family.IPV6 else 4)
         seen: set[TableName] = set()
@@ -874,6 +864,28 @@ class _SaveParser:
                     raise ParseError(mismatch[0], source=self.source,
                                      line_no=origin.line if origin else 0,
                                      line=origin.text if origin else "", token=mismatch[1])
+
+    def check_legacy(self, tables: list[Table]) -> None:
+        """Rules the legacy backend's kernel refuses at commit and nf_tables takes
+        (natlens.parse.families ``legacy_mismatch``): refused in a legacy dump (a header
+        naming no nf_tables), taken from an nf_tables one, taken with a warning from text
+        that names no backend."""
+        legacy = self.backend == "legacy" or (self.backend is None and self.version is not None
+                                              and self.tool != "xtables")
+        if not legacy and self.version is not None:
+            return  # iptables-nft-save's (or xtables-save's) text
+        for table in tables:
+            for rule in table.rules:
+                found = legacy_mismatch(rule)
+                if found is None:
+                    continue
+                origin = rule.origin
+                line_no = origin.line if origin else 0
+                if legacy:
+                    raise ParseError(found[0], source=self.source, line_no=line_no,
+                                     line=origin.text if origin else "", token=found[1])
+                self.notes.append(f"{self.source}:{line_no}: {found[0]}")
+                warn_caller(ParseWarning(found[0], source=self.source, line_no=line_no))
 
     @staticmethod
     def finish_chain(names: Container[str], state: _ChainState) -> Chain:

@@ -17,7 +17,8 @@ from functools import lru_cache
 from natlens.inputs import is_decimal as _decimal
 
 __all__ = [
-    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "c_atoi", "c_scan_llu", "c_strtod", "c_strtoul",
+    "CANONICAL", "ICMP4_TYPES", "ICMP6_TYPES", "ICMP6_TYPES_LATER", "c_atoi", "c_scan_llu",
+    "c_strtod", "c_strtoul",
     "c_strtoul_prefix", "canonical_address", "canonical_args", "rate_parts", "rate_text",
     "icmp_type_range", "parse_port", "parse_port_range", "xt_parse_port",
 ]
@@ -314,6 +315,52 @@ def _mark(args: tuple[str, ...]) -> tuple[str, ...]:
     return args if joined == text else (joined,)
 
 
+TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08,
+             "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00}
+"""The TOS names libxtables reads in any case (xtoptions.c ``xtopt_parse_tosmask``, the
+``tos_symbol_names`` of libxt_tos_helper.c); a name has mask 0x3f."""
+
+
+def _xt_u8(text: str) -> int | None:
+    """A number 0..255 as libxtables ``xtables_strtoui(text, NULL, ..., 0, UINT8_MAX)`` reads
+    it (C strtoul, base 0, the whole text), or None: it refuses any minus sign (``-0``)."""
+    value = c_strtoul(text)
+    if value is None or not 0 <= value <= 0xFF or text.lstrip(" \t\n\v\f\r").startswith("-"):
+        return None
+    return value
+
+
+def tos_value(text: str) -> tuple[int, int]:
+    """(value, mask) of a TOS ``VALUE[/MASK]`` (``-m tos --tos``, ``-j TOS --set-tos``) as
+    libxtables ``xtopt_parse_tosmask`` reads it: numbers 0..255 read by ``xtables_strtoui``
+    (``0x10``, ``16``, ``020``; mask 0xff when none is given), else a symbolic name of
+    ``TOS_NAMES`` alone (mask 0x3f). Raises ``ValueError`` for the rest (``0x1ff``, ``0x²``,
+    ``5x``, ``0x10/``, ``Minimize-Delay/0x3f``), as iptables does."""
+    value_text, slash, mask_text = text.partition("/")
+    value = _xt_u8(value_text)
+    mask = _xt_u8(mask_text) if slash else 0xFF
+    if value is not None and mask is not None:
+        return value, mask
+    named = TOS_NAMES.get(text.lower())
+    if named is not None:
+        return named, 0x3F
+    raise ValueError(f"invalid TOS value {text!r} (a number 0-255 with an optional /mask, "
+                     "or a name such as Minimize-Delay)")
+
+
+def _tosmask(args: tuple[str, ...]) -> tuple[str, ...]:
+    tos_value(args[0])
+    return args
+
+
+def _tos_u8(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--and-tos``/``--or-tos``/``--xor-tos``: a number 0..255 (libxt_TOS.c ``XTTYPE_UINT8``;
+    no name, no mask)."""
+    if _xt_u8(args[0]) is None:
+        raise ValueError(f"invalid TOS bits {args[0]!r} (a number 0-255)")
+    return args
+
+
 def _ctstates(args: tuple[str, ...]) -> tuple[str, ...]:
     names = [s.upper() for s in args[0].split(",")]
     for name in names:
@@ -519,7 +566,9 @@ def canonical_address(text: str) -> str:
     return str(ipaddress.ip_network(text, strict=False))
 
 
-# ICMP type names as libipt_icmp.c / libip6t_icmp6.c know them: name -> (type, code range).
+# ICMP type names as iptables 1.8.9's libipt_icmp.c / libip6t_icmp6.c know them (what
+# ``iptables -p icmp -h`` / ``ip6tables -p icmpv6 -h`` list; tests/test_parse_icmp_names.py
+# compares them): name -> (type, code range).
 ICMP4_TYPES: Mapping[str, tuple[int, int, int]] = {
     "any": (255, 0, 255), "echo-reply": (0, 0, 255), "pong": (0, 0, 255),
     "destination-unreachable": (3, 0, 255), "network-unreachable": (3, 0, 0),
@@ -549,13 +598,17 @@ ICMP6_TYPES: Mapping[str, tuple[int, int, int]] = {
     "ttl-zero-during-reassembly": (3, 1, 1), "parameter-problem": (4, 0, 255),
     "bad-header": (4, 0, 0), "unknown-header-type": (4, 1, 1), "unknown-option": (4, 2, 2),
     "echo-request": (128, 0, 255), "ping": (128, 0, 255), "echo-reply": (129, 0, 255),
-    "pong": (129, 0, 255), "mld-listener-query": (130, 0, 255),
-    "mld-listener-report": (131, 0, 255), "mld-listener-done": (132, 0, 255),
-    "mld-listener-reduction": (132, 0, 255), "router-solicitation": (133, 0, 255),
+    "pong": (129, 0, 255), "router-solicitation": (133, 0, 255),
     "router-advertisement": (134, 0, 255), "neighbour-solicitation": (135, 0, 255),
     "neighbor-solicitation": (135, 0, 255), "neighbour-advertisement": (136, 0, 255),
     "neighbor-advertisement": (136, 0, 255), "redirect": (137, 0, 255),
 }
+ICMP6_TYPES_LATER: Mapping[str, tuple[int, int, int]] = {
+    "mld-listener-query": (130, 0, 255), "mld-listener-report": (131, 0, 255),
+    "mld-listener-done": (132, 0, 255), "mld-listener-reduction": (132, 0, 255),
+}
+"""ICMPv6 names iptables 1.8.10 and later add: ip6tables 1.8.9 refuses them in rules (natlens
+too), but a later ``ip6tables -L`` may print them (natlens.parse.listing reads them)."""
 
 
 def icmp_type_range(text: str, v6: bool = False) -> tuple[int, int, int]:
@@ -786,11 +839,14 @@ CANONICAL.update(
         "u16": _bounded(0xFFFF, decimal=True),
         "u32": _bounded(0xFFFFFFFF, decimal=True),
         "u32min1": _bounded(0xFFFFFFFF, decimal=True, low=1),
+        "limitburst": _bounded(10000, decimal=True),  # libxt_limit.c: .max = 10000
         "hlrate": _hashlimit_rate,
         "hlburst": _hashlimit_burst,
         "atoipos": _positive_atoi,
         "qbalance": _queue_balance,
         "dscp": _bounded(0x3F),
         "loglevel": _loglevel,
+        "tosmask": _tosmask,
+        "tosbits": _tos_u8,
     }
 )

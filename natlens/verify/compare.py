@@ -453,7 +453,8 @@ def verify(
                    if p.source == "outside" and p.packet.in_interface is not None
                    and p.packet.src.is_link_local]
         final = plan(snapshot, extra_addresses=extra, link_local=senders, prefix=run.prefix)
-        sim = Simulator.from_snapshot(expectation or snapshot)
+        # the connection checks start a responder where each trace lands
+        sim = Simulator.from_snapshot(expectation or snapshot).listening_everywhere()
         main = iptables_source(final.backend).value
         hooks = {4: chain_hooks(snapshot.ruleset), 6: chain_hooks(snapshot.ruleset6)}
         report = VerifyReport(snapshot.path, seed, notes=list(final.notes),

@@ -23,6 +23,9 @@ __all__ = ["RestoreInput", "RestoreInputError", "restore_input"]
 
 _FAILED_AT = (re.compile(r"Error occurred at line: (\d+)"), re.compile(r"line (\d+) failed"))
 _PROGRAM = re.compile(r"^\S+ v[\d.]+ \([^)]*\):\s*")
+_NO_CHAIN = re.compile(r"^Chain '(.+)' does not exist$")
+"""iptables-nft-restore's refusal of a jump to a chain (or a target it cannot load, taken for a
+chain): reported at the table's ``COMMIT`` line (nft_action at commit, iptables/nft.c)."""
 
 
 class RestoreInputError(ValueError):
@@ -50,6 +53,9 @@ class RestoreInput:
         number = next((int(m.group(1)) for pat in _FAILED_AT for ln in lines
                        if (m := pat.search(ln))), 0)
         origin = self.origins[number - 1] if 0 < number <= len(self.origins) else None
+        missing = _NO_CHAIN.match(reason)
+        if origin is None and missing is not None and 0 < number <= len(self.tables):
+            origin = self._jumping_to(missing.group(1), number)
         if origin is not None:
             text = re.sub(r"^\[\d+:\d+\]\s*", "", origin.text)  # the counters say nothing here
             return (f"{origin.source}:{origin.line}: the kernel refuses this rule ({reason}): "
@@ -57,6 +63,17 @@ class RestoreInput:
         table = self.tables[number - 1] if 0 < number <= len(self.tables) else ""
         where = f" (table {table})" if table else ""
         return f"{self.source}: the kernel refuses these rules{where}: {reason}"
+
+    def _jumping_to(self, chain: str, number: int) -> Origin | None:
+        """The first rule of the table around restore line ``number`` that jumps (``-j``/``-g``)
+        to ``chain``, None when none does."""
+        table = self.tables[number - 1]
+        jump = re.compile(rf"(?:^|\s)-[jg] {re.escape(chain)}(?:\s|$)")
+        for k in range(number):
+            origin = self.origins[k]
+            if origin is not None and self.tables[k] == table and jump.search(origin.text):
+                return origin
+        return None
 
 
 def _where(origin: Origin | None, source: str) -> str:

@@ -3,12 +3,14 @@
 ``Lab(backend)`` makes (and on ``close`` deletes) four network namespaces with unique names:
 the router under test (``ext0`` 10.200.1.1/24, ``int0`` 10.200.2.1/24, ``dmz0`` 10.200.3.1/24,
 ``lo`` also 10.200.9.1/32, default route via 10.200.1.2, ip_forward=1, rp_filter=0) and one
-peer per link. The router holds the test's own nft table ``nlguard`` (no ``ct`` expression, so
-it never turns conntrack on) whose chains, before (priority -1000) and after (+1000) every
-iptables table of each hook, record the probe (marked by its IP id) in dynamic sets: tuple and
-interface. At the end of INPUT and of POSTROUTING (any device but ``lo``) the guard drops the
-probe, so nothing ever answers it, and at the start of OUTPUT it drops what the router itself
-would send back (ICMP errors, TCP resets from REJECT), so only the probe moves a counter.
+peer per link; ``Lab(backend, Topology(...))`` makes another router (other interface names,
+addresses and routes) the same way. The router holds the test's own nft table ``nlguard`` (no
+``ct`` expression, so it never turns conntrack on) whose chains, before (priority -1000) and
+after (+1000) every iptables table of each hook, record the probe (marked by its IP id) in
+dynamic sets: tuple and interface. At the end of INPUT and of POSTROUTING (any device but
+``lo``) the guard drops the probe, so nothing ever answers it, and at the start of OUTPUT it
+drops what the router itself would send back (ICMP errors, TCP resets from REJECT), so only the
+probe moves a counter.
 
 A peer sends its probe as one Ethernet frame on a packet socket (unicast to the router's MAC, or
 broadcast for a broadcast address); the router's own probes go out of a raw IP socket, with the
@@ -30,12 +32,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from diff_gen import PEERS, Probe
 
-__all__ = ["GUARD_POINTS", "Lab", "LoadError", "parse_counters"]
+__all__ = ["DEFAULT_TOPOLOGY", "GUARD_POINTS", "Lab", "LoadError", "Topology",
+           "parse_counters"]
 
 PROBE_ID = 0x4E20
 SENTINEL_ID = 0x4E21
@@ -60,7 +64,26 @@ GUARD_POINTS = (
     ("post_end", "postrouting", 1000, "oifname"),
 )
 
-_ROUTER_ADDRS = {"ext0": "10.200.1.1/24", "int0": "10.200.2.1/24", "dmz0": "10.200.3.1/24"}
+
+@dataclass(frozen=True)
+class Topology:
+    """The router's links (interface -> its address, one peer namespace each), its default
+    route ``(gateway, interface)``, other routes ``(prefix, interface, gateway or None)`` and
+    the extra addresses on ``lo``. ``brd``: addresses added with ``brd +`` (``ip -j addr``
+    then has a ``broadcast`` key). The first link carries the sentinel frame."""
+
+    links: Mapping[str, str]
+    default_via: tuple[str, str] | None = None
+    routes: tuple[tuple[str, str, str | None], ...] = ()
+    loopback: tuple[str, ...] = ()
+    brd: bool = True
+    sysctls: tuple[str, ...] = field(default=())
+
+
+DEFAULT_TOPOLOGY = Topology(
+    {"ext0": "10.200.1.1/24", "int0": "10.200.2.1/24", "dmz0": "10.200.3.1/24"},
+    ("10.200.1.2", "ext0"), (), ("10.200.9.1/32",))
+assert tuple(DEFAULT_TOPOLOGY.links) == tuple(PEERS)
 _CLONE_NEWNET = 0x40000000
 _IP_PKTINFO = 8  # <linux/in.h>
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -199,11 +222,13 @@ class _Shell:
 class Lab:
     """The namespaces of one differential run with one iptables backend (``nft``/``legacy``)."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, topology: Topology = DEFAULT_TOPOLOGY) -> None:
         self.backend = backend
+        self.topology = topology
         suffix = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.router = f"nlr-{backend[:3]}-{suffix}"
-        self.peers = {iface: f"nlp-{iface}-{suffix}" for iface in PEERS}
+        self.peers = {iface: f"nlp-{n}-{suffix}" for n, iface in enumerate(topology.links)}
+        self._first = next(iter(topology.links))
         self._sockets: dict[str, socket.socket] = {}
         self._macs: dict[str, bytes] = {}
         self._peer_macs: dict[str, bytes] = {}
@@ -242,24 +267,32 @@ class Lab:
             _run(["ip", "netns", "add", ns])
             self._made.append(ns)
         r = self.router
+        top = self.topology
+        brd = ["brd", "+"] if top.brd else []
         for iface, peer in self.peers.items():
             _run(["ip", "link", "add", iface, "netns", r, "type", "veth", "peer", "name", "p",
                   "netns", peer])
-            _run(["ip", "-n", r, "addr", "add", _ROUTER_ADDRS[iface], "brd", "+", "dev", iface])
+            _run(["ip", "-n", r, "addr", "add", top.links[iface], *brd, "dev", iface])
             _run(["ip", "-n", r, "link", "set", iface, "up"])
             _run(["ip", "-n", peer, "link", "set", "p", "up"])
             _run(["ip", "-n", peer, "link", "set", "lo", "up"])
         _run(["ip", "-n", r, "link", "set", "lo", "up"])
-        _run(["ip", "-n", r, "addr", "add", "10.200.9.1/32", "dev", "lo"])
-        _run(["ip", "-n", r, "route", "add", "default", "via", "10.200.1.2", "dev", "ext0"])
+        for addr in top.loopback:
+            _run(["ip", "-n", r, "addr", "add", addr, "dev", "lo"])
+        if top.default_via is not None:
+            _run(["ip", "-n", r, "route", "add", "default", "via", top.default_via[0], "dev",
+                  top.default_via[1]])
+        for prefix, dev, via in top.routes:
+            _run(["ip", "-n", r, "route", "add", prefix, *(["via", via] if via else []),
+                  "dev", dev])
         sysctls = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                    "net.ipv4.conf.default.rp_filter=0",
-                   *(f"net.ipv4.conf.{i}.rp_filter=0" for i in PEERS)]
+                   *(f"net.ipv4.conf.{i}.rp_filter=0" for i in top.links), *top.sysctls]
         self.in_router("sysctl", "-q", "-w", *sysctls)
         self.in_router("nft", "-f", "-", input_text=_guard_nft())
         links = json.loads(_run(["ip", "-n", r, "-j", "link", "show"]).stdout)
         self._macs = {link["ifname"]: bytes.fromhex(link["address"].replace(":", ""))
-                      for link in links if link["ifname"] in PEERS}
+                      for link in links if link["ifname"] in top.links}
         for iface, peer in self.peers.items():
             info = json.loads(_run(["ip", "-n", peer, "-j", "link", "show", "p"]).stdout)
             self._peer_macs[iface] = bytes.fromhex(info[0]["address"].replace(":", ""))
@@ -312,16 +345,29 @@ class Lab:
 
     # -- a ruleset ------------------------------------------------------------------------------
 
-    def load(self, text: str) -> None:
+    def load(self, text: str, *, more: str = "", nft: str = "") -> None:
         """Replace the router's iptables rules with ``text``; reset counters and conntrack.
+        ``more`` is then added with ``iptables-restore -n`` (a file such as ufw's after.rules,
+        loaded without flushing), and ``nft`` with ``nft -f`` (native rules beside them).
 
-        Raises ``LoadError`` with iptables-restore's message when it refuses the ruleset.
+        Raises ``LoadError`` with iptables-restore's (or nft's) message when it refuses them.
         """
-        self._rules_file.write_text(text)
-        status, out = self._shell(f"{self.tool('restore')} < {self._rules_file}")
-        if status != 0:
-            raise LoadError(out.strip() or f"exit {status}")
+        steps = [(text, f"{self.tool('restore')} <")]
+        if more:
+            steps.append((more, f"{self.tool('restore')} -n <"))
+        if nft:
+            steps.append((nft, "nft -f"))
+        for content, command in steps:
+            self._rules_file.write_text(content)
+            status, out = self._shell(f"{command} {self._rules_file}")
+            if status != 0:
+                raise LoadError(out.strip() or f"exit {status}")
         self._baseline, _, self._save = self._read()
+
+    def shell(self, command: str) -> str:
+        """Run ``command`` (a shell line) in the router; its output, stdout and stderr
+        interleaved as a terminal shows them."""
+        return self._shell(command)[1]
 
     def capture(self, folder: Path) -> None:
         """Write the router as a natlens snapshot folder (iptables-save, ip -j addr/route,
@@ -341,7 +387,8 @@ class Lab:
                 "kernel": os.uname().release,
                 "sysctl": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "0",
                            "net.ipv4.conf.all.route_localnet": "0",
-                           "net.ipv4.conf.all.rp_filter": "0"}}
+                           "net.ipv4.conf.all.rp_filter": "0",
+                           **dict(kv.split("=", 1) for kv in self.topology.sysctls)}}
         (folder / "meta.json").write_text(json.dumps(meta, indent=1))
 
     # -- a probe --------------------------------------------------------------------------------
@@ -367,7 +414,7 @@ class Lab:
         """Send ``p`` once and return its observation (``diff_oracle`` format)."""
         packet = ip_packet(p)
         error: str | None = None
-        sentinel = Probe("ext0", "192.0.2.99", "10.200.1.1", "udp", 9, 9)
+        sentinel = Probe(self._first, "192.0.2.99", "192.0.2.98", "udp", 9, 9)
         frame_of = {iface: dst + self._peer_macs[iface] + b"\x08\x00"
                     for iface, dst in self._macs.items()}
         cpus = os.sched_getaffinity(0)
@@ -387,7 +434,8 @@ class Lab:
                     self._sockets[p.ingress].send(frame)
             except OSError as exc:
                 error = f"send: {exc}"
-            self._sockets["ext0"].send(frame_of["ext0"] + ip_packet(sentinel, SENTINEL_ID))
+            self._sockets[self._first].send(frame_of[self._first]
+                                            + ip_packet(sentinel, SENTINEL_ID))
             self._awaiting = True
         finally:
             os.sched_setaffinity(0, cpus)

@@ -207,4 +207,9 @@ def test_reply_to_an_unknown_masquerade_address_is_undecided() -> None:
     assert trace.final_src == "172.17.0.2:40000"
     assert trace.connection is not None
     assert trace.connection.established is None, trace.connection.why
-    assert "source NAT took an address" in trace.connection.why
+    # the reply is walked addressed to that unknown address: raw's -d CONTAINER and mangle's
+    # -d 192.0.2.2 before the NAT step are read both ways
+    assert "-> the address MASQUERADE took on eth0 (unknown; de-NATed to 172.17.0.2:40000) " \
+        "may be dropped" in trace.connection.why
+    assert "-d 172.17.0.2/32: the destination is the address MASQUERADE took on eth0 " \
+        "(unknown)" in trace.connection.why

@@ -47,9 +47,11 @@ def _unrouted(readings: tuple[tuple[str, bool], ...]) -> Any:
     (aset("docker0", "br-1"), "!=", (("docker0", False), ("br-1", False)), True, None),
     (aset("docker0", "br-1"), "==", (("docker0", False),), None,
      [(("br-1", True),), (("br-1", False),)]),
-    # two names open: "in the set" cannot say which
+    # two names open: "in the set" is one branch per name, each reading it (as -o does)
     (aset("docker0", "br-1"), "==", (), None,
-     [(), (("docker0", False), ("br-1", False))]),
+     [(("docker0", True),), (("br-1", True),), (("docker0", False), ("br-1", False))]),
+    (aset("docker0", "br-*"), "!=", (), None,
+     [(("docker0", False), ("br-+", False)), (("docker0", True),), (("br-+", True),)]),
     # not the interface of an earlier exact reading, and not decided by a wildcard reading
     ("eth0", "==", (("docker0", False),), None,
      [(("eth0", True),), (("eth0", False),)]),
@@ -65,7 +67,8 @@ def test_readings_decide_and_are_noted(key: str, right: Any, op: str, *,
     if noted is None:
         assert out.flow.out_readings == readings
         return
-    assert [b.matched for b in out.branches] == [True, False]
+    inside = len(noted) - 1 if op == "==" else 1  # the branches that match come first
+    assert [b.matched for b in out.branches] == [True] * inside + [False] * (len(noted) - inside)
     assert [b.flow.out_readings for b in out.branches] == [readings + n for n in noted]
 
 

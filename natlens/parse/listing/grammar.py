@@ -61,7 +61,9 @@ from natlens.parse.listing.words import (
     _UndecodableError,
 )
 from natlens.parse.modules import TARGETS
+from natlens.parse.rule import _MAX_EXTENSION_NAME
 from natlens.parse.tokens import split_lines
+from natlens.parse.tool_diagnostics import is_tool_diagnostic
 
 __all__ = ["parse_listing"]
 
@@ -191,6 +193,8 @@ class _ListingParser:
         """Text of a leading ``/* comment */`` → its match (``_comment_match``)."""
         self.unknown_targets = False
         """Whether a rule of the table being built has a target of kind UNKNOWN."""
+        self.cut_in: dict[str, None] = {}
+        """The chains in which the dumping tool stopped (``is_tool_diagnostic`` lines)."""
 
     def error(self, reason: str, token: str | None = None) -> ParseError:
         return ParseError(reason, source=self.source, line_no=self.line_no, line=self.line,
@@ -210,7 +214,7 @@ class _ListingParser:
             if rows is not None:
                 if num and raw[:1].isdigit():  # a numbered rule line (not blank, '#', 'Chain')
                     parts = raw.split(None, count)
-                    if len(parts) >= count and parts[opt_i] in opts and parts[0].isdigit():
+                    if len(parts) >= count and parts[opt_i] in opts and _decimal(parts[0]):
                         rows.append((line_no, raw, parts))
                         continue
                 line = raw.strip()
@@ -225,7 +229,7 @@ class _ListingParser:
                 if line[0] != "#":
                     parts = raw.split(None, count)
                     if len(parts) >= count and parts[opt_i] in opts \
-                            and (not num or parts[0].isdigit()):
+                            and (not num or _decimal(parts[0])):
                         rows.append((line_no, raw, parts))
                         continue
             self.line_of(line_no, raw)
@@ -260,8 +264,14 @@ class _ListingParser:
 
     def chain_row(self, raw: str) -> None:
         """One rule line; in lenient mode a line that is not one (an annotation pasted into the
-        listing) is kept as a diagnostic and makes its chain incomplete."""
+        listing) is kept as a diagnostic and makes its chain incomplete. So is, in strict mode
+        too, what iptables-nft printed where it could not render a rule (``Error: ...``,
+        ``Parsing nftables rule failed``): the listing stops there."""
         assert self.chain is not None
+        if is_tool_diagnostic(raw.strip()):
+            self.skip("iptables could not print the rest (nft list ruleset shows it)")
+            self.cut_in.setdefault(self.chain.name, None)
+            return
         try:
             parts = self.row(raw)
         except ParseError as exc:
@@ -323,7 +333,7 @@ class _ListingParser:
                 byte_count, exact_b = self.count(words[4])
                 counters = Counters(packets, byte_count)
                 approximate = not (exact_p and exact_b)
-        elif len(words) == 2 and words[1] == "references" and words[0].isdigit():
+        elif len(words) == 2 and words[1] == "references" and _decimal(words[0]):
             references = int(words[0])
         else:
             raise self.error(f"bad chain line: {info!r}")
@@ -398,7 +408,7 @@ class _ListingParser:
                     parts = alt
         if len(parts) < cols.count:
             raise self.error(f"rule line with {len(parts)} columns, expected {cols.count}")
-        if cols.num and not parts[0].isdigit():
+        if cols.num and not _decimal(parts[0]):
             raise self.error(f"bad rule number {parts[0]!r}", parts[0])
         opt = parts[opt_i]
         if opt not in _OPT:
@@ -744,6 +754,9 @@ class _ListingParser:
         if had_raw:
             unknown.add("matches")
         target: Target | None = None
+        if len(name.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+            raise self.error(f"invalid target name {name!r} ({_MAX_EXTENSION_NAME} bytes max)",
+                             name)
         if name:
             if name == "CT" and target_opts == () and "NOTRACK" in rest.split():
                 name = "NOTRACK"
@@ -836,6 +849,11 @@ class _ListingParser:
 
     def make_notes(self) -> list[str]:
         notes = list(self.notes)
+        if self.cut_in:
+            notes.append(f"{self.source}: iptables could not print some rules and stopped in "
+                         f"chain {', '.join(self.cut_in)}: the rest of that chain and the "
+                         "chains after it are not in the listing; read 'nft list ruleset' for "
+                         "what iptables cannot show")
         counts = self.counts
         if counts["no_iface"]:
             notes.append(f"{self.source}: listing without -v: interfaces and counters of "

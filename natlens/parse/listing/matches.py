@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from natlens.inputs import is_decimal
 from natlens.model import (
     Match,
     Option,
@@ -32,7 +33,7 @@ from natlens.parse.listing.words import (
     _UndecodableError,
 )
 from natlens.parse.modules import MATCHES
-from natlens.parse.values import CANONICAL, ICMP4_TYPES, ICMP6_TYPES
+from natlens.parse.values import CANONICAL, ICMP4_TYPES, ICMP6_TYPES, ICMP6_TYPES_LATER
 
 # -- match decoders: each reads one match at the cursor (negation already taken) ----------------
 
@@ -90,10 +91,14 @@ def _proto_match(c: _Cursor, neg: bool) -> Match:
     return _match(module, opts)
 
 
+_LISTED_ICMP6_TYPES = {**ICMP6_TYPES, **ICMP6_TYPES_LATER}
+"""The names an ``ip6tables -L`` of any version prints (1.8.10 added the MLD ones)."""
+
+
 def _icmp_match(c: _Cursor, neg: bool) -> Match:
     word = c.take()
     v6 = word.startswith("ipv6-icmp")
-    module, option, names = ("icmp6", "--icmpv6-type", ICMP6_TYPES) if v6 else \
+    module, option, names = ("icmp6", "--icmpv6-type", _LISTED_ICMP6_TYPES) if v6 else \
         ("icmp", "--icmp-type", ICMP4_TYPES)
     rest = word[9:] if v6 else word[4:]
     if neg or rest not in ("", "type"):
@@ -334,7 +339,7 @@ def _owner(c: _Cursor, neg: bool) -> Match:
                 c.i += 3
                 name = "--uid-owner" if kind == "UID" else "--gid-owner"
                 value = c.take()
-                if not value.replace("-", "").isdigit():
+                if not is_decimal(value.replace("-", ""), max_digits=21):
                     raise _UndecodableError  # a user or group name of the listing's host
                 opts.append(Option(name, (value,), inv))
             elif kind == "socket" and c.peek(2) == "exists":
@@ -411,7 +416,7 @@ def _mac(c: _Cursor, neg: bool) -> Match:
 def _length(c: _Cursor, neg: bool) -> Match:
     c.expect("length")
     value, inv = _bang(c.take())
-    if neg or not value.replace(":", "").isdigit():
+    if neg or not is_decimal(value.replace(":", "")):
         raise _UndecodableError
     return _match("length", [Option("--length", (value,), inv)])
 
@@ -470,7 +475,7 @@ def _connlimit(c: _Cursor, neg: bool) -> Match:
     side, _, mask = c.take().partition("/")
     op = c.take()
     value = c.take()
-    if neg or side not in ("src", "dst") or op not in (">", "<=") or not mask.isdigit():
+    if neg or side not in ("src", "dst") or op not in (">", "<=") or not is_decimal(mask):
         raise _UndecodableError
     opts = [
         _option("connlimit", "--connlimit-above" if op == ">" else "--connlimit-upto", (value,)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from natlens.inputs import is_decimal
 from natlens.model import (
     Option,
 )
@@ -159,7 +160,7 @@ def _log(name: str, c: _Cursor) -> tuple[Option, ...]:
         elif w == "level":
             c.i += 1
             text = c.take()
-            level = text if text.isdigit() else _LOG_LEVELS.get(text, "")
+            level = text if is_decimal(text) else _LOG_LEVELS.get(text, "")
             if not level:
                 raise _UndecodableError
         elif w == "prefix":

@@ -26,6 +26,7 @@ from natlens.model import (
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.construct import new_address
 from natlens.parse.modules import MATCHES, TARGETS
+from natlens.parse.networks import compact_network
 from natlens.parse.rule import _IPV4_NETWORK, RuleSyntaxError, parse_rule_args
 from natlens.parse.values import canonical_args, parse_port
 
@@ -167,7 +168,7 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
         host = known
     if not slash:
         mask = "128" if ":" in host else "32"
-    if not mask.isdigit():
+    if not _decimal(mask):
         # A non-contiguous mask (10.0.0.0/255.0.255.0) or a network name as the mask.
         try:
             addr = ipaddress.ip_address(host)
@@ -180,15 +181,16 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
         try:
             contiguous = ipaddress.ip_network(f"{masked}/{netmask}")
         except ValueError:
-            return Address(ipaddress.ip_network(masked), negated, netmask), status
-        network = contiguous
+            return Address(compact_network(ipaddress.ip_network(masked)), negated,
+                           netmask), status
+        network = compact_network(contiguous)
     else:
         plain = _plain_ipv4(host, mask) if version == 4 else None
         if plain is not None:
             network = plain
         else:
             try:
-                network = ipaddress.ip_network(f"{host}/{mask}", strict=False)
+                network = compact_network(ipaddress.ip_network(f"{host}/{mask}", strict=False))
             except ValueError:
                 raise ValueError(f"bad address {text!r}") from None
     if network.version != version:
@@ -259,7 +261,7 @@ def _target_options(name: str, options: tuple[Option, ...]) -> tuple[Option, ...
 
 
 def _canonical_option(kind: str, option: Option) -> Option:
-    if kind == "port" and option.args[0].isdigit() and len(option.args[0]) < 6 \
+    if kind == "port" and _decimal(option.args[0]) and len(option.args[0]) < 6 \
             and int(option.args[0]) <= 65535:
         return option  # a single port number is already in canonical form
     args = _canonical(kind, option.args)

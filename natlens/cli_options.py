@@ -1,0 +1,67 @@
+"""Checks of command-line values that argparse cannot make, run before a snapshot is read, so
+that a bad value is the usual one-line error naming the option and the value (exit 2), not a
+complaint about where the value ended up inside natlens (``<ip-addr JSON>: $[6].ifname``).
+
+Interface names: ``--in IFACE`` (trace, graph) and the NAME of ``--iface NAME=IP/PREFIX``
+(trace, report, exposure, graph) must be names the kernel accepts for a network device
+(``dev_valid_name``, net/core/dev.c): 1 to 15 bytes (``IFNAMSIZ`` - 1, include/uapi/linux/if.h),
+not ``.`` or ``..``, without ``/``, ``:``, blanks or NUL. An iptables pattern such as ``eth+``
+is a valid name too (``+`` is an ordinary character to the kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from natlens.capture_encoding import escaped_bytes
+from natlens.errors import UsageError
+
+__all__ = ["IFNAMSIZ", "INTERFACE_OPTIONS", "check_interface_options", "interface_problem"]
+
+IFNAMSIZ = 16
+"""The kernel's buffer for an interface name, its terminating NUL included."""
+
+INTERFACE_OPTIONS = {"in_interface": "--in", "iface": "--iface"}
+"""Destination → spelling of every option that takes an interface name (``--iface`` as the
+NAME of ``NAME=IP/PREFIX``)."""
+
+
+def interface_problem(name: str) -> str | None:
+    """Why the kernel would refuse ``name`` as an interface name (``dev_valid_name``), or None.
+
+    >>> interface_problem("docker0") is None
+    True
+    >>> interface_problem("veth1234567890abc")
+    'interface name is 17 bytes long: the kernel allows at most 15 (IFNAMSIZ - 1)'
+    """
+    size = len(name.encode("utf-8", "surrogatepass")) - 3 * escaped_bytes(name)  # \xNN: 1 byte
+    if size == 0:
+        return "empty interface name"
+    if size > IFNAMSIZ - 1:
+        return (f"interface name is {size} bytes long: the kernel allows at most "
+                f"{IFNAMSIZ - 1} (IFNAMSIZ - 1)")
+    if name in (".", ".."):
+        return f"{name!r} is not an interface name"
+    for char, what in (("/", "'/'"), (":", "':'"), ("\x00", "a NUL byte")):
+        if char in name:
+            return f"interface names have no {what}"
+    if any(c.isspace() for c in name):
+        return "interface names have no blanks"
+    return None
+
+
+def check_interface_options(args: argparse.Namespace) -> None:
+    """Raise ``UsageError`` (``--in 'NAME': reason``) for the first interface name among the
+    options of ``INTERFACE_OPTIONS`` that the kernel would refuse. An ``--iface`` value that is
+    not ``NAME=...`` at all is left to ``natlens.snapshot.with_stated_host`` (its message)."""
+    for dest, flag in INTERFACE_OPTIONS.items():
+        given = getattr(args, dest, None)
+        values = given if isinstance(given, list) else [given] if given is not None else []
+        for value in values:
+            name = value.partition("=")[0] if dest == "iface" else value
+            if dest == "iface" and ("=" not in value or not name):
+                continue
+            problem = interface_problem(name)
+            if problem is not None:
+                shown = f"{value!r}" if dest != "iface" else f"{value!r}: {name!r}"
+                raise UsageError(f"{flag} {shown}: {problem}")
