@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,24 +102,7 @@ def escape_text(data: bytes) -> Escaped:
     >>> e.text, e.count, e.lines
     ('users:(("caf\\\\xe9",pid=1))\\n', 1, (1,))
     """
-    try:
-        return Escaped(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        pass
-    out: list[str] = []
-    count = 0
-    lines: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        text = line.decode("utf-8", "surrogateescape")
-        found = len(_SURROGATE.findall(text))
-        if found:
-            count += found
-            if len(lines) < _MAX_LINES:
-                lines.append(number)
-            text = _plain(text)
-        out.append(text)
-    return Escaped("\n".join(out), count, tuple(lines),
-                   ambiguous=_LITERAL.search(data) is not None)
+    return _escape_lines(data, lambda text: (_plain(text), 0))
 
 
 def escape_save(data: bytes) -> Escaped:
@@ -133,6 +116,12 @@ def escape_save(data: bytes) -> Escaped:
     >>> print(escape_save(b'-A INPUT -m string --string "a\\xff" --algo bm -j DROP').text)
     -A INPUT -m string --hex-string "|61ff|" --algo bm -j DROP
     """
+    return _escape_lines(data, _escape_rule_line)
+
+
+def _escape_lines(data: bytes, escape_line: Callable[[str], tuple[str, int]]) -> Escaped:
+    """``data`` decoded as UTF-8, each line holding bytes that are not (surrogateescape'd)
+    rewritten by ``escape_line`` (-> its escaped form, string patterns rewritten)."""
     try:
         return Escaped(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -147,7 +136,7 @@ def escape_save(data: bytes) -> Escaped:
             count += found
             if len(lines) < _MAX_LINES:
                 lines.append(number)
-            text, rewritten = _escape_rule_line(text)
+            text, rewritten = escape_line(text)
             strings += rewritten
         out.append(text)
     return Escaped("\n".join(out), count, tuple(lines), strings=strings,
@@ -235,6 +224,18 @@ def escaped_bytes(name: str) -> int:
     (1, 0, 0)
     """
     return len(_ESCAPED.findall(name)) if "\\x" in name else 0
+
+
+def name_bytes(name: str) -> int:
+    """The length in bytes of the kernel's name that ``name`` spells, as iptables measures it
+    (``strlen``: chain names at most 28, interface names at most 15, extension names at most
+    28; libxtables ``xtables_parse_interface``, iptables-restore's chain check): UTF-8 bytes,
+    each ``\\xNN`` escape written by the capture counting as the one byte it stands for.
+
+    >>> name_bytes("eth0"), name_bytes("\u00fc" * 8), name_bytes(r"et\xe9")
+    (4, 16, 3)
+    """
+    return len(name.encode("utf-8", "surrogateescape")) - 3 * escaped_bytes(name)
 
 
 def meta_notes(meta: Mapping[str, Any]) -> list[str]:

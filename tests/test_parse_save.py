@@ -235,7 +235,7 @@ BAD_LINES = [
     ("-A INPUT -p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 -j DROP",
      "too many ports", None),
     ("-A INPUT -j DNAT --to-destination 1.2.3.4:99-1", "start above end", None),
-    ("-A INPUT -i averyveryverylongname -j DROP", "shorter than 16 characters", None),
+    ("-A INPUT -i averyveryverylongname -j DROP", "shorter than 16 bytes", None),
     ("-A INPUT -g ACCEPT", "-g needs a user-defined chain", "ACCEPT"),
 ]
 

@@ -147,7 +147,8 @@ def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
                 return None
         elif flag in _IFACE_FLAGS:
             slot = _IFACE_FLAGS[flag]
-            if out[slot] is not None or len(value) > 15 or value == "+" or "/" in value \
+            if out[slot] is not None or len(value) > 15 or not value.isascii() or value == "+" \
+                    or "/" in value \
                     or not _is_name(value.lstrip("!")):
                 return None  # the full parser says why a name is refused
             key = (value, negated)

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from natlens.capture_encoding import escaped_bytes
+from natlens.capture_encoding import name_bytes
 from natlens.errors import did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -521,8 +521,8 @@ class _RuleParser:
         value, negated = self._value(tok)
         if not _is_name(value.lstrip("!")) or "/" in value:
             raise RuleSyntaxError(f"bad interface name {value!r}", index + 1, value)
-        if len(value) > _IFNAMSIZ and len(value) - 3 * escaped_bytes(value) > _IFNAMSIZ:
-            raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 characters",
+        if len(value) > _IFNAMSIZ // 4 and name_bytes(value) > _IFNAMSIZ:  # UTF-8: 1-4 bytes
+            raise RuleSyntaxError(f"interface name {value!r} must be shorter than 16 bytes",
                                   index + 1, value)
         iface: Interface | None = Interface(value, negated)
         if value == "+" and not negated:
@@ -559,7 +559,7 @@ class _RuleParser:
             # iptables: "Couldn't load match `-j'" (an option word is no module name)
             raise RuleSyntaxError(f"bad match module name {module!r} after {tok}", self.i,
                                   module)
-        if len(module.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+        if len(module) > _MAX_EXTENSION_NAME // 4 and name_bytes(module) > _MAX_EXTENSION_NAME:
             raise RuleSyntaxError(f"invalid match name {module!r} ({_MAX_EXTENSION_NAME} "
                                   "bytes max)", self.i, module)
         if module in ABSENT_MATCHES:
@@ -581,7 +581,7 @@ class _RuleParser:
         name = self.args[self.i]
         if not _is_name(name) or name.startswith(("-", "!")):
             raise RuleSyntaxError(f"bad target name {name!r} after {tok}", self.i, name)
-        if len(name.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+        if len(name) > _MAX_EXTENSION_NAME // 4 and name_bytes(name) > _MAX_EXTENSION_NAME:
             raise RuleSyntaxError(f"invalid target name {name!r} ({_MAX_EXTENSION_NAME} bytes "
                                   "max)", self.i, name)
         self.i += 1

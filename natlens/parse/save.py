@@ -38,7 +38,7 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 
-from natlens.capture_encoding import escaped_bytes
+from natlens.capture_encoding import name_bytes
 from natlens.errors import ParseError, ParseWarning, did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -82,8 +82,9 @@ _HEADER = re.compile(
 )
 _ZERO = Counters(0, 0)
 _BAD_NAME = re.compile(r"[\s\"']")
-_CHAIN_NAME = re.compile(r"[^\s\"'!-][^\s\"']{0,27}")
-"""A chain name ``check_chain_name`` accepts."""
+_CHAIN_NAME = re.compile(r"[^\s\"'!\\\x80-\U0010ffff-][^\s\"'\\\x80-\U0010ffff]{0,27}")
+"""A chain name ``check_chain_name`` accepts, of ASCII characters (one byte each) without an
+escape (``\\xNN``): any other goes the careful way."""
 _COUNTERS = re.compile(r"^\[([0-9]+):([0-9]+)\]$")
 """``[packets:bytes]``: ASCII digits only, as ``sscanf("[%llu:%llu]")`` reads them
 (xtables-restore.c ``parse_counters``: ``[٣:4]`` is refused; Python's ``\\d`` would take it)."""
@@ -701,10 +702,11 @@ class _SaveParser:
                 chain.builtin = False
 
     def check_chain_name(self, name: str) -> None:
-        """Chain names iptables accepts: 1 to 28 characters, no blanks or quotes, no leading
-        ``-`` or ``!`` (a ``\\xNN`` written by ``natlens snapshot`` counts as its one byte)."""
-        if not name or (len(name) > 28 and len(name) - 3 * escaped_bytes(name) > 28):
-            raise self.error(f"chain name {name!r} must have 1 to 28 characters", name or None)
+        """Chain names iptables accepts: 1 to 28 bytes (UTF-8; a ``\\xNN`` written by
+        ``natlens snapshot`` counts as its one byte), no blanks or quotes, no leading ``-`` or
+        ``!``."""
+        if not name or (len(name) > 7 and name_bytes(name) > 28):  # UTF-8: 1-4 bytes a character
+            raise self.error(f"chain name {name!r} must have 1 to 28 bytes", name or None)
         if _BAD_NAME.search(name) or name[0] in "-!":
             raise self.error(f"invalid chain name {name!r}", name)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from natlens.capture_encoding import name_bytes
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
     Address,
@@ -123,7 +124,7 @@ def _int(text: str) -> int:
 def _interface(text: str) -> Interface | None:
     """``[!]NAME`` → Interface, or None for a name the kernel would refuse."""
     name, negated = _bang(text)
-    if not name or len(name) > 15:
+    if not name or (len(name) > 3 and name_bytes(name) > 15):  # IFNAMSIZ - 1 bytes
         return None
     return Interface(name, negated)
 
