@@ -108,7 +108,7 @@ CASES: list[tuple[int, str, str, bool]] = [
     *((4, "filter", f"-p tcp --dport {port}", refused) for port, refused in (
         ("010", False), ("0x50", False), ("+80", False), ("080", True), ("٣", True),
         ("1-2", True), ("99999", True), ("010:0x50", False), ("0x50:010", True),
-        ("http", False))),
+        ("http", False), ("-0", True), ("0:-0", True), (" 80", False))),
     (4, "filter", "-p tcp -m multiport --dports 010,0x50:0x51", False),
     (4, "filter", "-p tcp -m multiport --dports 080", True),
     (4, "filter", "-m conntrack --ctorigdstport 010", False),
@@ -116,7 +116,7 @@ CASES: list[tuple[int, str, str, bool]] = [
     # marks: libxtables xtopt_parse_markmask (strtoul base 0, no trailing text)
     *((4, "filter", f"-m mark --mark {m}", refused) for m, refused in (
         ("010", False), ("010/+7", False), ("1_0", True), ("0o10", True), ("٣", True),
-        ("5/", True), ("0x10/0o1", True), ("4294967296", True))),
+        ("5/", True), ("0x10/0o1", True), ("4294967296", True), ("-0", True), ("0/-0", True))),
     (4, "filter", "-j MARK --set-mark 010", False),
     # -c PACKETS BYTES: xshared.c sscanf("%llu")
     *((4, "filter", f"-c {counts} -j ACCEPT", refused) for counts, refused in (

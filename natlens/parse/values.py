@@ -164,12 +164,14 @@ _STRTOD = re.compile(
 def c_strtoul(text: str) -> int | None:
     """The number C ``strtoul(text, &end, 0)`` reads when it reads all of ``text`` (decimal,
     ``0x`` hex, ``0`` octal, leading blanks and a sign), else None: what libxtables
-    ``xtables_strtoui`` accepts. A minus sign wraps around (``-1`` is the largest value, out
-    of any range): given as -1 unless the number is 0. Python's ``int(text, 0)`` differs: it
-    refuses ``010`` and takes ``0o10``, ``0b1`` and ``1_000``.
+    ``xtables_strtoui`` accepts. A minus sign, which strtoul reads (wrapping around), libxtables
+    refuses (xtables.c ``xtables_strtoul_base``: "Since strtoul allows leading minus, we have
+    to check for ourself"; ``--dport -0`` is refused by both backends): given as -1, out of any
+    range. Python's ``int(text, 0)`` differs: it refuses ``010`` and takes ``0o10``, ``0b1``
+    and ``1_000``.
 
-    >>> c_strtoul("010"), c_strtoul("0x1f"), c_strtoul("0o10"), c_strtoul("1_0")
-    (8, 31, None, None)
+    >>> c_strtoul("010"), c_strtoul("0x1f"), c_strtoul("0o10"), c_strtoul("1_0"), c_strtoul("-0")
+    (8, 31, None, None, -1)
     """
     if _STRTOUL.fullmatch(text) is None:
         return None
@@ -180,7 +182,7 @@ def c_strtoul(text: str) -> int | None:
         value = int(body, 16)
     else:
         value = int(body, 8) if body.startswith("0") else int(body)
-    return -1 if minus and value else value
+    return -1 if minus else value
 
 
 _ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]*)")

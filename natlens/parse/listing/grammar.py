@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from natlens.capture_encoding import name_bytes
 from natlens.errors import ParseError
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -754,7 +755,7 @@ class _ListingParser:
         if had_raw:
             unknown.add("matches")
         target: Target | None = None
-        if len(name.encode("utf-8", "surrogateescape")) > _MAX_EXTENSION_NAME:
+        if len(name) > _MAX_EXTENSION_NAME // 4 and name_bytes(name) > _MAX_EXTENSION_NAME:
             raise self.error(f"invalid target name {name!r} ({_MAX_EXTENSION_NAME} bytes max)",
                              name)
         if name:
