@@ -22,9 +22,9 @@ import copy
 import gc
 import ipaddress
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from natlens.model import Address, Family, Interface, Ruleset
 from natlens.netfilter.connection import connection_of
@@ -131,6 +131,9 @@ class Simulator:
             if host.sysctl_flag(_ROUTE_LOCALNET) is None else None
         """The rule that tells ``net.ipv4.conf.all.route_localnet=1`` when the snapshot has no
         such sysctl (``routing.localnet_guard``), else None."""
+        self.derive: Callable[[str, Callable[[Any], Any]], Any] | None = None
+        """The owning snapshot's ``derived`` (set by ``from_snapshot``): what reads every rule
+        is computed once per snapshot and kept with it by the snapshot cache."""
         self._build()
 
     def _build(self) -> None:
@@ -146,8 +149,8 @@ class Simulator:
         self._conntrack_off: dict[int, str] = {}
         # the iptables rulesets by the ``source`` their trace steps carry
         self._by_source: dict[int, dict[str, PreparedRuleset]] = {4: {}, 6: {}}
-        self._routing: dict[tuple[IPAddress, int], str | None] = {}
-        """``_routing_rule`` answers (one scan of the rules per destination)."""
+        self._routing: dict[tuple[int, str], str] | None = None
+        """``_routing_rule``'s index (``_routing_rules``), built on first use."""
         for version, prepared, other in ((4, self.v4, self.other4), (6, self.v6, self.other6)):
             family = "ip" if version == 4 else "ip6"
             self._by_source[version][main.value] = prepared
@@ -202,8 +205,10 @@ class Simulator:
     def from_snapshot(cls, snap: SnapshotValues) -> Simulator:
         """Prepare the simulator of a ``natlens.snapshot.Snapshot`` (any value with its
         ``host``, ``ruleset`` and ``ruleset6``)."""
-        return cls(snap.host, snap.ruleset, snap.ruleset6, backend=snap.backend,
-                   other=snap.other_backend, other6=snap.other_backend6, nft=snap.nft)
+        sim = cls(snap.host, snap.ruleset, snap.ruleset6, backend=snap.backend,
+                  other=snap.other_backend, other6=snap.other_backend6, nft=snap.nft)
+        sim.derive = getattr(snap, "derived", None)
+        return sim
 
     @staticmethod
     def _with_inferred_routes(host: Host, prepared: PreparedRuleset,
@@ -418,24 +423,33 @@ class Simulator:
         """``table:chain#N`` of the first iptables rule of the ruleset whose destination match
         is ``dst`` alone (not negated) and that names an output interface (``-o IF``, not
         negated): a rule written for packets to ``dst`` routed out of IF. None when none."""
-        key = (dst, family)
-        if key not in self._routing:
-            self._routing[key] = self._find_routing_rule(dst, family)
-        return self._routing[key]
+        if self._routing is None:
+            build: Callable[[Any], dict[tuple[int, str], str]] = \
+                lambda _snap: self._routing_rules()  # noqa: E731
+            # reads every rule: kept with the snapshot (a warm trace of a 100k-rule dump would
+            # load every chain from the cache again, issue 13)
+            self._routing = build(None) if self.derive is None else \
+                self.derive("engine.routing_rules/1", build)
+        return self._routing.get((family, str(dst)))
 
-    def _find_routing_rule(self, dst: IPAddress, family: int) -> str | None:
-        for source in self._by_source[family].values():
-            for table in source.source.tables:
-                for chain in table.chains:
-                    for n, rule in enumerate(chain.rules, 1):
-                        d, out = rule.destination, rule.out_interface
-                        if out is None or out.negated or d is None or d.negated \
-                                or d.mask is not None \
-                                or d.network.prefixlen != d.network.max_prefixlen \
-                                or d.network.network_address != dst:
-                            continue
-                        return f"{table.name.value}:{chain.name}#{n}"
-        return None
+    def _routing_rules(self) -> dict[tuple[int, str], str]:
+        """(family, address) -> ``table:chain#N`` of the first iptables rule (in the order of
+        ``_by_source``, tables, chains, rules) whose destination match is that one address
+        alone, not negated, and that names an output interface, not negated."""
+        found: dict[tuple[int, str], str] = {}
+        for family, sources in self._by_source.items():
+            for source in sources.values():
+                for table in source.source.tables:
+                    for chain in table.chains:
+                        for n, rule in enumerate(chain.rules, 1):
+                            d, out = rule.destination, rule.out_interface
+                            if out is None or out.negated or d is None or d.negated \
+                                    or d.mask is not None \
+                                    or d.network.prefixlen != d.network.max_prefixlen:
+                                continue
+                            found.setdefault((family, str(d.network.network_address)),
+                                             f"{table.name.value}:{chain.name}#{n}")
+        return found
 
     def _naming_rule(self, found: list[Outcome], dst: IPAddress, family: int) -> str | None:
         """``table:chain#N`` of the first iptables rule on the steps of ``found`` whose
