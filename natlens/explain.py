@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from natlens.inputs import is_decimal
+from natlens.netfilter.listeners import Listeners
 from natlens.netfilter.trace import Trace
 from natlens.snapshot import Snapshot
 
@@ -24,7 +25,11 @@ def _split(endpoint: str) -> tuple[str, int | None]:
 
 
 def proxy_notes(snapshot: Snapshot, trace: Trace) -> list[str]:
-    """Notes for a packet delivered locally to a port Docker publishes (docker-proxy's case)."""
+    """Notes for a packet delivered locally to a port Docker publishes (docker-proxy's case).
+
+    With ``ss.txt`` in the snapshot, the note says docker-proxy takes the connection only when
+    ss.txt shows a socket there (``Listeners.socket``); else it says none listens (a proxy that
+    died or failed to bind), agreeing with the trace's ``connection:`` line."""
     inventory = snapshot.inventory
     if inventory is None or trace.verdict.value != "ACCEPT" or trace.path.value != "local":
         return []
@@ -39,11 +44,28 @@ def proxy_notes(snapshot: Snapshot, trace: Trace) -> list[str]:
     proxy = inventory.daemon.userland_proxy
     target = next((str(a) for a in container.addresses if a.version == 4), None)
     where = f"{target}:{binding.container_port}" if target else f"port {binding.container_port}"
+    sock, doubt = None, None
+    if snapshot.sockets is not None:  # ss.txt is the evidence of who listens
+        iface = "lo" if trace.packet.local_origin else trace.packet.in_interface
+        sock, doubt = Listeners(snapshot.sockets, True).socket(
+            proto, ipaddress.ip_address(host), port, iface)
     if proxy is False:
+        said = "nothing listens on the host port, the connection is refused"
+        if sock is not None:
+            said = f"{sock.process or 'a process'} listens on the host port per ss.txt and " \
+                f"takes the connection, not {container.name}"
         return [f"{host}:{port}/{proto} is published by {container.name} ({binding}), but the "
-                "userland proxy is off and no NAT rule rewrote this packet: nothing listens "
-                "on the host port, the connection is refused"]
+                f"userland proxy is off and no NAT rule rewrote this packet: {said}"]
     state = "on" if proxy else "unknown (assumed on, Docker's default)"
-    return [f"{host}:{port}/{proto} is published by {container.name} ({binding}); no NAT rule "
-            f"rewrote this packet: docker-proxy (userland proxy {state}) accepts it on the "
-            f"host and opens its own connection to {where}"]
+    head = f"{host}:{port}/{proto} is published by {container.name} ({binding}); no NAT rule " \
+        "rewrote this packet: "
+    if snapshot.sockets is not None and sock is None:
+        why = f" ({doubt})" if doubt else " (a stale or failed proxy)"
+        return [head + f"the userland proxy is {state}, but no docker-proxy listens on "
+                f"{proto} port {port} per ss.txt{why}"]
+    if sock is not None and sock.process not in (None, "docker-proxy"):
+        return [head + f"the userland proxy is {state}, but {sock.process} listens on "
+                f"{proto} port {port} per ss.txt, not docker-proxy: it takes the "
+                f"connection, not {container.name}"]
+    return [head + f"docker-proxy (userland proxy {state}) accepts it on the host and opens "
+            f"its own connection to {where}"]

@@ -14,6 +14,7 @@ bridge names and gateways; every such derivation is recorded in ``Host.assumptio
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -160,19 +161,20 @@ class Host:
         forwarding: dict[int, bool] = {}
         for version, key in ((4, "net.ipv4.ip_forward"), (6, "net.ipv6.conf.all.forwarding")):
             value = sysctl.get(key)
-            if value is not None and str(value).strip() in ("0", "1"):
-                forwarding[version] = str(value).strip() == "1"
+            flag = _flag(value)
+            if flag is not None:
+                forwarding[version] = flag
         return replace(host, forwarding=MappingProxyType(forwarding),
                        sysctls=MappingProxyType({str(k): str(v).strip()
                                                  for k, v in sysctl.items()}))
 
     def sysctl_flag(self, *names: str) -> bool | None:
-        """The first of the sysctls ``names`` the snapshot has, as a flag (``"1"`` → True), or
-        None when it has none of them."""
+        """The first of the sysctls ``names`` the snapshot has, as a flag (any non-zero
+        integer → True, ``"0"`` → False; ``_flag``), or None when it has none of them."""
         for name in names:
-            value = self.sysctls.get(name)
-            if value in ("0", "1"):
-                return value == "1"
+            flag = _flag(self.sysctls.get(name))
+            if flag is not None:
+                return flag
         return None
 
     @classmethod
@@ -615,3 +617,13 @@ def with_assumed(host: Host, *, local: tuple[IPAddress, str] | None = None,
         routes6=host.routes6 + v6,
         assumptions=host.assumptions + ((note,) if note else ()),
     )
+
+
+def _flag(value: object) -> bool | None:
+    """A sysctl's text as a switch: any non-zero integer is on, as the kernel tests it
+    (``IN_DEV_FORWARD``/``IN_DEV_ROUTE_LOCALNET`` in include/linux/inetdevice.h; br_netfilter
+    stores 1 for any non-zero write); None for no value or one that is not an integer."""
+    text = str(value).strip() if value is not None else ""
+    if re.fullmatch(r"-?[0-9]{1,10}", text) is None:
+        return None
+    return int(text) != 0

@@ -78,15 +78,8 @@ class Listeners:
         why not known)."""
         if self.everywhere:
             return True, "something listens (assumed)"
-        doubt = None
-        for s in self.sockets:
-            if s.proto != proto or s.port != port or not _binds(s.address, ip):
-                continue
-            if s.interface is not None and s.interface != in_iface:
-                if in_iface is not None:
-                    continue
-                doubt = f"{s.process or 'a socket'} listens on {s.interface} only"
-                continue
+        s, doubt = self.socket(proto, ip, port, in_iface)
+        if s is not None:
             return True, f"{s.process or 'a process'} listens (ss.txt)"
         for p in self.published:
             if p.proto == proto and p.low <= port <= p.high and _binds(p.ip, ip):
@@ -97,6 +90,22 @@ class Listeners:
         if self.complete:
             return False, f"nothing listens on {where} (ss.txt)"
         return None, f"whether anything listens on {where} is not known (no ss.txt)"
+
+    def socket(self, proto: str, ip: IPAddress, port: int, in_iface: str | None,
+               ) -> tuple[Listener | None, str | None]:
+        """The ``ss.txt`` socket that takes a ``proto`` packet to ``ip:port`` arriving on
+        ``in_iface`` (None: not known), and, when none does for sure, why it may (a socket
+        bound to a device while ``in_iface`` is not known) or None."""
+        doubt = None
+        for s in self.sockets:
+            if s.proto != proto or s.port != port or not _binds(s.address, ip):
+                continue
+            if s.interface is not None and s.interface != in_iface:
+                if in_iface is None:
+                    doubt = f"{s.process or 'a socket'} listens on {s.interface} only"
+                continue
+            return s, None
+        return None, doubt
 
 
 def _binds(bound: IPAddress | None, ip: IPAddress) -> bool:

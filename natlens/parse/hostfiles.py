@@ -3,7 +3,9 @@
 ``sysctl.txt`` is what ``sysctl NAME ...`` prints (sysctl(8)): ``name = value`` lines; lines the
 tool prints for a missing key (``sysctl: cannot stat /proc/sys/...``) are skipped. ``ss.txt`` is
 ``ss -ltnup`` (ss(8)): a header, then one listening socket per line,
-``Netid State Recv-Q Send-Q Local-Address:Port Peer-Address:Port [Process]``.
+``Netid State Recv-Q Send-Q Local-Address:Port Peer-Address:Port [Process]``. Both are read
+strictly: a value natlens uses that is not what the command prints (a service name ``:ssh``
+from ``ss`` without ``-n``, ``ip_forward = banana``) is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ __all__ = ["Listener", "parse_ss", "parse_sysctl"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SYSCTL_LINE = re.compile(r"^([A-Za-z0-9_.\-/]+)\s*=\s*(.*)$")
+# The sysctls natlens reads (natlens.netfilter.host, .routing, .connection): each an int the
+# kernel prints in decimal (proc_dointvec, kernel/sysctl.c; ip-sysctl.rst, br_netfilter_hooks.c)
+_READ_SYSCTL = re.compile(r"^net\.(ipv4\.ip_forward|ipv[46]\.conf\.[^.]+\.(forwarding|"
+                          r"route_localnet)|bridge\.bridge-nf-call-ip6?tables)$")
+_INT = re.compile(r"^-?[0-9]{1,10}$")
 _PROCESS = re.compile(r'\("([^"]*)",pid=([0-9]{1,10})\b')
+_LISTENING = ("LISTEN", "UNCONN")  # ss(8)'s names of TCP_LISTEN and TCP_CLOSE (unconnected UDP)
 
 
 def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
     """``sysctl`` output → ``{name: value}`` (names with dots, as sysctl prints them).
 
     Raises ``SnapshotError`` ``source:line: ...`` for a line that is neither ``name = value``
-    nor a ``sysctl:`` message.
+    nor a ``sysctl:`` message, or for a sysctl natlens reads (forwarding, ``route_localnet``,
+    ``bridge-nf-call-ip(6)tables``) whose value is not a decimal integer.
 
     >>> dict(parse_sysctl("net.ipv4.ip_forward = 1\\nsysctl: cannot stat /proc/sys/x"))
     {'net.ipv4.ip_forward': '1'}
@@ -43,7 +52,11 @@ def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
         m = _SYSCTL_LINE.match(line)
         if m is None:
             raise SnapshotError(f"{source}:{n}: not a 'name = value' line: {excerpt(line)}")
-        out[m.group(1).replace("/", ".")] = m.group(2).strip()
+        name, value = m.group(1).replace("/", "."), m.group(2).strip()
+        if _READ_SYSCTL.match(name) and not _INT.match(value):
+            raise SnapshotError(f"{source}:{n}: {name} = {excerpt(value)}: not an integer, "
+                                "as the kernel prints it")
+        out[name] = value
     return MappingProxyType(out)
 
 
@@ -66,19 +79,36 @@ class Listener:
         return None if self.address is None else self.address.version
 
 
+_NUMERIC = "capture with 'ss -ltnup': -n prints numbers, not service or host names"
+
+
 def _endpoint(text: str) -> tuple[IPAddress | None, str | None, int | None]:
-    host, _, port_text = text.rpartition(":")
+    """``ADDR[%DEV]:PORT`` as ``ss -n`` prints a local address → (address, device, port).
+
+    ``ADDR`` is ``*`` (None: both families), an IPv4 address or a bracketed IPv6 one; ``PORT``
+    is decimal, or ``*`` for port 0 (None). Raises ``ValueError`` naming the part that is not
+    (a service name such as ``ssh``, a host name: ``ss`` without ``-n``, or with ``-r``)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError("no ':PORT'")
     iface = None
     if "%" in host:
         host, _, iface = host.partition("%")
         iface = iface.rstrip("]") or None
         if text.startswith("[") and not host.endswith("]"):
             host += "]"
-    host = host.strip("[]")
-    port = int(port_text) if _decimal(port_text) else None
-    if host in ("*", ""):
+    if port_text == "*":
+        port = None
+    elif _decimal(port_text):
+        port = int(port_text)
+    else:
+        raise ValueError(f"port {excerpt(port_text)} is not a number")
+    if host == "*":
         return None, iface, port
-    return ipaddress.ip_address(host), iface, port
+    try:
+        return ipaddress.ip_address(host.strip("[]")), iface, port
+    except ValueError:
+        raise ValueError(f"address {excerpt(host)} is not an IP address") from None
 
 
 def parse_ss(text: str, *, source: str = "ss.txt") -> tuple[Listener, ...]:
@@ -102,11 +132,16 @@ def parse_ss(text: str, *, source: str = "ss.txt") -> tuple[Listener, ...]:
                                 f"{excerpt(raw.strip())}")
         if fields[0] not in ("tcp", "udp", "sctp"):
             continue
+        if fields[1] not in _LISTENING or not (_decimal(fields[2]) and _decimal(fields[3])):
+            raise SnapshotError(f"{source}:{n}: not a listening socket line (State "
+                                f"{excerpt(fields[1])}, Recv-Q/Send-Q {excerpt(fields[2])}/"
+                                f"{excerpt(fields[3])}): capture with 'ss -ltnup'")
         try:
             address, iface, port = _endpoint(fields[4])
-        except ValueError:
-            raise SnapshotError(f"{source}:{n}: bad local address {excerpt(fields[4])}") from None
-        if port is None:
+        except ValueError as e:
+            raise SnapshotError(f"{source}:{n}: bad local address {excerpt(fields[4])}: {e}; "
+                                f"{_NUMERIC}") from None
+        if port is None:  # port 0 (ss prints '*'): bound to no port, takes no packet
             continue
         if port > 0xFFFF:
             raise SnapshotError(f"{source}:{n}: bad port {port} in {excerpt(fields[4])} "
