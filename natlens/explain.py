@@ -51,7 +51,10 @@ def proxy_notes(snapshot: Snapshot, trace: Trace) -> list[str]:
             proto, ipaddress.ip_address(host), port, iface)
     if proxy is False:
         said = "nothing listens on the host port, the connection is refused"
-        if sock is not None:
+        if snapshot.sockets is None:  # no ss.txt: whether another process listens is unknown
+            said = ("no docker-proxy takes it; whether another process listens on the host port "
+                    "is not known (no ss.txt)")
+        elif sock is not None:
             said = f"{sock.process or 'a process'} listens on the host port per ss.txt and " \
                 f"takes the connection, not {container.name}"
         return [f"{host}:{port}/{proto} is published by {container.name} ({binding}), but the "

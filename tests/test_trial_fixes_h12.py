@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -138,6 +139,28 @@ def test_proxy_note_without_ss(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert _note(out) == _PUBLISHED + ("docker-proxy (userland proxy on) accepts it on the "
                                        "host and opens its own connection to 172.17.0.2:80")
     assert "connection: established" in out
+
+
+@pytest.mark.parametrize(("ss", "said"), [
+    (None, "no docker-proxy takes it; whether another process listens on the host port is not "
+     "known (no ss.txt)"),
+    ("", "nothing listens on the host port, the connection is refused"),
+])
+def test_proxy_off_note_says_what_is_known(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           ss: str | None, said: str) -> None:
+    """Userland proxy off: without ss.txt the note does not claim nothing listens (the
+    connection line says it is not known); with an empty ss.txt it does, as the trace does."""
+    folder = _snap(tmp_path) if ss is None else _snap(tmp_path, ss=_HEADER + ss)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["userland_proxy"] = False
+    (folder / "meta.json").write_text(json.dumps(meta))
+    if ss is None:
+        (folder / "ss.txt").unlink()
+    status, out, _ = _trace(folder, _WEB, capsys)
+    assert status == 0
+    assert _note(out).endswith(f"userland proxy is off and no NAT rule rewrote this packet: {said}")
+    conn = next(x for x in out.splitlines() if x.startswith("connection: "))
+    assert conn.startswith("connection: unknown" if ss is None else "connection: NOT established")
 
 
 @pytest.mark.parametrize(("line", "value"), [
