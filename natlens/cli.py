@@ -256,12 +256,27 @@ def _add_packet(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--mark", default="0", metavar="MARK", help="packet mark (default: 0)")
 
 
+# Packet's words for its fields → the trace options that give them (longest first).
+_PACKET_FIELD_OPTIONS = (("packet destination port", "--dport"), ("packet source port", "--sport"),
+                   ("packet destination", "--dst"), ("packet source", "--src"))
+
+
 def _packet(args: argparse.Namespace) -> Packet:
+    """The packet trace's options describe; a bad value raises UsageError naming the option."""
+    from natlens.errors import UsageError  # noqa: PLC0415
     from natlens.netfilter import Packet  # noqa: PLC0415
 
-    return Packet(in_interface=args.in_interface, local_origin=args.local_origin,
-                  src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
-                  dport=args.dport, icmp_type=args.icmp_type, state=args.state, mark=args.mark)
+    try:
+        return Packet(in_interface=args.in_interface, local_origin=args.local_origin,
+                      src=args.src, dst=args.dst, proto=args.proto, sport=args.sport,
+                      dport=args.dport, icmp_type=args.icmp_type, state=args.state,
+                      mark=args.mark)
+    except UsageError as exc:
+        message = str(exc)
+        for words, option in _PACKET_FIELD_OPTIONS:
+            if message.startswith(words):
+                raise UsageError(f"{option}: {message[len('packet '):]}") from None
+        raise
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:

@@ -305,7 +305,11 @@ def decode_json(data: bytes, source: str) -> Any:
         hint = json_mistake(text, source)
         if hint is not None:
             raise SnapshotJsonError(hint, source=source) from None
-        raise SnapshotJsonError(f"invalid JSON: {exc.msg}", source=source, line_no=exc.lineno,
+        # json's msg may stop before its own " at line X column Y" tail ("Unterminated string
+        # starting at"): drop a dangling "at", the position is given by line_no/column.
+        msg = exc.msg.removesuffix(" starting at").removesuffix(" at")
+        raise SnapshotJsonError(f"invalid JSON: {msg}", source=source,
+                                line_no=exc.lineno,
                                 column=exc.colno) from None
     except RecursionError:  # the C decoder's own limit, far above MAX_JSON_DEPTH
         raise SnapshotJsonError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)",

@@ -167,7 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if args.action == "clean":
-        shutil.rmtree(build_dir(), ignore_errors=True)
+        target = build_dir()
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            print(f"python -m natlens.native: removed {target}")
+        else:
+            print(f"python -m natlens.native: nothing built ({target} does not exist)")
         return 0
     import natlens.parse  # noqa: F401, PLC0415 (installs the core as the parser's users do)
 

@@ -377,7 +377,9 @@ def _reason(error: ValidationError) -> str:
     if key in ("format", "pattern"):
         return f"expected {_wanted(schema)}, got {_kind(value)}"
     if key in ("enum", "const"):
-        options = ", ".join("null" if v is None else str(v) for v in listed)
+        spelled = ("null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                   for v in listed)  # JSON spellings: true/false/null, never Python's
+        options = ", ".join(dict.fromkeys(spelled))
         return f"expected one of {options}; got {_kind(value)}"
     if key == "maxLength":
         return f"longer than {error.validator_value} characters"

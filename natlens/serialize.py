@@ -110,11 +110,16 @@ def _table_lines(table: Table, counters: bool, comments: bool) -> list[str]:
             lines.append(decl)
     for chain in table.chains:
         for rule in chain.rules:
-            text = rule_to_save(rule, counters=counters)
-            if rule.unknown:
+            missing = rule.unknown - {"counters"}  # counters are not part of the rule
+            text = rule_to_save(rule, counters=counters and "counters" not in rule.unknown)
+            if missing:
                 # A listing did not show everything: restoring a guess would change the rule.
-                unknown = ", ".join(sorted(rule.unknown))
+                unknown = ", ".join(sorted(missing))
                 text = f"# natlens: not restorable, unknown {unknown}: {text}"
+            elif counters and "counters" in rule.unknown:
+                # Rounded (1234K) or absent counters: left out rather than guessed.
+                lines.append("# natlens: counters of the next rule unknown (rounded or not "
+                             "listed); left out")
             lines.append(text)
     lines.append("COMMIT")
     if comments:
@@ -130,9 +135,12 @@ def to_save(ruleset: Ruleset, *, counters: bool = True, comments: bool = True) -
     """
     lines: list[str] = []
     if ruleset.format == "listing":
-        partial = sum(1 for t in ruleset.tables for r in t.rules if r.unknown)
+        partial = sum(1 for t in ruleset.tables for r in t.rules if r.unknown - {"counters"})
+        noun = "rule" if partial == 1 else "rules"
+        verb = "is" if partial == 1 else "are"
         lines.append(f"# natlens: converted from an iptables -L listing ({ruleset.source}); "
-                     f"{partial} rule(s) could not be reconstructed in full and are commented out")
+                     f"{partial} {noun} could not be reconstructed in full and {verb} "
+                     "commented out")
     for table in ruleset.tables:
         lines.extend(_table_lines(table, counters, comments))
     if comments:

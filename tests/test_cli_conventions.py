@@ -45,7 +45,7 @@ def test_trace_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     got, out, err = _run(["trace", "--example", *OUTSIDE, "--dst", "192.0.2.2", "--dport",
                           "no-such-service"], capsys)
     assert (got, out) == (2, [])
-    assert err == ["natlens: error: packet destination port: unknown service name "
+    assert err == ["natlens: error: --dport: destination port: unknown service name "
                    "'no-such-service' (not in /etc/services for tcp; give a port number "
                    "0..65535)"]
 

@@ -106,9 +106,9 @@ def test_listing_to_save_comments_out_what_it_cannot_tell(
     assert main(["parse", str(listing)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("# natlens: converted from an iptables -L listing")
-    assert "2 rule(s) could not be reconstructed" in out[0]
+    assert "2 rules could not be reconstructed" in out[0]
     assert (
-        "# natlens: not restorable, unknown counters, in_interface, out_interface: "
+        "# natlens: not restorable, unknown in_interface, out_interface: "
         "-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.4:80"
     ) in out
 

@@ -201,7 +201,7 @@ def test_16_unreadable_folder_or_file_is_one_error_line(cases: Path, tmp_path: P
 @pytest.mark.parametrize(("option", "value", "reason"), [
     ("--icmp-type", "²", "unknown icmp type '²'"),
     ("--icmp-type", "٣", "unknown icmp type"),
-    ("--dport", "²", "packet destination port must be a port number 0..65535, not '²'"),
+    ("--dport", "²", "--dport: destination port must be a port number 0..65535, not '²'"),
 ])
 def test_17_unicode_digits_are_refused(cases: Path, capsys: pytest.CaptureFixture[str],
                                        option: str, value: str, reason: str) -> None:

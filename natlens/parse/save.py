@@ -70,6 +70,7 @@ from natlens.parse.family_defaults import with_family_defaults
 from natlens.parse.fastrule import SegmentCache, parse_line_fast
 from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.lines import ListedLines, SourceLines
+from natlens.parse.prompt import shell_command
 from natlens.parse.rule import RuleSyntaxError, forget_addresses, parse_rule_args
 from natlens.parse.tokens import TokenizeError, column_of, odd_blanks, split_args, split_lines
 from natlens.parse.tool_diagnostics import PERHAPS
@@ -200,6 +201,8 @@ class _SaveParser:
         self.line_no = 0
         self.line = ""
         self.command_mode = False
+        self.prompt_family: Family | None = None
+        """The family a pasted prompt line's command names (``ip6tables``), if any."""
         self.segments = SegmentCache()
         self.texts: SourceLines | ListedLines = ListedLines([])
         """The input's lines, which origins read their text from (natlens.parse.lines)."""
@@ -280,7 +283,7 @@ class _SaveParser:
                 self.command(line)
             elif line == "COMMIT":
                 self.commit()
-            elif self.tool_diagnostic(line):
+            elif self.tool_diagnostic(line) or self.prompt_line(line):
                 continue
             else:
                 word = (line.split() or [line])[0]  # str.split() also splits at \x1c-\x1f
@@ -319,7 +322,24 @@ class _SaveParser:
         builtins = BUILTIN_CHAINS[table.name] if table.name is not None else ()
         return table, table.chains, builtins, table.name is TableName.NAT
 
+    def prompt_line(self, line: str) -> bool:
+        """A pasted shell prompt line (``$ sudo iptables -t nat -S``, ``# iptables-save``):
+        skipped with a note (True); its ``-t`` names the table of ``-S`` output and its tool
+        the family (natlens.parse.prompt)."""
+        command = shell_command(line)
+        if command is None:
+            return False
+        self.notes.append(f"{self.source}:{self.line_no}: shell prompt line skipped "
+                          f"(the command the text came from): {line.strip()}")
+        if command.family is Family.IPV6:
+            self.prompt_family = command.family
+        if command.rules and command.table is not None:
+            self.start_command_table(command.table)
+        return True
+
     def comment(self, line: str) -> None:
+        if self.prompt_line(line):
+            return
         if line.startswith("# Completed"):
             self.footer = True
             if self.current is None or self.current.committed:
@@ -820,7 +840,7 @@ class _SaveParser:
             tables.append(Table(name, chains, tuple(state.comments_before),
                                 tuple(state.comments_after), tuple(state.comments_inside)))
         if family is None:
-            family = infer_family(self.tool, tables)
+            family = self.prompt_family or infer_family(self.tool, tables)
         self.check_family(family, tables)
         if self.segments.conflicts & CONFLICTS_LEGACY:
             self.check_legacy(tables)

@@ -62,6 +62,7 @@ from natlens.parse.listing.words import (
     _UndecodableError,
 )
 from natlens.parse.modules import TARGETS
+from natlens.parse.prompt import shell_command
 from natlens.parse.rule import _MAX_EXTENSION_NAME
 from natlens.parse.tokens import split_lines
 from natlens.parse.tool_diagnostics import is_tool_diagnostic
@@ -185,6 +186,8 @@ class _ListingParser:
         self.line_no = 0
         self.line = ""
         self.notes: list[str] = []
+        self.prompt_family: Family | None = None
+        """The family a pasted prompt line's command names (``ip6tables``), if any."""
         self.names_assumed: set[str] = set()
         self.counts = {"unknown_text": 0, "unknown_host": 0, "rounded": 0, "no_iface": 0}
         self.protocols: dict[str, tuple[Protocol | None, str]] = {}
@@ -252,6 +255,8 @@ class _ListingParser:
             self.comment(line)
         elif line.startswith("Chain "):
             self.header(line)
+        elif self.prompt_line(line):
+            return
         elif self.chain is None:
             word = line.split()[0]
             raise self.error(f"unexpected {word!r} before the first 'Chain' line "
@@ -289,7 +294,34 @@ class _ListingParser:
         if self.chain is not None and self.chain.incomplete is None:
             self.chain.incomplete = text
 
+    def prompt_line(self, line: str) -> bool:
+        """A pasted shell prompt line (``$ sudo iptables -t nat -L -n``): skipped with a note
+        (True); its ``-t`` names the table of what follows, its tool the family
+        (natlens.parse.prompt)."""
+        command = shell_command(line)
+        if command is None:
+            return False
+        self.notes.append(f"{self.source}:{self.line_no}: shell prompt line skipped "
+                          f"(the command the text came from): {line}")
+        if command.family is Family.IPV6:
+            self.prompt_family = command.family
+        if command.table is not None:
+            self.name_table(command.table)
+        self.chain = None
+        self.columns = None
+        return True
+
+    def name_table(self, table: TableName) -> None:
+        """What follows is ``table``'s: a new section unless the current one is still empty."""
+        current = self.sections[-1]
+        if current.chains or (current.table is not None and current.table is not table):
+            self.sections.append(_Section(table))
+        else:
+            current.table = table
+
     def comment(self, line: str) -> None:
+        if self.prompt_line(line):
+            return
         if line.startswith(("# Warning: iptables-legacy tables present",
                             "# Warning: ip6tables-legacy tables present")):
             self.legacy_present = True
@@ -300,11 +332,7 @@ class _ListingParser:
                 table = TableName(words[1])
             except ValueError:
                 raise self.error(f"unknown table {words[1]!r}", words[1]) from None
-            current = self.sections[-1]
-            if current.chains or (current.table is not None and current.table is not table):
-                self.sections.append(_Section(table))
-            else:
-                current.table = table
+            self.name_table(table)
             self.chain = None
 
     def header(self, line: str) -> None:
@@ -446,7 +474,7 @@ class _ListingParser:
 
     def result(self, family: Family | None) -> Ruleset:
         if family is None:
-            family = self.family_of()
+            family = self.prompt_family or self.family_of()
         version = 6 if family is Family.IPV6 else 4
         for memo in (self.decoded, self.chain_targets, self.nat_templates, self.addresses,
                      self.plain_nat_probes):
@@ -858,10 +886,10 @@ class _ListingParser:
         counts = self.counts
         if counts["no_iface"]:
             notes.append(f"{self.source}: listing without -v: interfaces and counters of "
-                         f"{counts['no_iface']} rules are unknown")
+                         f"{_count(counts['no_iface'], 'rule')} are unknown")
         if counts["rounded"]:
-            notes.append(f"{self.source}: counters are rounded (K/M/G) in {counts['rounded']} "
-                         "places; list with -x for exact counts")
+            notes.append(f"{self.source}: counters are rounded (K/M/G) in "
+                         f"{_count(counts['rounded'], 'place')}; list with -x for exact counts")
         if counts["unknown_host"]:
             many = counts["unknown_host"] != 1
             notes.append(f"{self.source}: {counts['unknown_host']} "
@@ -872,9 +900,16 @@ class _ListingParser:
             notes.append(f"{self.source}: names read by their standard meaning: "
                          + ", ".join(sorted(self.names_assumed)))
         if counts["unknown_text"]:
-            notes.append(f"{self.source}: {counts['unknown_text']} rules have match or target "
-                         "text natlens cannot decode (kept verbatim as unknown matches)")
+            many = counts["unknown_text"] != 1
+            notes.append(f"{self.source}: {_count(counts['unknown_text'], 'rule')} "
+                         f"{'have' if many else 'has'} match or target text natlens cannot "
+                         "decode (kept verbatim as unknown matches)")
         return notes
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 rule``, ``2 rules``: English plural of a regular noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def parse_listing(
