@@ -232,7 +232,7 @@ def name_bytes(name: str) -> int:
     28; libxtables ``xtables_parse_interface``, iptables-restore's chain check): UTF-8 bytes,
     each ``\\xNN`` escape written by the capture counting as the one byte it stands for.
 
-    >>> name_bytes("eth0"), name_bytes("\u00fc" * 8), name_bytes(r"et\xe9")
+    >>> name_bytes("eth0"), name_bytes("ü" * 8), name_bytes("et" + chr(92) + "xe9")
     (4, 16, 3)
     """
     return len(name.encode("utf-8", "surrogateescape")) - 3 * escaped_bytes(name)

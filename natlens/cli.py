@@ -617,7 +617,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--format", type=str.lower, choices=("save", "json"), default="save",
                    help="save: re-serialised iptables-save text; json: the model (default: save)")
-    p.add_argument("--no-counters", action="store_true", help="omit [packets:bytes] counters")
+    p.add_argument("--no-counters", action="store_true",
+                   help="omit [packets:bytes] counters (without it, a listing's rounded "
+                   "counters, 1234K, are never printed as exact: that rule comes without "
+                   "counters after a '# natlens: counters of the next rule unknown' note)")
     p.add_argument("--no-comments", action="store_true", help="omit '#' comment lines")
     p.add_argument("--family", type=str.lower, choices=("ipv4", "ipv6"),
                    help="the ruleset to print (needed when the input holds both; default: the "

@@ -49,7 +49,7 @@ CHAINS = (
     "a#b*c?~d",
     "\ufffe\uffff",
 )
-"""Chain names iptables accepts (1 to 28 characters, no blanks or quotes, no leading - or !)."""
+"""Chain names iptables accepts (1 to 28 bytes, no blanks or quotes, no leading - or !)."""
 
 COMMENT = ("\x1b]0;pwned\x07\x1b[2J<script>alert(1)</script> \"q\" 's' `touch pwn7` "
            "$(touch pwn7) ]] } --> \u202e\u2066 &amp; \\ %s")

@@ -66,10 +66,12 @@ _text = st.lists(_chars, max_size=12).map("".join)
 
 _BUILTIN = {c for chains in BUILTIN_CHAINS.values() for c in chains}
 _BAD_CHAIN = re.compile(r"[\s\"']")
-chain_names = _text.filter(lambda s: 1 <= len(s) <= 26 and s[0] not in "-!"
+chain_names = _text.filter(lambda s: 1 <= len(s.encode("utf-8", "surrogatepass")) <= 26
+                           and s[0] not in "-!"
                            and not _BAD_CHAIN.search(s) and s not in _BUILTIN
                            and "\0" not in s)
-"""Names iptables-restore accepts as chains (room for the ``~u`` of the unused copy)."""
+"""Names iptables-restore accepts as chains: at most 28 bytes (room for the ``~u`` of the unused
+copy)."""
 
 _LINE_BREAKS = re.compile("[\0\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 comments = _text.filter(lambda s: not _LINE_BREAKS.search(s))
