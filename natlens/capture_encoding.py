@@ -235,7 +235,7 @@ def name_bytes(name: str) -> int:
     >>> name_bytes("eth0"), name_bytes("ü" * 8), name_bytes("et" + chr(92) + "xe9")
     (4, 16, 3)
     """
-    return len(name.encode("utf-8", "surrogateescape")) - 3 * escaped_bytes(name)
+    return len(name.encode("utf-8", "surrogatepass")) - 3 * escaped_bytes(name)
 
 
 def meta_notes(meta: Mapping[str, Any]) -> list[str]:
