@@ -99,3 +99,20 @@ def snap_dir(tmp_path: Path) -> Path:
     target = tmp_path / "snap"
     shutil.copytree(REPO_ROOT / "fixtures" / "default-bridge-8080", target)
     return target
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kube-proxy snapshot folder made by benchmarks/gen_kube.py: 150 services of 3 endpoints
+    (about 1,000 chains, families of chains that ``graph`` collapses)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        from gen_kube import generate
+    finally:
+        sys.path.pop(0)
+    folder = tmp_path_factory.mktemp("kube") / "snap"
+    folder.mkdir()
+    (folder / "iptables-save.txt").write_text(generate(150, 3))
+    return folder

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,21 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 HAS_DOT = shutil.which("dot") is not None
 PACKET = Packet(in_interface="eth0", src="198.51.100.7", dst="10.96.0.10", dport=80)
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kube-proxy snapshot folder: 150 services of 3 endpoints (families of chains that
-    ``graph`` collapses)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from gen_kube import generate
-    finally:
-        sys.path.pop(0)
-    folder = tmp_path_factory.mktemp("kube") / "snap"
-    folder.mkdir()
-    (folder / "iptables-save.txt").write_text(generate(150, 3))
-    return folder
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
