@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ESCAPE", "Escaped", "escape_json", "escape_save", "escape_text", "escaped_bytes",
+    "ESCAPE", "Escaped", "escape_json", "escape_save", "escape_text",
     "meta_notes",
 ]
 
@@ -50,7 +50,6 @@ _MAX_LINES = 20
 _MAX_VALUES = 10
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LITERAL = re.compile(rb"\\x[0-9a-fA-F]{2}")
-_ESCAPED = re.compile(r"\\x[0-9a-f]{2}")
 # One argument as iptables-restore splits a line (natlens.parse.tokens): an optional bare
 # prefix glued to a quoted stretch, or a bare word.
 _ARG = re.compile(r'([^ \t\n"]*)"((?:[^"\\]|\\.)*)"|[^ \t\n"]+', re.DOTALL)
@@ -214,28 +213,6 @@ def escape_json(data: bytes) -> tuple[Any, Escaped]:
 
     return fix(value), Escaped("", len(_SURROGATE.findall(text)), values=tuple(values),
                                ambiguous=_LITERAL.search(data) is not None)
-
-
-def escaped_bytes(name: str) -> int:
-    """How many ``\\xNN`` escapes ``name`` holds: each stands for one byte of the kernel's name
-    in 4 characters, so length limits (28 for a chain, 15 for an interface) subtract 3 for each.
-
-    >>> escaped_bytes(r"GR\\xdcNE"), escaped_bytes("eth0"), escaped_bytes(r"a\\x4")
-    (1, 0, 0)
-    """
-    return len(_ESCAPED.findall(name)) if "\\x" in name else 0
-
-
-def name_bytes(name: str) -> int:
-    """The length in bytes of the kernel's name that ``name`` spells, as iptables measures it
-    (``strlen``: chain names at most 28, interface names at most 15, extension names at most
-    28; libxtables ``xtables_parse_interface``, iptables-restore's chain check): UTF-8 bytes,
-    each ``\\xNN`` escape written by the capture counting as the one byte it stands for.
-
-    >>> name_bytes("eth0"), name_bytes("ü" * 8), name_bytes("et" + chr(92) + "xe9")
-    (4, 16, 3)
-    """
-    return len(name.encode("utf-8", "surrogatepass")) - 3 * escaped_bytes(name)
 
 
 def meta_notes(meta: Mapping[str, Any]) -> list[str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from natlens.capture_encoding import escaped_bytes
 from natlens.errors import UsageError
+from natlens.names import name_bytes
 
 __all__ = ["IFNAMSIZ", "INTERFACE_OPTIONS", "check_interface_options", "interface_problem"]
 
@@ -34,7 +34,7 @@ def interface_problem(name: str) -> str | None:
     >>> interface_problem("veth1234567890abc")
     'interface name is 17 bytes long: the kernel allows at most 15 (IFNAMSIZ - 1)'
     """
-    size = len(name.encode("utf-8", "surrogatepass")) - 3 * escaped_bytes(name)  # \xNN: 1 byte
+    size = name_bytes(name)  # \xNN: 1 byte
     if size == 0:
         return "empty interface name"
     if size > IFNAMSIZ - 1:

@@ -7,8 +7,8 @@ the code. The build writes into ``natlens/_native/`` (``$NATLENS_NATIVE_DIR`` el
 git-ignored): the extension modules, under a folder of their own so they never shadow the
 sources, and ``manifest.json``, which records the Python that built them, the SHA-256 of every
 natlens source the compiled modules were checked against (the modules themselves and every
-natlens module they import, directly or not) and that of each extension file (about 2 ms to
-check at import).
+natlens module they import, directly or not) and that of each extension file, with each file's
+size and modification time (a stat per file at import; a file whose stat differs is hashed).
 
 When ``natlens.parse`` is first imported, ``install`` reads the manifest and, only when every
 recorded hash matches the sources now on disk and the Python is the one that built it, puts a
@@ -38,7 +38,7 @@ from pathlib import Path
 from types import ModuleType
 
 __all__ = ["COMPILED", "DIR_ENV", "PURE_ENV", "Status", "build_dir", "check", "digest", "install",
-           "mypy_version", "python_id", "status"]
+           "mypy_version", "python_id", "stat_key", "status"]
 
 COMPILED = (
     "natlens.parse.save",
@@ -156,12 +156,15 @@ def check(directory: Path, root: Path = _SOURCE_ROOT) -> tuple[str | None, dict[
         return (f"the compiled core was built by mypyc {manifest.get('mypyc')}, mypy {mypy} is "
                 "installed: rebuild", {})
     sources: dict[str, str] = manifest["sources"]
+    stats = manifest.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     for relative, recorded in sorted(sources.items()):
         try:
-            now = digest(root / relative)
+            same = _same_file(root / relative, recorded, stats.get(relative))
         except OSError:
             return f"{relative} is gone since the compiled core was built: rebuild", {}
-        if now != recorded:
+        if not same:
             return f"{relative} changed since the compiled core was built: rebuild", {}
     files: dict[str, str] = manifest["extensions"]
     if set(COMPILED) - set(files):
@@ -169,12 +172,31 @@ def check(directory: Path, root: Path = _SOURCE_ROOT) -> tuple[str | None, dict[
     binaries: dict[str, str] = manifest["binaries"]
     for file in files.values():
         try:
-            intact = digest(directory / file) == binaries.get(file)
+            intact = _same_file(directory / file, binaries.get(file), stats.get(f"build:{file}"))
         except OSError:
             return f"{directory / file} is missing: rebuild", {}
         if not intact:
             return f"{directory / file} is damaged (not what the build wrote): rebuild", {}
     return None, {name: str(directory / file) for name, file in files.items()}
+
+
+def stat_key(path: Path) -> list[int]:
+    """``[size in bytes, modification time in ns]`` of ``path`` (raises OSError), as the
+    manifest's ``stats`` records it."""
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _same_file(path: Path, recorded: object, stat: object) -> bool:
+    """Whether ``path`` holds what the build recorded: its size and modification time (ns) as
+    recorded in the manifest's ``stats`` (what the build saw), else its SHA-256 equal to
+    ``recorded``. As CPython trusts a ``.pyc`` whose source's size and mtime match (in
+    seconds, there), a file rewritten since has another mtime and is hashed; the check costs
+    a stat per file instead of reading and hashing it (and importing hashlib: ~5 ms of the
+    parse's start-up). Raises OSError when ``path`` cannot be read."""
+    if stat is not None and stat_key(path) == stat:
+        return True
+    return digest(path) == recorded
 
 
 class _Finder:  # a sys.meta_path finder (importlib.abc.MetaPathFinder: 18 ms to import)

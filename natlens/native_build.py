@@ -125,15 +125,28 @@ def build(out: Path | None = None, *, quiet: bool = False) -> Path:
         missing = set(COMPILED) - set(extensions)
         if missing:
             raise RuntimeError(f"mypyc built no extension for {', '.join(sorted(missing))}")
-        manifest = {
+        digests = {path.as_posix(): native.digest(work / path) for path in dependencies(work)}
+        manifest: dict[str, object] = {
             "format": FORMAT,
             "python": native.python_id(),
             "mypyc": mypy,
             "modules": list(COMPILED),
             "extensions": extensions,
             "binaries": {file: native.digest(staged / file) for file in extensions.values()},
-            "sources": {path.as_posix(): native.digest(work / path) for path in dependencies(work)},
+            "sources": digests,
         }
+        # size and mtime of each file as checked at import (natlens.native._same_file): the
+        # package's own sources (the copy in ``work`` was hashed; copytree keeps the mtime,
+        # but the package's files are the ones checked) and the extensions, whose stat a
+        # rename or copy2 into ``out`` keeps
+        stats: dict[str, list[int]] = {}
+        for posix, recorded in digests.items():
+            source = Path(native.__file__).resolve().parent.parent / posix
+            if source.is_file() and native.digest(source) == recorded:
+                stats[posix] = native.stat_key(source)
+        for ext in extensions.values():
+            stats[f"build:{ext}"] = native.stat_key(staged / ext)
+        manifest["stats"] = stats
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         (staged / ".gitignore").write_text("*\n", encoding="utf-8")
         old = out.with_name(out.name + ".old")

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from natlens.capture_encoding import escaped_bytes
 from natlens.errors import SnapshotJsonError, excerpt
+from natlens.names import name_bytes
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -101,7 +101,7 @@ def _is_host_port(value: str) -> bool:
 def _is_ifname(value: str) -> bool:
     """``dev_valid_name`` (net/core/dev.c): 1 to 15 bytes, not ``.``/``..``, no ``/``, ``:``,
     blank or NUL; a ``\\xNN`` written by ``natlens snapshot`` counts as its one byte)."""
-    size = len(value.encode("utf-8", "surrogatepass")) - 3 * escaped_bytes(value)
+    size = name_bytes(value)
     return (0 < size <= 15 and value not in (".", "..")
             and _IFNAME_BAD.search(value) is None)
 

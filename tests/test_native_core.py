@@ -227,3 +227,29 @@ def test_a_damaged_build_is_not_used(compiled: tuple[Path, Path], tmp_path: Path
     assert shown[0].startswith("pure Python (the compiled core does not load (")
     assert shown[0].endswith("): rebuild)")
     assert shown[1] == "1"
+
+
+def test_the_check_trusts_size_and_mtime_then_hashes(compiled: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    """The manifest records each file's size and mtime: a source with both unchanged is taken
+    without hashing; one touched (same bytes, new mtime) is hashed and still taken; one
+    rewritten to the same size with other bytes is refused, whatever its mtime."""
+    pythonpath, directory = compiled
+    root = tmp_path / "copy"
+    shutil.copytree(pythonpath / "natlens", root / "natlens",
+                    ignore=shutil.ignore_patterns("__pycache__", "_native"))
+    manifest = json.loads((directory / native.MANIFEST).read_text(encoding="utf-8"))
+    stats = manifest["stats"]
+    assert set(manifest["sources"]) <= set(stats)
+    assert {f"build:{f}" for f in manifest["extensions"].values()} <= set(stats)
+    rule = root / "natlens" / "parse" / "rule.py"
+    assert native.stat_key(rule) == stats["natlens/parse/rule.py"]  # copytree kept the mtime
+    assert native.check(directory, root)[0] is None
+    info = rule.stat()
+    os.utime(rule, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    assert native.check(directory, root)[0] is None  # hashed: the same bytes
+    text = rule.read_text(encoding="utf-8")
+    rule.write_text(text.replace("def ", "deF ", 1), encoding="utf-8")
+    assert rule.stat().st_size == info.st_size
+    assert native.check(directory, root)[0] == \
+        "natlens/parse/rule.py changed since the compiled core was built: rebuild"

@@ -6,7 +6,7 @@ the limit though its characters do not. Each case is loaded with ``iptables-rest
 both backends in a namespace the test makes: natlens takes exactly what they take.
 
 Also: a ``\\xNN`` escape written by the capture for a byte that is not UTF-8
-(natlens.capture_encoding) counts as its one byte.
+(natlens.names) counts as its one byte.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from netns_helpers import namespaces, needs_root
 
 from natlens import ParseError, parse_listing, parse_save
-from natlens.capture_encoding import name_bytes
+from natlens.names import name_bytes
 
 U = "\u00fc"  # two bytes in UTF-8
 E = "\u20ac"  # three bytes

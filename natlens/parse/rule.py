@@ -14,7 +14,6 @@ import socket
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from natlens.capture_encoding import name_bytes
 from natlens.errors import did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -30,6 +29,7 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.names import name_bytes
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.checks import MATCH_CHECKS, TARGET_CHECKS, refusal
 from natlens.parse.construct import new_address

@@ -38,7 +38,6 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 
-from natlens.capture_encoding import name_bytes
 from natlens.errors import ParseError, ParseWarning, did_you_mean
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -54,6 +53,7 @@ from natlens.model import (
     TableName,
     TargetKind,
 )
+from natlens.names import name_bytes
 from natlens.parse.caller import warn_caller
 from natlens.parse.chainstate import ChainState as _ChainState
 from natlens.parse.collector import collector_off

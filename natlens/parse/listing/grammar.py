@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from natlens.capture_encoding import name_bytes
 from natlens.errors import ParseError
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
@@ -33,6 +32,7 @@ from natlens.model import (
     Target,
     TargetKind,
 )
+from natlens.names import name_bytes
 from natlens.parse.collector import collector_off
 from natlens.parse.construct import new_chain, new_origin, new_rule, new_target
 from natlens.parse.families import _ONE_FAMILY_TARGETS, family_mismatch

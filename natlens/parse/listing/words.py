@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from natlens.capture_encoding import name_bytes
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
     Address,
@@ -24,6 +23,7 @@ from natlens.model import (
     Option,
     Protocol,
 )
+from natlens.names import name_bytes
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.construct import new_address
 from natlens.parse.modules import MATCHES, TARGETS
