@@ -18,7 +18,9 @@ Each figure is printed with its ratio to the floor of the same dump. The snapsho
 a temporary ``XDG_CACHE_HOME``. The commands run a copy of the ``natlens`` package taken when the
 benchmark starts (``PYTHONPATH``, and run from its folder: from the repository, ``python -m``
 would import the working tree first): the cache key covers natlens's modules, so edits to the
-working tree during the run would otherwise turn warm runs into cold ones. The copy is
+working tree during the run would otherwise turn warm runs into cold ones. The copy leaves out
+the optional compiled core (natlens/_native: the figures are pure Python's, as an installed
+package runs until ``python -m natlens.native build``; bench_parse.py measures the core) and is
 byte-compiled first, as an installed package is. Each command's CPU time (user + system) and
 peak RSS are its own process's (``wait4``), and the size of the cache entry is printed after
 the cold run (and its growth when the warm run stored something new).
@@ -226,11 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="natlens-bench-cli-") as tmp:
         work = Path(tmp)
+        # the sources as an installed package holds them: no compiled core (a build in
+        # natlens/_native, or one $NATLENS_NATIVE_DIR names, is not used)
         shutil.copytree(ROOT / "natlens", work / "src" / "natlens",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+                        ignore=shutil.ignore_patterns("__pycache__", "_native", "*.so"))
+        os.environ.pop("NATLENS_NATIVE_DIR", None)
         # compiled as pip compiles an installed package: a command then reads bytecode, even
         # under PYTHONDONTWRITEBYTECODE (else every run compiles ~80 modules, ~0.5 s)
-        compileall.compile_dir(work / "src" / "natlens", quiet=1)
+        compileall.compile_dir(work / "src" / "natlens", quiet=1, workers=1)
         os.environ["PYTHONPATH"] = str(work / "src")  # every command below runs this copy
         env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
         startup = {

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import ipaddress
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,8 +232,27 @@ def expected_size(services: int, endpoints: int) -> tuple[int, int]:
     return rules, lines
 
 
+def _size_help() -> str:
+    """The ``--help`` text on sizes: what one service adds, and the two sizes of
+    benchmarks/README.md worked out by ``expected_size``."""
+    fixed_rules, fixed_lines = expected_size(0, 1)
+    rule = (f"size: a service with E endpoints (E > 0) adds 3E + 2 rules and 4E + 3 lines "
+            f"(E + 1 chain declarations); every {NODEPORT_EVERY}th service, the first "
+            f"included, is a NodePort (+3 rules, +4 lines), every {NO_ENDPOINTS_EVERY}th has no "
+            f"endpoints (1 REJECT rule, 1 line, instead), every {UDP_EVERY}th is UDP; "
+            f"{fixed_rules} rules and {fixed_lines} lines come once (tables, built-in chains, "
+            f"KUBE-* jumps).")
+    examples = [f"  --services {s} --endpoints {e}: {r:,} rules, {n:,} lines"
+                for s, e in ((7125, 4), (36700, 4)) for r, n in (expected_size(s, e),)]
+    for term in ("3E + 2", "4E + 3", "E + 1", "+3 rules", "+4 lines"):  # kept on one line
+        rule = rule.replace(term, term.replace(" ", "\xa0"))
+    return "\n".join([textwrap.fill(rule, 78).replace("\xa0", " "), *examples,
+                      "(the sizes benchmarks/README.md uses; with -o FILE the counts are printed)"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=_size_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=7000, help="number of services")
     parser.add_argument("--endpoints", type=int, default=4, help="endpoints per service")
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")

@@ -9,6 +9,9 @@ trace PATH --packets FILE``: one packet per line, either
   ``state``, ``mark``; or
 - CSV: a header line naming some of these columns (``src,dst,in,dport``), then one packet per
   line; an empty cell is an unset option (``local_origin``: ``true``/``1``/``yes`` or empty).
+  The columns are separated by ``,``, ``;`` (a spreadsheet's export where ``,`` is the decimal
+  separator) or a tab, as ``csv.Sniffer`` tells from the header line; a header separated by
+  anything else (``|``, blanks) is refused, naming what it saw.
 
 Values read as the options do (``Packet``, ``natlens.services``): ``sport``/``dport`` a number or
 a service name of ``/etc/services`` (``http``), ``proto`` a name or number in any case (``TCP``,
@@ -31,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from natlens.errors import NatlensError, UsageError
+from natlens.errors import InterfaceNameError, NatlensError, UsageError
 from natlens.inputs import read_bytes
 from natlens.netfilter.packet import Packet
 from natlens.netfilter.trace import Trace
@@ -121,6 +124,9 @@ def _packet(values: dict[str, Any], source: str, line_no: int) -> Packet:
             raise PacketFileError(f"no {needed}", source=source, line_no=line_no)
     try:
         return Packet(**kwargs)
+    except InterfaceNameError as exc:  # named as the field, as --in is on the command line
+        raise PacketFileError(f"in {exc.name!r}: {exc.reason}", source=source,
+                              line_no=line_no) from None
     except NatlensError as exc:
         raise PacketFileError(str(exc), source=source, line_no=line_no) from None
 
@@ -132,11 +138,38 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
-def _cells(line: str, source: str, line_no: int) -> list[str]:
+DELIMITERS = ",;\t"
+"""The CSV delimiters a packets file may use (a spreadsheet's export: ``;`` where ``,`` is the
+decimal separator)."""
+
+
+def _delimiter(header: str, source: str, line_no: int) -> str:
+    """The delimiter of a CSV packets file, told by its header line (``csv.Sniffer`` restricted
+    to ``DELIMITERS``); ``,`` for a header of one column. Raises ``PacketFileError`` naming the
+    delimiter seen when the header separates its columns by another (``|``, blanks)."""
+    sniffer = csv.Sniffer()
+    try:
+        return sniffer.sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        pass
+    if FIELDS.get(header.strip().strip('"').replace("-", "_").lower()) is not None:
+        return ","  # one column: nothing to separate
+    try:
+        seen = sniffer.sniff(header).delimiter
+    except csv.Error:
+        return ","  # the header's unknown column is named by the caller
+    if seen.isalnum() or seen in "_-":
+        return ","
+    shown = "a blank" if seen == " " else repr(seen)
+    raise PacketFileError(f"CSV header: columns separated by {shown}; natlens reads ',', ';' "
+                          "or a tab between columns", source=source, line_no=line_no)
+
+
+def _cells(line: str, source: str, line_no: int, delimiter: str = ",") -> list[str]:
     """The cells of one CSV line (``csv`` strict: an unterminated quote or a stray ``\\r`` is
     an error, not a cell running to the end of the line)."""
     try:
-        return next(csv.reader([line], strict=True))
+        return next(csv.reader([line], strict=True, delimiter=delimiter))
     except csv.Error as exc:
         raise PacketFileError(f"bad CSV: {exc}", source=source, line_no=line_no) from None
 
@@ -177,14 +210,15 @@ def read_packets(path: str) -> list[tuple[int, Packet]]:
             out.append((n, _packet(value, source, n)))
         return out
     header_no, header = lines[0]
-    columns = [c.strip() for c in _cells(header, source, header_no)]
+    delimiter = _delimiter(header, source, header_no)
+    columns = [c.strip() for c in _cells(header, source, header_no, delimiter)]
     for c in columns:
         if FIELDS.get(c.replace("-", "_").lower()) is None:
             raise PacketFileError(f"CSV header: unknown column {c[:40]!r} (known: "
                                   f"{', '.join(sorted(FIELDS))})", source=source,
                                   line_no=header_no)
     for n, line in lines[1:]:
-        cells = _cells(line, source, n)
+        cells = _cells(line, source, n, delimiter)
         if not any(c.strip() for c in cells):
             continue  # a row of empty cells (",,,,": a spreadsheet's trailing row)
         if len(cells) != len(columns):

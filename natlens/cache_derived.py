@@ -23,11 +23,12 @@ plain ``dict`` of its readable results.
 
 from __future__ import annotations
 
-import gc
 import io
 import pickle
 import zlib
 from typing import Any
+
+from natlens.parse.collector import collector_off
 
 __all__ = ["COMPRESS_BYTES", "MAX_RESULT_BYTES", "Packed", "StoredResults", "needs_rewrite", "pack",
            "stored_results"]
@@ -99,17 +100,11 @@ class StoredResults(dict[str, Any]):
 
         value: Any = _SKIPPED
         if zlib.crc32(blob.data) == blob.crc:
-            was = gc.isenabled()
-            gc.disable()
-            try:
-                value = Unpickler(io.BytesIO(_pickle_in(blob.data))).load()
-            except Exception:
-                value = _SKIPPED
-            finally:
-                if self.freeze:
-                    gc.freeze()
-                if was:
-                    gc.enable()
+            with collector_off(freeze=self.freeze):
+                try:
+                    value = Unpickler(io.BytesIO(_pickle_in(blob.data))).load()
+                except Exception:
+                    value = _SKIPPED
         if value is _SKIPPED:
             super().__delitem__(name)
             self.failed.add(name)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import array
 import copyreg
 import dataclasses
-import gc
 import io
 import ipaddress
 import mmap
@@ -50,6 +49,7 @@ from typing import Any, BinaryIO
 from natlens import cache_derived
 from natlens.errors import SnapshotError
 from natlens.model import Chain, Counters, Origin, Rule, Ruleset, Table, TableName
+from natlens.parse.collector import collector_off
 from natlens.parse.networks import CompactIPv4Network, CompactIPv6Network
 from natlens.snapshot import Snapshot
 
@@ -273,18 +273,14 @@ class ChainGroup:
         if zlib.crc32(blob) != self.crc:
             payloads = self._recovered("a stored chain is damaged (checksum)")
         else:
-            was = gc.isenabled()
-            gc.disable()
-            try:
-                payloads = Unpickler(io.BytesIO(blob)).load()
-            except Exception as exc:
-                payloads = self._recovered(f"a stored chain cannot be read "
-                                           f"({type(exc).__name__})")
-            finally:
-                if self.store is not None and self.store.freeze:
-                    gc.freeze()  # no later collection walks these rules (O(1))
-                if was:
-                    gc.enable()
+            # frozen when the store says so (the CLI keeps its snapshot to the end): no later
+            # collection walks these rules (O(1))
+            with collector_off(freeze=self.store is not None and self.store.freeze):
+                try:
+                    payloads = Unpickler(io.BytesIO(blob)).load()
+                except Exception as exc:
+                    payloads = self._recovered(f"a stored chain cannot be read "
+                                               f"({type(exc).__name__})")
             if not (isinstance(payloads, tuple) and len(payloads) == len(self.chains)
                     and all(isinstance(p, tuple) and len(p) == 3 for p in payloads)):
                 payloads = self._recovered("a stored chain group does not match its chains")

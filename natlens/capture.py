@@ -47,6 +47,7 @@ from natlens.legacy_check import compare_counts, iptc_rule_counts
 from natlens.parse.save import parse_save
 from natlens.parse.tokens import split_lines
 from natlens.snapshot import SNAPSHOT_FILES
+from natlens.sysctls import switch
 
 __all__ = ["OTHER_BACKEND_FILES", "CaptureResult", "capture", "has_rules", "iptables_backend"]
 
@@ -394,7 +395,7 @@ def _sysctls() -> dict[str, str | None]:
         for iface in sorted(p.name for p in conf.iterdir()):
             if iface not in ("all", "default"):
                 key = f"net.ipv4.conf.{iface}.route_localnet"
-                if _read_sysctl(key) == "1":
+                if switch(key, _read_sysctl(key)):  # any non-zero value is on (sysctls.py)
                     names.append(key)
     for name in names:
         out[name] = _read_sysctl(name)
@@ -496,8 +497,9 @@ def _nft_ruleset(nft: str, notes: list[str], meta: dict[str, Any],
         return None
     items: list[Any] = []
     missing: list[dict[str, str]] = []
-    for line in tables.stdout.decode("utf-8", "replace").splitlines():
-        m = _NFT_TABLE.match(line.strip())
+    # at "\n" only, as nft prints: a name holding U+2028 or U+0085 is not cut into another
+    for line in split_lines(tables.stdout.decode("utf-8", "replace")):
+        m = _NFT_TABLE.match(line.strip(" \t"))
         if m is None:
             continue
         one = _run([nft, "-j", "list", "table", m.group(1), m.group(2)])

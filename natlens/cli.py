@@ -32,9 +32,54 @@ Handler = Callable[[argparse.Namespace], int]
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse that exits 2 with one line (no usage dump) on a bad command line."""
 
+    _seen: tuple[str, ...] = ()
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("the following arguments are required"):
+            # a mistyped option left a required argument out (``natlens --verison``): say so
+            unknown = next((w for w in self._seen if self._unknown_option(w)), None)
+            if unknown is not None:
+                message = self._unrecognized(unknown)
         sys.stderr.write(f"natlens: error: {one_line(message)} (see '{self.prog} --help')\n")
         raise SystemExit(2)
+
+    def parse_known_args(  # type: ignore[override]
+            self, args: Sequence[str] | None = None,
+            namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, then an error for the first word left over that looks like an option
+        (``--fromat``), with the closest option of this (sub)command: argparse itself takes
+        unambiguous abbreviations (``--form``) but names no close match (before Python 3.14)."""
+        self._seen = tuple(sys.argv[1:] if args is None else args)
+        parsed, extras = super().parse_known_args(args, namespace)
+        for word in extras:
+            if self._unknown_option(word):
+                self.error(self._unrecognized(word))
+        return parsed, extras
+
+    def _unknown_option(self, word: str) -> bool:
+        """Whether ``word`` looks like an option that is none of this parser's (nor an
+        unambiguous abbreviation of one, which argparse takes)."""
+        if len(word) < 2 or not word.startswith("-") or word == "--" \
+                or self._negative_number_matcher.match(word):
+            return False
+        option = word.partition("=")[0]
+        known = [s for a in self._actions for s in a.option_strings]
+        if not option.startswith("--"):
+            return option[:2] not in known  # -oFILE: a short option and its value
+        return option not in known and not any(k.startswith(option) for k in known)
+
+    def _unrecognized(self, word: str) -> str:
+        """``unrecognized option '--fromat' (did you mean '--format'?)``: the closest option
+        by ``difflib`` (ratio at least 0.7), one with the same letters first (a transposition:
+        ``--porto`` is ``--proto``, not ``--sport``)."""
+        import difflib  # noqa: PLC0415
+
+        option = word.partition("=")[0]
+        known = [s for a in self._actions for s in a.option_strings]
+        close = difflib.get_close_matches(option, known, n=5, cutoff=0.7)
+        close.sort(key=lambda c: sorted(c) != sorted(option))  # stable: ratio order kept
+        return f"unrecognized option {word!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                                  else "")
 
 
 def _add_common(p: argparse.ArgumentParser, *, optional_path: bool = False) -> None:
@@ -241,7 +286,10 @@ def _add_packet(p: argparse.ArgumentParser, *, required: bool) -> None:
                        help="interface the packet arrives on")
     where.add_argument("--local-origin", action="store_true",
                        help="the packet is sent by a process on the host")
-    p.add_argument("--src", required=required, metavar="IP", help="source address")
+    p.add_argument("--src", required=required, metavar="IP",
+                   help="source address (with --local-origin it may be left out: the address "
+                   "the host sends from, as 'ip route get DST' picks it from the snapshot's "
+                   "routes and addresses, said in the output)")
     p.add_argument("--dst", required=required, metavar="IP", help="destination address")
     p.add_argument("--proto", default="tcp", metavar="PROTO",
                    help="tcp, udp, icmp, icmpv6 or sctp, or its number (6, 17; "
@@ -279,6 +327,20 @@ def _packet(args: argparse.Namespace) -> Packet:
         raise
 
 
+def _inferred_source(args: argparse.Namespace, snap: Snapshot) -> str | None:
+    """``--local-origin`` without ``--src``: set ``args.src`` to the address the host would
+    send from (``natlens.local_source``: ``ip route get DST``) and return the note that says
+    so; None when ``--src`` is given. Raises ``UsageError`` when the snapshot cannot tell."""
+    from natlens.local_source import local_source  # noqa: PLC0415
+
+    if not args.local_origin or args.src is not None or args.dst is None:
+        return None
+    dst = _packet(argparse.Namespace(**{**vars(args), "src": args.dst})).dst  # --dst checked
+    src, how = local_source(snap.host, dst)
+    args.src = str(src)
+    return how
+
+
 def _cmd_trace(args: argparse.Namespace) -> int:
     from natlens import trace_hints  # noqa: PLC0415
     from natlens.api import simulate  # noqa: PLC0415
@@ -287,14 +349,26 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
     if args.packets is not None:
         return _trace_batch(args)
-    if args.src is None or args.dst is None or not (args.in_interface or args.local_origin):
+    if (args.src is None and not args.local_origin) or args.dst is None \
+            or not (args.in_interface or args.local_origin):
         from natlens.errors import UsageError  # noqa: PLC0415
 
-        raise UsageError("trace needs --in IFACE or --local-origin, --src and --dst (or "
+        raise UsageError("trace needs --in IFACE and --src, or --local-origin, and --dst (or "
                          "--packets FILE)")
-    packet = _packet(args)
-    snap = _load(args)
+    if args.src is None:  # --local-origin: the source the host would pick, from the snapshot
+        _packet(argparse.Namespace(**{**vars(args), "src": args.dst}))  # the other options
+        snap = _load(args)
+        inferred = _inferred_source(args, snap)
+        packet = _packet(args)
+    else:
+        inferred = None
+        packet = _packet(args)
+        snap = _load(args)
     trace = simulate(snap, packet)
+    if inferred is not None:
+        from dataclasses import replace  # noqa: PLC0415
+
+        trace = replace(trace, notes=(inferred, *trace.notes))
     for message in (trace_hints.interface_warning(snap, packet),
                     trace_hints.protocol_hint(snap, packet)):
         if message is not None:
@@ -319,13 +393,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 def _trace_batch(args: argparse.Namespace) -> int:
     """``trace --packets FILE``: every packet of FILE through one prepared snapshot."""
-    from natlens.batch import (  # noqa: PLC0415
-        PacketFileError,
-        packet_line,
-        read_packets,
-        simulate_many,
-    )
-    from natlens.cli_options import interface_problem  # noqa: PLC0415
+    from natlens.batch import packet_line, read_packets, simulate_many  # noqa: PLC0415
     from natlens.errors import UsageError  # noqa: PLC0415
 
     given = [o for o, v in (("--in", args.in_interface), ("--local-origin", args.local_origin),
@@ -338,12 +406,7 @@ def _trace_batch(args: argparse.Namespace) -> int:
         raise UsageError("--packets prints table or json, not kernel")
     if args.packets == "-" and args.path == "-":
         raise UsageError("PATH and --packets cannot both be standard input")
-    numbered = read_packets(args.packets)
-    for line_no, packet in numbered:  # the file's "in" field is --in's value (cli_options)
-        problem = None if packet.in_interface is None else interface_problem(packet.in_interface)
-        if problem is not None:
-            raise PacketFileError(f"in {packet.in_interface!r}: {problem}", line_no=line_no,
-                                  source="<stdin>" if args.packets == "-" else args.packets)
+    numbered = read_packets(args.packets)  # its "in" field checked as --in is (names.py)
     snap = _load(args)
     _progress(args)("analysing")
     from natlens.termstyle import terminal_width, wrap_line  # noqa: PLC0415
@@ -509,10 +572,11 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     if given and not args.trace:
         raise UsageError(f"{', '.join(given)}: packet options need --trace (they say which "
                          "packet's path to highlight)")
-    if args.trace and (args.src is None or args.dst is None
+    if args.trace and ((args.src is None and not args.local_origin) or args.dst is None
                        or not (args.in_interface or args.local_origin)):
-        raise UsageError("--trace needs --in IFACE or --local-origin, --src and --dst")
+        raise UsageError("--trace needs --in IFACE and --src, or --local-origin, and --dst")
     snap = _load(args)
+    inferred = _inferred_source(args, snap) if args.trace else None
     packet = _packet(args) if args.trace else None
     family = Family(args.family) if args.family is not None else None
     if packet is not None:
@@ -532,6 +596,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         trace = simulate(snap, packet)
         path = graph.trace_steps(trace)  # every branch, not only the headline
         caption = graph.trace_caption(trace)
+        if inferred is not None:
+            caption.insert(1, inferred)
     from natlens.derived_results import graph_source  # noqa: PLC0415
 
     host = snap.meta.get("hostname")
@@ -600,7 +666,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
-        sys.stdout.write(report.render())
+        from natlens.termstyle import terminal_width  # noqa: PLC0415
+
+        sys.stdout.write(report.render(terminal_width(sys.stdout)))
     return status
 
 

@@ -6,7 +6,8 @@ Interface names: ``--in IFACE`` (trace, graph) and the NAME of ``--iface NAME=IP
 (trace, report, exposure, graph) must be names the kernel accepts for a network device
 (``dev_valid_name``, net/core/dev.c): 1 to 15 bytes (``IFNAMSIZ`` - 1, include/uapi/linux/if.h),
 not ``.`` or ``..``, without ``/``, ``:``, blanks or NUL. An iptables pattern such as ``eth+``
-is a valid name too (``+`` is an ordinary character to the kernel).
+is a valid name too (``+`` is an ordinary character to the kernel). The rule is
+``natlens.names.interface_problem``, the library's too (``Packet``, ``with_stated_host``).
 """
 
 from __future__ import annotations
@@ -14,40 +15,13 @@ from __future__ import annotations
 import argparse
 
 from natlens.errors import UsageError
-from natlens.names import name_bytes
+from natlens.names import IFNAMSIZ, interface_problem
 
 __all__ = ["IFNAMSIZ", "INTERFACE_OPTIONS", "check_interface_options", "interface_problem"]
-
-IFNAMSIZ = 16
-"""The kernel's buffer for an interface name, its terminating NUL included."""
 
 INTERFACE_OPTIONS = {"in_interface": "--in", "iface": "--iface"}
 """Destination → spelling of every option that takes an interface name (``--iface`` as the
 NAME of ``NAME=IP/PREFIX``)."""
-
-
-def interface_problem(name: str) -> str | None:
-    """Why the kernel would refuse ``name`` as an interface name (``dev_valid_name``), or None.
-
-    >>> interface_problem("docker0") is None
-    True
-    >>> interface_problem("veth1234567890abc")
-    'interface name is 17 bytes long: the kernel allows at most 15 (IFNAMSIZ - 1)'
-    """
-    size = name_bytes(name)  # \xNN: 1 byte
-    if size == 0:
-        return "empty interface name"
-    if size > IFNAMSIZ - 1:
-        return (f"interface name is {size} bytes long: the kernel allows at most "
-                f"{IFNAMSIZ - 1} (IFNAMSIZ - 1)")
-    if name in (".", ".."):
-        return f"{name!r} is not an interface name"
-    for char, what in (("/", "'/'"), (":", "':'"), ("\x00", "a NUL byte")):
-        if char in name:
-            return f"interface names have no {what}"
-    if any(c.isspace() for c in name):
-        return "interface names have no blanks"
-    return None
 
 
 def check_interface_options(args: argparse.Namespace) -> None:

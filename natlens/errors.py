@@ -212,6 +212,24 @@ class UsageError(NatlensError):
     """The caller asked for something that cannot be done (unknown option value, bad packet)."""
 
 
+class InterfaceNameError(UsageError, ValueError):
+    """A name the kernel refuses for a network device (``natlens.names.interface_problem``):
+    ``name`` as given, ``reason`` the rule it breaks. A ``UsageError`` for the CLI and a
+    ``ValueError`` for library callers."""
+
+    def __init__(self, message: str, *, name: str, reason: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword-only arguments: pickle by hand
+        return (_interface_name_error, (str(self), self.name, self.reason))
+
+
+def _interface_name_error(message: str, name: str, reason: str) -> InterfaceNameError:
+    return InterfaceNameError(message, name=name, reason=reason)
+
+
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice closest to ``word`` (``difflib`` ratio at least 0.7), or None."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)

@@ -37,7 +37,6 @@ The JSON form (``ExposureMap.to_dict``) is DESIGN.md's "Exposure map" contract.
 from __future__ import annotations
 
 import bisect
-import gc
 import ipaddress
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,6 +50,7 @@ from natlens.model import Family, Rule, Ruleset
 from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace, Verdict
 from natlens.netfilter.fastcopy import replace
 from natlens.netfilter.host import Host
+from natlens.parse.collector import collector_off
 from natlens.parse.hostfiles import Listener
 from natlens.snapshot import STATED_ADDRESSES, Snapshot
 
@@ -250,14 +250,9 @@ def build(snapshot: Any, inventory: Inventory | None, simulator: Simulator, *,
     # The cells allocate millions of small acyclic objects (traces, steps, packets) next to
     # the snapshot's model: full collections walking the 100k-rule model took a third of the
     # time on big hosts (as in ``natlens.audit.audit``).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         return _Builder(snapshot, inventory, simulator, correlation, trace=trace,
                         share=share).run()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _rulesets(snapshot: Any, family: int) -> list[Ruleset]:
@@ -408,10 +403,19 @@ class _Builder:
             fams = (4, 6) if s.address is None or (s.address.version == 6
                                                    and s.address.is_unspecified) else (
                 s.address.version,)
+            # ss prints users:(...) only for a socket whose owner's /proc/PID/fd it may read
+            # (ss(8) -p); a kernel socket has no owner. Say so rather than print "?", which
+            # the table's legend uses for "cannot tell".
+            name = s.process or "(process unknown)"
+            at = "" if s.address is None or s.address.is_unspecified else (
+                f"{_ip_text(s.address)}:")
+            if s.process is None:
+                self.notes.append(f"ss.txt names no process for {at}{s.port}/{s.proto}: ss "
+                                  "shows the process of a socket only when it may read its "
+                                  "owner's /proc/PID/fd (root, in the host's PID namespace), "
+                                  "and a kernel socket has none; it is listed as a host "
+                                  "service")
             for fam in fams:
-                name = s.process or "?"
-                at = "" if s.address is None or s.address.is_unspecified else (
-                    f"{_ip_text(s.address)}:")
                 out.append(Row("service", fam, s.proto, s.port, f"{at}{s.port}/{s.proto} "
                                f"{name}", listener=s))
         if self.sockets is None:

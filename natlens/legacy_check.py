@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from natlens.model import Ruleset
+from natlens.parse.tokens import split_lines
 
 __all__ = ["compare_counts", "existing_tables", "iptc_rule_counts"]
 
@@ -32,7 +33,7 @@ def existing_tables(ipv6: bool = False) -> tuple[str, ...]:
         text = path.read_text(encoding="ascii", errors="replace")
     except OSError:
         return ()
-    return tuple(name for name in (ln.strip() for ln in text.splitlines()) if name)
+    return tuple(name for name in (ln.strip(" \t") for ln in split_lines(text)) if name)
 
 
 def iptc_rule_counts(ipv6: bool = False) -> Counts | None:

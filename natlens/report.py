@@ -95,6 +95,8 @@ def _where(ref: RuleRef | None) -> str:
     where = terminal(where)
     if ref.source and ref.line:
         where += f"\n{terminal(Path(ref.source).name)}:{ref.line}"
+    elif ref.json_path:  # an nft rule: its place in nft-ruleset.json
+        where += f"\n{terminal(ref.json_path)}"
     return where
 
 

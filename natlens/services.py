@@ -13,6 +13,8 @@ import socket
 from pathlib import Path
 
 from natlens.inputs import is_decimal
+from natlens.parse.hostfiles import split_fields
+from natlens.parse.tokens import split_lines
 
 __all__ = ["PROTOCOL_NUMBERS", "SERVICES", "port_number", "protocol_name"]
 
@@ -40,8 +42,8 @@ def _etc_protocols(path: Path = Path("/etc/protocols")) -> dict[str, int]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return names
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
+    for line in split_lines(text):  # as glibc reads it: lines at "\n", fields at blanks
+        fields = split_fields(line.split("#", 1)[0])
         if len(fields) >= 2 and is_decimal(fields[1]):
             for name in (fields[0], *fields[2:]):
                 names.setdefault(name.lower(), int(fields[1]))

@@ -20,13 +20,16 @@ from natlens.docker import Inventory
 from natlens.errors import SnapshotError, UsageError
 from natlens.inputs import decode_text, read_bytes, read_json
 from natlens.model import Family, Ruleset
+from natlens.names import check_interface_name
 from natlens.netfilter.engine import Simulator
 from natlens.netfilter.host import Host
+from natlens.netfilter.nftcomplete import completion_notes
 from natlens.nft import NftRuleset
 from natlens.nft import loads as nft_loads
 from natlens.nftconvert import looks_like_nft_text, nft_text_to_json
 from natlens.parse.detect import detect_format, load_rules
 from natlens.parse.hostfiles import Listener, parse_ss, parse_sysctl
+from natlens.parse.prompt import strip_nft_prompt
 from natlens.schemas import validate
 from natlens.snapshot_checks import (
     check_family_header,
@@ -37,6 +40,8 @@ from natlens.snapshot_checks import (
     require_rules,
     rules_mistake,
 )
+from natlens.sysctls import READ as READ_SYSCTLS
+from natlens.sysctls import kernel_value
 
 __all__ = [
     "SNAPSHOT_FILES", "Snapshot", "detect_format", "load", "load_rules", "read_text",
@@ -123,7 +128,8 @@ class Snapshot:
 
     def derived(self, name: str, compute: Callable[[Snapshot], _T]) -> _T:
         """``compute(self)``, computed once per ``name`` and kept: facts over every rule that a
-        command needs (``natlens.trace_hints``). The snapshot cache stores them with the
+        command needs (asked through ``natlens.derived``: ``natlens.trace_hints``, the
+        simulator). The snapshot cache stores them with the
         snapshot, so a warm command does not read every chain again. ``compute`` must depend
         on the snapshot only (``dataclasses.replace`` gives a snapshot without them); ``name``
         must say everything else the result depends on (options, a version of its shape).
@@ -223,12 +229,14 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
     nft, nft_text = None, ""
     if SNAPSHOT_FILES["nft"] in present:
         nft_text, nft_name = read_text(folder / SNAPSHOT_FILES["nft"], regular=True)
-        nft = nft_loads(nft_text, source=nft_name)
+        nft = nft_loads(nft_text, source=nft_name, strict=strict)
+        notes.extend(nft.warnings)  # lenient: statements kept opaque, objects left out
     sockets = None
     if SNAPSHOT_FILES["sockets"] in present:
         ss_text, ss_name = read_text(folder / SNAPSHOT_FILES["sockets"], regular=True)
         sockets = parse_ss(ss_text, source=ss_name)
     sysctl = dict(meta["sysctl"]) if isinstance(meta.get("sysctl"), dict) else {}
+    _check_sysctls(sysctl, str(folder / SNAPSHOT_FILES["meta"]))
     if SNAPSHOT_FILES["sysctl"] in present:
         sc_text, sc_name = read_text(folder / SNAPSHOT_FILES["sysctl"], regular=True)
         sysctl.update(parse_sysctl(sc_text, source=sc_name))
@@ -245,6 +253,8 @@ def _load_folder(folder: Path, strict: bool, restore_flush: bool = False,
         notes.append(empty)
     if backend:
         notes.append(f"rules read from the {backend} backend")
+    if nft is not None:  # chains a dump shows in part, completed from nft-ruleset.json
+        notes.extend(completion_notes(nft, backend, (ruleset, ruleset6, others[0], others[1])))
     notes.extend(meta_notes(meta))  # bytes natlens snapshot escaped, nft tables it lost
     return Snapshot(
         ruleset=ruleset,
@@ -320,11 +330,15 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None,
                                 "file, not a folder")
         return _load_folder(p, strict, restore_flush, allow_empty)
     text, name = read_text(path)
+    text, prompt = strip_nft_prompt(text)  # "$ sudo nft -j list ruleset" pasted above it
     mistake = rules_mistake(text, name)
     if mistake is not None:
         raise SnapshotError(f"{name}: {mistake}")
     if text.lstrip().startswith("{") or looks_like_nft_text(text):
-        return _load_nft_file(text, name, allow_empty=allow_empty)
+        skipped = () if prompt is None else (
+            f"{name}: shell prompt line skipped (the command the text came from): {prompt}",)
+        return _load_nft_file(text, name, allow_empty=allow_empty, strict=strict,
+                              notes=skipped)
     ruleset = load_rules(text, source=name, strict=strict, table=table,
                          restore_flush=restore_flush)
     empty = require_rules((ruleset,), name, text=text, allow_empty=allow_empty)
@@ -340,21 +354,37 @@ def load(path: str | Path, *, strict: bool = True, table: str | None = None,
     return Snapshot(ruleset=ruleset, path=name, notes=tuple(notes))
 
 
-def _load_nft_file(text: str, name: str, *, allow_empty: bool = False) -> Snapshot:
+def _load_nft_file(text: str, name: str, *, allow_empty: bool = False,
+                   strict: bool = True, notes: Sequence[str] = ()) -> Snapshot:
     """A single nftables file: ``nft -j list ruleset`` JSON, or ``nft list ruleset`` text
-    converted to JSON by the host's ``nft`` in a scratch namespace (``natlens.nftconvert``).
-    Raises ``EmptyInputError`` when it holds no table (unless ``allow_empty``)."""
-    notes = ["single nftables file: no host or Docker data, no iptables-legacy tables"]
+    converted to JSON by the host's ``nft`` in a scratch namespace (``natlens.nftconvert``);
+    ``notes`` come first in the snapshot's. Raises ``EmptyInputError`` when it holds no table
+    (unless ``allow_empty``)."""
+    notes = [*notes, "single nftables file: no host or Docker data, no iptables-legacy tables"]
     if not text.lstrip().startswith("{"):
         text = nft_text_to_json(text, name)
         notes.append("nft text converted to JSON by this host's nft")
-    nft = nft_loads(text, source=name)
+    nft = nft_loads(text, source=name, strict=strict)
+    notes.extend(nft.warnings)  # lenient: statements kept opaque, objects left out
     empty = require_nft_tables(len(nft.tables), name, allow_empty=allow_empty)
     if empty:
         notes.append(empty)
     return Snapshot(ruleset=Ruleset(Family.IPV4, source=name),
                     ruleset6=Ruleset(Family.IPV6, source=name), path=name, notes=tuple(notes),
                     nft=nft, nft_json=text)
+
+
+def _check_sysctls(sysctl: Mapping[str, object], source: str) -> None:
+    """Raise ``SnapshotError`` ``source: $.sysctl['NAME']: reason`` for the first value in
+    ``meta.json``'s ``sysctl`` of a switch natlens reads that the kernel would refuse
+    (``natlens.sysctls.kernel_value``: ``sysctl -w`` fails); None values (the host had no such
+    key) pass."""
+    for key, value in sysctl.items():
+        if value is not None and READ_SYSCTLS.fullmatch(str(key)):
+            try:
+                kernel_value(str(key), value)
+            except ValueError as exc:
+                raise SnapshotError(f"{source}: $.sysctl[{str(key)[:80]!r}]: {exc}") from None
 
 
 def with_stated_host(snap: Snapshot, *, addresses: Sequence[str] = (),
@@ -364,7 +394,9 @@ def with_stated_host(snap: Snapshot, *, addresses: Sequence[str] = (),
 
     An address without an interface is put on a pseudo-interface ``host-addr``. Once stated,
     the addresses are the host's known addresses (a destination outside them is not local).
-    Raises ``UsageError`` for a value that is not an address or ``NAME=IP/PREFIX``.
+    Raises ``UsageError`` for a value that is not an address or ``NAME=IP/PREFIX``, and
+    ``InterfaceNameError`` (a ``UsageError`` and a ``ValueError``) for a NAME the kernel would
+    refuse as a device name (``natlens.names.interface_problem``, the CLI's rule).
     """
     if not addresses and not interfaces:
         return snap
@@ -373,6 +405,7 @@ def with_stated_host(snap: Snapshot, *, addresses: Sequence[str] = (),
         name, sep, cidr = value.partition("=")
         if not sep or not name:
             raise UsageError(f"--iface {value!r}: expected NAME=IP/PREFIX (eth0=192.0.2.10/24)")
+        check_interface_name(name, f"--iface {value!r}: interface")
         try:
             iface = ipaddress.ip_interface(cidr)
         except ValueError:

@@ -56,7 +56,6 @@ right after a command or want to see a failure to write. The library (``load_cac
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import mmap
 import os
@@ -67,7 +66,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 try:
@@ -78,9 +77,9 @@ except ImportError:  # pragma: no cover - not POSIX: no locks (and no fork: fore
 from natlens.cache_derived import needs_rewrite
 from natlens.cache_list import INFO_LIMIT, entry_info
 from natlens.cache_pickle import CorruptEntry, EntryStore, read_entry, write_entry
-from natlens.cache_pickle import Unpickler as _Unpickler  # noqa: F401  (what reads entries)
 from natlens.errors import ParseWarning, SnapshotError, UsageError
 from natlens.inputs import input_limit, open_regular
+from natlens.parse.collector import collector_off
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot, load, with_stated_host
 
 __all__ = [
@@ -216,22 +215,6 @@ def _refusal(st: os.stat_result) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _collector_off(*, freeze: bool = False) -> Iterator[None]:
-    """No cyclic collection while millions of objects are built or walked (re-enabled).
-    ``freeze``: move every object alive into the permanent generation first (``gc.freeze``),
-    so that the first collection after does not walk the new model (1-2 s at 100k rules)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if was:
-            gc.enable()
-
-
 Replay = tuple[tuple[str, str, str, int], ...]
 """The warnings loading gave, to give again on a cache hit: ``(kind, text, source, line)``,
 kind ``parse`` (a ``ParseWarning``: reason, file, line) or ``other`` (its text)."""
@@ -290,7 +273,7 @@ def _read(entry: Path, key: str, *, freeze: bool = False,
         _warn(f"{entry}: not a natlens cache entry for this snapshot (corrupted?): ignored")
         return None
     try:
-        with _collector_off(freeze=freeze):
+        with collector_off(freeze=freeze):
             value, store = read_entry(data, info_end + 1, name=str(entry), recover=recover,
                                       freeze=freeze)
     except CorruptEntry as exc:
@@ -313,7 +296,7 @@ def _write(directory: Path, entry: Path, key: str, snap: Snapshot, recorded: Rep
     The caller holds the entry's write lock (``_lock``), if it could take it."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
     try:
-        with os.fdopen(fd, "wb") as fh, _collector_off():
+        with os.fdopen(fd, "wb") as fh, collector_off():
             write_entry(fh, _MAGIC + key.encode() + b"\n" + entry_info(snap.path, _code_stamp()),
                         (snap, recorded), snap)
         os.replace(tmp, entry)
@@ -524,7 +507,7 @@ def load_cached(path: str | Path, *, strict: bool = True, table: str | None = No
         progress("parsing")
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as seen, _collector_off(freeze=freeze):
+        with warnings.catch_warnings(record=True) as seen, collector_off(freeze=freeze):
             warnings.simplefilter("always")
             caught = seen  # the list catch_warnings fills as warnings come
             snap = with_stated_host(

@@ -187,13 +187,16 @@ def rules_mistake(text: str, source: str) -> str | None:
     is not ``nft -j list ruleset`` output (a snapshot's ``docker-containers.json``, ``ip -j
     addr``...). None otherwise."""
     head = text.lstrip()[:4000]
-    if head.startswith("[") or (head.startswith("{") and '"nftables"' not in head):
+    # a JSON array opens with "[" then a value ("[{", "[\n  {", "[]"); a pasted RHEL prompt
+    # ("[root@host ~]# iptables -S") or counters ("[0:0] -A ...") open with "[" too
+    if _JSON_ARRAY.match(head) or (head.startswith("{") and '"nftables"' not in head):
         return ("this is JSON, not iptables rules: give the snapshot folder it belongs to, or "
                 "the rules themselves ('iptables-save > iptables-save.txt'; nftables: "
                 "'nft -j list ruleset')")
     return None
 
 
+_JSON_ARRAY = re.compile(r'\[\s*(?:[{\["\]]|$)')
 _COMMENT = re.compile(r"/\*.*?\*/")
 
 

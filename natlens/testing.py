@@ -172,6 +172,12 @@ def _outcomes(trace: Trace) -> tuple[Branch, ...]:
                    trace.out_interface, trace.steps),)
 
 
+def _chance(branch: Branch) -> str:
+    """``p=0.5 `` for a branch a chance decided (``Branch.chance``), ``doubt: `` for a branch
+    of doubt alone, which has no probability (docs/api.md)."""
+    return "doubt: " if branch.chance is None else f"p={branch.chance:.4g} "
+
+
 def _step_line(step: Step) -> str:
     """``filter:DOCKER#1 (file:line)  -A DOCKER ...``; policies and notes in words."""
     if step.kind is StepKind.RULE:
@@ -351,7 +357,7 @@ def _reaches(snap: Snapshot, packet: Packet, dests: Sequence[_Dest], all_branche
         need = "every branch" if all_branches else "at least one branch"
         lines.append(f"  {len(outcomes)} branches, {need} must reach {target}:")
         for n, (b, hit) in enumerate(zip(outcomes, hits, strict=True), 1):
-            lines.append(f"  {n}. p={b.probability:.4g} to {_where_to(b)}: "
+            lines.append(f"  {n}. {_chance(b)}to {_where_to(b)}: "
                          f"{'reaches' if hit else 'MISSES'}")
             lines.extend(_decided_lines(b, "       "))
     if not ok and not any(any(d.covers(b.final_dst) for d in dests) for b in outcomes):
@@ -400,7 +406,7 @@ def check_dropped(snap: SnapshotLike, packet: PacketLike, *,
         need = "every branch" if all_branches else "at least one branch"
         lines.append(f"  {len(outcomes)} branches, {need} must drop it:")
         for n, (b, hit) in enumerate(zip(outcomes, hits, strict=True), 1):
-            lines.append(f"  {n}. p={b.probability:.4g} {_where_to(b)}: "
+            lines.append(f"  {n}. {_chance(b)}{_where_to(b)}: "
                          f"{'dropped' if hit else 'NOT DROPPED'}")
             lines.extend(_decided_lines(b, "       "))
     lines.extend(f"note: {n}" for n in proxy_notes(snapshot, trace))

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from natlens.derived import derived
 from natlens.inputs import is_decimal
 from natlens.model import Interface, Option, Rule, Ruleset
 from natlens.netfilter import Packet, Step, Trace, Verdict
@@ -69,7 +70,7 @@ class RuleFacts:
 
 def rule_facts(snap: Snapshot) -> RuleFacts:
     """The ``RuleFacts`` of ``snap``, computed on first use and kept with it."""
-    return snap.derived("trace_hints.rule_facts", _rule_facts)
+    return derived(snap, "trace_hints.rule_facts", lambda: _rule_facts(snap))
 
 
 def _rule_facts(snap: Snapshot) -> RuleFacts:

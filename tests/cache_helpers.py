@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from natlens import snapshot_cache
-from natlens.snapshot import Snapshot
+from natlens.snapshot import Snapshot, load
 
 
 class Parses:
@@ -13,10 +15,9 @@ class Parses:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = snapshot_cache.load
 
-        def counting(*args: object, **kwargs: object) -> Snapshot:
+        def counting(*args: Any, **kwargs: Any) -> Snapshot:
             self.count += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
+            return load(*args, **kwargs)
 
         monkeypatch.setattr(snapshot_cache, "load", counting)

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from netns_helpers import namespaces
 
 import natlens
 from natlens import capture as capture_mod
@@ -228,9 +229,7 @@ def test_split_backend_is_recorded(tmp_path: Path) -> None:
     other = "iptables-legacy" if backend == "nf_tables" else "iptables-nft"
     if capture_mod._which(other) is None:
         pytest.skip(f"{other} is not installed")
-    ns = f"natlens-capture-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
+    with namespaces("natlens-capture-") as (ns,):
         def in_ns(*argv: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
                                   text=True, check=False, cwd=ROOT)
@@ -240,8 +239,6 @@ def test_split_backend_is_recorded(tmp_path: Path) -> None:
         proc = in_ns(sys.executable, "-m", "natlens.cli", "snapshot", "--no-docker",
                      str(tmp_path / "s"))
         assert proc.returncode == 0, proc.stderr
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=True)
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
     assert meta["other_backend_has_rules"] is True
     name = f"{other}-save.txt"

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_helpers import backend_env, namespaces, needs_root
 
 import natlens
 from natlens.capture_encoding import escape_json, escape_save, escape_text, meta_notes
@@ -124,18 +123,10 @@ def test_a_pasted_latin1_folder_is_still_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    tools = ("iptables-nft", "iptables-legacy", "iptables-nft-save", "iptables-legacy-save",
-             "nft", "ip")
-    if os.geteuid() != 0 or any(shutil.which(t) is None for t in tools):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with iptables (both backends) and nft", pytrace=False)
-        pytest.skip("needs root, iptables-nft/-legacy and nft")
-    name = f"nlenc-{os.getpid() % 100000}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-    try:
+    needs_root(("iptables-nft", "iptables-legacy", "iptables-nft-save", "iptables-legacy-save",
+                "nft"), "iptables (both backends) and nftables")
+    with namespaces("nlenc-") as (name,):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
 
 
 def _in(ns: str, *argv: str | bytes, env: dict[str, str] | None = None,
@@ -145,19 +136,6 @@ def _in(ns: str, *argv: str | bytes, env: dict[str, str] | None = None,
     if ok:
         assert done.returncode == 0, (argv, done.stderr.decode(errors="replace"))
     return done
-
-
-def _env(tmp: Path, backend: str) -> dict[str, str]:
-    """An environment whose ``iptables`` commands are ``backend``'s (as on such a host)."""
-    shim = tmp / f"shim-{backend}"
-    shim.mkdir()
-    suffix = "nft" if backend == "nf_tables" else "legacy"
-    for family in ("iptables", "ip6tables"):
-        for verb in ("", "-save", "-restore"):
-            real = shutil.which(f"{family}-{suffix}{verb}")
-            assert real is not None
-            (shim / f"{family}{verb}").symlink_to(real)
-    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
 
 
 def _capture(ns: str, out: Path, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -189,7 +167,7 @@ def _veth(ns: str, name: bytes, address: str) -> None:
 @pytest.mark.parametrize("backend", ["nf_tables", "legacy"])
 def test_live_capture_of_latin1_rules(netns: str, tmp_path: Path, backend: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    env = _env(tmp_path, backend)
+    env = backend_env(tmp_path, backend)
     _veth(netns, b"et\xe9", "10.77.0.1/24")
     for argv in ([b"-N", b"ch\xe9"],
                  [b"-A", b"INPUT", b"-i", b"et\xe9", b"-j", b"ch\xe9"],
@@ -262,13 +240,14 @@ def test_live_capture_of_latin1_nftables(netns: str, tmp_path: Path,
     labels = [t.label for t in natlens.load(out).nft.tables]  # type: ignore[union-attr]
     assert "inet kept" in labels
     missing = meta.get("nft_tables_missing", [])
+    assert isinstance(missing, list)
     if odd_lists:  # a newer nft prints it: then the name is escaped like the others
         assert "inet odd" in labels
         assert missing == []
         assert "et\\\\xe9" in (out / "nft-ruleset.json").read_text()
     else:
         assert "inet odd" not in labels
-        assert [m["table"] for m in missing] == ["inet odd"]  # type: ignore[index]
+        assert [m["table"] for m in missing] == ["inet odd"]
         capsys.readouterr()
         main(["report", str(out), "--no-cache"])
         assert "nftables table inet odd: not captured" in capsys.readouterr().out
@@ -287,7 +266,7 @@ def test_names_at_the_kernel_length_limits(netns: str, tmp_path: Path, backend: 
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """A 28-byte chain name and a 15-byte interface name, half Latin-1: each escape is one
     byte of the limit, so the snapshot reads (4 characters per byte would pass it)."""
-    env = _env(tmp_path, backend)
+    env = backend_env(tmp_path, backend)
     chain = b"GR\xdcN-\xd6FF-\xc4\xc4\xc4\xc4\xc4\xc4-" + b"\xe9" * 12
     iface = b"l\xe4n" + b"\xfc" * 12
     assert (len(chain), len(iface)) == (28, 15)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_helpers import backend_env, namespaces, needs_root
 
 pytestmark = pytest.mark.kernel
 
@@ -34,16 +33,9 @@ TOOLS = ("iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save",
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    if os.geteuid() != 0 or any(shutil.which(t) is None for t in (*TOOLS, "nft")):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with iptables (both backends) and nft", pytrace=False)
-        pytest.skip("needs root, iptables-nft/-legacy and nft")
-    name = f"nlro-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    needs_root((*TOOLS, "nft"), "iptables (both backends) and nftables")
+    with namespaces("nlro-") as (name,):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _in(ns: str, *argv: str, env: dict[str, str] | None = None,
@@ -68,20 +60,6 @@ def _kernel_state(ns: str) -> dict[str, str]:
     return state
 
 
-def _shim(tmp: Path, backend: str) -> dict[str, str]:
-    """An environment whose ``iptables`` commands are ``backend``'s (as on such a host)."""
-    shim = tmp / f"shim-{backend}"
-    shim.mkdir()
-    suffix = "nft" if backend == "nf_tables" else "legacy"
-    for family in ("iptables", "ip6tables"):
-        for verb in ("", "-save", "-restore"):
-            real = shutil.which(f"{family}-{suffix}{verb}")
-            assert real is not None
-            (shim / f"{family}{verb}").symlink_to(real)
-    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}",
-            "PYTHONPATH": str(REPO)}
-
-
 COMMANDS = {
     "snapshot": ["snapshot", "--no-docker", "{out}"],
     "report --live": ["report", "--live", "--format", "json"],
@@ -92,7 +70,7 @@ COMMANDS = {
 @pytest.mark.parametrize("backend", ["nf_tables", "legacy"])
 def test_capture_changes_nothing(cases: Path, netns: str, tmp_path: Path, backend: str,
                                  command: str) -> None:
-    env = _shim(tmp_path, backend)
+    env = backend_env(tmp_path, backend)
     rules = (cases / "hostile" / "02-snapshot-iptc-creates-tables" / "legacy-rules.txt")
     loaded = _in(netns, "iptables-restore", stdin=rules.read_text(), env=env)
     assert loaded.returncode == 0, loaded.stderr

@@ -36,7 +36,8 @@ def test_graph_dot_marks_the_path(capsys: pytest.CaptureFixture[str]) -> None:
 def test_graph_trace_needs_a_packet(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", SAMPLE, "--trace", "--src", "1.2.3.4"]) == 2
     err = capsys.readouterr().err
-    assert err == "natlens: error: --trace needs --in IFACE or --local-origin, --src and --dst\n"
+    assert err == ("natlens: error: --trace needs --in IFACE and --src, or --local-origin, and "
+                   "--dst\n")
 
 
 def test_docs_picture_shows_the_seed_path() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from natlens import parse_save
 from natlens.exposure import _deciding_chains, source_classes
+from natlens.netfilter.host import IPNetwork
 
 Net = ipaddress.IPv4Network
 
@@ -27,7 +28,7 @@ def _reference(universe: list[Net], prefixes: list[Net]) -> set[frozenset[int]]:
     return {frozenset(c) for c in classes.values()}
 
 
-def _as_sets(classes: list[list[Net]]) -> set[frozenset[int]]:
+def _as_sets(classes: list[list[IPNetwork]]) -> set[frozenset[int]]:
     return {frozenset(a for n in c for a in range(int(n.network_address),
                                                   int(n.broadcast_address) + 1))
             for c in classes}

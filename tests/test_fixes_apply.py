@@ -111,7 +111,7 @@ nf_tables, so they are the legacy ones); a capture writes the new names."""
 
 def _key(f: Finding) -> tuple[Any, ...]:
     r = f.rule
-    file = None if r is None else Path(r.source).name
+    file = None if r is None or r.source is None else Path(r.source).name
     return (f.kind, f.container, f.host_port, f.proto,
             None if r is None else (_OLD_NAMES.get(file or "", file), r.family, r.table,
                                     r.chain, r.text))

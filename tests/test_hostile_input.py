@@ -220,7 +220,7 @@ def test_17_api_refuses_unicode_digit_ports() -> None:
     for bad in ("²", "9" * 5000):
         with pytest.raises(natlens.UsageError, match="port number"):
             natlens.Packet(in_interface="eth0", src="198.51.100.7", dst="192.0.2.2",
-                           dport=bad)  # type: ignore[arg-type]
+                           dport=bad)
 
 
 # -- 18: bounded messages -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,34 +62,37 @@ def _addr_infos(v: Any) -> list[dict[str, Any]]:
     return [a for i in v for a in i["addr_info"]]
 
 
+def _set_each(items: Iterable[dict[str, Any]], key: str, value: object) -> None:
+    for item in items:
+        item[key] = value
+
+
 WRONG_FIELDS: dict[str, tuple[str, Callable[[Any], object], str]] = {
     # name: (file, change, what the error line must hold; "" = accepted is fine)
-    "network-subnet-number": ("docker-networks.json", lambda v: [
-        c.__setitem__("Subnet", 17) for n in _nets(v) for c in n["IPAM"]["Config"]], "$["),
-    "network-subnet-prefix-33": ("docker-networks.json", lambda v: [
-        c.__setitem__("Subnet", "172.17.0.0/33") for n in _nets(v) for c in n["IPAM"]["Config"]],
-        "$["),
-    "network-bridge-name-number": ("docker-networks.json", lambda v: [
-        n.__setitem__("Options", {"com.docker.network.bridge.name": 7}) for n in _nets(v)], "$["),
-    "network-icc-list": ("docker-networks.json", lambda v: [
-        n.__setitem__("Options", {"com.docker.network.bridge.enable_icc": []}) for n in _nets(v)],
-        "$["),
+    "network-subnet-number": ("docker-networks.json", lambda v: _set_each(
+        (c for n in _nets(v) for c in n["IPAM"]["Config"]), "Subnet", 17), "$["),
+    "network-subnet-prefix-33": ("docker-networks.json", lambda v: _set_each(
+        (c for n in _nets(v) for c in n["IPAM"]["Config"]), "Subnet", "172.17.0.0/33"), "$["),
+    "network-bridge-name-number": ("docker-networks.json", lambda v: _set_each(
+        _nets(v), "Options", {"com.docker.network.bridge.name": 7}), "$["),
+    "network-icc-list": ("docker-networks.json", lambda v: _set_each(
+        _nets(v), "Options", {"com.docker.network.bridge.enable_icc": []}), "$["),
     "container-hostport-99999": ("docker-containers.json", lambda v: v[0]["NetworkSettings"][
         "Ports"]["80/tcp"][0].__setitem__("HostPort", "99999"), ".HostPort"),
     "container-hostip-bad": ("docker-containers.json", lambda v: v[0]["NetworkSettings"][
         "Ports"]["80/tcp"][0].__setitem__("HostIp", "1.2.3"), "$[0]"),
     "container-port-key-bad": ("docker-containers.json", lambda v: v[0]["NetworkSettings"]
                                .__setitem__("Ports", {"x/tcp": None}), "$[0]"),
-    "container-ip-bad": ("docker-containers.json", lambda v: [
-        e.__setitem__("IPAddress", "172.17.0.999") for e in _endpoints(v)], "$[0]"),
+    "container-ip-bad": ("docker-containers.json", lambda v: _set_each(
+        _endpoints(v), "IPAddress", "172.17.0.999"), "$[0]"),
     "container-networks-list": ("docker-containers.json", lambda v: v[0]["NetworkSettings"]
                                 .__setitem__("Networks", []), "$[0]"),
     "container-hostconfig-string": ("docker-containers.json",
                                     lambda v: v[0].__setitem__("HostConfig", "x"), "$[0]"),
-    "addr-prefixlen-99": ("ip-addr.json", lambda v: [
-        a.__setitem__("prefixlen", 99) for a in _addr_infos(v)], "$["),
-    "addr-prefixlen-float": ("ip-addr.json", lambda v: [
-        a.__setitem__("prefixlen", 24.5) for a in _addr_infos(v)], "$["),
+    "addr-prefixlen-99": ("ip-addr.json", lambda v: _set_each(_addr_infos(v), "prefixlen", 99),
+                          "$["),
+    "addr-prefixlen-float": ("ip-addr.json", lambda v: _set_each(_addr_infos(v), "prefixlen",
+                                                                 24.5), "$["),
     "addr-ifname-number": ("ip-addr.json", lambda v: v[0].__setitem__("ifname", 1), "$[0]"),
     "route-dst-prefix-40": ("ip-route.json", lambda v: v[1].__setitem__("dst", "172.17.0.0/40"),
                             "$[1]"),
@@ -705,6 +708,13 @@ def test_19_pipe_named_on_the_command_line_is_read(tmp_path: Path) -> None:
      + "\\\\" * 500_000 + "\" -j ACCEPT\nCOMMIT\n"),
     ("many-arguments", [], "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT"
      + " -m comment --comment x" * 100_000 + " -j ACCEPT\nCOMMIT\n"),
+    # what may be a pasted shell prompt line (natlens.parse.prompt) ahead of the text
+    ("prompt-glued-sigils", [], "a>" * 300_000 + "x\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
+    ("prompt-glued-sigils-listing", [], _HEAD.format(num="") + _ROW.format(target="ACCEPT")
+     + "a>" * 300_000 + "x\n"),
+    ("zsh-prompt-glued", [], "➜  " + "git:(" * 200_000 + " sudo iptables -L -n\n"
+     + _HEAD.format(num="")),
+    ("sudo-many-options", [], "$ sudo " + "-E " * 200_000 + "iptables -S\n-P INPUT ACCEPT\n"),
 ])
 def test_20_long_lines_of_other_shapes_parse_in_bounded_time(name: str, args: list[str],
                                                              text: str, tmp_path: Path) -> None:
@@ -734,6 +744,27 @@ def test_22_other_family_in_the_other_backend_file(dump: str, saved_as: str, tmp
     snap = _copy(REPO_ROOT / "fixtures" / "split-legacy-nft", tmp_path / "snap")
     (snap / saved_as).write_text((REPO_ROOT / "fixtures" / "ipv6" / dump).read_text())
     assert_one_error(run_in_process(["report", str(snap)], capsys), f"{snap}/{saved_as}:")
+
+
+# ip6tables -L -n -v of rules without addresses: only the "any" column, ::/0, says IPv6
+_V6_ANY_LISTING = (
+    "Chain FORWARD (policy DROP 0 packets, 0 bytes)\n"
+    " pkts bytes target     prot opt in     out     source               destination\n"
+    "    0     0 DOCKER-USER  0    --  *      *       ::/0                 ::/0\n"
+    "    0     0 ACCEPT     0    --  docker0 *       ::/0                 ::/0\n\n"
+    "Chain DOCKER-USER (1 references)\n"
+    " pkts bytes target     prot opt in     out     source               destination\n"
+    "    0     0 DROP       6    --  eth0   *       ::/0                 ::/0"
+    "                 tcp dpt:22\n")
+
+
+@pytest.mark.parametrize("saved_as", ["iptables-save.txt", "iptables-legacy-save.txt"])
+def test_22_ip6tables_listing_of_any_addresses_saved_as_ipv4(
+        saved_as: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _copy(REPO_ROOT / "fixtures" / "split-legacy-nft", tmp_path / "snap")
+    (snap / saved_as).write_text(_V6_ANY_LISTING)
+    assert_one_error(run_in_process(["report", str(snap)], capsys),
+                     f"{snap}/{saved_as}:3:50: IPv6 address '::/0' in an IPv4 listing")
 
 
 def test_22_nft_json_saved_as_iptables_save(tmp_path: Path,

@@ -250,7 +250,7 @@ def _nft_jumps(n: int) -> str:
     for i in range(1, n + 1):
         items.append({"chain": {"family": "ip", "table": "t", "name": f"c{i}", "handle": handle}})
         handle += 1
-    rules = [("out", {"jump": {"target": "c1"}})]
+    rules: list[tuple[str, dict[str, Any]]] = [("out", {"jump": {"target": "c1"}})]
     rules += [(f"c{i}", {"jump": {"target": f"c{i + 1}"}}) for i in range(1, n)]
     rules.append((f"c{n}", {"drop": None}))
     for chain, statement in rules:
@@ -520,6 +520,16 @@ def test_16_cache_folder_not_ours_is_ignored_with_one_warning(layout: str,
      "opt in     out     source               destination\n    0     0 TARPIT     tcp  --  *   "
      "   *       0.0.0.0/0            0.0.0.0/0            tcp dpt:22\n", 22),
     ("rules-s", "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j DELUDE\n", 22),
+    # known targets whose verdict is decided outside the rules: a userspace program (none
+    # reading the queue: dropped), a transparent socket (none: dropped)
+    ("nfqueue", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 25 -j NFQUEUE "
+     "--queue-num 3\nCOMMIT\n", 25),
+    ("nfqueue-bypass-listing", "Chain INPUT (policy DROP 0 packets, 0 bytes)\n pkts bytes target"
+     "     prot opt in     out     source               destination\n    0     0 NFQUEUE    "
+     "tcp  --  *      *       0.0.0.0/0            0.0.0.0/0            tcp dpt:26 NFQUEUE num 0 "
+     "bypass\n", 26),
+    ("tproxy", "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 27 -j "
+     "TPROXY --on-port 3128 --on-ip 0.0.0.0 --tproxy-mark 0x1/0x1\nCOMMIT\n", 27),
 ])
 def test_25_unknown_target_forks(name: str, text: str, dport: int, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -533,7 +543,8 @@ def test_25_unknown_target_forks(name: str, text: str, dport: int, tmp_path: Pat
     assert isinstance(data, dict)
     verdicts = {b["verdict"] for b in data["branches"]} | {data["verdict"]}
     assert len(verdicts) > 1, data["branches"]
-    target = text.rsplit("-j ", maxsplit=1)[-1].split(maxsplit=1)[0] if "-j " in text else "TARPIT"
+    target = text.rsplit("-j ", maxsplit=1)[-1].split(maxsplit=1)[0] if "-j " in text else \
+        text.splitlines()[2].split()[2]  # the listing row's target column
     assert any(target in u for u in data["uncertain"]), data["uncertain"]
 
 

@@ -104,7 +104,7 @@ def mutated_json(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 RULES = (SOURCE / "iptables-save.txt").read_text().splitlines(keepends=True)
-wild_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)
+wild_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=80)
 
 
 @st.composite

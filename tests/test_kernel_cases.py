@@ -13,13 +13,16 @@ The backend-specific semantics are chosen by natlens from the snapshot, never by
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import cases_path
-from differential.diff_oracle import compare, packet_of
 
 import natlens
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "differential"))
+from diff_oracle import compare, packet_of
 
 REGRESSIONS = Path(__file__).resolve().parent / "data" / "kernel-regressions"
 

@@ -18,7 +18,6 @@ A. Needs root (network namespaces); runs in CI as root.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
@@ -34,6 +33,7 @@ import pytest
 from conftest import corpus_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from netns_helpers import namespaces
 from test_parse_property import valid_rule
 
 from natlens import Family, ParseError, ParseWarning, Ruleset, parse_save, to_save
@@ -97,18 +97,12 @@ class Dump:
 
 # -- namespaces ----------------------------------------------------------------------------------
 
-_counter = itertools.count()
-
 
 @contextmanager
 def netns() -> Iterator[str]:
     """A fresh network namespace, deleted on the way out whatever happens."""
-    name = f"natlens-rt-{os.getpid()}-{next(_counter)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    try:
+    with namespaces("natlens-rt-") as (name,):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
 
 
 def restore_and_save(backend: Backend, family: Family, text: str,

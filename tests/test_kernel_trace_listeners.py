@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from netns_helpers import namespaces, needs_root, run, veth
+from netns_helpers import chained, needs_root, run
 
 from natlens.netfilter import Packet
 from natlens.parse import parse_save
@@ -92,10 +92,7 @@ print(json.dumps(out))
 def server() -> Iterator[tuple[str, str, str]]:
     """(client, server, the server's ``ss -ltnup``): linked, rules loaded, sockets open."""
     needs_root("iptables-restore", "iptables")
-    with namespaces("nls-c-", "nls-s-") as (client, srv):
-        veth(client, "c0", srv, "s0")
-        for ns in (client, srv):
-            run("ip", "link", "set", "lo", "up", ns=ns)
+    with chained(("nls-c-", "c0"), ("nls-s-", "s0")) as (client, srv):
         run("ip", "addr", "add", "10.62.1.2/24", "dev", "c0", ns=client)
         run("ip", "addr", "add", "10.62.1.1/24", "dev", "s0", ns=srv)
         run("ip", "addr", "add", "10.62.9.1/32", "dev", "lo", ns=srv)

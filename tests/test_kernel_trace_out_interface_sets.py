@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns_helpers import namespaces, needs_root, run, veth
+from netns_helpers import chained, needs_root, run
 
 from natlens.model import Family
 from natlens.netfilter import Host, Packet, Simulator
@@ -71,10 +71,7 @@ def lab() -> Iterator[tuple[str, str]]:
     pairs of its own: a datagram sent out of one waits for a neighbour that never answers)."""
     needs_root("nft", "nftables")
     needs_root("iptables-restore", "iptables")
-    with namespaces("nlo-c-", "nlo-r-") as (client, router):
-        veth(client, "c0", router, "rc")
-        for ns in (client, router):
-            run("ip", "link", "set", "lo", "up", ns=ns)
+    with chained(("nlo-c-", "c0"), ("nlo-r-", "rc")) as (client, router):
         run("ip", "addr", "add", "10.64.1.2/24", "dev", "c0", ns=client)
         run("ip", "route", "add", "default", "via", "10.64.1.1", ns=client)
         run("ip", "addr", "add", "10.64.1.1/24", "dev", "rc", ns=router)

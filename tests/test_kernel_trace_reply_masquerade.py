@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from netns_helpers import namespaces, needs_root, run, veth
+from netns_helpers import chained, needs_root, run
 
 from natlens.netfilter import Packet
 from natlens.parse import parse_save
@@ -107,11 +107,8 @@ SCENARIOS = [
 def hosts() -> Iterator[tuple[str, str, str]]:
     """(client, router, server) namespaces, linked client—ra, rb—server, the echo running."""
     needs_root("iptables-restore", "iptables")
-    with namespaces("nrm-c-", "nrm-r-", "nrm-s-") as (client, router, server):
-        veth(client, "c0", router, "ra")
-        veth(router, "rb", server, "s0")
-        for ns in (client, router, server):
-            run("ip", "link", "set", "lo", "up", ns=ns)
+    with chained(("nrm-c-", "c0"), ("nrm-r-", "ra", "rb"), ("nrm-s-", "s0")) as (client, router,
+                                                                              server):
         run("ip", "addr", "add", "10.63.1.2/24", "dev", "c0", ns=client)
         run("ip", "route", "add", "default", "via", "10.63.1.1", ns=client)
         run("ip", "addr", "add", "10.63.1.1/24", "dev", "ra", ns=router)

@@ -7,11 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_helpers import namespaces, needs_root
 
 from natlens import parse_save
 from natlens.legacy_check import compare_counts
@@ -24,16 +24,9 @@ COUNT = ("import json; from natlens.legacy_check import iptc_rule_counts; "
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("iptables-legacy") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with iptables installed", pytrace=False)
-        pytest.skip("needs root and iptables-legacy")
-    name = f"nl-iptc-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    needs_root("iptables-legacy", "iptables")
+    with namespaces("nl-iptc-") as (name,):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _in(ns: str, *argv: str) -> str:

@@ -40,6 +40,7 @@ from hostile_output import (
     rules_text,
     run_fix,
 )
+from netns_helpers import namespaces
 
 import natlens
 from natlens import graph
@@ -234,9 +235,7 @@ def test_case_04_fix_pasted_into_a_root_shell(cases: Path, tmp_path: Path,
     data = assert_json(capsys.readouterr().out, "report json")
     assert isinstance(data, dict)
     (fix,) = [f["fix"] for f in data["findings"] if f["fix"]]
-    ns = f"natlens-c04-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
+    with namespaces("natlens-c04-") as (ns,):
         def in_ns(*argv: str, stdin: bytes | None = None) -> bytes:
             return subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, check=True,
                                   capture_output=True, timeout=60).stdout
@@ -245,8 +244,6 @@ def test_case_04_fix_pasted_into_a_root_shell(cases: Path, tmp_path: Path,
         subprocess.run(["ip", "netns", "exec", ns, "bash", "-c", fix], cwd=tmp_path, check=True,
                        capture_output=True, timeout=60)
         assert in_ns("iptables-save").count(b"-j DROP") == before - 1
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,16 +1,18 @@
 """Both parsers leave what they built to the collector's oldest generation
-(natlens.parse.collector), and never thaw objects frozen on purpose."""
+(natlens.parse.collector), and never thaw objects frozen on purpose; what keeps its objects to
+the end (the snapshot cache, for the CLI) freezes them with the same context manager."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytest
 
 from natlens.model import Ruleset
 from natlens.parse import parse_listing, parse_save
-from natlens.parse.collector import OLD_ENOUGH
+from natlens.parse.collector import OLD_ENOUGH, collector_off
 
 COUNT = 10_000
 
@@ -47,7 +49,7 @@ def _nothing_frozen() -> None:
     gc.unfreeze()
 
 
-PARSERS: dict[str, tuple[Callable[[str], str], Callable[[str], Ruleset]]] = {
+PARSERS: dict[str, tuple[Callable[[int], str], Callable[[str], Ruleset]]] = {
     "save": (_save, parse_save),
     "listing": (_listing, lambda text: parse_listing(text, table="nat")),
 }
@@ -106,3 +108,46 @@ def test_collector_left_off_when_the_caller_turned_it_off(name: str) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("was_on", [True, False])
+@pytest.mark.parametrize("raises", [False, True])
+def test_freeze_moves_what_is_alive_to_the_permanent_generation(was_on: bool,
+                                                                raises: bool) -> None:
+    """``freeze``: what the body built is frozen, raised or not, and the collector is left as
+    it was."""
+    (gc.enable if was_on else gc.disable)()
+    kept: list[list[int]] = []
+    try:
+        with pytest.raises(_BodyError) if raises else nullcontext(), collector_off(freeze=True):
+            assert not gc.isenabled()
+            kept.extend([i] for i in range(1000))
+            if raises:
+                raise _BodyError
+        assert gc.isenabled() is was_on
+        assert gc.get_freeze_count() >= len(kept) == 1000
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("was_on", [True, False])
+def test_plain_use_neither_ages_nor_freezes(was_on: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``size`` or ``freeze`` (the simulator, the audit, the cache's writes): the
+    collector is off for the body and back as it was, the generations untouched."""
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    (gc.enable if was_on else gc.disable)()
+    try:
+        with collector_off():
+            assert not gc.isenabled()
+        assert gc.isenabled() is was_on
+        assert calls == []
+    finally:
+        gc.enable()
+
+
+class _BodyError(Exception):
+    """What the body raises."""

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
+from netns_helpers import namespaces
 
 from natlens import ParseError, parse_save
 from natlens.cli import main
@@ -127,13 +127,9 @@ def test_listing_with_an_ipv6_nat_target_is_refused() -> None:
 
 def _restore_test(family: int, text: str) -> subprocess.CompletedProcess[str]:
     tool = "ip6tables-restore" if family == 6 else "iptables-restore"
-    ns = f"natlens-fam-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
+    with namespaces("natlens-fam-") as (ns,):
         return subprocess.run(["ip", "netns", "exec", ns, tool, "--test"], input=text,
                               text=True, capture_output=True, check=False)
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
 
 
 @pytest.mark.kernel

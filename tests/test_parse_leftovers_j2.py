@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from netns_helpers import namespaces
 
 from natlens import ParseError, parse_save
 from natlens.model import Family
@@ -76,12 +76,8 @@ def test_chain_counters_are_ascii(counters: str, accepted: bool) -> None:
 
 @pytest.fixture(scope="module")
 def netns() -> Iterator[str]:
-    ns = f"natlens-j2-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
+    with namespaces("natlens-j2-") as (ns,):
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
 
 
 def _restore(ns: str, family: int, text: str, *extra: str) -> bool:

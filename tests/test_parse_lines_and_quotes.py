@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from netns_helpers import namespaces
 
 from natlens import ParseError, ParseWarning, parse_save, to_save
 from natlens.cli import main
@@ -120,19 +118,9 @@ def test_case_20_glued_quotes_are_refused_as_iptables_restore_refuses_them(
 # -- the real iptables-restore agrees -----------------------------------------------------------
 
 
-@contextmanager
-def _netns() -> Iterator[str]:
-    name = f"natlens-q-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
-
-
 def _restore_and_save(text: str) -> bytes | None:
     """iptables-save's bytes after iptables-restore of ``text`` (None: refused)."""
-    with _netns() as ns:
+    with namespaces("natlens-q-") as (ns,):
         loaded = subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"],
                                 input=text.encode(), capture_output=True, check=False)
         if loaded.returncode != 0:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 
 import pytest
+from netns_helpers import namespaces
 
 from natlens import ParseError, parse_save
 
@@ -66,14 +66,10 @@ def test_values_in_range_parse(rule: str) -> None:
 
 
 def _restore_test(text: str) -> int:
-    ns = f"natlens-range-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
+    with namespaces("natlens-range-") as (ns,):
         return subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "--test"],
                               input=text, text=True, capture_output=True,
                               check=False).returncode
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
 
 
 @pytest.mark.kernel

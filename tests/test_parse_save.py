@@ -312,3 +312,21 @@ def test_error_on_a_whole_last_line_is_not_called_truncated() -> None:
         parse_save("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n-A INPUT -j NOPE\n", source="r")
     assert err.value.line_no == 4
     assert "truncated" not in err.value.reason
+
+
+@pytest.mark.parametrize(("text", "order"), [
+    ("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FOO - [0:0]\n"
+     ":BAR - [0:0]\n-A BAR -j FOO\nCOMMIT\n", ["INPUT", "FORWARD", "OUTPUT", "FOO", "BAR"]),
+    ("*filter\n:FOO - [0:0]\n:OUTPUT ACCEPT [0:0]\n:INPUT DROP [0:0]\n-A FOO -j ACCEPT\nCOMMIT\n",
+     ["INPUT", "OUTPUT", "FOO"]),
+    ("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:FOO - [0:0]\n-A FORWARD -j FOO\n"
+     "COMMIT\n", ["INPUT", "FORWARD", "OUTPUT", "FOO"]),
+    ("-P OUTPUT ACCEPT\n-N BAR\n-P INPUT DROP\n-A BAR -j ACCEPT\n-A INPUT -j BAR\n",
+     ["INPUT", "OUTPUT", "BAR"]),
+], ids=["dump", "user-chain-first", "undeclared-builtin", "commands"])
+def test_built_in_chains_come_first_in_hook_order(text: str, order: list[str]) -> None:
+    # as iptables-save lists them: the built-in chains first, in hook order, then the others
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParseWarning)
+        ruleset = parse_save(text, strict=False)
+    assert [c.name for c in ruleset.tables[0].chains] == order

@@ -78,12 +78,15 @@ def _kinds(name: str) -> list[tuple[str, str]]:
     return sorted((f["kind"], f["severity"]) for f in data["findings"])
 
 
-SOURCE_FINDINGS = {
+SOURCE_FINDINGS: dict[str, list[tuple[Any, ...]]] = {
     # firewalld's zone public rejects 8080 in INPUT, but Docker's DNAT sends it through
     # FORWARD, where firewalld accepts DNATed traffic (ct status dnat accept)
-    "firewalld-docker": [("bypass", "medium", 8080, None)],
+    # (the nft rule named as nft names it: table FAMILY NAME, index its handle)
+    "firewalld-docker": [("bypass", "medium", 8080, ("inet firewalld", "filter_IN_public", 169,
+                                                     "nft-ruleset.json"))],
     # inet filter forward's policy drop: the published port never reaches the container
-    "nftables-conf-docker": [("missing", "high", 8080, None)],
+    "nftables-conf-docker": [("missing", "high", 8080, ("inet filter", "forward", 0,
+                                                        "nft-ruleset.json"))],
     # the legacy FORWARD policy drops the published port; the legacy rules, shown as such
     "split-legacy-nft": [("missing", "high", 8080, ("filter", "FORWARD", 0,
                                                     "iptables-legacy-save.txt")),
@@ -116,7 +119,7 @@ def test_findings_across_sources_as_the_readme_says(name: str) -> None:
                 ("nat", "DOCKER", 2)]
 
 
-EXPOSURE_FINDINGS = {
+EXPOSURE_FINDINGS: dict[str, list[tuple[Any, ...]]] = {
     # ufw guards eth0 only: its deny refuses 8080 in INPUT, Docker's DNAT forwards it anyway
     # (from wg0 ufw accepts: no bypass there); ufw's allow for 8443 is never met
     "multi-interface-ufw": [("bypass", "medium", 8080, ("filter", "ufw-user-input", 3)),
@@ -223,7 +226,7 @@ def test_firewalld_zone_is_bypassed_by_the_published_port() -> None:
     data = json.loads((GOLDEN / "firewalld-docker.json").read_text())
     bypass = [f for f in data["findings"] if f["kind"] == "bypass"]
     assert [(f["container"], f["host_port"]) for f in bypass] == [("natlens-web", 8080)]
-    assert "firewalld:filter_IN_public" in bypass[0]["message"]  # the nft chain that refuses
+    assert "inet firewalld filter_IN_public" in bypass[0]["message"]  # the refusing nft chain
     cells = [c for c in data["exposure"]["cells"] if c["ingress"] == "eth0"
              and c["port"] == 8080 and c["dst"] == "192.0.2.2"]
     assert cells

@@ -192,7 +192,8 @@ HOSTILE: dict[str, Mutation] = {
     "container-mac-newline": _container_mac("02:42:ac:11:00:02" + INJECTION),
     "container-mac-short": _container_mac("02:42:ac:11:00"),
     "sysctl-value-text": _sysctl("net.ipv4.ip_forward", "1" + INJECTION),
-    "sysctl-value-two": _sysctl("net.ipv4.conf.all.route_localnet", "2"),
+    # "2" is a value the kernel takes (non-zero: on); one out of int range it refuses
+    "sysctl-value-out-of-range": _sysctl("net.ipv4.conf.all.route_localnet", "2147483648"),
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 from cache_helpers import Parses
 
 import natlens
-from natlens import snapshot_cache
+from natlens import cache_pickle, snapshot_cache
 from natlens.cli import main
 from natlens.netfilter import Packet
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot
@@ -160,7 +160,7 @@ def test_entry_not_private_to_us_is_never_loaded(home: Path, snap_dir: Path, tmp
         entry.rename(real)
         entry.symlink_to(real)
     loads: list[object] = []
-    monkeypatch.setattr(snapshot_cache._Unpickler, "load", loads.append)
+    monkeypatch.setattr(cache_pickle.Unpickler, "load", loads.append)
     with pytest.warns(snapshot_cache.CacheWarning, match="ignored"):
         snapshot_cache.load_cached(snap_dir)
     assert loads == [], "an untrusted entry was unpickled"

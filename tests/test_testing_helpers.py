@@ -331,3 +331,24 @@ def test_explanation_is_truthy_when_ok() -> None:
 def test_a_path_works_as_snapshot() -> None:
     assert_reaches(FIXTURES / "default-bridge-8080", OUTSIDE, "172.17.0.2:80")
     assert_reaches(str(FIXTURES / "default-bridge-8080"), OUTSIDE, "172.17.0.2:80")
+
+
+DOUBT = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\nCOMMIT\n"
+"""Host addresses unknown: a packet to 192.0.2.10 is delivered or forwarded (and dropped), a
+fork of doubt with no probability (docs/api.md)."""
+
+
+@pytest.mark.parametrize("check", [check_reaches, check_dropped])
+def test_branches_of_doubt_have_no_probability(check: Callable[..., Explanation]) -> None:
+    rules = natlens.Snapshot(ruleset=natlens.parse_save(DOUBT))
+    packet = {"in_interface": "eth0", "src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22}
+    args = (rules, packet, "192.0.2.10:22") if check is check_reaches else (rules, packet)
+    result = check(*args)
+    assert not result
+    lines = result.text.splitlines()
+    after = lines[next(i for i, ln in enumerate(lines) if " branches, " in ln) + 1:]
+    numbered = [next(ln for ln in after if ln.startswith(f"  {n}. ")) for n in (1, 2)]
+    assert all(ln.startswith(("  1. doubt: ", "  2. doubt: ")) for ln in numbered), numbered
+    assert not any("p=" in ln for ln in numbered)
+    with pytest.raises(AssertionError, match=r"  1\. doubt: "):
+        (assert_reaches if check is check_reaches else assert_dropped)(*args)

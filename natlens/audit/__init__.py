@@ -5,15 +5,16 @@ checks per module; ``CHECKS`` lists them all, in the order they run. ``audit`` r
 findings sorted by severity (high first), then table, chain and rule index.
 
 Families here read the rules only: ``graph_checks`` (loops, unused/unreachable chains, jumps to
-missing chains, accepts before DOCKER-USER), ``duplicates``, ``coverage`` (dead rules) and
-``backends`` (split legacy/nft backends). Families that correlate with Docker decide by
-simulation: ``docker_checks`` (stale, shadowed, mismatch, missing, ineffective) and ``exposure``
-(exposed, bypass).
+missing chains, accepts before DOCKER-USER), ``duplicates``, ``coverage`` (dead rules),
+``backends`` (split legacy/nft backends) and ``nft_chains`` (loops, unused and unreachable
+chains, duplicates and accepts before DOCKER-USER in native nftables tables). Families that
+correlate with Docker decide by simulation: ``docker_checks`` (stale, shadowed, mismatch,
+missing, ineffective) and ``exposure`` (exposed, bypass); they read iptables and native nft
+rules alike (``nft_refs`` names an nft rule and writes its fixes).
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator
 
 from natlens.audit.backends import check_split_backend
@@ -41,9 +42,18 @@ from natlens.audit.graph_checks import (
 )
 from natlens.audit.host_port_rules import check_input_allows, check_nft_forward_ports
 from natlens.audit.leftovers import check_dead_dnat_first, check_leftover_masquerade
+from natlens.audit.nft_chains import (
+    check_nft_dead_rules,
+    check_nft_docker_user_order,
+    check_nft_duplicates,
+    check_nft_loops,
+    check_nft_unreachable_chains,
+    check_nft_unused_chains,
+)
 from natlens.audit.reconcile import reconcile
 from natlens.audit.unserved import check_raw_dropped_allows, check_unserved_requests
 from natlens.model import Family, Ruleset
+from natlens.parse.collector import collector_off
 from natlens.snapshot import Snapshot, load_rules
 
 __all__ = [
@@ -73,8 +83,14 @@ RULE_CHECKS: tuple[Check, ...] = (
     check_duplicate_rules,
     check_duplicate_nat,
     check_dead_rules,
+    check_nft_loops,
+    check_nft_unused_chains,
+    check_nft_unreachable_chains,
+    check_nft_docker_user_order,
+    check_nft_duplicates,
+    check_nft_dead_rules,
 )
-"""Checks that read the rules alone."""
+"""Checks that read the rules alone (iptables tables; native nft tables: ``nft_chains``)."""
 
 DOCKER_CHECKS: tuple[Check, ...] = (
     check_stale_dnat,
@@ -111,17 +127,14 @@ def audit(snapshot: Snapshot, checks: Iterable[Check] = CHECKS, *,
     # The checks allocate millions of small acyclic objects (traces, steps, refs) next to the
     # snapshot's: without this, full collections that walk the whole ruleset take a third of
     # the time on big hosts (as in the parser, ``feed``).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for check in checks:
-            findings.extend(check(ctx))
-    finally:
-        # what the checks shared (indexes, traces) goes by reference counting, before the
-        # collector is back on and would walk it once more
-        del ctx
-        if enabled:
-            gc.enable()
+    with collector_off():
+        try:
+            for check in checks:
+                findings.extend(check(ctx))
+        finally:
+            # what the checks shared (indexes, traces) goes by reference counting, before the
+            # collector is back on and would walk it once more
+            del ctx
     return reconcile(sorted(findings, key=Finding.sort_key))
 
 

@@ -19,10 +19,22 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from typing import Any
 
 from natlens.audit._rules import chain_ref
 from natlens.audit.findings import AuditContext, RuleRef
+from natlens.audit.nft_refs import (
+    NftDnat,
+    is_nft,
+    native_tables,
+    nft_dnats,
+    nft_ref,
+    rewrite_kind,
+    step_ref,
+    unknown_rewrite,
+    without_rules,
+)
 from natlens.correlate import (
     Binding,
     Correlation,
@@ -48,6 +60,7 @@ from natlens.model import Family, Rule, Ruleset, TableName
 from natlens.netfilter import Host, Packet, Simulator, Step, StepKind, Trace, Verdict
 from natlens.netfilter.packet import endpoint
 from natlens.snapshot import Snapshot
+from natlens.sysctls import switch
 
 __all__ = [
     "NAT_REWRITES",
@@ -116,9 +129,9 @@ class Outcome:
 
     @property
     def rewrite(self) -> Step | None:
-        """The nat step that rewrote the destination (DNAT, REDIRECT, NETMAP), if any."""
-        return next((s for s in self.steps if s.kind is StepKind.RULE and s.table == "nat"
-                     and s.target in NAT_REWRITES), None)
+        """The nat step that rewrote the destination (DNAT, REDIRECT, NETMAP; an nft rule's
+        ``dnat``/``redirect``), if any."""
+        return next((s for s in self.steps if rewrite_kind(s) is not None), None)
 
     @property
     def decider(self) -> Step | None:
@@ -139,15 +152,20 @@ def outcomes(trace: Trace) -> list[Outcome]:
     Without ``branches`` every fork of the walk ended alike, so the trace's outcome is certain
     even when some match was undecidable. With branches, those that rest on an assumption about
     an undecidable match are left out (statistic branches stay: each happens). A trace through
-    a part of the ruleset the input does not show has no certain outcome.
+    a part of the ruleset the input does not show has no certain outcome, nor one through an
+    iptables-nft NAT target read from nft JSON (``nft_refs.unknown_rewrite``: its mapping is not
+    in the JSON).
     """
     if trace.rests_on_unseen and not trace.branches:
         return []
+    if any(unknown_rewrite(s) for s in trace.steps):
+        return []  # an iptables-nft NAT target read from nft JSON: where it goes is unknown
     if not trace.branches:
         return [Outcome(trace.verdict, trace.path.value, trace.final_dst, trace.out_interface,
                         trace.steps)]
     return [Outcome(b.verdict, b.path.value, b.final_dst, b.out_interface, b.steps)
-            for b in trace.branches if not b.assumed]
+            for b in trace.branches
+            if not b.assumed and not any(unknown_rewrite(s) for s in b.steps)]
 
 
 def _forwarding(meta: dict[str, Any], family: int) -> bool:
@@ -155,7 +173,7 @@ def _forwarding(meta: dict[str, Any], family: int) -> bool:
     if not isinstance(sysctl, dict):
         return True
     key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
-    return sysctl.get(key) != "0"
+    return switch(key, sysctl.get(key)) is not False  # the kernel's reading (natlens.sysctls)
 
 
 class DockerView:
@@ -177,6 +195,9 @@ class DockerView:
         self._outside_sources: dict[int, IPAddress] = {}
         self._dnats: dict[tuple[int, int], tuple[Rule, tuple[IPAddress, int | None] | None]] = {}
         """``dnat``'s memo, by the rule's identity (the rule is kept: the identity stays its)."""
+        self._nft_what_ifs: dict[frozenset[tuple[str, str, int]], Simulator] = {}
+        self._nft_dnats: list[NftDnat] | None = None
+        """``without``'s simulators of the snapshot minus some nft rules."""
 
     # -- the host -------------------------------------------------------------------------------
 
@@ -234,7 +255,13 @@ class DockerView:
         if flag is not None:
             return flag
         nat = self.ruleset(family).get(TableName.NAT)
-        return nat is not None and "DOCKER" in nat
+        if nat is not None and "DOCKER" in nat:
+            return True
+        # native nft: Docker 29's own table (``docker-bridges``), or Docker's chains written
+        # as nft (a translated or hand-made ruleset)
+        want = ("inet", "ip" if family == 4 else "ip6")
+        return any(t.family.value in want and (t.name.startswith("docker") or any(
+            c.name == "DOCKER" for c in t.chains)) for t in native_tables(self.snapshot))
 
     # -- who holds an address -------------------------------------------------------------------
 
@@ -278,13 +305,15 @@ class DockerView:
         return found[1]
 
     def ref(self, family: int, step: Step) -> RuleRef | None:
-        """The RuleRef of a trace step (the chain's declaration for a policy)."""
+        """The RuleRef of a trace step (the chain's declaration for a policy; for an nft step
+        table ``FAMILY NAME`` and index the rule's handle, ``natlens.audit.nft_refs``)."""
         fam = Family.IPV4 if family == 4 else Family.IPV6
         if step.table is None or step.chain is None:
             return None
         rules = self._ruleset_of(family, step)
-        if rules is None:  # an nft step: no iptables rule to point at (step_text names it)
-            return None
+        if rules is None:  # an nft step: named as nft names it
+            nft = self.snapshot.nft
+            return step_ref(step, family, nft.source if nft is not None else self.snapshot.path)
         if step.kind is StepKind.POLICY:
             t = rules.get(step.table)
             chain = t.get(step.chain) if t is not None else None
@@ -315,12 +344,27 @@ class DockerView:
                 return found
         return self.ruleset(family)
 
+    def native_dnats(self) -> list[NftDnat]:
+        """``nft_refs.nft_dnats`` of the snapshot, read once."""
+        if self._nft_dnats is None:
+            self._nft_dnats = list(nft_dnats(self.snapshot))
+        return self._nft_dnats
+
     def docker_rules(self, b: Binding) -> list[RuleRef]:
         """The DNAT rules that serve binding ``b`` as Docker writes them: proto and host port,
         ``--to-destination`` one of the container's addresses and its port (any nat chain;
-        ``natlens.correlate``)."""
+        ``natlens.correlate``), then the native nft rules that do (``nft_refs.nft_dnats``)."""
         fam = Family.IPV4 if b.family == 4 else Family.IPV6
-        return [RuleRef.of(r.rule, TableName.NAT, r.index, fam) for r in b.dnat]
+        found = [RuleRef.of(r.rule, TableName.NAT, r.index, fam) for r in b.dnat]
+        nft = self.snapshot.nft
+        # native nft: a ``dnat to`` one of the container's addresses and its port, for the
+        # host port (``tcp dport N``)
+        found.extend(nft_ref(d.rule, b.family, nft.source if nft is not None else None)
+                     for d in self.native_dnats()
+                     if d.family == b.family and d.address in b.targets
+                     and d.port in (b.container_port, None) and d.proto == b.proto
+                     and d.dport == b.host_port)
+        return found
 
     # -- containers and probes ------------------------------------------------------------------
 
@@ -390,13 +434,28 @@ class DockerView:
         return found
 
     def without(self, family: int, refs: Sequence[RuleRef]) -> Simulator:
-        """A simulator of the same host with the rules ``refs`` deleted (a what-if)."""
+        """A simulator of the same host with the rules ``refs`` deleted (a what-if): iptables
+        rules by position, native nft rules by handle (``is_nft``; a simulator of the snapshot
+        without them, built once per set of rules)."""
         fam = Family.IPV4.value if family == 4 else Family.IPV6.value
         gone: dict[tuple[str, str], set[int]] = {}
+        handles: set[tuple[str, str, int]] = set()
         for r in refs:
-            if r.family == fam:
+            if is_nft(r):
+                handles.add((r.table, r.chain, r.index))
+            elif r.family == fam:
                 gone.setdefault((r.table, r.chain), set()).add(r.index)
-        return self.sim.without(family, gone)
+        sim = self._without_nft(frozenset(handles)) if handles else self.sim
+        return sim.without(family, gone)
+
+    def _without_nft(self, handles: frozenset[tuple[str, str, int]]) -> Simulator:
+        found = self._nft_what_ifs.get(handles)
+        if found is None:
+            nft = self.snapshot.nft
+            assert nft is not None  # an nft RuleRef comes from an nft step
+            found = self._nft_what_ifs[handles] = Simulator.from_snapshot(
+                dc_replace(self.snapshot, nft=without_rules(nft, handles)))
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,9 @@ from pathlib import Path
 from natlens.audit.backend_effects import BackendEffect, backend_effects
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, tool
-from natlens.errors import NatlensError, SnapshotError
 from natlens.model import BUILTIN_CHAINS, Family, Ruleset
 from natlens.netfilter import Simulator
-from natlens.snapshot import Snapshot, load_rules, read_text
+from natlens.snapshot import Snapshot
 
 __all__ = ["OTHER_BACKEND_FILES", "check_split_backend", "holds_rules"]
 
@@ -143,11 +142,3 @@ def _effects(snap: Snapshot, other: Ruleset, backend: str) -> list[BackendEffect
                       nft=snap.nft)
     source = "iptables-legacy" if backend == "legacy" else "iptables-nft"
     return list(backend_effects(full, alone, other, source))
-
-
-def _read_other(path: Path, family: Family) -> Ruleset:
-    text, source = read_text(path)
-    try:
-        return load_rules(text, source=source, strict=False, family=family)
-    except NatlensError as exc:
-        raise SnapshotError(f"{path}: {exc}") from None

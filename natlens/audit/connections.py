@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from natlens.audit._docker_view import (
     SPORT,
@@ -33,10 +33,11 @@ from natlens.audit._docker_view import (
 from natlens.audit.docker_checks import _describe
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, tool
+from natlens.audit.nft_refs import nft_dnats, nft_ref, rewrite_kind
 from natlens.correlate import Binding
 from natlens.exposure import Cell
 from natlens.inputs import is_decimal as _decimal
-from natlens.model import Family, Rule, Ruleset, TableName
+from natlens.model import Family, TableName
 from natlens.netfilter import Packet, Simulator, Step, StepKind, Trace
 
 __all__ = ["check_hairpin_from_network", "check_loopback_dnat", "check_published_connections"]
@@ -46,13 +47,32 @@ _LOOPBACK = {Family.IPV4: ipaddress.ip_address("127.0.0.1"),
              Family.IPV6: ipaddress.ip_address("::1")}
 
 
-def _dnat_ports(ctx: AuditContext, rs: Ruleset) -> Iterator[tuple[str, int, Rule, int]]:
-    """(protocol, destination port, rule, index) of each DNAT rule of the nat table naming one
-    TCP/UDP port, in table order."""
+@dataclass(frozen=True, slots=True)
+class _Dnat:
+    """A DNAT rule naming one TCP/UDP port: its protocol and port, the rule to blame, and
+    ``key``, what ``_step_key`` gives for a trace step of that rule."""
+
+    proto: str
+    port: int
+    ref: RuleRef
+    key: tuple[object, ...]
+
+
+def _step_key(step: Step) -> tuple[object, ...]:
+    """An iptables rule step as (False, None, table, chain, position), an nft one as (True,
+    family, table, chain, handle)."""
+    nft = step.source == "nft"
+    return (nft, step.family if nft else None, step.table, step.chain, step.rule)
+
+
+def _dnat_ports(ctx: AuditContext, family: Family) -> Iterator[_Dnat]:
+    """Each DNAT rule of ``family`` naming one TCP/UDP port: the iptables nat table's in table
+    order, then the native nft tables' (``nft_refs.nft_dnats``)."""
+    rs = ctx.snapshot.ruleset if family is Family.IPV4 else ctx.snapshot.ruleset6
     table = rs.get(TableName.NAT)
-    if table is None:
-        return
-    for chain, index in ctx.index(rs.family)[TableName.NAT.value].rewrites:
+    for chain, index in ctx.index(rs.family)[TableName.NAT.value].rewrites \
+            if table is not None else ():
+        assert table is not None
         rule = table[chain].rules[index - 1]
         protocol = rule.protocol
         if rule.target_name != "DNAT" or protocol is None or protocol.negated \
@@ -60,15 +80,23 @@ def _dnat_ports(ctx: AuditContext, rs: Ruleset) -> Iterator[tuple[str, int, Rule
             continue
         dport = rule.option("--dport")
         if dport is not None and not dport.negated and _decimal(dport.value):
-            yield protocol.name, int(dport.value), rule, index
+            yield _Dnat(protocol.name, int(dport.value),
+                        RuleRef.of(rule, TableName.NAT, index, rs.family),
+                        (False, None, TableName.NAT.value, chain, index))
+    nft = ctx.snapshot.nft
+    for d in nft_dnats(ctx.snapshot):
+        if d.family != (4 if family is Family.IPV4 else 6) or d.proto not in ("tcp", "udp") \
+                or d.dport is None:
+            continue
+        r = d.rule
+        yield _Dnat(d.proto, d.dport, nft_ref(r, d.family, nft.source if nft else None),
+                    (True, r.family.value, r.table, r.chain, r.handle))
 
 
-def _dnat_step(trace: Trace) -> tuple[str, str, int] | None:
-    """(table, chain, index) of the trace's DNAT step, if any."""
-    for step in trace.steps:
-        if step.target == "DNAT" and step.table and step.chain and step.rule:
-            return step.table, step.chain, step.rule
-    return None
+def _dnat_step(trace: Trace) -> Step | None:
+    """The trace's DNAT step (iptables or nft), if any."""
+    return next((s for s in trace.steps if rewrite_kind(s) == "DNAT" and s.table and s.chain
+                 and s.rule), None)
 
 
 def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
@@ -89,12 +117,13 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
         or sim.localnet is not None
     lenient: Simulator | None = None
     probes = 0
-    for rs in ctx.rulesets():
-        lo = _LOOPBACK[rs.family]
+    for fam in (Family.IPV4, Family.IPV6):
+        lo = _LOOPBACK[fam]
         seen: set[tuple[str, int]] = set()
         if probes >= _MAX_PROBES:
             break
-        for proto, port, rule, index in _dnat_ports(ctx, rs):
+        for dnat in _dnat_ports(ctx, fam):
+            proto, port = dnat.proto, dnat.port
             if probes >= _MAX_PROBES:
                 break
             if (proto, port) in seen:
@@ -104,7 +133,7 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
             packet = Packet(local_origin=True, src=lo, dst=lo, proto=proto, dport=port,
                             sport=40000)
             trace = sim.trace(packet)
-            if rs.family is Family.IPV4 and not localnet_known:
+            if fam is Family.IPV4 and not localnet_known:
                 if lenient is None:
                     on = {**sysctl, "net.ipv4.conf.all.route_localnet": "1"}
                     lenient = replace(snap, meta={**snap.meta, "sysctl": on},
@@ -114,16 +143,16 @@ def check_loopback_dnat(ctx: AuditContext) -> Iterator[Finding]:
             step = _dnat_step(trace)
             if conn is None or conn.established is not False or step is None:
                 continue
-            if step[:2] != (TableName.NAT.value, rule.chain) or step[2] != index:
+            if _step_key(step) != dnat.key:
                 continue
-            shown = f"[{lo}]:{port}" if rs.family is Family.IPV6 else f"{lo}:{port}"
+            shown = f"[{lo}]:{port}" if fam is Family.IPV6 else f"{lo}:{port}"
             yield Finding(
                 kind="hairpin-blocked", severity=Severity.MEDIUM,
                 message=(f"a host process connecting to {shown}/{proto} is DNATed to "
                          f"{trace.final_dst} but the connection cannot be established: "
                          f"{conn.why}"),
                 proto=proto, host_port=port,
-                rule=RuleRef.of(rule, TableName.NAT, index, rs.family),
+                rule=dnat.ref,
                 fix=None,
                 packet=packet.to_dict(),
             )
@@ -158,16 +187,13 @@ def check_published_connections(ctx: AuditContext) -> Iterator[Finding]:
                     or conn.established is not False or trace.final_dst not in b.expected:
                 continue
             step = _dnat_step(trace)
-            rule = view.rule(b.family, *step) if step is not None else None
             yield Finding(
                 kind="hairpin-blocked", severity=Severity.MEDIUM,
                 message=(f"{b.label} from {probe.source}: the first packet reaches "
                          f"{trace.final_dst} but the connection cannot be established: "
                          f"{conn.why}"),
                 proto=b.proto, host_port=b.host_port, container=b.container.name,
-                rule=(RuleRef.of(rule, step[0], step[2],
-                                 Family.IPV4 if b.family == 4 else Family.IPV6)
-                      if rule is not None and step is not None else None),
+                rule=view.ref(b.family, step) if step is not None else None,
                 packet=probe.packet.to_dict(),
             )
 
@@ -196,19 +222,30 @@ def check_hairpin_from_network(ctx: AuditContext) -> Iterator[Finding]:
                 continue
             cell = cells[0]
             d = cell.decided_by
-            step = _decider_step(cell)
-            ref = view.ref(b.family, step) if step is not None else None
             outs = outcomes(view.trace(cell.packet))
             last = outs[0].decider if outs else None
+            # an nft rule is named by its table's family, which only the trace step holds
+            step = last if d is not None and d.source == "nft" else _decider_step(cell)
+            ref = view.ref(b.family, step) if step is not None else None
             fix = None
-            if last is not None and last.hook == "INPUT" and bridge is not None:
+            if last is not None and last.hook == "INPUT" and bridge is not None \
+                    and last.source == "nft" and last.family and last.table and last.chain:
+                # the same accept in the nft chain that refuses it, ahead of the refusing rule
+                at = ["position", str(last.rule)] if last.kind is StepKind.RULE \
+                    and last.rule is not None else []
+                fix = command(["nft", "insert", "rule", last.family, last.table, last.chain,
+                               *at, "iifname", f'"{bridge}"', b.proto, "dport",
+                               str(b.host_port), "accept"])
+            elif last is not None and last.hook == "INPUT" and bridge is not None:
                 # the hairpin goes to docker-proxy on the host: let the bridge reach the port
                 fix = command([tool(b.family), "-t", "filter", "-I", "INPUT", "-i", bridge,
                                "-p", b.proto, "-m", b.proto, "--dport", str(b.host_port),
                                "-j", "ACCEPT"])
             elif last is not None and last.hook == "FORWARD" and bridge is not None \
                     and outs[0].final_dst in b.expected:
-                fix = _accept_hairpin(view, b, bridge, outs[0].final_dst)
+                fix = _accept_hairpin_nft(last, b, bridge, outs[0].final_dst) \
+                    if last.source == "nft" else _accept_hairpin(view, b, bridge,
+                                                                 outs[0].final_dst)
             yield Finding(
                 kind="hairpin-blocked", severity=Severity.MEDIUM,
                 message=(f"{b.label} is reachable from other hosts but not from its own "
@@ -236,6 +273,23 @@ def _accept_hairpin(view: DockerView, b: Binding, bridge: str, lands: str) -> st
                     bridge, "-d", ip, "-p", b.proto, "-m", b.proto, "--dport",
                     str(b.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j",
                     "ACCEPT"])
+
+
+def _accept_hairpin_nft(d: Step, b: Binding, bridge: str, lands: str) -> str | None:
+    """``_accept_hairpin`` where an nft rule drops the hairpin: ``nft insert rule FAMILY TABLE
+    CHAIN position HANDLE iifname BR oifname BR ip daddr IP tcp dport C ct status dnat accept``,
+    just ahead of the dropping rule (nft(8) ``insert rule ... position``: before that handle;
+    ``ct status dnat``: connections a DNAT made). None for a policy (no rule to go before: the
+    accept goes at the chain's end) or a step of no rule."""
+    if d.kind is not StepKind.RULE or d.rule is None or not d.family or not d.table \
+            or not d.chain:
+        return None
+    ip = lands.rpartition(":")[0].strip("[]")
+    l3 = "ip6" if b.family == 6 else "ip"
+    return command(["nft", "insert", "rule", d.family, d.table, d.chain, "position",
+                    str(d.rule), "iifname", f'"{bridge}"', "oifname", f'"{bridge}"', l3,
+                    "daddr", ip,
+                    b.proto, "dport", str(b.container_port), "ct", "status", "dnat", "accept"])
 
 
 def _decider_step(cell: Cell) -> Step | None:

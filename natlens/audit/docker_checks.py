@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,7 +31,15 @@ from natlens.audit._docker_view import (
     shared_traces,
 )
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.audit.fixes import command, delete_spec, rule_spec, tool
+from natlens.audit.fixes import command, rule_spec, tool
+from natlens.audit.nft_refs import (
+    NftDnat,
+    delete_rule,
+    is_nft,
+    nft_ref,
+    replace_rule,
+    rewrite_kind,
+)
 from natlens.audit.reach import reached_elsewhere
 from natlens.inputs import is_decimal
 from natlens.model import Family, Rule, Table, TableName
@@ -48,8 +57,9 @@ CIS_USERLAND_PROXY = "CIS Docker Benchmark 2.16 (ex 2.15): disable the userland 
 
 
 def _delete(ref: RuleRef) -> str:
-    """``iptables -t nat -D DOCKER ! -i docker0 ...`` (by specification, safe to re-run)."""
-    return command(delete_spec(ref))
+    """``iptables -t nat -D DOCKER ! -i docker0 ...`` (by specification, safe to re-run); for an
+    nft rule ``nft delete rule FAMILY TABLE CHAIN handle N``."""
+    return delete_rule(ref)
 
 
 def _packet(packet: Packet, outcome: Outcome | None = None, **extra: object) -> dict[str, object]:
@@ -181,6 +191,60 @@ def check_stale_dnat(ctx: AuditContext) -> Iterator[Finding]:
                     fix=_delete(ref),
                     packet=pkt,
                 )
+    yield from _stale_nft(view)
+
+
+def _nft_witnesses(view: DockerView, d: NftDnat) -> Iterator[Packet]:
+    """``_witnesses`` for a native nft DNAT rule (its ``iifname``, ``daddr`` and port)."""
+    family = d.family
+    dst = d.daddr if d.daddr is not None and d.daddr.version == family \
+        else view.host_address(family)
+    if dst is None:
+        return
+    proto = d.proto or "tcp"
+    iface = view.outside
+    if d.in_interface is not None:
+        name, negated = d.in_interface
+        if not negated and not name.endswith("*"):
+            iface = name
+        elif negated and name == iface:
+            iface = "eth9"
+    yield Packet(in_interface=iface, src=view.outside_source(family), dst=dst, proto=proto,
+                 sport=40000, dport=d.dport)
+    if d.in_interface is None or d.in_interface[1]:
+        yield Packet(local_origin=True, src=view.host_address(family) or dst, dst=dst,
+                     proto=proto, sport=40000, dport=d.dport)
+
+
+def _stale_nft(view: DockerView) -> Iterator[Finding]:
+    """``check_stale_dnat`` for the DNAT rules of native nft tables (an nftables.conf, Docker
+    29's nftables backend): the same judgement, the rule named and deleted as nft does."""
+    nft = view.snapshot.nft
+    for d in view.native_dnats():
+        ip = d.address
+        if view.holder(ip) is not None or view.host.is_local(ip):
+            continue
+        net = view.docker_network_of(ip)
+        ref = nft_ref(d.rule, d.family, nft.source if nft is not None else None)
+        if net is None and not _docker_dnat(ref):
+            continue  # a DNAT to another machine: not Docker's business
+        hport = d.dport
+        what = f"{d.proto}/{hport}" if d.proto and hport else (d.proto or "all traffic")
+        subnet = next((str(x) for x in (net.subnets if net is not None else ()) if ip in x), "")
+        inside = f" (in Docker network {net.name}, {subnet})" if net is not None else ""
+        msg = f"DNAT {what} to {endpoint(ip, d.port)}, an address no container holds{inside}"
+        pkt: dict[str, object] | None = None
+        key = (d.rule.family.value, d.rule.table, d.rule.chain, d.rule.handle)
+        for witness in _nft_witnesses(view, d):
+            hit = [o for o in outcomes(view.trace(witness)) if any(
+                s.kind is StepKind.RULE and s.source == "nft"
+                and (s.family, s.table, s.chain, s.rule) == key for s in o.steps)]
+            if hit:
+                msg += f"; a packet {_describe(witness)} is {_fate(view, d.family, hit[0])}"
+                pkt = _packet(witness, hit[0])
+                break
+        yield Finding(kind="stale", severity=Severity.HIGH, message=msg, proto=d.proto,
+                      host_port=hport, rule=ref, fix=delete_rule(ref), packet=pkt)
 
 
 def _describe(p: Packet) -> str:
@@ -205,7 +269,10 @@ class _Verdicts:
     proxied: list[str] = field(default_factory=list)
     reached: list[str] = field(default_factory=list)
     """Sources that still reach the container (directly or through docker-proxy), in order."""
-    caught: dict[tuple[str, str, int], list[tuple[Probe, Outcome]]] = field(default_factory=dict)
+    caught: dict[tuple[object, ...], tuple[Step, list[tuple[Probe, Outcome]]]] = field(
+        default_factory=dict)
+    """The probes a rule rewrote elsewhere, by that rule (source, family, table, chain,
+    position or handle): its first step and the probes."""
 
 
 def _classify(view: DockerView, b: Binding, probe: Probe, o: Outcome) -> str:
@@ -286,8 +353,8 @@ def _judge(view: DockerView, b: Binding) -> _Verdicts:
         elif cls == "caught":
             rw = o.rewrite
             if rw is not None and rw.chain is not None and rw.rule is not None:
-                v.caught.setdefault((rw.table or "nat", rw.chain, rw.rule), []).append(
-                    (probe, o))
+                key = (rw.source, rw.family, rw.table, rw.chain, rw.rule)
+                v.caught.setdefault(key, (rw, []))[1].append((probe, o))
     return v
 
 
@@ -336,12 +403,15 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
     v = _judge(view, b)
     mine = view.docker_rules(b)
     fam = b.family
-    for (table, chain, index), items in v.caught.items():
-        rule = view.rule(fam, table, chain, index)
-        if rule is None:
+    for step, items in v.caught.values():
+        ref = view.ref(fam, step)
+        target = rewrite_kind(step)
+        if ref is None or target is None:
             continue
-        ref = RuleRef.of(rule, table, index, Family.IPV4 if fam == 4 else Family.IPV6)
-        others = [r for r in mine if (r.chain, r.index) != (chain, index)]
+        chain = step.chain or ""
+        others = [r for r in mine if (r.table, r.chain, r.index) != (ref.table, chain, ref.index)]
+        if not others and is_nft(ref):
+            others = _served_by(view, b, v)
         probe, o = items[0]
         lands = o.final_dst
         tail = (f"; from {_names(v.reached)} it still reaches {b.container.name}"
@@ -351,14 +421,14 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
             yield Finding(
                 kind="shadowed", severity=Severity.HIGH,
                 message=f"{b.label} is caught from {_sources(items)} by {ref.where} "
-                        f"({rule.target_name} to {lands}) before {docker_ref.where} can DNAT "
+                        f"({target} to {lands}) before {docker_ref.where} can DNAT "
                         f"it to {', '.join(sorted(b.expected))}{tail}",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
                 related=(docker_ref,),
                 fix=_delete(ref),
                 packet=_packet(probe.packet, o),
             )
-        elif docker_chain(chain) and rule.target_name == "DNAT":
+        elif _docker_dnat(ref) and target == "DNAT":
             yield Finding(
                 kind="mismatch", severity=Severity.HIGH,
                 message=f"{b.label} is DNATed by {ref.where} to {lands}, but "
@@ -371,7 +441,7 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
             yield Finding(
                 kind="missing", severity=Severity.HIGH,
                 message=f"{b.label} has no DNAT to {b.container.name}; traffic from "
-                        f"{_sources(items)} is caught by {ref.where} ({rule.target_name} to "
+                        f"{_sources(items)} is caught by {ref.where} ({target} to "
                         f"{lands}) instead",
                 proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
                 packet=_packet(probe.packet, o),
@@ -417,10 +487,41 @@ def _report_binding(view: DockerView, b: Binding) -> Iterator[Finding]:
         )
 
 
+def _served_by(view: DockerView, b: Binding, v: _Verdicts) -> list[RuleRef]:
+    """The rules that DNAT ``b``'s probes to the container where no rule caught them (from the
+    host, say, when a PREROUTING rule catches the outside probe): Docker's DNAT as the simulator
+    met it, for rules ``natlens.correlate`` does not read (native nft tables)."""
+    caught = {id(o) for _, items in v.caught.values() for _, o in items}
+    for probe in view.probes(b):
+        for o in outcomes(view.trace(probe.packet)):
+            rw = o.rewrite
+            if id(o) in caught or rw is None or o.final_dst not in b.expected:
+                continue
+            ref = view.ref(b.family, rw)
+            if ref is not None:
+                return [ref]
+    return []
+
+
+def _docker_dnat(ref: RuleRef) -> bool:
+    """Whether ``ref`` sits where Docker writes its DNATs: one of its chains, or (Docker 29's
+    nftables backend) its own nft table (``ip docker-bridges``)."""
+    if is_nft(ref):
+        return docker_chain(ref.chain) or ref.table.partition(" ")[2].startswith("docker")
+    return docker_chain(ref.chain)
+
+
+_NFT_DNAT_TO = re.compile(r"\bdnat ((?:ip6? )?to )\S+")
+
+
 def _redirect(ref: RuleRef, endpoint: str) -> str | None:
     """``iptables -t nat -R CHAIN N ... --to-destination ENDPOINT``: the DNAT rule at ``ref``
     pointed at the container's real address and port (deleting it would leave the port to
-    docker-proxy alone); None when the rule has no ``--to-destination``."""
+    docker-proxy alone); None when the rule has no ``--to-destination``. For an nft rule,
+    ``nft replace rule ... handle N`` with its ``dnat to`` sent to ``ENDPOINT``."""
+    if is_nft(ref):
+        new, n = _NFT_DNAT_TO.subn(lambda m: f"dnat {m.group(1)}{endpoint}", ref.text, count=1)
+        return replace_rule(ref, new) if n else None
     spec = rule_spec(ref)
     if "--to-destination" not in spec[:-1]:
         return None

@@ -31,7 +31,8 @@ from natlens.audit._docker_view import (
 )
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
-from natlens.audit.fixes import command, delete_spec, tool
+from natlens.audit.fixes import command, tool
+from natlens.audit.nft_refs import delete_rule, native_only, nft_prerouting_drop, rewrite_kind
 from natlens.correlate import PROBE_PORTS, Binding
 from natlens.docker import Container
 from natlens.exposure import Cell, ExposureMap, Row
@@ -97,7 +98,8 @@ def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
         if row.kind != "container" or row.container is None:
             continue
         owner = view.inventory.container(row.container)
-        if owner is None or not view.ruleset(row.family).tables:
+        if owner is None or not (view.ruleset(row.family).tables
+                                 or native_only(view.snapshot, row.family)):
             continue
         wide, lo = _published(owner)
         key = (row.proto, row.port)
@@ -120,7 +122,7 @@ def check_exposed(ctx: AuditContext) -> Iterator[Finding]:
                     f"({'probes' if many else 'a probe'}; other unpublished ports likely are "
                     "too)",
             proto=cell.proto, container=name, rule=_accepting(view, family, o),
-            fix=_drop_direct(ingress, family, cell.dst),
+            fix=_drop_direct(view, ingress, family, cell.dst),
             cis=CIS_BIND, packet=_packet(cell.packet, o),
         )
     yield from _loopback_via_dnat(view, emap)
@@ -138,12 +140,17 @@ def _remote_hits(view: DockerView, emap: ExposureMap, row: Row) -> Iterator[tupl
             yield cell, o
 
 
-def _drop_direct(ingress: str, family: int, dst: IPAddress) -> str:
+def _drop_direct(view: DockerView, ingress: str, family: int, dst: IPAddress) -> str:
     """``iptables -t raw -I PREROUTING -i IN -d IP -j DROP``: refuse packets from ``ingress``
     addressed to a container directly. raw PREROUTING runs before DNAT, so only packets sent to
     the container's own address match; published ports (sent to a host address) and replies
     (addressed to the host before un-SNAT) do not. Docker 28+ adds the same rule per
-    container ("DROP DIRECT ACCESS", moby libnetwork/drivers/bridge/setup_ip_tables_linux.go)."""
+    container ("DROP DIRECT ACCESS", moby libnetwork/drivers/bridge/setup_ip_tables_linux.go).
+    On a host whose rules of the family are all native nft, the same drop in nft
+    (``nft_prerouting_drop``)."""
+    if native_only(view.snapshot, family):
+        return nft_prerouting_drop(view.snapshot, family, [
+            "iifname", f'"{ingress}"', "ip" if family == 4 else "ip6", "daddr", str(dst)])
     return command([tool(family), "-t", "raw", "-I", "PREROUTING", "-i", ingress,
                     "-d", str(dst), "-j", "DROP"])
 
@@ -151,8 +158,9 @@ def _drop_direct(ingress: str, family: int, dst: IPAddress) -> str:
 def _accepting(view: DockerView, family: int, o: Outcome) -> RuleRef | None:
     """The rule that accepted the packet in FORWARD (the last ACCEPT step, or the policy)."""
     for s in reversed(o.steps):
-        if s.hook == "FORWARD" and s.table == "filter" and s.target == "ACCEPT" and \
-                s.kind in (StepKind.RULE, StepKind.POLICY):
+        if s.hook == "FORWARD" and (s.table == "filter" or s.source == "nft") \
+                and s.target in ("ACCEPT", "accept") \
+                and s.kind in (StepKind.RULE, StepKind.POLICY):
             return view.ref(family, s)
     return None
 
@@ -169,7 +177,7 @@ def _loopback_direct(view: DockerView, c: Container, cell: Cell, o: Outcome, *,
                 f"(host port {host_port}), but a packet {_describe(pkt)} is "
                 f"{_fate(view, family, o)}: anyone routing {pkt.dst} via this host reaches it",
         proto=cell.proto, host_port=host_port, container=c.name,
-        rule=_accepting(view, family, o), fix=_drop_direct(cell.ingress, family, cell.dst),
+        rule=_accepting(view, family, o), fix=_drop_direct(view, cell.ingress, family, cell.dst),
         cis=CIS_BIND, packet=_packet(pkt, o),
     )
 
@@ -191,12 +199,15 @@ def _loopback_via_dnat(view: DockerView, emap: ExposureMap) -> Iterator[Finding]
             pkt = cell.packet
             if pkt.dst.is_loopback:
                 loopback = "127.0.0.0/8" if b.family == 4 else "::1/128"
-                fix: str | None = command([tool(b.family), "-t", "raw", "-I", "PREROUTING", "!",
-                                           "-i", "lo", "-d", loopback, "-j", "DROP"])
+                fix: str | None = nft_prerouting_drop(view.snapshot, b.family, [
+                    "iifname", "!=", '"lo"', "ip" if b.family == 4 else "ip6", "daddr",
+                    loopback]) if native_only(view.snapshot, b.family) else command(
+                    [tool(b.family), "-t", "raw", "-I", "PREROUTING", "!", "-i", "lo", "-d",
+                     loopback, "-j", "DROP"])
                 how = (f"a packet {_describe(pkt)} (another host routing the loopback "
                        "address via this one)")
             else:
-                fix = command(delete_spec(ref)) if ref is not None and ref.index else None
+                fix = delete_rule(ref) if ref is not None and ref.index else None
                 how = f"a packet {_describe(pkt)}"
             yield Finding(
                 kind="exposed", severity=Severity.HIGH,
@@ -277,8 +288,8 @@ def _bypass_quiet(shared: SharedTraces, emap: ExposureMap, row: Row, b: Binding,
 def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,
                   real: Outcome) -> Iterator[Finding]:
     pkt = cell.packet
-    dnats = [r for s in real.steps if s.kind is StepKind.RULE and s.table == "nat"
-             and s.target == "DNAT" for r in [view.ref(b.family, s)] if r is not None]
+    dnats = [r for s in real.steps if rewrite_kind(s) == "DNAT"
+             for r in [view.ref(b.family, s)] if r is not None]
     if not dnats:
         return
     as_if = outcomes(view.without(b.family, dnats).trace(pkt))
@@ -300,9 +311,7 @@ def _bypass_input(view: DockerView, b: Binding, ingress: str, cell: Cell,
                 " (the whole paths are in the finding's packet)",
         proto=b.proto, host_port=b.host_port, container=b.container.name, rule=ref,
         related=tuple(dnats),
-        fix=command([tool(b.family), "-t", "filter", "-I", _user_chain(view, b.family), "-i",
-                     ingress, "-p", b.proto, "-m", "conntrack", "--ctorigdstport",
-                     str(b.host_port), "--ctdir", "ORIGINAL", "-j", "DROP"]),
+        fix=_forward_block(view, b.family, ingress, b.proto, b.host_port, real=real),
         cis=CIS_BIND,
         packet=_packet(pkt, real, trace_without_dnat=refused.path_text(),
                        verdict_without_dnat=refused.verdict.value),
@@ -335,8 +344,13 @@ def _bypass_family(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
             ob = other.binding
             d = blocked[0].decided_by
             assert d is not None
-            ref = view.ref(family, Step(hook="FORWARD", table=d.table, chain=d.chain,
-                                        rule=d.index, target="DROP", text=d.text))
+            if d.source == "nft":  # the trace step names the nft table's family
+                outs = outcomes(view.trace(blocked[0].packet))
+                last = outs[0].decider if outs else None
+                ref = view.ref(family, last) if last is not None else None
+            else:
+                ref = view.ref(family, Step(hook="FORWARD", table=d.table, chain=d.chain,
+                                            rule=d.index, target="DROP", text=d.text))
             fam = "IPv6" if family == 4 else "IPv4"
             yield Finding(
                 kind="bypass", severity=Severity.HIGH,
@@ -345,13 +359,33 @@ def _bypass_family(view: DockerView, emap: ExposureMap) -> Iterator[Finding]:
                         f"({blocked[0].packet.src} {_describe(blocked[0].packet)} is refused "
                         f"by {d}): the block has no {fam} counterpart",
                 proto=proto, host_port=ob.host_port, container=name, rule=ref,
-                fix=command([tool(ob.family), "-t", "filter", "-I",
-                             _user_chain(view, ob.family), "-i", ingress, "-p", proto, "-m",
-                             "conntrack", "--ctorigdstport", str(ob.host_port), "--ctdir",
-                             "ORIGINAL", "-j", "DROP"]),
+                fix=_forward_block(view, ob.family, ingress, proto, ob.host_port,
+                                   real=next(iter(outcomes(view.trace(theirs[0].packet))),
+                                             None)),
                 cis=CIS_BIND, packet=_packet(theirs[0].packet),
             )
             break
+
+
+def _forward_block(view: DockerView, family: int, ingress: str, proto: str, port: int, *,
+                   real: Outcome | None) -> str:
+    """The command that drops new connections from ``ingress`` to published host ``port``
+    where FORWARD sees them (after DNAT, so matched by the port before it: iptables
+    ``--ctorigdstport``, nft ``ct original proto-dst``): ``iptables -I DOCKER-USER`` (or
+    FORWARD) when the family has iptables filter rules, else ``nft insert rule`` at the top of
+    the first native forward base chain ``real`` (the connection's path) passes, which ends
+    the packet before any later chain (nft(8): drop is final)."""
+    table = view.ruleset(family).get("filter")
+    if (table is None or "FORWARD" not in table) and real is not None:
+        s = next((s for s in real.steps if s.source == "nft" and s.hook == "FORWARD"
+                  and s.family and s.table and s.chain), None)
+        if s is not None and s.family and s.table and s.chain:
+            return command(["nft", "insert", "rule", s.family, s.table, s.chain, "iifname",
+                            f'"{ingress}"', "meta", "l4proto", proto, "ct", "original",
+                            "proto-dst", str(port), "drop"])
+    return command([tool(family), "-t", "filter", "-I", _user_chain(view, family), "-i",
+                    ingress, "-p", proto, "-m", "conntrack", "--ctorigdstport", str(port),
+                    "--ctdir", "ORIGINAL", "-j", "DROP"])
 
 
 def _user_chain(view: DockerView, family: int) -> str:

@@ -184,6 +184,8 @@ class RuleRef:
     source: str | None = None
     line: int | None = None
     family: str = Family.IPV4.value
+    json_path: str | None = None
+    """An nft rule's place in ``nft -j list ruleset`` (``$.nftables[12].rule``), None else."""
 
     @classmethod
     def of(cls, rule: Rule, table: TableName | str, index: int,
@@ -202,15 +204,21 @@ class RuleRef:
 
     @property
     def where(self) -> str:
-        """``nat PREROUTING #2`` (``ip6 nat PREROUTING #2`` for an IPv6 rule; ``#0``: the chain)."""
-        head = "ip6 " if self.family == Family.IPV6.value else ""
+        """``nat PREROUTING #2`` (``ip6 nat PREROUTING #2`` for an IPv6 rule; ``#0``: the chain;
+        an nft rule: ``inet filter forward #12``, its table's family named, the index its
+        handle)."""
+        head = "ip6 " if self.family == Family.IPV6.value and " " not in self.table else ""
         return f"{head}{self.table} {self.chain} #{self.index}"
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"table", "chain", "index", "text", "family", "source", "line"}``."""
-        return {"table": self.table, "chain": self.chain, "index": self.index,
-                "text": self.text, "family": self.family, "source": self.source,
-                "line": self.line}
+        """``{"table", "chain", "index", "text", "family", "source", "line"}``, plus
+        ``json_path`` for an nft rule."""
+        out = {"table": self.table, "chain": self.chain, "index": self.index,
+               "text": self.text, "family": self.family, "source": self.source,
+               "line": self.line}
+        if self.json_path is not None:
+            out["json_path"] = self.json_path
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,10 +126,18 @@ on every start and jumps to some only when a rule needs them (``ufw limit``, log
 /usr/share/ufw/iptables/*.rules, ufw-framework(8)). Unused ones are by design, never reported."""
 
 
+UNUSED_BY_DESIGN = _UNUSED_BY_DESIGN
+UFW_CHAIN = _UFW_CHAIN
+"""Shared with ``nft_chains`` (the same chains in native nft tables)."""
+
+
 def _docker_own(name: str) -> bool:
     """Docker's own chains besides DOCKER-USER/DOCKER-FORWARD: DOCKER, DOCKER-ISOLATION-STAGE-*,
     Docker 28's DOCKER-CT, DOCKER-BRIDGE, DOCKER-INTERNAL (reached from DOCKER-FORWARD)."""
     return name.startswith("DOCKER") and name not in ("DOCKER-USER", "DOCKER-FORWARD")
+
+
+docker_own = _docker_own
 
 
 def _unreferenced(rs: Ruleset, table: Table, name: str) -> bool:

@@ -40,6 +40,7 @@ from natlens.audit._docker_view import (
 from natlens.audit.docker_checks import _describe, _fate, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec
+from natlens.audit.nft_refs import rewrite_kind
 from natlens.correlate import Binding, port_set
 from natlens.exposure import Cell
 from natlens.inputs import is_decimal
@@ -73,9 +74,10 @@ def _same(a: Step, b: Step) -> bool:
 def _nft_ref(view: DockerView, family: int, step: Step) -> RuleRef:
     """A RuleRef for an nft rule: table ``FAMILY NAME``, index its handle, text its nft form."""
     fam = Family.IPV4 if family == 4 else Family.IPV6
+    file, _, json_path = (step.where or "").rpartition(": $")  # nft-ruleset.json: $.nftables[3]
     return RuleRef(table=f"{step.family} {step.table}", chain=str(step.chain),
                    index=step.rule or 0, text=step.text, source=view.snapshot.path,
-                   family=fam.value)
+                   family=fam.value, json_path=f"${json_path}" if file else None)
 
 
 def _ref(view: DockerView, family: int, step: Step) -> RuleRef | None:
@@ -200,10 +202,10 @@ def check_input_allows(ctx: AuditContext) -> Iterator[Finding]:
         real = _forwarded(view, b, cell)
         if real is None:
             continue
-        dnats = [r for s in real.steps if s.kind is StepKind.RULE and s.table == "nat"
-                 and s.target == "DNAT" for r in [view.ref(b.family, s)] if r is not None]
+        dnats = [r for s in real.steps if rewrite_kind(s) == "DNAT"
+                 for r in [view.ref(b.family, s)] if r is not None]
         if not dnats:
-            continue  # an nft DNAT: no what-if without it
+            continue
         for o in outcomes(view.without(b.family, dnats).trace(cell.packet)):
             d = next((s for s in o.steps if s.kind is StepKind.RULE and s.hook == "INPUT"
                       and s.target in _ACCEPT and _names_port(s.text, b.host_port)), None)

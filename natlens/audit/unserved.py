@@ -25,9 +25,19 @@ from natlens.audit._docker_view import DockerView, docker_view, exposure_map, ou
 from natlens.audit.docker_checks import _describe, _packet
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command, delete_spec, rule_spec, tool
+from natlens.audit.graph_checks import docker_own
+from natlens.audit.nft_chains import reached_from
+from natlens.audit.nft_refs import (
+    NftMatches,
+    delete_rule,
+    native_tables,
+    nft_matches,
+    nft_ref,
+)
 from natlens.correlate import IPAddress, port_set
 from natlens.model import Family, Rule, TableName
 from natlens.netfilter import Packet, StepKind, Verdict
+from natlens.nft.model import Rule as NftRule
 
 __all__ = ["check_raw_dropped_allows", "check_unserved_requests"]
 
@@ -65,7 +75,8 @@ def check_unserved_requests(ctx: AuditContext) -> Iterator[Finding]:
 
 def check_raw_dropped_allows(ctx: AuditContext) -> Iterator[Finding]:
     """ACCEPT rules in DOCKER-USER/FORWARD that a raw-table DROP (Docker 28's direct-routing
-    drop) keeps from ever seeing their packets (``ineffective``)."""
+    drop) keeps from ever seeing their packets (``ineffective``); in native nft tables, an
+    accept the forward hook reaches that a prerouting rule drops first."""
     view = docker_view(ctx)
     emap = exposure_map(ctx)
     if view is None or emap is None:
@@ -90,6 +101,90 @@ def check_raw_dropped_allows(ctx: AuditContext) -> Iterator[Finding]:
                     continue
                 yield from _raw_dropped(view, fam, RuleRef.of(rule, TableName.FILTER, index, fam),
                                         rule, pkt)
+    yield from _raw_dropped_nft(view, ingress)
+
+
+def _raw_dropped_nft(view: DockerView, ingress: str | None) -> Iterator[Finding]:
+    """``check_raw_dropped_allows`` for native nft tables: an ``accept`` in a chain the forward
+    hook reaches, whose packets a prerouting rule drops first (nft runs every prerouting base
+    chain before the forward hook, netfilter's hook order)."""
+    own = frozenset(a.ip for addrs in view.host.addresses.values() for a in addrs)
+    source = view.snapshot.nft.source if view.snapshot.nft is not None else None
+    for table in native_tables(view.snapshot):
+        if table.name.startswith("docker"):
+            continue  # Docker 29's own table: its accepts serve DNATed traffic
+        forward = reached_from(table, "forward")
+        for chain in table.chains:
+            if chain.name not in forward or docker_own(chain.name):
+                continue  # Docker's chains' accepts serve the DNATed packets, not direct ones
+            for rule in chain.rules:
+                if not any(st.kind == "accept" for st in rule.statements):
+                    continue
+                m = nft_matches(rule)
+                if m.daddr is None or m.other:
+                    continue
+                family = m.daddr.version
+                if table.family.value not in ("inet", "ip" if family == 4 else "ip6"):
+                    continue
+                pkt = _nft_witness(m, family, ingress, own)
+                if pkt is not None:
+                    yield from _raw_dropped_nft_rule(view, family, nft_ref(rule, family, source),
+                                                     rule, m=m, pkt=pkt)
+
+
+def _nft_witness(m: NftMatches, family: int, ingress: str | None,
+                 own: frozenset[IPAddress]) -> Packet | None:
+    """``_witness`` for an nft rule's plain matches."""
+    if m.daddr is None:
+        return None
+    iface = m.iif[0] if m.iif is not None and not m.iif[1] and not m.iif[0].endswith("*") \
+        else ingress
+    if iface is None:
+        return None
+    s = m.saddr
+    if s is not None and s.version == family:
+        src = s.network_address + (1 if s.num_addresses > 2 else 0)
+        for step in range(2, min(s.num_addresses - 1, 8)):
+            if src not in own:
+                break
+            src = s.network_address + step
+    else:
+        src = ipaddress.ip_address("198.51.100.7" if family == 4 else "2001:db8:7::7")
+    d = m.daddr
+    dst = d.network_address if d.num_addresses == 1 else d.network_address + 1
+    return Packet(in_interface=iface, src=src, dst=dst, proto=m.proto or "tcp", sport=40000,
+                  dport=m.dport or 80)
+
+
+def _raw_dropped_nft_rule(view: DockerView, family: int, ref: RuleRef, rule: NftRule, *,
+                          m: NftMatches, pkt: Packet) -> Iterator[Finding]:
+    outs = outcomes(view.trace(pkt))
+    if not outs or any(o.verdict is Verdict.ACCEPT for o in outs):
+        return
+    d = outs[0].decider
+    if d is None or d.source != "nft" or d.hook != "PREROUTING" or d.kind is not StepKind.RULE:
+        return
+    drop_ref = view.ref(family, d)
+    if drop_ref is None:
+        return
+    key = (rule.family.value, rule.table, rule.chain, rule.handle)
+    as_if = outcomes(view.without(family, [drop_ref]).trace(pkt))
+    if not any(s.source == "nft" and s.kind is StepKind.RULE
+               and (s.family, s.table, s.chain, s.rule) == key for o in as_if for s in o.steps):
+        return
+    words = [st.text for st in rule.statements if st.kind == "match"]
+    how = (f"; to let it through, accept it before that rule first (nft insert rule "
+           f"{d.family} {d.table} {d.chain} position {d.rule} {' '.join(words)} accept: a "
+           "direct route to the container, which exposes that port)" if m.oif is None else "")
+    yield Finding(
+        kind="ineffective", severity=Severity.MEDIUM,
+        message=f"this allow never sees its packets: {_describe(pkt)} is dropped first by "
+                f"{drop_ref.where} (the prerouting hook runs before forward; Docker 28+ drops "
+                "direct routing to containers there); without that rule it would be accepted "
+                f"here. The fix deletes the dead allow{how}",
+        proto=pkt.proto, rule=ref, related=(drop_ref,), fix=delete_rule(ref),
+        packet=_packet(pkt, outs[0]),
+    )
 
 
 def _witness(rule: Rule, family: int, ingress: str | None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from natlens.model import Ruleset
+from natlens.model import Ruleset, TableName, TargetKind
 from natlens.netfilter.pipeline import HookPipeline, NatStep, Pipeline
 
 __all__ = ["CONNTRACK_MATCHES", "CONNTRACK_TARGETS", "needs_conntrack", "without_nat"]
@@ -42,13 +42,16 @@ def _rule_needs(rule_matches: Iterable[str], target: str | None, notrack: bool) 
 def needs_conntrack(rulesets: Iterable[Ruleset | None]) -> bool:
     """Whether any rule of ``rulesets`` (one IP family's rule sources) turns conntrack on, or
     may: a ruleset that does not show every table and chain (``Ruleset.coverage``, a paste)
-    may hold such a rule where it is not shown."""
+    may hold such a rule where it is not shown, and a target natlens does not know in the nat
+    table is a NAT extension (xtables-addons' FULLCONENAT, DNETMAP), whose checkentry needs
+    conntrack as NAT targets do."""
     for ruleset in rulesets:
         if ruleset is None:
             continue
         if not ruleset.coverage.whole:
             return True
         for table in ruleset.tables:
+            nat = table.name is TableName.NAT
             for chain in table.chains:
                 for rule in chain.rules:
                     target = rule.target
@@ -56,6 +59,8 @@ def needs_conntrack(rulesets: Iterable[Ruleset | None]) -> bool:
                                    target.name if target is not None else None,
                                    target is not None and target.get("--notrack") is not None):
                         return True
+                    if nat and target is not None and target.kind is TargetKind.UNKNOWN:
+                        return True  # a NAT extension natlens does not know (FULLCONENAT...)
     return False
 
 

@@ -19,13 +19,13 @@ that changes the outcome fork the walk; each outcome becomes a ``Branch`` of the
 from __future__ import annotations
 
 import copy
-import gc
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Protocol
 
+from natlens.derived import KeepsDerived, derived
 from natlens.model import Address, Family, Interface, Ruleset
 from natlens.netfilter.connection import connection_of
 from natlens.netfilter.conntrack import needs_conntrack, without_nat
@@ -36,10 +36,10 @@ from natlens.netfilter.listeners import Listeners
 from natlens.netfilter.nftchains import (
     NftPipelineParts,
     iptables_nft_tables,
-    nft_holds_iptables,
     nft_needs_conntrack,
     nft_parts,
 )
+from natlens.netfilter.nftcomplete import complete_from_nft, dump_backend
 from natlens.netfilter.packet import Packet, endpoint
 from natlens.netfilter.pipeline import (
     HOOK_TABLES,
@@ -57,8 +57,9 @@ from natlens.netfilter.routing import localnet_guard
 from natlens.netfilter.trace import Branch, Path, StepKind, Trace, Verdict
 from natlens.netfilter.walk import ContextKey, Walker
 from natlens.netfilter.walkstate import Outcome, Run, WalkPath, note
-from natlens.nft import NftRuleset
+from natlens.nft import CompiledTable, NftRuleset
 from natlens.nft.masquerade import masquerade_conditions
+from natlens.parse.collector import collector_off
 
 __all__ = [
     "HOOK_TABLES",
@@ -71,8 +72,9 @@ __all__ = [
 ]
 
 
-class SnapshotValues(Protocol):
-    """What the simulator reads from a snapshot (``natlens.snapshot.Snapshot`` has it)."""
+class SnapshotValues(KeepsDerived, Protocol):
+    """What the simulator reads from a snapshot (``natlens.snapshot.Snapshot`` has it); the
+    facts it reads from every rule are kept with it (``natlens.derived``)."""
 
     @property
     def host(self) -> Host: ...
@@ -107,21 +109,30 @@ class Simulator:
         """``ruleset``/``ruleset6`` are the main iptables dumps (their ``backend``, or
         ``backend``, says which: ``nf_tables`` or ``legacy``); ``other``/``other6`` the other
         backend's dumps, whose tables the kernel runs too; ``nft`` the native nftables ruleset
-        (``nft -j list ruleset``), minus the tables an nf_tables iptables dump names."""
+        (``nft -j list ruleset``), minus the tables an nf_tables iptables dump names (which
+        complete the chains such a dump shows in part: ``nftcomplete``)."""
         self.host = host
         self.index = index
-        self.v4 = prepare(ruleset, index=index)
-        self.v6 = prepare(ruleset6 if ruleset6 is not None else Ruleset(Family.IPV6),
-                          index=index)
-        main = backend or ruleset.backend or (ruleset6.backend if ruleset6 is not None else None)
-        if main is None and nft is not None and nft_holds_iptables(nft, ruleset, ruleset6):
-            main = "nf_tables"  # its tables are in nf_tables: the dump was iptables-nft's
+        # an nf_tables dump's tables are in nf_tables: with no backend said, a dump whose tables
+        # the nft JSON holds was iptables-nft's
+        main = dump_backend(backend, ruleset, ruleset6, nft)
         self.backend = main
+        self._nft_owned = iptables_nft_tables(main, ruleset, ruleset6, other, other6)
+        six = ruleset6 if ruleset6 is not None else Ruleset(Family.IPV6)
+        compiled: dict[tuple[str, str], CompiledTable] = {}
+        self.completions = {v: complete_from_nft(rs, nft, main, self._nft_owned, compiled)
+                            for v, rs in ((4, ruleset), (6, six))} if nft is not None else {}
+        """Per IP version, the chains a dump shows in part completed from the nft JSON
+        (``nftcomplete``); their ``notes`` say which."""
+        self.v4 = prepare(ruleset, index=index, shown_elsewhere=self._elsewhere(4))
+        self.v6 = prepare(six, index=index, shown_elsewhere=self._elsewhere(6))
+        for v, prepared in ((4, self.v4), (6, self.v6)):
+            if v in self.completions:
+                prepared.complete(self.completions[v].tails)
         self.other4 = prepare(other, index=index) if other is not None else None
         self.other6 = prepare(other6, index=index) if other6 is not None else None
         self.nft: NftPipelineParts | None = None
         self._nft_ruleset = nft
-        self._nft_owned = iptables_nft_tables(main, ruleset, ruleset6, other, other6)
         if nft is not None:
             self.nft = nft_parts(nft, self._nft_owned)
         self.docker = _docker_present(host, (ruleset, ruleset6, other, other6), nft)
@@ -131,10 +142,16 @@ class Simulator:
             if host.sysctl_flag(_ROUTE_LOCALNET) is None else None
         """The rule that tells ``net.ipv4.conf.all.route_localnet=1`` when the snapshot has no
         such sysctl (``routing.localnet_guard``), else None."""
-        self.derive: Callable[[str, Callable[[Any], Any]], Any] | None = None
-        """The owning snapshot's ``derived`` (set by ``from_snapshot``): what reads every rule
-        is computed once per snapshot and kept with it by the snapshot cache."""
+        self.owner: KeepsDerived | None = None
+        """The snapshot whose rules these are (set by ``from_snapshot``): what reads every rule
+        is computed once per snapshot and kept with it (``natlens.derived``). What-if copies
+        (``without``) share it: the index of routing rules reads each prepared ruleset's whole
+        ``source``, which a what-if keeps."""
         self._build()
+
+    def _elsewhere(self, version: int) -> frozenset[str]:
+        found = self.completions.get(version)
+        return found.elsewhere if found is not None else frozenset()
 
     def _build(self) -> None:
         """The host per family (routes inferred from Docker's rules when unknown) and the
@@ -207,7 +224,7 @@ class Simulator:
         ``host``, ``ruleset`` and ``ruleset6``)."""
         sim = cls(snap.host, snap.ruleset, snap.ruleset6, backend=snap.backend,
                   other=snap.other_backend, other6=snap.other_backend6, nft=snap.nft)
-        sim.derive = getattr(snap, "derived", None)
+        sim.owner = snap
         return sim
 
     @staticmethod
@@ -251,10 +268,10 @@ class Simulator:
               via: str | None = None, reverse_nat: ReverseNat | None = None) -> Trace:
         """Simulate ``packet``; see the module docstring for the semantics.
 
-        The cyclic garbage collector is paused while the walk runs: a walk allocates in
-        proportion to the rules it meets and frees nothing before it ends, so collections
-        during it only rescan the loaded rules (a third of a trace on a big host) and make deep
-        walks superlinear (benchmarks/bench_nft.py, bench_worst.py deep-trace).
+        The cyclic garbage collector is paused while the walk runs (``collector_off``): a walk
+        allocates in proportion to the rules it meets and frees nothing before it ends, so
+        collections during it only rescan the loaded rules (a third of a trace on a big host)
+        and make deep walks superlinear (benchmarks/bench_nft.py, bench_worst.py deep-trace).
 
         For the reply of a traced connection, ``packet`` is the reply as it arrives (addressed
         to the connection's source after its source NAT) and ``reverse_nat`` the connection's
@@ -263,13 +280,8 @@ class Simulator:
         the host when the host's addresses are not known, and ``via`` the interface that
         reaches it when the host's routes do not say (the one the original packet came in
         on)."""
-        if not gc.isenabled():
+        with collector_off():
             return self._walk(packet, dst_local, via, reverse_nat)
-        gc.disable()
-        try:
-            return self._walk(packet, dst_local, via, reverse_nat)
-        finally:
-            gc.enable()
 
     def _walk(self, packet: Packet, dst_local: bool | None, via: str | None,
               reverse_nat: ReverseNat | None) -> Trace:
@@ -424,12 +436,9 @@ class Simulator:
         is ``dst`` alone (not negated) and that names an output interface (``-o IF``, not
         negated): a rule written for packets to ``dst`` routed out of IF. None when none."""
         if self._routing is None:
-            build: Callable[[Any], dict[tuple[int, str], str]] = \
-                lambda _snap: self._routing_rules()  # noqa: E731
             # reads every rule: kept with the snapshot (a warm trace of a 100k-rule dump would
             # load every chain from the cache again, issue 13)
-            self._routing = build(None) if self.derive is None else \
-                self.derive("engine.routing_rules/1", build)
+            self._routing = derived(self.owner, "engine.routing_rules/1", self._routing_rules)
         return self._routing.get((family, str(dst)))
 
     def _routing_rules(self) -> dict[tuple[int, str], str]:

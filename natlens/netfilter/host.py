@@ -14,7 +14,6 @@ bridge names and gateways; every such derivation is recorded in ``Host.assumptio
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from natlens.errors import SnapshotError
 from natlens.netfilter.listeners import Listeners
 from natlens.schemas import validate
+from natlens.sysctls import switch
 
 __all__ = ["Host", "HostFiles", "Route", "bridge_name", "with_assumed"]
 
@@ -160,8 +160,7 @@ class Host:
             return host
         forwarding: dict[int, bool] = {}
         for version, key in ((4, "net.ipv4.ip_forward"), (6, "net.ipv6.conf.all.forwarding")):
-            value = sysctl.get(key)
-            flag = _flag(value)
+            flag = switch(key, sysctl.get(key))
             if flag is not None:
                 forwarding[version] = flag
         return replace(host, forwarding=MappingProxyType(forwarding),
@@ -169,10 +168,11 @@ class Host:
                                                  for k, v in sysctl.items()}))
 
     def sysctl_flag(self, *names: str) -> bool | None:
-        """The first of the sysctls ``names`` the snapshot has, as a flag (any non-zero
-        integer → True, ``"0"`` → False; ``_flag``), or None when it has none of them."""
+        """The first of the sysctls ``names`` the snapshot has, as the kernel reads it (any
+        non-zero integer → True, ``"0"`` → False: ``natlens.sysctls.switch``), or None when it
+        has none of them (or only values the kernel would not take)."""
         for name in names:
-            flag = _flag(self.sysctls.get(name))
+            flag = switch(name, self.sysctls.get(name))
             if flag is not None:
                 return flag
         return None
@@ -618,12 +618,3 @@ def with_assumed(host: Host, *, local: tuple[IPAddress, str] | None = None,
         assumptions=host.assumptions + ((note,) if note else ()),
     )
 
-
-def _flag(value: object) -> bool | None:
-    """A sysctl's text as a switch: any non-zero integer is on, as the kernel tests it
-    (``IN_DEV_FORWARD``/``IN_DEV_ROUTE_LOCALNET`` in include/linux/inetdevice.h; br_netfilter
-    stores 1 for any non-zero write); None for no value or one that is not an integer."""
-    text = str(value).strip() if value is not None else ""
-    if re.fullmatch(r"-?[0-9]{1,10}", text) is None:
-        return None
-    return int(text) != 0

@@ -3,7 +3,8 @@
 iptables-nft keeps its tables in nf_tables too, so ``nft -j list ruleset`` shows them, with
 their xtables matches opaque (``xt``). When an iptables-save dump of the nf_tables backend is in
 the snapshot, it is the source for the ip/ip6 tables it names and those tables are left out of
-the nft JSON (their nft handles still tell when they were registered). Every other table of
+the nft JSON (their nft handles still tell when they were registered; a chain the dump shows
+in part is completed from its JSON copy: ``natlens.netfilter.nftcomplete``). Every other table of
 family ip, ip6 or inet becomes base chains at its own priority (nft(8) "CHAINS"); bridge, arp,
 netdev and dormant tables, and hooks other than the five IP ones (``ingress``), are not
 simulated and are reported as such (``NftPipelineParts.skipped``).

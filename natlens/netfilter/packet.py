@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from natlens.errors import UsageError, did_you_mean
+from natlens.names import check_interface_name
 from natlens.services import port_number, protocol_name
 
 __all__ = ["ICMPV6_TYPES", "ICMP_TYPES", "PROTOCOLS", "STATES", "IPAddress", "Packet", "endpoint"]
@@ -75,7 +76,11 @@ def _port(value: object, what: str, proto: str = "tcp") -> int | None:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Packet:
-    """One packet to trace. Addresses accept ``str`` or ``ipaddress`` objects.
+    """One packet to trace. Addresses accept ``str`` or ``ipaddress`` objects; ports a number,
+    digits or a service name (``_port``), kept as numbers. A bad value raises ``UsageError``;
+    an ``in_interface`` the kernel would refuse as a device name (``dev_valid_name``, the CLI's
+    rule: ``natlens.names.interface_problem``) raises ``InterfaceNameError``, which is a
+    ``ValueError`` too.
 
     >>> Packet(in_interface="eth0", src="198.51.100.7", dst="192.0.2.2", dport=8080)
     Packet(in eth0, tcp 198.51.100.7 -> 192.0.2.2:8080, new)
@@ -100,8 +105,8 @@ class Packet:
         proto: str = "tcp",
         in_interface: str | None = None,
         local_origin: bool = False,
-        sport: int | None = None,
-        dport: int | None = None,
+        sport: int | str | None = None,
+        dport: int | str | None = None,
         icmp_type: int | str | None = None,
         state: str = "new",
         mark: int | str = 0,
@@ -124,6 +129,8 @@ class Packet:
         if not local_origin and not in_interface:
             raise UsageError("say where the packet comes from: an input interface or local "
                              "origin")
+        if in_interface is not None:  # InterfaceNameError: a UsageError and a ValueError
+            check_interface_name(in_interface, "packet input interface")
         sport_n = _port(sport, "source port", proto)
         dport_n = _port(dport, "destination port", proto)
         if proto not in _PORT_PROTOCOLS and (sport_n is not None or dport_n is not None):

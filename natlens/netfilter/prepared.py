@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import BUILTIN_CHAINS, Family, Rule, Ruleset, Table, TableName, TargetKind
@@ -23,6 +23,9 @@ from natlens.netfilter.flow import Flow
 from natlens.netfilter.matches import PROTOCOL_ALIASES, Check, compile_rule
 from natlens.netfilter.trace import Step
 from natlens.serialize import rule_to_save
+
+if TYPE_CHECKING:
+    from natlens.netfilter.nftcomplete import NftTail
 
 __all__ = ["CompiledRule", "IndexKey", "PreparedChain", "PreparedRuleset", "prepare"]
 
@@ -115,7 +118,7 @@ def _index_key(rule: Rule) -> IndexKey:
 class PreparedChain:
     """A chain's compiled rules, with an index on (protocol, destination, port) when long."""
 
-    __slots__ = ("builtin", "index", "name", "policy", "rules", "unseen")
+    __slots__ = ("builtin", "index", "name", "policy", "rules", "tail", "unseen")
 
     def __init__(self, name: str, builtin: bool, policy: str | None, rules: Sequence[Rule],
                  *, index: bool = True, unseen: str | None = None):
@@ -123,6 +126,9 @@ class PreparedChain:
         self.builtin = builtin
         self.policy = policy
         self.unseen = unseen  # why the input does not show (all) its rules; None: it does
+        self.tail: NftTail | None = None
+        """The rules after these that the input does not show, from the nft JSON
+        (``natlens.netfilter.nftcomplete``); the walk runs them at the end of ``rules``."""
         self.rules: Sequence[CompiledRule] = tuple(CompiledRule(r, i)
                                                    for i, r in enumerate(rules, 1))
         self.index: dict[IndexKey, list[int]] | None = None
@@ -220,6 +226,7 @@ class _PrunedChain(PreparedChain):
         self.builtin = base.builtin
         self.policy = base.policy
         self.unseen = base.unseen
+        self.tail = base.tail
         self.index = None
         self.rules = _PrunedRules(base.rules, removed)
         self._base = base
@@ -238,7 +245,7 @@ class _PreparedTable(Mapping[str, PreparedChain]):
     """A table's chains by name, each prepared when first asked for (then kept); iterated in
     the table's order, then the stand-ins for chains the input does not show (``add``)."""
 
-    __slots__ = ("_built", "_extra", "_index", "_table", "_unseen")
+    __slots__ = ("_built", "_extra", "_index", "_table", "_tails", "_unseen")
 
     def __init__(self, table: Table, *, index: bool) -> None:
         self._table = table
@@ -246,6 +253,7 @@ class _PreparedTable(Mapping[str, PreparedChain]):
         self._built: dict[str, PreparedChain] = {}
         self._extra: dict[str, PreparedChain] = {}  # names the table does not have
         self._unseen: dict[str, str] = {}  # why, for chains not prepared yet
+        self._tails: dict[str, NftTail] = {}  # ``complete``, for chains not prepared yet
 
     def __getitem__(self, name: str) -> PreparedChain:
         try:
@@ -258,6 +266,7 @@ class _PreparedTable(Mapping[str, PreparedChain]):
         found = self._built[name] = PreparedChain(chain.name, chain.builtin, chain.policy,
                                                   chain.rules, index=self._index,
                                                   unseen=self._unseen.get(name))
+        found.tail = self._tails.get(name)
         return found
 
     def get(self, name: str, default: PreparedChain | None = None,  # type: ignore[override]
@@ -297,6 +306,17 @@ class _PreparedTable(Mapping[str, PreparedChain]):
             chain.unseen = why
         elif name in self._table:
             self._unseen[name] = why
+
+    def complete(self, name: str, tail: NftTail) -> None:
+        """Chain ``name`` (shown in part) goes on with ``tail``: no longer unseen."""
+        self._unseen.pop(name, None)
+        chain = self._built.get(name) or self._extra.get(name)
+        if chain is None:
+            if name in self._table:
+                self._tails[name] = tail
+            return
+        chain.unseen = None
+        chain.tail = tail
 
 
 class _Overlay(Mapping[str, PreparedChain]):
@@ -338,6 +358,15 @@ class PreparedRuleset:
         t = self.tables.get(table)
         return None if t is None else t.get(name)
 
+    def complete(self, tails: Mapping[tuple[str, str], NftTail]) -> None:
+        """Chains the input shows in part go on with the rules ``tails[(table, chain)]`` reads
+        from the nft JSON (``natlens.netfilter.nftcomplete``), in place (``prepare``'s
+        caller does it once, before any walk)."""
+        for (table, name), tail in tails.items():
+            chains = self.tables.get(table)
+            if isinstance(chains, _PreparedTable):
+                chains.complete(name, tail)
+
     def without(self, gone: Mapping[tuple[str, str], Collection[int]]) -> PreparedRuleset:
         """The ruleset with the rules ``gone[(table, chain)]`` (1-based positions) deleted,
         exactly as ``prepare`` of the ruleset without them would compile it; the chains left
@@ -355,27 +384,34 @@ class PreparedRuleset:
         return PreparedRuleset(self.family, tables, self.source)
 
 
-def prepare(ruleset: Ruleset, *, index: bool = True) -> PreparedRuleset:
+def prepare(ruleset: Ruleset, *, index: bool = True,
+            shown_elsewhere: Collection[str] = ()) -> PreparedRuleset:
     """Compile ``ruleset``: a ``PreparedChain`` per chain, made when first asked for (the
     caller keeps the result; a ``Simulator`` owns the prepared rulesets of its host).
 
     Rules are indexed per long chain; their checks are compiled when a walk first reaches them.
     ``index=False`` gives the naive rule-by-rule walk (for benchmarks and cross-checks).
+    ``shown_elsewhere`` names tables the input does not show that the caller simulates from
+    another source (iptables-nft's tables in the nft JSON): they get no unseen stand-in.
     """
     tables = {table.name.value: _PreparedTable(table, index=index) for table in ruleset.tables}
     if not ruleset.coverage.whole:
-        _mark_unseen(ruleset, tables, index=index)
+        _mark_unseen(ruleset, tables, index=index, shown_elsewhere=shown_elsewhere)
     return PreparedRuleset(ruleset.family, dict(tables), ruleset)
 
 
-def _mark_unseen(ruleset: Ruleset, tables: dict[str, _PreparedTable], *, index: bool) -> None:
+def _mark_unseen(ruleset: Ruleset, tables: dict[str, _PreparedTable], *, index: bool,
+                 shown_elsewhere: Collection[str] = ()) -> None:
     """Chains the input does not show (``Ruleset.coverage``): an empty stand-in, marked
-    ``unseen``, for each built-in chain of a table not pasted, each built-in chain missing from
-    a table pasted in part and each chain such a table jumps to without showing; chains shown
-    in part are marked too. The walk forks where it meets them."""
+    ``unseen``, for each built-in chain of a table not pasted (unless in ``shown_elsewhere``),
+    each built-in chain missing from a table pasted in part and each chain such a table jumps
+    to without showing; chains shown in part are marked too. The walk forks where it meets
+    them."""
     cov = ruleset.coverage
     for name in TableName:
         t = name.value
+        if not cov.shows_table(name) and t in shown_elsewhere and t not in tables:
+            continue
         if not cov.shows_table(name):
             why = next((w for n, w in cov.unknown_tables if n is name),
                        f"table {t} is not in the input")

@@ -505,14 +505,22 @@ def _ct(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
 
 
 def _queue(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    """The program reading the queue gives the verdict; with none reading it the kernel drops
+    the packet unless ``--queue-bypass`` (iptables-extensions(8) NFQUEUE): ACCEPT, and DROP as
+    an ending."""
     return Effect(Action.ACCEPT, flow, "queued to userspace",
                   uncertain=f"-j {target.name}: verdict decided by a userspace program "
-                            "(assumed ACCEPT)")
+                            "(assumed ACCEPT; a branch where it drops the packet)",
+                  endings=(Action.DROP,))
 
 
 def _tproxy(target: Target, flow: Flow, ctx: MatchContext) -> Effect:
+    """Delivered to a local transparent socket, or dropped when there is none
+    (net/netfilter/xt_TPROXY.c ``tproxy_tg4``: NF_DROP without a socket)."""
     return Effect(Action.ACCEPT, flow, "TPROXY to a local socket",
-                  uncertain="-j TPROXY: depends on a local transparent socket")
+                  uncertain="-j TPROXY: depends on a local transparent socket (a branch where "
+                            "there is none and the packet is dropped)",
+                  endings=(Action.DROP,))
 
 
 TARGETS: dict[str, Handler] = {

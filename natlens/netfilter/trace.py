@@ -78,12 +78,16 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: ``{"hook","source","table","chain","rule","target","text"}`` (nft
-        steps add ``family``; their ``rule`` is the rule's handle)."""
+        steps add ``family``; their ``rule`` is the rule's handle, and a rule's step adds
+        ``where``, the file and JSON path of the rule object: ``nft-ruleset.json:
+        $.nftables[12].rule``)."""
         out: dict[str, Any] = {"hook": self.hook, "source": self.source, "table": self.table,
                                "chain": self.chain, "rule": self.rule, "target": self.target,
                                "text": self.text}
         if self.family is not None:
             out["family"] = self.family
+            if self.where is not None:
+                out["where"] = self.where
         return out
 
     def kernel_line(self) -> str | None:

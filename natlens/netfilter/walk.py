@@ -7,7 +7,9 @@ of a built-in chain applies its policy; ACCEPT ends only this table's chain for 
 reply of a traced connection is rewritten back by the same NAT step (``Flow.reverse_nat``).
 Matches the snapshot cannot decide, and ``-m statistic``, fork the walk (``Walker._fork``); nft
 chains fork inside ``natlens.nft.walk_chain``, by chance where a ``numgen`` chooses (each result's
-``probability`` multiplies the path's).
+``probability`` multiplies the path's). A chain an iptables-nft dump shows in part goes on,
+after its rules, with the rest of its nft copy (``PreparedChain.tail``,
+``natlens.netfilter.nftcomplete``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from natlens.netfilter.pipeline import (
     Pipeline,
     Source,
     Stage,
+    iptables_priority,
 )
 from natlens.netfilter.prepared import CompiledRule, PreparedChain
 from natlens.netfilter.routing import Router
@@ -48,7 +51,7 @@ from natlens.netfilter.walkstate import (
     WalkPath,
     note,
 )
-from natlens.nft import CompiledTable, NftContext, NftVerdict, walk_chain
+from natlens.nft import ChainResult, CompiledTable, NftContext, NftVerdict, walk_chain
 
 __all__ = ["ContextKey", "Walker"]
 
@@ -363,12 +366,21 @@ class Walker(Router):
         handle and nft text; queue is decided in userspace (assumed to accept)."""
         assert isinstance(chain.nft, CompiledTable)
         ctx = NftContext(self.host, chain.hook.lower(), chain.nft, chain.priority)
-        run = self.run_
         results = walk_chain(chain.nft, chain.chain, path.flow, ctx)
+        return [(_NFT_ACTIONS[v], p) for v, p in self._nft_paths(
+            path, results, chain.hook, (chain.family, chain.table, chain.chain))]
+
+    def _nft_paths(self, path: WalkPath, results: Sequence[ChainResult], hook: str,
+                   chain: tuple[str, str, str]) -> list[tuple[NftVerdict, WalkPath]]:
+        """``walk_chain``'s ``results`` from nft ``chain`` (family, table, name) as paths
+        going on from ``path``: each way out one path (its chance multiplying the path's
+        probability), with steps naming the rules by handle and nft text."""
+        run = self.run_
+        family, table, _ = chain
         if len(results) > 1:
             run.outcomes += len(results) - 1
-        out: list[tuple[Action, WalkPath]] = []
-        where = f"{chain.family} {chain.table} {chain.chain}"
+        out: list[tuple[NftVerdict, WalkPath]] = []
+        where = " ".join(chain)
         for r in results:
             steps = list(path.steps)
             for cs in r.steps:
@@ -378,26 +390,40 @@ class Walker(Router):
                     kind = StepKind.POLICY
                 else:
                     kind = StepKind.RULE
-                steps.append(Step(chain.hook, chain.table, cs.chain, cs.handle, cs.verdict,
+                steps.append(Step(hook, table, cs.chain, cs.handle, cs.verdict,
                                   cs.text or ("end of chain" if kind is StepKind.RETURN
                                               else cs.verdict), kind=kind,
                                   position=None if cs.index is None else cs.index + 1,
-                                  source=Source.NFT.value, family=chain.family))
+                                  source=Source.NFT.value, family=family,
+                                  where=cs.where))
             for u in r.uncertain:
                 run.doubt(f"{where}: {u}")
             assumed = path.assumed + tuple(f"{where}: {u}" for u in r.uncertain) \
                 if len(results) > 1 else path.assumed
             # ``oifname`` readings the chain took (``natlens.nft.outiface``), judged as -o's
             unlikely = self._unlikely(r.flow.out_readings[len(path.flow.out_readings):], r.flow)
-            action = _NFT_ACTIONS[r.verdict]
             if r.verdict is NftVerdict.QUEUE:
                 run.doubt(f"{where}: queue: verdict decided by a userspace program "
                           "(assumed accept)")
-            out.append((action, path.but(flow=r.flow, steps=tuple(steps),
-                                         assumed=assumed + unlikely,
-                                         prob=path.prob * r.probability,
-                                         unlikely=path.unlikely + len(unlikely))))
+            out.append((r.verdict, path.but(flow=r.flow, steps=tuple(steps),
+                                            assumed=assumed + unlikely,
+                                            prob=path.prob * r.probability,
+                                            unlikely=path.unlikely + len(unlikely))))
         return out
+
+    def _tail(self, path: WalkPath, hook: str, table: str,
+              chain: PreparedChain) -> list[tuple[Action | None, WalkPath]]:
+        """The rules of ``chain`` the input does not show, read from the nft JSON
+        (``chain.tail``, ``natlens.netfilter.nftcomplete``): each way out, None for one that
+        leaves the chain (its end, a ``return``) and goes on as the chain's end does."""
+        tail = chain.tail
+        assert tail is not None
+        family = tail.table.table.family.value
+        ctx = NftContext(self.host, hook.lower(), tail.table, iptables_priority(table, hook))
+        results = walk_chain(tail.table, tail.chain, path.flow, ctx, start=tail.start,
+                             fall_through=True)
+        return [(None if v is NftVerdict.RETURN else _NFT_ACTIONS[v], p) for v, p in
+                self._nft_paths(path, results, hook, (family, table, chain.name))]
 
     def walk(self, start: Cursor, hook: str, table: str, chains: Mapping[str, PreparedChain],
              *, source: str | None = None, ctx: MatchContext | None = None,
@@ -524,6 +550,23 @@ class Walker(Router):
                     break
                 if finished is not None or jumped:
                     continue
+                if chain.tail is not None and pos <= len(rules):
+                    # the rules the input does not show, read from the nft JSON: they may end
+                    # the walk, or leave the chain as its end does (then not run again)
+                    ways = self._tail(path.but(flow=flow, steps=tuple(steps)), hook, table,
+                                      chain)
+                    for way_out, way in ways[1:]:
+                        if way_out is None:
+                            pending.append(Cursor(way, chain_name, len(rules) + 1, stack,
+                                                  active))
+                        else:
+                            forked.append((way_out, way))
+                    if ways:
+                        first_out, path = ways[0]
+                        flow, steps = path.flow, list(path.steps)
+                        if first_out is not None:
+                            finished = (first_out, path)
+                            continue
                 # End of the chain: implicit return (user chain) or policy (built-in).
                 if chain.builtin and not stack and chain_name == hook:
                     finished = self._policy(hook, table, chains, flow=flow, steps=steps, path=path,
@@ -544,7 +587,9 @@ class Walker(Router):
         """A chain whose rules the input does not show (all): the walk goes on through the rules
         shown (none for a chain not in the input) and forks where the unseen rules could end it
         instead: DROP, and ACCEPT for a user chain (for a built-in chain ACCEPT is the way on);
-        nat chains cannot drop but may rewrite the packet, which is said on the way on."""
+        nat chains cannot drop but may rewrite the packet, which is said on the way on, and a
+        nat user chain's unseen rules may end the table's walk (ACCEPT, or a NAT rule: the
+        rules after its jump do not run, iptables-extensions(8) SNAT/DNAT/MASQUERADE)."""
         why = chain.unseen or ""
         where = f"{table}:{chain.name}"
         self.run_.doubt(f"{why}: {UNSEEN}" if why.startswith("table ") else
@@ -554,7 +599,12 @@ class Walker(Router):
             side = "destination" if hook in ("PREROUTING", "OUTPUT") else "source"
             main = main.but(assumed=(*main.assumed, f"{where} ({why}) may rewrite the packet's "
                                                     f"{side}"))
-            return main, []
+            if chain.builtin:
+                return main, []
+            self.run_.outcomes += 1
+            return main, [(Action.ACCEPT, path.but(assumed=(
+                *path.assumed, f"{where} ({why}) ends the nat table's walk (ACCEPT, or a NAT "
+                               f"rule that may rewrite the packet's {side})")))]
         main = note(path, hook, f"{where}: {why} (read as letting the packet through)")
         main = main.but(assumed=(*main.assumed, f"{where} ({why}) lets it through"))
         others: list[tuple[Action, WalkPath]] = [

@@ -7,7 +7,10 @@ Modules (data flows top to bottom; none imports the snapshot loader or the engin
   ``priority_name`` / ``resolve_priority`` (nft's standard priority names).
 * ``json_reader`` — ``load(path)`` / ``loads(text, source)`` / ``read_ruleset(data, source)``
   → ``NftRuleset``; bad input raises ``natlens.errors.NftParseError`` whose one line names the
-  file and the JSON path (``nft-ruleset.json: $.nftables[12].rule.expr[3].match.right: ...``).
+  file and the JSON path (``nft-ruleset.json: $.nftables[12].rule.expr[3].match.right: ...``);
+  ``strict=False`` keeps a statement nft does not read as an opaque one, with a warning.
+* ``shapes``     — the statements, expressions and objects nft's JSON parser reads, with the
+  keys and value types of each (what ``json_reader`` checks).
 * ``render``     — ``render_rule`` / ``render_statement`` / ``render_expr``: nft text as
   ``nft list ruleset`` prints it (``Rule.text`` renders on demand; 98.7% of the corpus's
   rules print exactly as nft lists them).

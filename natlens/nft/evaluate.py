@@ -738,13 +738,19 @@ _XT_NAT = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 
 def _xt_target(name: str, why: str) -> _Step:
     """An ``xt`` target whose arguments only iptables-save knows: never a sure outcome. A NAT
-    target ends the base chain with an unknown mapping, REJECT rejects, a non-terminating
-    target goes on (each still marked uncertain: the arguments may matter); any other may
-    continue, accept or drop."""
+    target ends the base chain with an unknown mapping, but MASQUERADE's address does not
+    depend on them (the out interface's, ``xt_MASQUERADE.c``; only ``--to-ports`` and
+    ``--random`` are unknown, the source port assumed kept); REJECT rejects, a
+    non-terminating target goes on (each still marked uncertain: the arguments may matter);
+    any other may continue, accept or drop."""
+    masquerade = _nat("masquerade", {}, "masquerade") if name == "MASQUERADE" else None
 
     def step(flow: Flow, ctx: NftContext) -> _Result:
         options: tuple[tuple[str, _Go | _Stop | _End], ...]
-        if name in _XT_NAT:
+        done = masquerade(flow, ctx) if masquerade is not None else None
+        if isinstance(done, _End):
+            options = (("assumed to masquerade without --to-ports", done),)
+        elif name in _XT_NAT:
             options = (("assumed to accept, the mapping unknown", _End(NftVerdict.ACCEPT, flow)),)
         elif name == "REJECT":
             options = (("assumed to reject", _End(NftVerdict.REJECT, flow)),)
@@ -823,7 +829,10 @@ class _CompiledRule:
 
 def _compile_rule(rule: Rule) -> _CompiledRule:
     texts = [s.text for s in rule.statements]
-    steps = tuple(_compile_statement(s.kind, s.body, text)
+    # an opaque statement (lenient reading: something nft does not read) may pass or stop
+    # the rule, as an unknown iptables match
+    steps = tuple(_uncertain_statement(f"{text}: {s.opaque}") if s.opaque is not None
+                  else _compile_statement(s.kind, s.body, text)
                   for s, text in zip(rule.statements, texts, strict=True))
     text = " ".join(texts)
     if rule.comment is not None:
@@ -1004,7 +1013,8 @@ class ChainStep:
     """A rule that matched, or that acted (``counter``, ``meta mark set``) before a later match
     stopped it (``matched`` False); or the policy / an implicit return (``index`` None).
     ``index`` is the 0-based rule position, ``text`` the nft text, ``verdict`` what happened,
-    ``effects`` what its statements did."""
+    ``effects`` what its statements did, ``where`` the file and JSON path of the rule
+    (``nft-ruleset.json: $.nftables[12].rule``; None for a policy or when unknown)."""
 
     chain: str
     index: int | None
@@ -1013,13 +1023,15 @@ class ChainStep:
     verdict: str
     effects: tuple[str, ...] = ()
     matched: bool = True
+    where: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChainResult:
     """One possible end of a base chain: ``verdict`` is accept, drop, reject or queue (accept
-    ends only this base chain; drop/reject end the packet), with the flow after it, the steps
-    taken and the assumptions made on the way."""
+    ends only this base chain; drop/reject end the packet; return only from a
+    ``fall_through`` walk: the chain was left), with the flow after it, the steps taken and the
+    assumptions made on the way."""
 
     verdict: NftVerdict
     flow: Flow
@@ -1042,11 +1054,17 @@ class _Trail:
 
 
 def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: NftContext,
-               *, max_results: int = 256) -> tuple[ChainResult, ...]:
+               *, max_results: int = 256, start: int = 0,
+               fall_through: bool = False) -> tuple[ChainResult, ...]:
     """Every way ``flow`` can leave base chain ``chain`` of ``table`` (one result when nothing
     is uncertain; at most ``max_results``). Jumps, gotos, returns, verdict maps and the policy
     as in ``nft_do_chain``; more than ``JUMP_STACK`` nested jumps drop the packet, as the
-    kernel does. Raises ``KeyError`` for an unknown chain."""
+    kernel does. Raises ``KeyError`` for an unknown chain.
+
+    ``start`` (0-based) is the first rule run; with ``fall_through`` the walk is the rest of a
+    chain entered elsewhere (the rules an iptables dump could not show,
+    ``natlens.netfilter.nftcomplete``): leaving ``chain`` (its end or a ``return``) gives a
+    ``return`` result instead of the policy, the caller going on after it."""
     flow = _as_flow(packet)
     results: list[ChainResult] = []
     base = table.chains.get(chain)
@@ -1063,6 +1081,9 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
                 else trail.steps
             go(ret_chain, ret_index + 1, _Trail(rest, trail.flow, steps, trail.assumed,
                                                 trail.prob))
+        elif fall_through:
+            results.append(ChainResult(NftVerdict.RETURN, trail.flow, trail.steps,
+                                       trail.assumed, probability=trail.prob))
         else:
             results.append(ChainResult(
                 policy, trail.flow, (*trail.steps, ChainStep(
@@ -1127,13 +1148,15 @@ def walk_chain(table: CompiledTable, chain: str, packet: Flow | Packet, ctx: Nft
             go(outcome.target, 0, _Trail(stack, trail.flow, trail.steps, trail.assumed,
                                          trail.prob))
 
-    go(chain, 0, _Trail((), flow, (), ()))
+    go(chain, start, _Trail((), flow, (), ()))
     return tuple(results)
 
 
 def _step(table: CompiledTable, rule: Rule, outcome: RuleOutcome) -> ChainStep:
+    source = table.table.source
+    where = (f"{source}: {rule.path}" if source else rule.path) if rule.path else None
     return ChainStep(rule.chain, rule.index, rule.handle, table.compiled(rule).text,
-                     _describe(outcome), outcome.effects, outcome.matched is True)
+                     _describe(outcome), outcome.effects, outcome.matched is True, where)
 
 
 def _describe(outcome: RuleOutcome) -> str:

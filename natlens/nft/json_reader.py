@@ -9,13 +9,23 @@ name (``"dstnat"``, ``"filter + 10"``). Refused: the 0.9.0 dialect (``match`` wi
 ``{"meta": "key"}``, payload ``name``, ``map`` with ``left``/``right``), which nft 0.9.1
 replaced, and a ``json_schema_version`` other than 1.
 
+Every statement, expression and object is checked as nft's own JSON parser reads it
+(nftables ``src/parser_json.c``; the vocabulary, required keys and value types are in
+``natlens.nft.shapes``): a name nft does not know, a value of the wrong type (a fraction, an
+integer beyond 64 bits, a string where an integer is needed, an array where an object is), a
+missing required key, an address or port that is none, an ``integer``-typed constant that is not
+a number. Keys nft does not read are ignored, as nft ignores them.
+
 Every refusal is an ``NftParseError`` whose one line names the file and the JSON path:
-``nft-ruleset.json: $.nftables[12].rule.expr[3].match.right: ...``.
+``nft-ruleset.json: $.nftables[12].rule.expr[3].match.right: ...``. In lenient mode
+(``strict=False``), a statement holding a name nft does not read is kept opaque
+(``Statement.opaque``; the simulator treats it as uncertain) and an unknown top-level object is
+left out, each with a line in ``NftRuleset.warnings``; wrong types are refused in both modes.
+Each rule keeps its JSON path (``Rule.path``) for trace steps and findings.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import socket
@@ -44,6 +54,17 @@ from natlens.nft.model import (
     resolve_priority,
 )
 from natlens.nft.render import render_expr
+from natlens.nft.shapes import (
+    EXPRESSIONS,
+    LIST_EXPRESSIONS,
+    NULL_BODIES,
+    OBJECTS,
+    REF_STATEMENTS,
+    STATEMENTS,
+    TYPE_NAMES,
+    Shape,
+)
+from natlens.parse.collector import collector_off
 
 __all__ = ["load", "loads", "read_ruleset", "freeze", "OLD_DIALECT"]
 
@@ -79,13 +100,34 @@ def _show_path(path: _Path) -> str:
     return path + "".join(reversed(parts))
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+"""The integers nft reads: jansson's ``json_int_t`` (``long long``); larger ones fail to load."""
+
+
+class _Opaque(Exception):  # noqa: N818 (not an error: lenient mode keeps the statement)
+    """An unknown statement or expression met in lenient mode: the statement holding it is
+    kept as an opaque one (``error`` is what strict mode raises)."""
+
+    def __init__(self, error: NftParseError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Reader:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, strict: bool = True) -> None:
         self.source = source
+        self.strict = strict
+        self.warnings: list[str] = []
         self._leaves: dict[tuple[str, tuple[tuple[str, Any], ...]], Json] = {}
 
     def fail(self, path: _Path, reason: str) -> NftParseError:
         return NftParseError(reason, source=self.source, path=_show_path(path))
+
+    def unknown(self, path: _Path, reason: str) -> Exception:
+        """A name nft does not read: an error in strict mode; in lenient mode, the statement
+        holding it is kept opaque (``_Opaque``, caught by ``rule``)."""
+        error = self.fail(path, reason)
+        return error if self.strict else _Opaque(error)
 
     # -- scalar helpers ---------------------------------------------------------------------
 
@@ -134,7 +176,8 @@ class _Reader:
         return tuple(items)
 
     def family(self, body: dict[str, Any], path: _Path) -> Family:
-        found = _FAMILIES.get(body.get("family"))  # type: ignore[arg-type]
+        value = body.get("family")
+        found = _FAMILIES.get(value) if type(value) is str else None
         if found is not None:
             return found
         name = self.string(body, "family", path)
@@ -188,7 +231,11 @@ class _Reader:
             if kind in _IGNORED:
                 continue
             if kind not in _OBJECT_KINDS and kind not in _LISTED:
-                raise self.fail(path, f"unknown object {kind!r}")
+                if self.strict:
+                    raise self.fail(path, f"unknown object {kind!r}")
+                self.warnings.append(f"{self.fail(path, f'unknown object {kind!r}')} "
+                                     "(left out)")
+                continue
             pending.append((kind, path, body))
         for kind, path, raw in pending:
             body = self.obj(raw, path)
@@ -215,7 +262,7 @@ class _Reader:
                 raise self.fail(path, f"unknown object {kind!r}")
         built = tuple(self.table(key, tables[key]) for key in order)
         return NftRuleset(tables=built, version=version, schema_version=schema,
-                          source=self.source)
+                          source=self.source, warnings=tuple(self.warnings))
 
     def table(self, key: tuple[Family, str], slot: dict[str, Any]) -> Table:
         fam, name = key
@@ -234,7 +281,7 @@ class _Reader:
             chains=tuple(chains), sets=tuple(slot["sets"]), objects=tuple(slot["objects"]),
             flowtables=tuple(slot["flowtables"]),
             flags=frozenset(self.strings(body, "flags", path)),
-            comment=self.string(body, "comment", path, required=False),
+            comment=self.string(body, "comment", path, required=False), source=self.source,
         )
 
     def chain(self, fam: Family, table: str, body: dict[str, Any], path: _Path,
@@ -284,7 +331,13 @@ class _Reader:
                 entry = self.obj(stmt, spath)
                 raise self.fail(spath, f"expected one key per statement, got {sorted(entry)}")
             ((kind, sbody),) = stmt.items()
-            frozen = self.statement(kind, sbody, (((path, "expr"), i), kind), fam)
+            try:
+                frozen = self.statement(kind, sbody, (((path, "expr"), i), kind), fam)
+            except _Opaque as opaque:
+                reason = opaque.error.reason
+                self.warnings.append(f"{opaque.error}: statement kept, simulated as uncertain")
+                statements.append(Statement(kind, freeze(sbody), opaque=reason))
+                continue
             statements.append(Statement(kind, frozen))
         comment = body.get("comment")
         if comment is not None and not isinstance(comment, str):
@@ -301,7 +354,9 @@ class _Reader:
     # -- statements and expressions ---------------------------------------------------------
 
     def statement(self, kind: str, body: Any, path: _Path, fam: Family) -> Json:
-        """Check one statement and return it frozen."""
+        """Check one statement (``path`` ends with its kind) and return it frozen. Raises
+        ``NftParseError`` naming the JSON path; ``_Opaque`` in lenient mode for a statement or
+        expression nft does not read."""
         if kind == "match":
             match = self.obj(body, path)
             if "op" not in match and ("left" in match or "right" in match):
@@ -310,6 +365,8 @@ class _Reader:
                 if key not in match:
                     raise self.fail(path, f"missing {key!r}")
             op = match["op"]
+            if not isinstance(op, str):
+                raise self.fail((path, "op"), f"expected a string, got {_kind(op)}")
             if op not in _MATCH_OPS:
                 raise self.fail((path, "op"), f"unknown operator {op!r} (one of "
                                 f"{' '.join(sorted(_MATCH_OPS))})")
@@ -317,38 +374,100 @@ class _Reader:
             right = self.expr(match["right"], (path, "right"))
             self.check_value(match["left"], match["right"], (path, "right"), fam)
             return MappingProxyType({"op": op, "left": left, "right": right})
+        if kind not in STATEMENTS:
+            where = path[0] if isinstance(path, tuple) else path
+            raise self.unknown(where, f"unknown statement {kind!r}")
         if kind == "map" and isinstance(body, dict) and "left" in body:
             raise self.fail(path, f'"map" with "left"/"right": {OLD_DIALECT}')
+        if body is None and kind in NULL_BODIES:
+            return None
         if kind in ("jump", "goto"):
             target = self.obj(body, path).get("target")
             if not isinstance(target, str):
                 raise self.fail((path, "target"), f"expected a chain name, got {_kind(target)}")
-        elif kind in ("vmap", "mangle"):
-            spec = self.obj(body, path)
-            keys = ("key", "data") if kind == "vmap" else ("key", "value")
-            for key in keys:
-                if key not in spec:
-                    raise self.fail(path, f"missing {key!r}")
-            return MappingProxyType({key: self.expr(value, (path, key)) if key in keys
-                                     else freeze(value) for key, value in spec.items()})
-        elif kind in ("dnat", "snat", "masquerade", "redirect") and body is not None:
-            nat = self.obj(body, path)
-            return MappingProxyType({key: self.expr(value, (path, key))
-                                     if key in ("addr", "port") else freeze(value)
-                                     for key, value in nat.items()})
-        return freeze(body)
+            return freeze(body)
+        shape = STATEMENTS[kind]
+        if kind in REF_STATEMENTS and (shape is None or type(body) is not dict
+                                       or shape.keys.keys().isdisjoint(body)):
+            # a named object (counter "c"), a map to one, or reset's tcp option expression
+            return self.expr(body, path)
+        if shape is None:  # a verdict or notrack: nft reads nothing of the body
+            return freeze(body)
+        return self.shaped(self.obj(body, path), shape, path, fam)
+
+    def shaped(self, body: dict[str, Any], shape: Shape, path: _Path, fam: Family) -> Json:
+        """An object body checked against ``shape`` (required keys, the type of every key nft
+        reads; others are kept as they are, as nft ignores them) and frozen."""
+        for key in shape.required:
+            if key not in body:
+                raise self.fail(path, f"missing {key!r}")
+        types = shape.keys
+        out: dict[str, Json] = {}
+        for key, value in body.items():
+            want = types.get(key)
+            if want is None or want == "a":
+                out[key] = freeze(value)
+            elif want == "e":
+                out[key] = self.expr(value, (path, key))
+            elif want in {"t", "T"}:
+                out[key] = self.statements(value, (path, key), fam, many=want == "T")
+            else:
+                self.check_type(value, want, (path, key))
+                out[key] = freeze(value)
+        return MappingProxyType(out)
+
+    def statements(self, value: Any, path: _Path, fam: Family, *, many: bool) -> Json:
+        """A nested statement (``meter``'s ``stmt``) or an array of them (a set statement's)."""
+        items = value if many and type(value) is list else [value]
+        if many and type(value) is not list:
+            raise self.fail(path, f"expected an array of statements, got {_kind(value)}")
+        frozen: list[Json] = []
+        for i, item in enumerate(items):
+            where: _Path = (path, i) if many else path
+            stmt = self.obj(item, where)
+            if len(stmt) != 1:
+                raise self.fail(where, f"expected one key per statement, got {sorted(stmt)}")
+            ((kind, body),) = stmt.items()
+            frozen.append(MappingProxyType({kind: self.statement(kind, body, (where, kind),
+                                                                 fam)}))
+        return tuple(frozen) if many else frozen[0]
+
+    def check_type(self, value: Any, want: str, path: _Path) -> None:
+        """``value`` has the type of letter ``want`` (``natlens.nft.shapes``)."""
+        kind = type(value)
+        if want == "s":
+            ok = kind is str
+        elif want == "i":
+            ok = kind is int
+            if ok and not _INT_MIN <= value <= _INT_MAX:
+                raise self.fail(path, f"integer out of range (nft reads 64 bits): {value}")
+        elif want == "n":
+            ok = kind is int or kind is float
+        elif want == "b":
+            ok = kind is bool
+        elif want == "S":
+            ok = kind is str or (kind is list and all(type(v) is str for v in value))
+        else:
+            ok = True
+        if not ok:
+            raise self.fail(path, f"expected {TYPE_NAMES[want]}, got {_kind(value)}")
 
     def expr(self, value: Any, path: _Path) -> Json:
         """Check an expression's shape (recursively) and return it frozen; constant values
         are checked by ``check_value``."""
         kind_of = type(value)
-        if kind_of is str or kind_of is int or value is None or kind_of is bool \
-                or kind_of is float:
+        if kind_of is str or value is None or kind_of is bool:
+            return value  # type: ignore[no-any-return]
+        if kind_of is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                raise self.fail(path, f"integer out of range (nft reads 64 bits): {value}")
             return value  # type: ignore[no-any-return]
         if kind_of is list:
             return tuple([self.expr(item, (path, i)) for i, item in enumerate(value)])
         if kind_of is not dict:
-            raise self.fail(path, f"unexpected {_kind(value)}")
+            # nft's json_parse_immediate reads strings, integers and booleans, no fractions
+            raise self.fail(path, f"expected a string, an integer, an array or an object, got "
+                            f"{_kind(value)}")
         if len(value) != 1:
             raise self.fail(path, f"expected one key per expression, got {sorted(value)}")
         ((kind, body),) = value.items()
@@ -367,6 +486,8 @@ class _Reader:
     def _expr(self, kind: str, body: Any, path: _Path) -> Json:
         sub = (path, kind)
         frozen: Json
+        if kind not in EXPRESSIONS:
+            raise self.unknown(path, f"unknown expression {kind!r}")
         if kind == "payload":
             payload = self.obj(body, sub)
             if "name" in payload and "protocol" not in payload:
@@ -374,48 +495,47 @@ class _Reader:
             if "base" not in payload and not ("protocol" in payload and "field" in payload):
                 raise self.fail(sub, 'expected "protocol" and "field" (or "base", "offset", '
                                 '"len")')
-            frozen = freeze(payload)
-        elif kind in ("meta", "ct", "rt", "socket"):
-            if isinstance(body, str):
-                raise self.fail(sub, f'{{"{kind}": "{body}"}}: {OLD_DIALECT}')
-            self.string(self.obj(body, sub), "key", sub)
-            frozen = freeze(body)
-        elif kind == "fib":
-            self.string(self.obj(body, sub), "result", sub)
-            frozen = freeze(body)
+        elif kind in ("meta", "ct", "rt", "socket") and isinstance(body, str):
+            raise self.fail(sub, f'{{"{kind}": "{body}"}}: {OLD_DIALECT}')
         elif kind == "prefix":
             prefix = self.obj(body, sub)
             length = prefix.get("len")
             if type(length) is not int or length < 0:
                 raise self.fail((sub, "len"), f"expected a prefix length, got {_kind(length)}")
-            frozen = MappingProxyType({"addr": self.expr(prefix.get("addr"), (sub, "addr")),
-                                       "len": length})
-        elif kind == "range":
-            if not isinstance(body, list) or len(body) != 2:
-                raise self.fail(sub, "expected [low, high]")
-            frozen = self.expr(body, sub)
-        elif kind in ("concat", "&", "|", "^", "<<", ">>"):
-            if not isinstance(body, list) or not body:
-                raise self.fail(sub, "expected a non-empty array")
-            frozen = self.expr(body, sub)
+        elif kind in LIST_EXPRESSIONS:
+            least = 1 if kind == "concat" else 2
+            if not isinstance(body, list) or len(body) < least or (kind == "range"
+                                                                   and len(body) != 2):
+                want = "[low, high]" if kind == "range" else "a non-empty array" \
+                    if kind == "concat" else "an array of two or more operands"
+                raise self.fail(sub, f"expected {want}, got "
+                                f"{_kind(body) if not isinstance(body, list) else len(body)}"
+                                f"{' items' if isinstance(body, list) else ''}")
+            return MappingProxyType({kind: self.expr(body, sub)})
         elif kind == "set":
-            frozen = self.expr(body, sub)
-        elif kind == "map":
-            mapping = self.obj(body, sub)
-            if "left" in mapping:
-                raise self.fail(sub, f'"map" with "left"/"right": {OLD_DIALECT}')
-            for key in ("key", "data"):
-                if key not in mapping:
-                    raise self.fail(sub, f"missing {key!r}")
-            frozen = MappingProxyType({key: self.expr(item, (sub, key))
-                                       for key, item in mapping.items()})
-        elif kind == "elem":
-            elem = self.obj(body, sub)
-            frozen = MappingProxyType({key: self.expr(item, (sub, key)) if key == "val"
-                                       else freeze(item) for key, item in elem.items()})
-        else:
+            return MappingProxyType({kind: self.expr(body, sub)})
+        elif kind == "map" and isinstance(body, dict) and "left" in body:
+            raise self.fail(sub, f'"map" with "left"/"right": {OLD_DIALECT}')
+        shape = EXPRESSIONS[kind]
+        if shape is None:  # accept/drop/continue/return in a verdict map: body not read
             frozen = freeze(body)
+        elif kind in _LEAF_KINDS:
+            frozen = self.leaf(self.obj(body, sub), shape, sub)
+        else:
+            frozen = self.shaped(self.obj(body, sub), shape, sub, Family.INET)
         return MappingProxyType({kind: frozen})
+
+    def leaf(self, body: dict[str, Any], shape: Shape, path: _Path) -> Json:
+        """A payload/meta/ct/fib body: only plain values, checked and frozen."""
+        for key in shape.required:
+            if key not in body:
+                raise self.fail(path, f"missing {key!r}")
+        types = shape.keys
+        for key, value in body.items():
+            want = types.get(key)
+            if want is not None and want != "a":
+                self.check_type(value, want, (path, key))
+        return freeze(body)
 
     def check_value(self, left: Any, right: Any, path: _Path, fam: Family) -> None:
         """Constants compared with an address or a port must be one."""
@@ -426,6 +546,25 @@ class _Reader:
             self.address_values(right, path, 4 if dtype == "ipv4_addr" else 6)
         elif dtype == "inet_service":
             self.port_values(right, path)
+        elif dtype == "integer":
+            self.integer_values(right, path)
+
+    def integer_values(self, value: Any, path: _Path) -> None:
+        """Constants of nft's ``integer`` type (``meta length``, ``numgen``, ``ct zone``...):
+        numbers, or strings nft reads as one (``"0x10"``); the type has no symbol names
+        (nft ``src/datatype.c``: ``integer_type``)."""
+        if isinstance(value, bool) or (isinstance(value, str) and not value.startswith("@")
+                                       and not _NUMBER.fullmatch(value)):
+            raise self.fail(path, f"expected a number, got {_kind(value)}")
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.integer_values(item, (path, i))
+        elif isinstance(value, dict) and len(value) == 1:
+            ((kind, body),) = value.items()
+            if kind in ("range", "set"):
+                self.integer_values(body, (path, kind))
+            elif kind == "elem" and isinstance(body, dict):
+                self.integer_values(body.get("val"), ((path, "elem"), "val"))
 
     def address_values(self, value: Any, path: _Path, version: int) -> None:
         if isinstance(value, str):
@@ -498,6 +637,8 @@ class _Reader:
         elements = tuple(self.element(item, ((path, "elem"), i), map_type is not None)
                          for i, item in enumerate(_as_list(body.get("elem"))))
         size = body.get("size")
+        if size is not None:
+            self.check_type(size, "i", (path, "size"))
         return NftSet(
             family=fam, table=table, name=name, handle=self.integer(body, "handle", path),
             key_type=key_type, map=map_type, flags=frozenset(self.strings(body, "flags", path)),
@@ -523,15 +664,20 @@ class _Reader:
             expires = self.number(elem, "expires", (path, "elem"))
             comment = self.string(elem, "comment", (path, "elem"), required=False)
             item = elem.get("val")
-        return Element(key=self.expr(item, path), data=self.expr(data, (path, 1)) if is_map
-                       else None, timeout=timeout, expires=expires, comment=comment)
+        try:
+            key = self.expr(item, path)
+            value = self.expr(data, (path, 1)) if is_map else None
+        except _Opaque as opaque:  # a set element cannot be kept opaque: refused either way
+            raise opaque.error from None
+        return Element(key=key, data=value, timeout=timeout, expires=expires, comment=comment)
 
     def stateful(self, kind: str, fam: Family, table: str, body: Any,
                  path: _Path) -> StatefulObject:
         body = self.obj(body, path)
         name = self.string(body, "name", path)
         assert name is not None
-        frozen = freeze(body)
+        self.string(body, "comment", path, required=False)
+        frozen = self.shaped(body, OBJECTS[kind], path, fam)
         assert isinstance(frozen, MAPPINGS)
         return StatefulObject(kind=kind, family=fam, table=table, name=name,
                               handle=self.integer(body, "handle", path), attrs=frozen)
@@ -541,6 +687,8 @@ class _Reader:
         name = self.string(body, "name", path)
         assert name is not None
         prio = body.get("prio")
+        if prio is not None:
+            self.check_type(prio, "i", (path, "prio"))
         return Flowtable(family=fam, table=table, name=name,
                          handle=self.integer(body, "handle", path),
                          hook=self.string(body, "hook", path, required=False),
@@ -548,6 +696,8 @@ class _Reader:
                          devices=self.strings(body, "dev", path))
 
 
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]+")
+"""A number written as a string, as nft's integer parser takes it (decimal or hex)."""
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]{0,40}")
 
 
@@ -579,33 +729,33 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def read_ruleset(data: Any, source: str = "<string>") -> NftRuleset:
-    """An ``NftRuleset`` from already-decoded JSON. Raises ``NftParseError``."""
-    return _Reader(source).read(data)
+def read_ruleset(data: Any, source: str = "<string>", *, strict: bool = True) -> NftRuleset:
+    """An ``NftRuleset`` from already-decoded JSON. Raises ``NftParseError``.
+
+    ``strict=False`` (``--lenient``): a statement or expression nft does not read is kept as an
+    opaque statement (``Statement.opaque``; simulated as uncertain) and an unknown top-level
+    object is left out, each with a line in ``NftRuleset.warnings``; wrong types and missing
+    keys are refused in both modes."""
+    return _Reader(source, strict).read(data)
 
 
-def loads(text: str, source: str = "<string>") -> NftRuleset:
-    """An ``NftRuleset`` from ``nft -j list ruleset`` text. Raises ``NftParseError`` (with
-    line and column when the text is not JSON)."""
+def loads(text: str, source: str = "<string>", *, strict: bool = True) -> NftRuleset:
+    """An ``NftRuleset`` from ``nft -j list ruleset`` text (``strict`` as ``read_ruleset``).
+    Raises ``NftParseError`` (with line and column when the text is not JSON)."""
     # Decoding and reading allocate one object graph that lives on; collecting it midway is
     # wasted work that grows with the ruleset (as in parse_save).
-    collect = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         try:  # within natlens.inputs' bounds: nesting depth, number length, no NaN
             data = decode_json(text.encode("utf-8", "surrogatepass"), source)
         except SnapshotJsonError as err:
             reason = err.reason.removeprefix("invalid JSON: ")
             raise NftParseError(f"not JSON: {reason}" if err.line_no else reason,
                                 source=source, line_no=err.line_no, column=err.column) from None
-        return read_ruleset(data, source)
-    finally:
-        if collect:
-            gc.enable()
+        return read_ruleset(data, source, strict=strict)
 
 
-def load(path: str | Path) -> NftRuleset:
-    """Read a file written by ``nft -j list ruleset``. Raises ``NftParseError``;
-    ``OSError`` when the file cannot be read."""
+def load(path: str | Path, *, strict: bool = True) -> NftRuleset:
+    """Read a file written by ``nft -j list ruleset`` (``strict`` as ``read_ruleset``). Raises
+    ``NftParseError``; ``OSError`` when the file cannot be read."""
     p = Path(path)
-    return loads(p.read_text(encoding="utf-8"), source=p.name)
+    return loads(p.read_text(encoding="utf-8"), source=p.name, strict=strict)

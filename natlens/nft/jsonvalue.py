@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeAlias, Union
 
-__all__ = ["MAPPINGS", "Json", "freeze"]
+__all__ = ["MAPPINGS", "Json", "freeze", "to_text"]
 
 Json: TypeAlias = Union[bool, int, float, str, tuple["Json", ...], Mapping[str, "Json"], None]  # noqa: UP007 (a recursive alias needs Union)
 """Read-only JSON: arrays are tuples, objects are read-only mappings."""
@@ -27,3 +28,10 @@ def freeze(value: Any) -> Json:
     if kind is list:
         return tuple([freeze(v) for v in value])
     return value  # type: ignore[no-any-return]
+
+
+def to_text(value: Json) -> str:
+    """Compact JSON text of a read-only value (``{"key": "x"}``): how rule text shows what it
+    cannot render in nft syntax (an opaque statement kept by lenient reading)."""
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False,
+                      default=lambda v: dict(v) if isinstance(v, Mapping) else str(v))

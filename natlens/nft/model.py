@@ -137,10 +137,13 @@ def resolve_priority(text: str | int, family: str, hook: str | None) -> int:
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One element of a rule's ``expr`` array: ``kind`` is its only key (``match``, ``jump``,
-    ``dnat``, ``counter``...), ``body`` the value (None for ``{"accept": null}``)."""
+    ``dnat``, ``counter``...), ``body`` the value (None for ``{"accept": null}``). ``opaque``
+    says why the statement was kept unread (lenient mode: a statement or expression nft does not
+    read, ``unknown expression 'frob'``); the simulator treats it as uncertain."""
 
     kind: str
     body: Json = field(hash=False)
+    opaque: str | None = None
 
     @property
     def text(self) -> str:
@@ -299,6 +302,8 @@ class Table:
     flowtables: tuple[Flowtable, ...] = ()
     flags: frozenset[str] = frozenset()
     comment: str | None = None
+    source: str = ""
+    """The file the table was read from (``nft-ruleset.json``), as ``NftRuleset.source``."""
 
     @property
     def simulated(self) -> bool:
@@ -325,12 +330,15 @@ class Table:
 @dataclass(frozen=True, slots=True)
 class NftRuleset:
     """A whole ``nft -j list ruleset``: the tables in listing order, the nft version that
-    printed it (None when unknown) and the ``json_schema_version`` (1 for every 0.9.1..1.1.x)."""
+    printed it (None when unknown) and the ``json_schema_version`` (1 for every 0.9.1..1.1.x).
+    ``warnings``: one line each (file and JSON path) for what lenient reading kept opaque or
+    left out."""
 
     tables: tuple[Table, ...] = ()
     version: str | None = None
     schema_version: int | None = None
     source: str = "<string>"
+    warnings: tuple[str, ...] = ()
 
     def table(self, family: str | Family, name: str) -> Table | None:
         fam = Family(family)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from natlens.nft.datatypes import expr_type, format_value
-from natlens.nft.jsonvalue import MAPPINGS, Json
+from natlens.nft.jsonvalue import MAPPINGS, Json, to_text
 
 __all__ = ["render_expr", "render_rule", "render_statement", "render_element"]
 
@@ -208,7 +208,7 @@ def render_expr(expr: Json, dtype: str | None = None) -> str:
         return _set_items(body, dtype, None)
     if kind in _VERDICTS or kind in ("jump", "goto"):
         return render_statement(expr)
-    return f"{kind} {body}"
+    return f"{kind} {to_text(body)}"
 
 
 _PRECEDENCE = {"<<": 4, ">>": 4, "&": 3, "^": 2, "|": 1}
@@ -553,7 +553,7 @@ def render_statement(stmt: Json) -> str:
     printer = _STMT_PRINTERS.get(kind)
     if printer is not None:
         return printer(body)
-    return f"{kind} {body}" if body is not None else kind
+    return f"{kind} {to_text(body)}" if body is not None else kind
 
 
 def render_rule(statements: Sequence[Json], comment: str | None = None) -> str:

@@ -6,12 +6,13 @@ libxt_connlimit.c ``--connlimit-mask`` (32 or 128), libxt_hashlimit.c leaves out
 ``--hashlimit-srcmask``/``--hashlimit-dstmask`` equal to 32 (128), libxt_TPROXY.c prints
 ``--on-ip`` (``0.0.0.0`` or ``::``), REJECT its type (natlens.parse.reject: a default, and
 aliases or prefixes read per family). natlens.parse.save applies ``with_family_defaults`` after
-the family check; the rest of the canonical forms is natlens.parse.canonical's.
+the family check, to the parts it recorded while reading; the rest of the canonical forms is
+natlens.parse.canonical's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from natlens.model import Chain, Match, Option, Rule, Table, Target, TargetKind
@@ -19,7 +20,8 @@ from natlens.parse.canonical import ordered
 from natlens.parse.modules import MATCHES, TARGETS, ModuleSpec
 from natlens.parse.reject import REJECT_DEFAULT, reject_type
 
-__all__ = ["FAMILY_MATCH", "FAMILY_TARGET", "with_family_defaults"]
+__all__ = ["FAMILY_MATCH", "FAMILY_TARGET", "family_parts", "is_family_part",
+           "with_family_defaults"]
 
 Options = tuple[Option, ...]
 
@@ -77,11 +79,41 @@ FAMILY_TARGET: Mapping[str, Callable[[Options, int], Options]] = {
 }
 
 
-def with_family_defaults(tables: list[Table], version: int) -> list[Table]:
+def is_family_part(part: Match | Target) -> bool:
+    """Whether ``part`` (a Match or a Target) is one ``with_family_defaults`` may rewrite: a
+    known match of ``FAMILY_MATCH`` or an extension target of ``FAMILY_TARGET``."""
+    if isinstance(part, Match):
+        return part.known and part.module in FAMILY_MATCH
+    return part.kind is TargetKind.EXTENSION and part.name in FAMILY_TARGET
+
+
+def family_parts(rule: Rule) -> list[Match | Target]:
+    """The parts of ``rule`` that ``with_family_defaults`` may rewrite (``is_family_part``)."""
+    parts: list[Match | Target] = [m for m in rule.matches if is_family_part(m)]
+    if rule.target is not None and is_family_part(rule.target):
+        parts.append(rule.target)
+    return parts
+
+
+def with_family_defaults(tables: list[Table], version: int,
+                         parts: Iterable[Match | Target]) -> list[Table]:
     """``tables`` with ``FAMILY_MATCH``/``FAMILY_TARGET`` applied for IP ``version`` (4 or
     6): the same Table, Chain and Rule objects where nothing changes. A Match or Target shared
-    by several rules (the fast path's segments) is rewritten once."""
+    by several rules (the fast path's segments) is rewritten once.
+
+    ``parts`` must hold every Match and Target of the rules that ``is_family_part`` names
+    (more, and repeats, do no harm): the parser records each when it makes it
+    (natlens.parse.fastrule ``SegmentCache.family``, ``family_parts`` of the rules the full
+    parser reads). Only when one of them changes are the rules read; else ``tables`` itself is
+    returned. iptables-save prints each default itself, so its dumps (kube-proxy's 100k rules
+    among them) need no rewrite: the pass costs one look per distinct part (issue 13)."""
     done: dict[int, Match | Target] = {}
+    changed = False
+    for part in parts:
+        if is_family_part(part) and _rewritten(part, version, done) is not part:
+            changed = True
+    if not changed:
+        return tables
     out: list[Table] = []
     family_match, family_target = FAMILY_MATCH, FAMILY_TARGET
     for table in tables:

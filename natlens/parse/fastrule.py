@@ -6,10 +6,10 @@ parsed once by the full parser (natlens.parse.rule) and its Match/Target reused.
 that are unique on kube dumps (one per service or endpoint: ``--comment`` texts, ``-j CHAIN``
 jumps, ``DNAT --to-destination A.B.C.D:PORT``, ``-s``/``-d`` addresses) have their own direct
 readers, which accept exactly what the full parser would give the same object for and leave the
-rest to it: one precompiled pattern checks a whole IP part (``_ADDRESS_CORE``) or NAT target
-(``_NAT_TAIL``, port range included), and the readers that run once per rule are inlined in
-``parse_line_fast`` (issue 13: a Python call per piece costs more than the check). Each
-segment's address family is checked once, when first read (``SegmentCache.conflicts``;
+rest to it: a word reader takes a whole IP part (``_address_core``), one precompiled pattern
+checks a NAT target (``_NAT_TAIL``, port range included), and the readers that run once per
+rule are inlined in ``parse_line_fast`` (issue 13: a Python call per piece costs more than the
+check). Each segment's address family is checked once, when first read (``SegmentCache.conflicts``;
 natlens.parse.families). Anything that does not fit the shape (options of one module
 after another ``-m``, counters, old-style ``!``, quoted option-like values) returns None and the
 caller uses the full parser, so both paths give the same Rule (tests/test_parse_fastpath.py
@@ -38,16 +38,26 @@ from natlens.model import (
 )
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.checks import MATCH_CHECKS, refusal
-from natlens.parse.construct import _Match, _Option, _Rule, new_match, new_option, new_target
+from natlens.parse.construct import (
+    _Match,
+    _Option,
+    _Rule,
+    _Target,
+    new_match,
+    new_option,
+    new_target,
+)
 from natlens.parse.families import (
     address_conflicts,
     match_conflicts,
     target_conflicts,
 )
+from natlens.parse.family_defaults import is_family_part
 from natlens.parse.modules import MATCHES, PROTOCOL_MATCHES, TARGETS
 from natlens.parse.rule import (
     NAT_PORT_PROTOCOLS,
     RuleSyntaxError,
+    _ipv4_address,
     _is_name,
     _parse_address,
     parse_rule_args,
@@ -99,6 +109,10 @@ class SegmentCache:
     kube rules; not made for every comment, which would cost more than it shares)."""
     targets: dict[tuple[str, bool, bool], _TargetEntry | None] = field(default_factory=dict)
     conflicts: int = 0
+    family: list[Match | Target] = field(default_factory=list)
+    """Each Match and Target made here whose saved form depends on the family
+    (natlens.parse.family_defaults ``is_family_part``): the parts the parse rewrites once it
+    knows the family, without reading every rule (issue 13)."""
 
 
 _ADDR_FLAGS = {"-s": 0, "-d": 1}
@@ -164,30 +178,54 @@ def _direct_core(tokens: tuple[str, ...]) -> _Core | None:
 
 _SAVE_PROTOCOLS = frozenset({"tcp", "udp", "icmp", "sctp", "ipv6-icmp", "udplite", "esp", "ah",
                              "gre", "dccp"})
-_ADDRESS_CORE = re.compile(r" (?:(!) )?-s ([0-9./]+)(?: (?:(!) )?-d ([0-9./]+))?(?: -p ([a-z]+))?"
-                           r"| (?:(!) )?-d ([0-9./]+)(?: -p ([a-z]+))?")
-"""An IP part of IPv4 addresses and a protocol in iptables-save's order and spelling (with the
-space that follows the chain name): one per service or endpoint on kube dumps."""
-
-
-def _address_core(found: re.Match[str]) -> _Core | None:
-    """What ``_direct_core`` gives for the IP part ``_ADDRESS_CORE`` matched (None: let it
-    decide), read from the match without splitting."""
-    s_not, source, d_not, destination, name, d_not2, destination2, name2 = found.groups()
-    if source is None:
-        d_not, destination, name = d_not2, destination2, name2
+def _address_core(text: str) -> _Core | None:
+    """What ``_direct_core`` gives for an IP part of IPv4 addresses and a protocol in
+    iptables-save's order and spelling, `` [! ]-s ADDR[ [! ]-d ADDR][ -p NAME]`` or
+    `` [! ]-d ADDR[ -p NAME]`` (with the space that follows the chain name; one per service or
+    endpoint on kube dumps), each address of digits, dots and a slash
+    (natlens.parse.rule ``_ipv4_address``); None for any other text (``_direct_core``
+    decides). Read word by word: a third of the cost of a pattern and its groups."""
+    words = text.split(" ")
+    n = len(words)
+    i = 1
+    s_not = d_not = False
+    source = destination = name = None
+    if i < n and words[i] == "!":
+        s_not = True
+        i += 1
+    if i + 1 < n and words[i] == "-s":
+        source = words[i + 1]
+        i += 2
+        if i < n and words[i] == "!":
+            d_not = True
+            i += 1
+    elif s_not:  # "! -d"
+        s_not, d_not = False, True
+    if i + 1 < n and words[i] == "-d":
+        destination = words[i + 1]
+        i += 2
+    elif d_not:
+        return None
+    if i + 1 < n and words[i] == "-p":
+        name = words[i + 1]
+        i += 2
+    if i != n or words[0] or (source is None and destination is None):
+        return None
     protocol = None
     if name is not None:
         if name not in _SAVE_PROTOCOLS:
             return None
         key = (name, False)
         protocol = _PROTO_CACHE.get(key) or _PROTO_CACHE.setdefault(key, Protocol(*key))
-    try:
-        src = None if source is None else _parse_address(source, s_not is not None, 0, source)
-        dst = None if destination is None else \
-            _parse_address(destination, d_not is not None, 0, destination)
-    except RuleSyntaxError:
-        return None
+    src = dst = None
+    if source is not None:
+        src = _ipv4_address(source, s_not)
+        if src is None:
+            return None
+    if destination is not None:
+        dst = _ipv4_address(destination, d_not)
+        if dst is None:
+            return None
     return (src, dst, None, None, protocol, None)
 
 
@@ -400,6 +438,8 @@ def _match_segment(text: str, cache: SegmentCache) -> _MatchEntry | None:
             match = None
         if match is not None:
             cache.conflicts |= match_conflicts(match)
+            if is_family_part(match):
+                cache.family.append(match)
     if match is not None:
         want = None
         if match.module in PROTOCOL_MATCHES:
@@ -415,12 +455,10 @@ def _core_segment(text: str, cache: SegmentCache) -> _Core | None:
     if cached is not _UNSET:  # see _match_segment
         return cast("_Core | None", cached)
     core: _Core | None
-    found = _ADDRESS_CORE.fullmatch(text)
-    if found is not None:
-        core = _address_core(found)
-        if core is not None:  # not cached: an address is unique per service or endpoint
-            cache.conflicts |= _V4_CONFLICTS  # digits and dots: IPv4 addresses
-            return core
+    core = _address_core(text)
+    if core is not None:  # not cached: an address is unique per service or endpoint
+        cache.conflicts |= _V4_CONFLICTS  # digits and dots: IPv4 addresses
+        return core
     if '"' in text:
         core = None
     else:
@@ -471,6 +509,8 @@ def _target_segment(tail: str, name: str, goto: bool, chains: Mapping[str, _Name
     if parsed is not None:
         found = (parsed[0], parsed[1], protocol_bound(parsed[0]))
         cache.conflicts |= target_conflicts(parsed[0])
+        if is_family_part(parsed[0]):
+            cache.family.append(parsed[0])
     cache.targets[key] = found
     return found
 
@@ -485,13 +525,18 @@ def _nat_target(tail: str) -> _TargetEntry | None:
 
 
 def _nat(tail: str, value: str) -> Target:
-    """The Target of ``tail``, which ``_NAT_TAIL`` matched with ``value``."""
+    """The Target of ``tail``, which ``_NAT_TAIL`` matched with ``value`` (one per endpoint on
+    kube dumps: built as ``new_option`` and ``new_target`` do, without a call to each)."""
     # an IPv4 address: ip6tables refuses it (natlens.parse.families), iptables takes it
-    if tail[0] == "D":
-        option = new_option("--to-destination", (value,), False, False)
-        return new_target("DNAT", (option,), TargetKind.EXTENSION)
-    return new_target("SNAT", (new_option("--to-source", (value,), False, False),),
-                      TargetKind.EXTENSION)
+    dnat = tail[0] == "D"
+    option = _Option("--to-destination" if dnat else "--to-source", (value,), False, False)
+    option.__class__ = Option  # type: ignore[assignment]
+    target = _Target("DNAT" if dnat else "SNAT", (option,), _EXTENSION)  # type: ignore[arg-type]
+    target.__class__ = Target  # type: ignore[assignment]
+    return target  # type: ignore[return-value]
+
+
+_EXTENSION = TargetKind.EXTENSION
 
 
 def parse_line_fast(  # noqa: PLR0917 (one call per rule)

@@ -6,6 +6,13 @@ tool prints for a missing key (``sysctl: cannot stat /proc/sys/...``) are skippe
 ``Netid State Recv-Q Send-Q Local-Address:Port Peer-Address:Port [Process]``. Both are read
 strictly: a value natlens uses that is not what the command prints (a service name ``:ssh``
 from ``ss`` without ``-n``, ``ip_forward = banana``) is an error, never a guess.
+
+Both are read as the tools write them: lines end at ``\n`` (``split_lines``) and fields are
+separated by spaces and tabs (``split_fields``). A U+0085, U+2028, ``\x1c`` or other character
+``str.splitlines`` or ``str.split`` would break at stays in its field (an interface or process
+name may hold one); so do the other readers of host command output (``natlens.capture``'s
+``nft list tables``, ``natlens.services``' ``/etc/protocols``, ``natlens.verify.probe``'s
+``conntrack -L``).
 """
 
 from __future__ import annotations
@@ -19,19 +26,28 @@ from types import MappingProxyType
 from natlens.errors import SnapshotError, excerpt
 from natlens.inputs import is_decimal as _decimal
 from natlens.parse.tokens import split_lines
+from natlens.sysctls import READ as READ_SYSCTLS
+from natlens.sysctls import kernel_value
 
-__all__ = ["Listener", "parse_ss", "parse_sysctl"]
+__all__ = ["Listener", "parse_ss", "parse_sysctl", "split_fields"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_SYSCTL_LINE = re.compile(r"^([A-Za-z0-9_.\-/]+)\s*=\s*(.*)$")
-# The sysctls natlens reads (natlens.netfilter.host, .routing, .connection): each an int the
-# kernel prints in decimal (proc_dointvec, kernel/sysctl.c; ip-sysctl.rst, br_netfilter_hooks.c)
-_READ_SYSCTL = re.compile(r"^net\.(ipv4\.ip_forward|ipv[46]\.conf\.[^.]+\.(forwarding|"
-                          r"route_localnet)|bridge\.bridge-nf-call-ip6?tables)$")
-_INT = re.compile(r"^-?[0-9]{1,10}$")
+_BLANKS = re.compile(r"[ \t]+")
+_SYSCTL_LINE = re.compile(r"^([A-Za-z0-9_.\-/]+)[ \t]*=[ \t]*(.*)$")
 _PROCESS = re.compile(r'\("([^"]*)",pid=([0-9]{1,10})\b')
 _LISTENING = ("LISTEN", "UNCONN")  # ss(8)'s names of TCP_LISTEN and TCP_CLOSE (unconnected UDP)
+
+
+def split_fields(line: str) -> list[str]:
+    """The fields of one line of a tool's output, split at runs of spaces and tabs as C tools
+    print and read them (ss(8), sysctl(8), glibc's ``/etc/protocols`` reader): a character
+    ``str.split()`` also takes for a blank (U+0085, U+2028, ``\x1c``...) stays in its field.
+
+    >>> split_fields(" udp  UNCONN 0\t0 0.0.0.0%br\u2028x:53 ")
+    ['udp', 'UNCONN', '0', '0', '0.0.0.0%br\u2028x:53']
+    """
+    return [field for field in _BLANKS.split(line) if field]
 
 
 def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
@@ -39,23 +55,26 @@ def parse_sysctl(text: str, *, source: str = "sysctl.txt") -> Mapping[str, str]:
 
     Raises ``SnapshotError`` ``source:line: ...`` for a line that is neither ``name = value``
     nor a ``sysctl:`` message, or for a sysctl natlens reads (forwarding, ``route_localnet``,
-    ``bridge-nf-call-ip(6)tables``) whose value is not a decimal integer.
+    ``bridge-nf-call-ip(6)tables``) whose value the kernel would not take
+    (``natlens.sysctls.kernel_value``: a decimal ``int``).
 
     >>> dict(parse_sysctl("net.ipv4.ip_forward = 1\\nsysctl: cannot stat /proc/sys/x"))
     {'net.ipv4.ip_forward': '1'}
     """
     out: dict[str, str] = {}
     for n, raw in enumerate(split_lines(text), 1):  # at "\n" only, as sysctl prints
-        line = raw.strip()
+        line = raw.strip(" \t")
         if not line or line.startswith(("#", ";", "sysctl:")):
             continue
         m = _SYSCTL_LINE.match(line)
         if m is None:
             raise SnapshotError(f"{source}:{n}: not a 'name = value' line: {excerpt(line)}")
-        name, value = m.group(1).replace("/", "."), m.group(2).strip()
-        if _READ_SYSCTL.match(name) and not _INT.match(value):
-            raise SnapshotError(f"{source}:{n}: {name} = {excerpt(value)}: not an integer, "
-                                "as the kernel prints it")
+        name, value = m.group(1).replace("/", "."), m.group(2)
+        if READ_SYSCTLS.fullmatch(name):  # the kernel's rule for the value (natlens.sysctls)
+            try:
+                kernel_value(name, value)
+            except ValueError as exc:
+                raise SnapshotError(f"{source}:{n}: {name} = {excerpt(value)}: {exc}") from None
         out[name] = value
     return MappingProxyType(out)
 
@@ -124,7 +143,7 @@ def parse_ss(text: str, *, source: str = "ss.txt") -> tuple[Listener, ...]:
     """
     out: list[Listener] = []
     for n, raw in enumerate(split_lines(text), 1):  # at "\n": a process name may hold U+2028
-        fields = raw.split()
+        fields = split_fields(raw)
         if not fields or fields[0] in ("Netid", "State"):
             continue
         if len(fields) < 6 or fields[0] not in ("tcp", "udp", "sctp", "raw", "u_str", "u_dgr"):

@@ -13,6 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
+from typing import Any
 
 from natlens.errors import did_you_mean
 from natlens.inputs import is_decimal as _decimal
@@ -32,7 +33,7 @@ from natlens.model import (
 from natlens.names import name_bytes
 from natlens.parse.canonical import CANONICAL_MATCH, CANONICAL_TARGET
 from natlens.parse.checks import MATCH_CHECKS, TARGET_CHECKS, refusal
-from natlens.parse.construct import new_address
+from natlens.parse.construct import _Address, new_address
 from natlens.parse.modules import ABSENT_MATCHES, MATCHES, PROTOCOL_MATCHES, TARGETS, ModuleSpec
 from natlens.parse.networks import CompactIPv4Network, compact_network
 from natlens.parse.reject import reject_families
@@ -196,8 +197,13 @@ def _check_ipv4_build() -> bool:
     return True
 
 
-_IPV4_NETWORK = _build_ipv4_network if _check_ipv4_build() else \
+_IPV4_BUILT = _check_ipv4_build()
+"""Whether ``_build_ipv4_network`` (and ``_host_address``) may stand for the constructor."""
+_IPV4_NETWORK = _build_ipv4_network if _IPV4_BUILT else \
     (lambda packed, prefix: ipaddress.IPv4Network((packed, prefix), strict=False))
+_NETMASK_32 = _NETMASKS[32][0]
+_NEW: Callable[[type], Any] = object.__new__
+_IPV4_ADDRESS = ipaddress.IPv4Address
 _AF_INET = socket.AF_INET
 
 
@@ -222,29 +228,105 @@ def _fast_ipv4_network(text: str) -> ipaddress.IPv4Network | None:
         return None
 
 
+_OCTETS: dict[str, int] = {str(n): n for n in range(256)}
+"""An octet in its canonical decimal spelling (no sign, no leading zero) -> its value."""
+_LAST_OCTETS: dict[str, int] = {**_OCTETS, **{f"{n}/32": n for n in range(256)}}
+"""The last octet of a host address as ``_host_key`` reads it, with or without ``/32``."""
+_HEADS: dict[str, int] = {}
+"""The first three octets of a host address in canonical spelling (``10.128.38``) -> their
+value shifted into place (``0x0A802600``): a few hundred of them on a kube dump, where 180k
+addresses share them."""
+_HEADS_KEPT = 4096
+"""Most entries ``_HEADS`` takes (about 400 kB); beyond it heads are read each time."""
+
+
+def _head_value(head: str) -> int:
+    """``A.B.C`` (three canonical octets) shifted as the top 24 bits of an address, or -1."""
+    parts = head.split(".")
+    if len(parts) != 3:
+        return -1
+    a = _OCTETS.get(parts[0])
+    b = _OCTETS.get(parts[1])
+    c = _OCTETS.get(parts[2])
+    if a is None or b is None or c is None:
+        return -1
+    return (a << 24) | (b << 16) | (c << 8)
+
+
 def _host_key(text: str) -> int | str:
     """The address cache's key for ``text``: an IPv4 host in its canonical spelling
-    (``10.0.0.1/32``, ``10.0.0.1``; 180k of them on a 700k-line kube dump) as its integer,
-    which its network then holds (no key string kept beside it while the parse runs: 11 MB
-    there), anything else as the text."""
-    addr, slash, prefix_text = text.partition("/")
-    if slash and prefix_text != "32":
+    (``10.0.0.1/32``, ``10.0.0.1``: four octets in decimal without leading zeros, what
+    ``inet_ntop`` prints; 180k of them on a 700k-line kube dump) as its integer, which its
+    network then holds (no key string kept beside it while the parse runs: 11 MB there),
+    anything else as the text.
+
+    The octets are read by table (``_OCTETS``, ``_HEADS``): the same canonical spellings the
+    ``inet_pton``/``inet_ntop`` round trip kept, at a third of its cost (issue 13)."""
+    dot = text.rfind(".")
+    last = _LAST_OCTETS.get(text[dot + 1:])
+    if last is None or dot <= 0:
         return text
-    try:
-        packed = socket.inet_pton(_AF_INET, addr)
-    except (OSError, ValueError):
-        return text
-    # the round trip keeps only the canonical dotted-decimal spelling (_fast_ipv4_network)
-    return int.from_bytes(packed, "big") if socket.inet_ntop(_AF_INET, packed) == addr else text
+    head = text[:dot]
+    base = _HEADS.get(head)
+    if base is None:
+        base = _head_value(head)
+        if base < 0:
+            return text
+        if len(_HEADS) < _HEADS_KEPT:
+            _HEADS[head] = base
+    return base | last
+
+
+def _host_address(packed: int, negated: bool) -> Address:
+    """``Address(IPv4Network((packed, 32)), negated)`` in one step, as
+    ``_build_ipv4_network`` and ``new_address`` build it (one per service and endpoint
+    address on kube dumps). Used only when ``_check_ipv4_build`` passed."""
+    net = _NEW(CompactIPv4Network)
+    address = _NEW(_IPV4_ADDRESS)
+    _SET_IP(address, packed)
+    net.network_address = address
+    net.netmask = _NETMASK_32
+    net._prefixlen = 32  # what __init__ sets
+    built = _Address(net, negated, None)
+    built.__class__ = Address  # type: ignore[assignment]
+    return built  # type: ignore[return-value]
 
 
 def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
-    cache = _ADDRESS_CACHE[negated]
+    """The Address ``part`` names (``[!] -s/-d`` and the like), one object per text and
+    negation in a parse (``_ADDRESS_CACHE``). Raises RuleSyntaxError (at ``index``, naming
+    ``value``) for what iptables refuses: a host name, a bad prefix length or netmask."""
     key = _host_key(part)
-    cached = cache.get(key)
+    cached = _ADDRESS_CACHE[negated].get(key)
     if cached is not None:
         return cached
-    net = _IPV4_NETWORK(key, 32) if type(key) is int else _fast_ipv4_network(part)
+    return _new_address(key, part, negated, index, value)
+
+
+def _ipv4_address(part: str, negated: bool) -> Address | None:
+    """What ``_parse_address`` gives for ``part`` when it is an IPv4 address or network
+    written with digits, dots and a slash only; None for anything else (another family, a
+    name, a list, an error: the full parser decides)."""
+    key = _host_key(part)
+    if type(key) is not int and (not part or part.strip("0123456789./")):
+        return None
+    cached = _ADDRESS_CACHE[negated].get(key)
+    if cached is not None:
+        return cached
+    try:
+        return _new_address(key, part, negated, 0, part)
+    except RuleSyntaxError:
+        return None
+
+
+def _new_address(key: int | str, part: str, negated: bool, index: int, value: str) -> Address:
+    """The Address of ``part`` (``_host_key`` gave ``key``), built and kept in the cache."""
+    if type(key) is int:
+        address = _host_address(key, negated) if _IPV4_BUILT else \
+            new_address(_IPV4_NETWORK(key, 32), negated, None)
+        _ADDRESS_CACHE[negated][key] = address
+        return address
+    net = _fast_ipv4_network(part)
     if net is not None:
         address = new_address(net, negated, None)
     else:
@@ -253,7 +335,7 @@ def _parse_address(part: str, negated: bool, index: int, value: str) -> Address:
                               negated)
         except ValueError:
             address = _parse_masked_address(part, negated, index, value)
-    cache[key] = address
+    _ADDRESS_CACHE[negated][key] = address
     return address
 
 

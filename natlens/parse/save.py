@@ -57,7 +57,7 @@ from natlens.names import name_bytes
 from natlens.parse.caller import warn_caller
 from natlens.parse.chainstate import ChainState as _ChainState
 from natlens.parse.collector import collector_off
-from natlens.parse.construct import _Origin, new_chain, new_origin
+from natlens.parse.construct import _Origin, new_origin
 from natlens.parse.families import (
     CONFLICTS_LEGACY,
     CONFLICTS_V4,
@@ -66,7 +66,7 @@ from natlens.parse.families import (
     family_mismatch,
     legacy_mismatch,
 )
-from natlens.parse.family_defaults import with_family_defaults
+from natlens.parse.family_defaults import family_parts, with_family_defaults
 from natlens.parse.fastrule import SegmentCache, parse_line_fast
 from natlens.parse.infer import infer_family, infer_table
 from natlens.parse.lines import ListedLines, SourceLines
@@ -294,10 +294,16 @@ class _SaveParser:
         self.line = ""
         # What only the read needed goes before the model is assembled (the parse's peak,
         # issue 13): the segment cache (a 700k-line dump's holds ~25 MB).
-        self.segments = SegmentCache(conflicts=segments.conflicts)
+        self.segments = SegmentCache(conflicts=segments.conflicts, family=segments.family)
         del segments
         if self.current is not None and not self.current.committed:
-            if self.command_mode or self.diagnostics:
+            if self.command_mode:
+                self.current.committed = True
+            elif self.diagnostics:
+                # the tool stopped inside this table (its messages may come first: stderr is
+                # not buffered, stdout redirected to a file is): the chain cut and those after
+                # it are incomplete
+                self.mark_cut_short(self.diagnostics[0].split(": ", 1)[-1])
                 self.current.committed = True
             else:
                 # iptables-save > FILE when iptables-nft stopped at a rule it cannot print
@@ -675,6 +681,7 @@ class _SaveParser:
         for new in rules:
             self.check_target(table, new)
             self.segments.conflicts |= family_conflicts(new)
+            self.segments.family += family_parts(new)
         if position is None:
             chain.rules.extend(rules)
         else:
@@ -825,10 +832,12 @@ class _SaveParser:
                 self.check_inferred_builtins(state, name)
             # iptables-save lists the built-in chains first, in hook order.
             builtins = BUILTIN_CHAINS[name]
-            first = sorted((c for c in state.chains.values() if c.builtin and c.name in builtins),
-                           key=lambda c: builtins.index(c.name))
-            ordered = [*first, *(c for c in state.chains.values()
-                                 if not (c.builtin and c.name in builtins))]
+            ordered = list(state.chains.values())  # each under its name
+            first = [c for n in builtins if (c := state.chains.get(n)) is not None and c.builtin]
+            if any(a is not b for a, b in zip(first, ordered[:len(first)], strict=True)):
+                # not declared first in hook order (iptables-save's dumps are)
+                ordered = [*first, *(c for c in ordered
+                                     if not (c.builtin and c.name in builtins))]
             names: Container[str] = set(state.chains) if state.late_chains else ()
             # Each chain's state goes as soon as its Chain is made (the parse's peak, issue 13).
             state.chains = {}
@@ -845,7 +854,8 @@ class _SaveParser:
         if self.segments.conflicts & CONFLICTS_LEGACY:
             self.check_legacy(tables)
         # what iptables-save prints per family: REJECT's type, recent's mask... (family_defaults)
-        tables = with_family_defaults(tables, 6 if family is Family.IPV6 else 4)
+        tables = with_family_defaults(tables, 6 if family is Family.IPV6 else 4,
+                                      self.segments.family)
         seen: set[TableName] = set()
         for table in tables:
             if table.name in seen:
@@ -913,7 +923,7 @@ class _SaveParser:
     def finish_chain(names: Container[str], state: _ChainState) -> Chain:
         """The Chain of ``state``; a rule's target named in ``names`` (the table's chains, when
         one was declared after rules: ``late_chains``) becomes a jump."""
-        rules = state.rules
+        rules: list[Rule] = state  # its rules (ChainState)
         if names and any(r.target is not None and r.target.kind is not TargetKind.CHAIN
                          and r.target.name in names for r in rules):
             rules = [
@@ -921,8 +931,7 @@ class _SaveParser:
                 if r.target is not None and r.target.name in names else r
                 for r in rules
             ]
-        return new_chain(state.name, state.builtin, state.policy, state.counters, tuple(rules),
-                         state.origin)
+        return state.chain(tuple(rules))
 
 
 def parse_save(

@@ -25,6 +25,7 @@ complete exactly when the trace's ``connection.established`` says so (``connect`
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from natlens.netfilter.packet import endpoint
 from natlens.netfilter.pipeline import iptables_source
 from natlens.netfilter.trace import Path, Step, StepKind, Trace, Verdict
 from natlens.snapshot import Snapshot
+from natlens.termstyle import wrap_line
 from natlens.textsafe import terminal
 from natlens.verify.connect import ConnectionResult, check_connections
 from natlens.verify.generate import Probe, dnat_targets, generate
@@ -362,34 +364,38 @@ class VerifyReport:
             "notes": list(self.notes),
         }
 
-    def render(self) -> str:
+    def render(self, width: int | None = None) -> str:
         """Plain-text report: one line per probe, then each disagreement in full (text from the
-        snapshot escaped for a terminal, ``textsafe.terminal``)."""
+        snapshot escaped for a terminal, ``textsafe.terminal``). ``width`` (columns, as
+        ``termstyle.terminal_width`` gives it; None: no limit) cuts longer lines at blanks,
+        continuation lines indented under their line's text (``termstyle.wrap_line``), as
+        ``trace`` and ``report`` do."""
         lines = [f"natlens verify {self.snapshot} (seed {self.seed}, iptables backend "
                  f"{self.backend}): {self.tried} packets, {self.agreements} agree, "
                  f"{len(self.disagreements)} disagree"
                  + (f", {len(self.inconclusive)} inconclusive (natlens uncertain or assuming)"
                     if self.inconclusive else "")]
-        width = max((len(repr(r.probe.packet)) for r in self.results), default=0)
-        for r in self.results:
-            mark = {"agree": "ok  ", "disagree": "DIFF", "inconclusive": "??  "}[r.status]
-            lines.append(f"  {mark} {r.probe.source:<9} {r.probe.packet!r:<{width}}  "
-                         f"{r.observation.verdict.value:<6} "
-                         f"{r.observation.final_dst or ''}")
+        rows = [({"agree": "ok  ", "disagree": "DIFF", "inconclusive": "??  "}[r.status],
+                 r.probe.source, terminal(repr(r.probe.packet)),
+                 f"{r.observation.verdict.value:<6} {r.observation.final_dst or ''}".rstrip())
+                for r in self.results]
+        mark_c = {"agree": "ok  ", "disagree": "DIFF", "undecided": "--  ",
+                  "inconclusive": "??  "}
+        connection_rows = [(mark_c[c.status], c.probe.source, terminal(repr(c.probe.packet)),
+                            "established" if c.established else "failed")
+                           for c in self.connections]
+        packet_width = max((len(row[2]) for row in [*rows, *connection_rows]), default=0)
+        out = _fitted(lines, width) + _table(rows, packet_width, width)
         if self.connections:
-            lines.append(
+            out += _fitted([
                 f"connections: {len(self.connections)} tried, "
                 f"{self._connections_count('agree')} agree, "
                 f"{len(self.connection_disagreements)} disagree, "
                 f"{self._connections_count('undecided')} undecided (natlens null)"
                 + (f", {self._connections_count('inconclusive')} inconclusive"
-                   if self._connections_count("inconclusive") else ""))
-            mark_c = {"agree": "ok  ", "disagree": "DIFF", "undecided": "--  ",
-                      "inconclusive": "??  "}
-            for c in self.connections:
-                lines.append(f"  {mark_c[c.status]} {c.probe.source:<9} "
-                             f"{c.probe.packet!r:<{width}}  "
-                             f"{'established' if c.established else 'failed'}")
+                   if self._connections_count("inconclusive") else "")], width)
+            out += _table(connection_rows, packet_width, width)
+        lines = []
         numbered = [(f"disagreement {n}", r) for n, r in enumerate(self.disagreements, 1)]
         numbered += [(f"inconclusive {n}", r) for n, r in enumerate(self.inconclusive, 1)]
         for title, r in numbered:
@@ -411,9 +417,40 @@ class VerifyReport:
             ]
         if self.notes:
             lines += ["", "notes:", *(f"  {n}" for n in self.notes)]
-        # names and comments come from the snapshot: no control or bidi character reaches the
-        # terminal, and no value starts a line of its own
-        return "\n".join(terminal(line) for line in lines) + "\n"
+        return "".join(f"{line}\n" for line in out + _fitted(lines, width))
+
+
+def _fitted(lines: list[str], width: int | None) -> list[str]:
+    """``lines`` escaped for a terminal (names and comments come from the snapshot: no control
+    or bidi character reaches it, and no value starts a line of its own) and cut at blanks to
+    ``width`` (``termstyle.wrap_line``), continuations four blanks further in than their line."""
+    return [part for line in lines for part in
+            wrap_line(terminal(line), width, len(line) - len(line.lstrip(" ")) + 4)]
+
+
+def _table(rows: list[tuple[str, str, str, str]], packet_width: int,
+           width: int | None) -> list[str]:
+    """Probe rows ``(mark, source, packet, outcome)`` as a table: columns aligned, the packet
+    column as wide as the widest packet. When ``width`` (columns) is given and the table would
+    be wider, the packet column is narrowed to fit (at least 24 columns), then the outcome
+    column (at least 12), their text wrapped within the column at blanks, as ``report`` wraps
+    its finding column."""
+    lead = 2 + 4 + 1 + 9 + 1  # "  MARK SOURCE   "
+    outcome = max((len(row[3]) for row in rows), default=0)
+    column = packet_width
+    if width is not None and lead + packet_width + 2 + outcome > width:
+        column = max(24, width - lead - 2 - outcome)
+        outcome = max(12, min(outcome, width - lead - 2 - column))
+    out: list[str] = []
+    for mark, source, packet, result in rows:
+        left = textwrap.wrap(packet, column, break_on_hyphens=False) or [""]
+        right = textwrap.wrap(result, outcome, break_on_hyphens=False) or [""]
+        for n in range(max(len(left), len(right))):
+            head = f"  {mark} {source:<9} " if n == 0 else " " * lead
+            cell = left[n] if n < len(left) else ""
+            more = right[n] if n < len(right) else ""
+            out.append(f"{head}{cell:<{column}}  {more}".rstrip())
+    return out
 
 
 def verify(

@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from natlens.names import interface_problem
+
 __all__ = [
     "ROUTE_TYPES",
     "SYSCTL_KEYS",
@@ -87,6 +89,9 @@ def check_ifname(name: object) -> str:
     if any(c in "/:" or c in _WHITESPACE for c in name) or _has_control(name):
         raise ValueError(f"bad interface name {printable(name)} (no '/', ':' or white space: "
                          "dev_valid_name)")
+    problem = interface_problem(name)  # the CLI's and library's rule (byte 0xa0 of 'à' ...)
+    if problem is not None:
+        raise ValueError(f"bad interface name {printable(name)} ({problem}: dev_valid_name)")
     return name
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from natlens.errors import NatlensError
+from natlens.sysctls import kernel_value
 from natlens.verify.kernel_names import printable, sysctl_path
 from natlens.verify.signals import shielded
 
@@ -134,13 +135,15 @@ def write_sysctl(ns: str, key: str, value: str) -> bool:
     """Set ``key`` (dotted, e.g. ``net.ipv4.ip_forward``) in ``ns``; False when it has no such
     key (e.g. a per-interface key of an interface the namespace does not have).
 
-    Only the per-network-namespace keys of ``kernel_names.SYSCTL_KEYS`` and values 0/1
-    (``ValueError`` otherwise): a namespace shares every other sysctl (``kernel.*``) with the
-    host.
+    Only the per-network-namespace keys of ``kernel_names.SYSCTL_KEYS`` (a namespace shares
+    every other sysctl, ``kernel.*``, with the host) and values the kernel takes for the key
+    (``natlens.sysctls.kernel_value``); ``ValueError`` otherwise.
     """
     path = sysctl_path(key)
-    if value not in ("0", "1"):
-        raise ValueError(f"sysctl {key}: value {value!r} is not 0 or 1")
+    try:
+        kernel_value(key, value)
+    except ValueError as exc:
+        raise ValueError(f"sysctl {key}: {exc}") from None
     with entered(ns):
         try:
             path.write_text(f"{value}\n")

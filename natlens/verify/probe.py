@@ -37,6 +37,7 @@ from typing import Any
 from natlens.errors import NatlensError
 from natlens.netfilter.packet import Packet, endpoint
 from natlens.netfilter.trace import Path, Verdict
+from natlens.parse.hostfiles import split_fields
 from natlens.parse.tokens import split_lines
 from natlens.verify import ns as netns
 from natlens.verify.nftload import nft_counter_hits
@@ -195,8 +196,8 @@ def _endpoint_of(fields: dict[str, str]) -> tuple[str, str]:
 def parse_conntrack(text: str) -> list[ConntrackEntry]:
     """Entries of ``conntrack -L`` output (lines without two tuples are skipped)."""
     out: list[ConntrackEntry] = []
-    for line in text.splitlines():
-        words = line.split()
+    for line in split_lines(text):  # as conntrack prints: lines at "\n", fields at blanks
+        words = split_fields(line)
         if len(words) < 2 or "=" in words[0]:
             continue
         groups: list[dict[str, str]] = []
@@ -214,7 +215,7 @@ def parse_conntrack(text: str) -> list[ConntrackEntry]:
             continue
         try:
             out.append(ConntrackEntry(words[0], _endpoint_of(groups[0]),
-                                      _endpoint_of(groups[1]), line.strip()))
+                                      _endpoint_of(groups[1]), line.strip(" \t")))
         except (KeyError, ValueError):
             continue
     return out

@@ -20,6 +20,7 @@ from typing import Any
 from natlens.errors import SnapshotError
 from natlens.netfilter.host import bridge_name
 from natlens.snapshot import SNAPSHOT_FILES, Snapshot
+from natlens.sysctls import kernel_value
 from natlens.verify.kernel_names import (
     check_ifname,
     check_mac,
@@ -105,9 +106,11 @@ def check_snapshot(snap: Snapshot) -> None:
 
 
 def sysctl_settings(snap: Snapshot, notes: list[str]) -> dict[str, str | None]:
-    """The ``meta.json`` sysctls verify mirrors, each ``"0"``, ``"1"`` or None (the host did not
-    have it, e.g. no br_netfilter); other keys are noted and left out; any other value raises
-    ``SnapshotError``."""
+    """The ``meta.json`` sysctls verify mirrors, each the value the kernel holds after writing
+    it (``natlens.sysctls.kernel_value``: ``"2"`` stays 2 for ``ip_forward``, is 1 for
+    ``bridge-nf-call-iptables``) or None (the host did not have it, e.g. no br_netfilter); other
+    keys are noted and left out; a value the kernel would refuse raises ``SnapshotError``, as
+    loading the snapshot does for the switches trace reads."""
     given = snap.meta.get("sysctl")
     out: dict[str, str | None] = {}
     if not isinstance(given, Mapping):
@@ -123,9 +126,8 @@ def sysctl_settings(snap: Snapshot, notes: list[str]) -> dict[str, str | None]:
         if value is None:
             out[str(key)] = None
             continue
-        text = str(value).strip()
-        if text not in ("0", "1"):
-            raise SnapshotError(f"{name}: $.sysctl[{printable(str(key))}]: bad value "
-                                f"{printable(str(value))} (0 or 1)")
-        out[str(key)] = text
+        try:
+            out[str(key)] = str(kernel_value(str(key), value))
+        except ValueError as exc:
+            raise SnapshotError(f"{name}: $.sysctl[{printable(str(key))}]: {exc}") from None
     return out

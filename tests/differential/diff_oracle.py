@@ -231,12 +231,15 @@ class Agreement:
         return "\n".join(lines)
 
 
-def compare(trace: Trace, packet: Mapping[str, Any], observed: Mapping[str, Any]) -> Agreement:
-    """Whether ``trace`` (natlens) agrees with the kernel's ``observed`` answer to ``packet``."""
+def compare(trace: Trace, packet: Mapping[str, Any], observed: Mapping[str, Any],
+            ignore: frozenset[str] = frozenset()) -> Agreement:
+    """Whether ``trace`` (natlens) agrees with the kernel's ``observed`` answer to ``packet``;
+    ``ignore``: differences that do not count (``final_src``... when the input shows only some
+    tables: a rule of a table not shown may have rewritten the packet)."""
     kernel = kernel_outcome(packet, observed)
     cands = _candidates(trace)
     doubted = _doubted_rules(trace)
-    diffs = [_differences(c, kernel, doubted) for c in cands]
+    diffs = [[d for d in _differences(c, kernel, doubted) if d not in ignore] for c in cands]
     best = min(range(len(cands)), key=lambda i: len(diffs[i]))
     described = tuple(
         f"verdict={c.verdict} path={c.path} final_src={c.final_src} final_dst={c.final_dst} "

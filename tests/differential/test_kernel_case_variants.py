@@ -292,6 +292,69 @@ VARIANTS: list[Variant] = [
             (("DROP", "local"),)),
 ]
 
+# other instances of the same kinds: untracked packets, NAT in other hooks and protocols, the
+# security table against the original source
+VARIANTS += [
+    Variant("01-raw-table-conntrack", "notrack-skips-dnat", "nft",
+            _raw("-A PREROUTING -p udp -m udp --dport 53 -j CT --notrack")
+            + _nat("-A PREROUTING -p udp -m udp --dport 53 -j DNAT "
+                   "--to-destination 10.200.3.2"),
+            (_p("ext0", "10.200.1.2", "10.200.1.1", "udp", (40000, 53)),),
+            (("ACCEPT", "local"),)),
+    Variant("01-raw-table-conntrack", "notrack-untracked-forward-drop", "legacy",
+            _raw("-A PREROUTING -i int0 -j CT --notrack")
+            + _filter("ACCEPT", "ACCEPT", "ACCEPT",
+                      "-A FORWARD -m conntrack --ctstate UNTRACKED -j DROP"),
+            (_p("int0", "10.200.2.2", "10.200.3.2", "tcp", (40000, 443)),
+             _p("dmz0", "10.200.3.2", "10.200.2.2", "tcp", (40000, 443))),
+            (("DROP", "forward"), ("ACCEPT", "forward"))),
+    Variant("02-nat-port-in-range-kept", "dnat-range-output", "nft",
+            _nat("-A OUTPUT -d 10.200.2.2/32 -p tcp -j DNAT "
+                 "--to-destination 10.200.3.2:8000-8010"),
+            (_p("local", "10.200.2.1", "10.200.2.2", "tcp", (40000, 8005)),),
+            (("ACCEPT", "output"),)),
+    Variant("02-nat-port-in-range-kept", "snat-range-tcp-forward", "legacy",
+            _nat("-A POSTROUTING -o ext0 -p tcp -j SNAT --to-source 10.200.1.1:1024-2000"),
+            (_p("dmz0", "10.200.3.2", "198.51.100.7", "tcp", (1500, 443)),),
+            (("ACCEPT", "forward"),)),
+    Variant("05-dnat-address-range-hash", "snat-address-range", "nft",
+            _nat("-A POSTROUTING -o ext0 -p udp -j SNAT --to-source 10.200.1.5-10.200.1.6"),
+            tuple(_p("int0", s, "198.51.100.7", "udp", (5000, 53))
+                  for s in ("10.200.2.2", "10.200.2.3", "10.200.2.4")),
+            (("ACCEPT", "forward"),) * 3),
+    Variant("06-broadcast-dnat-not-forwarded", "ext0-broadcast-any-dnat", "legacy",
+            _nat("-A PREROUTING -i ext0 -j DNAT --to-destination 10.200.2.2"),
+            (_p("ext0", "10.200.1.7", "10.200.1.255", "udp", (40000, 5353)),),
+            (("DROP", None),)),
+    Variant("08-loopback-source-dnat-dropped", "loopback-to-loopback-stays", "nft",
+            _nat("-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT "
+                 "--to-destination 127.0.0.2:80"),
+            (_p("local", "127.0.0.1", "127.0.0.1", "tcp", (40000, 8080)),),
+            (("ACCEPT", "local"),)),
+    Variant("09-nft-negated-port-pair", "forward-udp", "nft",
+            _filter("ACCEPT", "ACCEPT", "ACCEPT",
+                    "-A FORWARD -p udp -m udp ! --sport 53 ! --dport 53 -j DROP"),
+            (_p("int0", "10.200.2.2", "10.200.1.2", "udp", (53, 123)),
+             _p("int0", "10.200.2.2", "10.200.1.2", "udp", (5000, 53)),
+             _p("int0", "10.200.2.2", "10.200.1.2", "udp", (5000, 123))),
+            (("DROP", "forward"), ("DROP", "forward"), ("DROP", "forward"))),
+    Variant("10-icmp-dnat-with-port", "dnat-icmp-forward", "nft",
+            _nat("-A PREROUTING -i int0 -p icmp -j DNAT --to-destination 10.200.3.2:9"),
+            (_p("int0", "10.200.2.2", "10.200.1.2", "icmp", (77, 0)),),
+            (("ACCEPT", "forward"),)),
+    Variant("11-no-conntrack-nat-skipped", "nat-user-chain-return", "legacy",
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":POSTROUTING ACCEPT [0:0]\n:PRE-USER - [0:0]\n-A PREROUTING -j PRE-USER\n"
+            "-A PRE-USER -j RETURN\nCOMMIT\n",
+            (_p("ext0", "10.200.1.2", "10.200.3.2", "tcp", (40000, 22)),),
+            (("ACCEPT", "forward"),)),
+    *(Variant("12-nft-security-priority", "security-output-original-source", backend,
+              _nat("-A POSTROUTING -o dmz0 -j SNAT --to-source 10.200.9.1")
+              + _security("ACCEPT", "-A OUTPUT -s 10.200.3.1/32 -p udp -j DROP"),
+              (_p("local", "10.200.3.1", "10.200.3.2", "udp", (40000, 53)),),
+              (("DROP", "output"),)) for backend in ("nft", "legacy")),
+]
+
 
 def _require(backend: str) -> None:
     if os.geteuid() != 0:

@@ -65,8 +65,8 @@ def test_cli_trace_table_and_kernel(seed_file: Path, capsys: pytest.CaptureFixtu
      "natlens: error: unknown state 'bogus'"),
     (["--src", "198.51.100.7", "--dst", "192.0.2.2"],
      # --packets FILE made --in/--local-origin optional for argparse: the check moved to trace
-     "natlens: error: trace needs --in IFACE or --local-origin, --src and --dst (or --packets "
-     "FILE)\n"),
+     "natlens: error: trace needs --in IFACE and --src, or --local-origin, and --dst (or "
+     "--packets FILE)\n"),
     (["--in", "eth0", "--local-origin", "--src", "1.2.3.4", "--dst", "1.2.3.5"],
      "natlens: error: argument --local-origin: not allowed with argument --in"),
 ])

@@ -13,10 +13,10 @@ import json
 import os
 import subprocess
 import tracemalloc
-import uuid
 from pathlib import Path
 
 import pytest
+from netns_helpers import namespaces
 from nf_helpers import simulator, standard_host
 
 from natlens.cli import main
@@ -74,13 +74,9 @@ def test_jumps_deeper_than_nf_tables_allows_are_a_doubt(cases: Path, depth: int,
     (16, "iptables-legacy-restore", True)])
 def test_kernel_jump_depth_limit(cases: Path, depth: int, tool: str, loads: bool) -> None:
     """The limit the doubt above names is the kernel's: nf_tables refuses 16 nested jumps."""
-    ns = f"natlens-depth-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
+    with namespaces("natlens-depth-") as (ns,):
         done = subprocess.run(["ip", "netns", "exec", ns, tool], input=_deep(cases, depth),
                               text=True, capture_output=True, check=False)
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
     assert (done.returncode == 0) is loads, done.stderr
     if not loads:
         assert "Too many links" in done.stderr

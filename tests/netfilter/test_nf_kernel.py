@@ -62,7 +62,7 @@ except OSError:
 """
 
 
-GOLDEN_LAB = {
+GOLDEN_LAB: dict[str, list[Any]] = {
     "rtr": [["addr", "add", "192.0.2.2/24", "dev", "eth0"],
             ["addr", "add", "198.51.100.1/24", "dev", "eth0"],
             ["addr", "add", "172.17.0.1/16", "dev", "docker0"]],
@@ -72,7 +72,7 @@ GOLDEN_LAB = {
 }
 """The golden cases' host: eth0 192.0.2.2/24 (+ the client's 198.51.100.0/24), docker0."""
 
-DOCKER_LAB = {
+DOCKER_LAB: dict[str, list[Any]] = {
     "rtr": [["addr", "add", "198.51.100.2/24", "dev", "eth0"],
             ["addr", "add", "203.0.113.1/24", "dev", "eth0"],
             ["addr", "add", "172.17.0.1/16", "dev", "docker0"],

@@ -4,13 +4,12 @@ VPN interfaces set it) is LOCAL: the local table's ``local`` route wins (``ip ro
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from ipaddress import ip_address
 
 import pytest
+from netns_helpers import namespaces, needs_root
 
 from natlens.netfilter.host import Host
 
@@ -25,14 +24,9 @@ def _kernel_route_type(ns: str) -> str:
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a network namespace")
-    ns = f"nlt-brd-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
+    needs_root("ip", "iproute2")
+    with namespaces("nlt-brd-") as (ns,):
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 @pytest.mark.kernel

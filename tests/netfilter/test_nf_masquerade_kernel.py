@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from netns_helpers import namespaces, needs_root, run, veth
+from netns_helpers import chained, needs_root, run
 
 from natlens.netfilter import Packet
 from natlens.parse import parse_save
@@ -102,11 +102,8 @@ SCENARIOS = [
 def hosts() -> Iterator[tuple[str, str, str]]:
     """(client, router, server) namespaces, linked client—ra, rb—server; removed afterwards."""
     needs_root("iptables-restore", "iptables")
-    with namespaces("nlm-c-", "nlm-r-", "nlm-s-") as (client, router, server):
-        veth(client, "c0", router, "ra")
-        veth(router, "rb", server, "s0")
-        for ns in (client, router, server):
-            run("ip", "link", "set", "lo", "up", ns=ns)
+    with chained(("nlm-c-", "c0"), ("nlm-r-", "ra", "rb"), ("nlm-s-", "s0")) as (client, router,
+                                                                              server):
         run("ip", "addr", "add", "10.61.1.2/24", "dev", "c0", ns=client)
         run("ip", "route", "add", "default", "via", "10.61.1.1", ns=client)
         run("ip", "addr", "add", "10.61.1.1/24", "dev", "ra", "scope", "link", ns=router)

@@ -20,8 +20,8 @@ from natlens.netfilter.matches import COMPILERS, evaluate
 from natlens.parse.save import parse_save
 
 HOST = standard_host()
-IN = {"in_interface": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "sport": 40000,
-      "dport": 8080}
+IN: dict[str, Any] = {"in_interface": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2",
+                     "sport": 40000, "dport": 8080}
 
 
 def rule(args: str) -> Rule:

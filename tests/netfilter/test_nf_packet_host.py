@@ -16,7 +16,7 @@ from natlens.netfilter.packet import endpoint
 
 def test_packet_accepts_strings_and_objects() -> None:
     p = Packet(in_interface="eth0", src="198.51.100.7", dst=ipaddress.ip_address("192.0.2.2"),
-               dport="8080", mark="0x10")  # type: ignore[arg-type]
+               dport="8080", mark="0x10")
     assert p.src == ipaddress.ip_address("198.51.100.7")
     assert (p.dport, p.mark, p.state, p.proto, p.family) == (8080, 16, "new", "tcp", 4)
     assert repr(p) == "Packet(in eth0, tcp 198.51.100.7 -> 192.0.2.2:8080, new)"

@@ -23,8 +23,9 @@ import random
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ from natlens.verify import ns as netns
 from natlens.verify.compare import chain_hooks, compare
 from natlens.verify.probe import Prober
 from natlens.verify.runs import Run
-from natlens.verify.topology import Topology, plan, plan_rules, tool
+from natlens.verify.topology import PlanRules, Topology, plan, plan_rules, tool
 
 pytestmark = pytest.mark.kernel
 
@@ -386,6 +387,6 @@ def test_semantic_points_against_kernel(tmp_path: Path) -> None:
     assert any(s.chain == "early" and s.kind.value == "rule" for s in early.steps)
 
 
-def _fields(rules: object) -> dict[str, object]:
-    names = ("rules4", "rules6", "other_backend", "other4", "other6", "nft")
-    return {n: getattr(rules, n) for n in names}
+def _fields(rules: PlanRules) -> dict[str, Any]:
+    """The ``TopologyPlan`` fields ``rules`` gives (every field of ``PlanRules``)."""
+    return {f.name: getattr(rules, f.name) for f in fields(rules)}

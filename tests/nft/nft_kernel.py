@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from netns_helpers import namespaces, needs_root, run, veth
+from netns_helpers import chained, needs_root, run
 from nft_build import (
     ACCEPT,
     COUNTER,
@@ -200,10 +200,7 @@ def lab() -> Iterator[dict[str, str]]:
     """Namespaces ``cli`` (198.51.100.7-9, 2001:db8:1::7-8) and ``rtr`` (198.51.100.1,
     192.0.2.2, 2001:db8:1::1, 2001:db8:2::2) on a veth."""
     needs_root("nft", "nft")
-    with namespaces("nftc", "nftr") as (cli, rtr):
-        veth(rtr, "eth0", cli, "eth0")
-        for ns in (rtr, cli):
-            run("ip", "link", "set", "lo", "up", ns=ns)
+    with chained(("nftc", "eth0"), ("nftr", "eth0")) as (cli, rtr):
         run("ip", "addr", "add", "198.51.100.1/24", "dev", "eth0", ns=rtr)
         run("ip", "addr", "add", "192.0.2.2/24", "dev", "eth0", ns=rtr)
         run("ip", "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad", ns=rtr)

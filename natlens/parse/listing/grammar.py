@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from natlens.errors import ParseError
+from natlens.errors import EXCERPT_LIMIT, ParseError
 from natlens.inputs import is_decimal as _decimal
 from natlens.model import (
     BUILTIN_CHAINS,
@@ -301,8 +301,10 @@ class _ListingParser:
         command = shell_command(line)
         if command is None:
             return False
+        shown = line if len(line) <= EXCERPT_LIMIT else \
+            f"{line[:EXCERPT_LIMIT]}… ({len(line):,} characters)"
         self.notes.append(f"{self.source}:{self.line_no}: shell prompt line skipped "
-                          f"(the command the text came from): {line}")
+                          f"(the command the text came from): {shown}")
         if command.family is Family.IPV6:
             self.prompt_family = command.family
         if command.table is not None:

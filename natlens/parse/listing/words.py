@@ -155,7 +155,8 @@ def _address(text: str, version: int) -> tuple[Address | None, str]:
     """Source/destination column → (address, status); status is ``""``, ``"unknown"`` (a name
     natlens cannot resolve with certainty) or ``"NAME = ADDRESS"`` (a well-known name)."""
     body, negated = _bang(text)
-    if body in _ANY and not negated:
+    # the other family's "any" (ip6tables' ::/0 in an IPv4 listing) is that family's address
+    if body in _ANY and not negated and (body == "anywhere" or (":" in body) == (version == 6)):
         return None, ""
     if body == "anywhere":
         body = "0.0.0.0/0" if version == 4 else "::/0"
