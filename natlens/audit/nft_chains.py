@@ -20,14 +20,13 @@ count``, ``last``, set and map updates, ``meter``) are never duplicates, as in `
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from natlens.audit.findings import AuditContext, Finding, RuleRef, Severity
 from natlens.audit.fixes import command
 from natlens.audit.graph_checks import UFW_CHAIN, UNUSED_BY_DESIGN, docker_own
-from natlens.audit.nft_refs import delete_rule, native_tables, nft_matches, nft_ref
+from natlens.audit.nft_refs import delete_rule, native_tables, nft_matches, nft_network, nft_ref
 from natlens.correlate import docker_chain
 from natlens.graph import loops
 from natlens.model import Family
@@ -486,18 +485,6 @@ def _matches_of(rule: NftRule, *, implied: bool) -> list[_Match]:
     return out
 
 
-def _network_of(value: Json) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    if isinstance(value, MAPPINGS) and isinstance(value.get("prefix"), MAPPINGS):
-        p = value["prefix"]
-        value = f"{p.get('addr')}/{p.get('len')}"
-    if not isinstance(value, str):
-        return None
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
-
-
 def _implies(b: _Match, a: _Match) -> bool:
     """Whether every packet matching ``b`` matches ``a`` (same left side)."""
     if b[0] != a[0]:
@@ -517,7 +504,7 @@ def _implies(b: _Match, a: _Match) -> bool:
         lo, hi = bounds
         return isinstance(value, int) and isinstance(lo, int) and isinstance(hi, int) \
             and lo <= value <= hi
-    outer, inner = _network_of(right), _network_of(value)
+    outer, inner = nft_network(right), nft_network(value)
     return outer is not None and inner is not None and inner.version == outer.version \
         and inner.subnet_of(outer)  # type: ignore[arg-type]
 

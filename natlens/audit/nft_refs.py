@@ -36,6 +36,7 @@ __all__ = [
     "NftDnat",
     "NftMatches",
     "delete_rule",
+    "nft_network",
     "is_nft",
     "native_only",
     "native_tables",
@@ -285,7 +286,9 @@ class NftMatches:
     other: int = 0
 
 
-def _network(value: Json) -> IPNetwork | None:
+def nft_network(value: Json) -> IPNetwork | None:
+    """The network an nft JSON value names (``"10.0.0.0/8"``, ``"10.0.0.1"`` or ``{"prefix":
+    {"addr": ..., "len": ...}}``), host bits cleared; None for anything else."""
     if isinstance(value, MAPPINGS):
         prefix = value.get("prefix")
         if isinstance(prefix, MAPPINGS):
@@ -317,8 +320,8 @@ def nft_matches(rule: NftRule) -> NftMatches:
                 found["proto"], found["dport"] = str(protocol), _literal_int(right)
                 continue
             if field in ("saddr", "daddr") and protocol in ("ip", "ip6") \
-                    and _network(right) is not None:
-                found[field] = _network(right)
+                    and nft_network(right) is not None:
+                found[field] = nft_network(right)
                 continue
         if isinstance(meta, MAPPINGS) and meta.get("key") in ("iifname", "oifname") \
                 and isinstance(right, str) and op in ("==", "!="):
