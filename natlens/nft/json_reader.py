@@ -393,7 +393,35 @@ class _Reader:
             return self.expr(body, path)
         if shape is None:  # a verdict or notrack: nft reads nothing of the body
             return freeze(body)
-        return self.shaped(self.obj(body, path), shape, path, fam)
+        shaped = self.shaped(self.obj(body, path), shape, path, fam)
+        if kind in _NAT_STATEMENTS:
+            self.nat_values(body, path)
+        return shaped
+
+    def nat_values(self, body: dict[str, Any], path: _Path) -> None:
+        """A NAT statement's ``addr`` and ``port`` constants: an address (IPv4 or IPv6; the
+        statement's family decides which nft takes) and a port number 0..65535 (a decimal
+        string is read as one), or an expression object (a map, a range, a symbol);
+        ``null``, a bare number for an address, a list, or a word natlens cannot read as a
+        port are refused with the JSON path (nft ``src/parser_json.c``, ``json_parse_nat_stmt``
+        reads each as one expression)."""
+        if "addr" in body:
+            addr = body["addr"]
+            if isinstance(addr, str):
+                if not addr.startswith(("@", "$")) and not _is_address(addr):
+                    raise self.fail((path, "addr"), f"{addr!r} is not an IP address")
+            elif not isinstance(addr, dict):
+                raise self.fail((path, "addr"), f"expected an address, got {_kind(addr)}")
+        if "port" in body:
+            port = body["port"]
+            if isinstance(port, str) and port.isascii() and port.isdecimal():
+                port = int(port)
+            if isinstance(port, bool) or not isinstance(port, int | dict) or (
+                    isinstance(port, int) and not 0 <= port <= 65535):
+                raise self.fail((path, "port"), f"expected a port number 0..65535, got "
+                                f"{_kind(port)}")
+            if isinstance(port, dict):
+                self.port_values(port, (path, "port"))
 
     def shaped(self, body: dict[str, Any], shape: Shape, path: _Path, fam: Family) -> Json:
         """An object body checked against ``shape`` (required keys, the type of every key nft
@@ -699,6 +727,20 @@ class _Reader:
 _NUMBER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]+")
 """A number written as a string, as nft's integer parser takes it (decimal or hex)."""
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]{0,40}")
+
+
+_NAT_STATEMENTS = frozenset({"snat", "dnat", "redirect", "masquerade"})
+
+
+def _is_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address as inet_pton reads it."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def _as_list(value: Any) -> list[Any]:
