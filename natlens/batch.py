@@ -121,7 +121,11 @@ def _packet(values: dict[str, Any], source: str, line_no: int) -> Packet:
         kwargs[name] = value
     for needed in ("src", "dst"):
         if needed not in kwargs:
-            raise PacketFileError(f"no {needed}", source=source, line_no=line_no)
+            hint = " (a packet file names every packet's source: give a src column; only " \
+                "'natlens trace --local-origin' without --src infers it)" \
+                if needed == "src" and kwargs.get("local_origin") else \
+                f" (give a {needed} column or field)"
+            raise PacketFileError(f"no {needed}{hint}", source=source, line_no=line_no)
     try:
         return Packet(**kwargs)
     except InterfaceNameError as exc:  # named as the field, as --in is on the command line

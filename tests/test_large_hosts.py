@@ -78,7 +78,10 @@ def test_trace_packets_json_lines_from_stdin(monkeypatch: pytest.MonkeyPatch,
      "packets:1: dport: expected a port number or service name, got '80.5'"),
     ('{"in": "eth0", "src": "198.51.100.7", "dst": "::1"}\n',
      "packets:1: packet mixes address families: 198.51.100.7 -> ::1"),
-    ('{"in": "eth0", "dst": "192.0.2.2"}\n', "packets:1: no src"),
+    ('{"in": "eth0", "dst": "192.0.2.2"}\n', "packets:1: no src (give a src column or field)"),
+    ('{"local_origin": true, "dst": "192.0.2.2"}\n',
+     "packets:1: no src (a packet file names every packet's source: give a src column; only "
+     "'natlens trace --local-origin' without --src infers it)"),
     ('{"in": "eth0", "src": "198.51.100.7", "dst": "192.0.2.2", "colour": 1}\n',
      "packets:1: unknown field 'colour' (known: dport, dst, icmp_type, in, in_interface, "
      "local_origin, mark, proto, sport, src, state)"),
@@ -88,7 +91,8 @@ def test_trace_packets_json_lines_from_stdin(monkeypatch: pytest.MonkeyPatch,
                        "state)"),
     ("src,dst,in\n198.51.100.7,192.0.2.300,eth0\n",
      "packets:2: packet destination '192.0.2.300' is not an IP address"),
-], ids=["json", "not-object", "port", "families", "no-src", "field", "cells", "header",
+], ids=["json", "not-object", "port", "families", "no-src", "local-no-src", "field", "cells",
+        "header",
         "address"])
 def test_bad_packet_line_is_one_line_naming_file_and_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str,
