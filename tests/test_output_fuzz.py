@@ -77,11 +77,15 @@ _LINE_BREAKS = re.compile("[\0\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 comments = _text.filter(lambda s: not _LINE_BREAKS.search(s))
 """Comments a save file can carry on one line."""
 
+_KERNEL_SPACES = frozenset(b" \t\n\x0b\x0c\r\xa0")
+"""The bytes the kernel's ``isspace`` takes (lib/ctype.c: 9-13, 32 and 0xa0)."""
 ifaces = _text.filter(lambda s: 1 <= len(s.encode("utf-8", "surrogatepass")) <= 15
                       and not re.search(r"[\s/:\0\"']", s) and s[0] != "!"
+                      and _KERNEL_SPACES.isdisjoint(s.encode("utf-8", "surrogatepass"))
                       and s not in (".", "..", "+", "lo", "docker0", "eth0"))
-"""Interface names the kernel accepts (net/core/dev.c dev_valid_name) that iptables can name
-in a rule (no quotes, no leading ``!``)."""
+"""Interface names the kernel accepts (net/core/dev.c dev_valid_name: no byte its isspace
+takes, so no UTF-8 sequence holding 0xa0) that iptables can name in a rule (no quotes, no
+leading ``!``)."""
 
 _surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 containers = st.lists(st.one_of(_chars, _surrogates), max_size=8).map("".join)
