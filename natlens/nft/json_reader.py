@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union
@@ -581,53 +582,27 @@ class _Reader:
         """Constants of nft's ``integer`` type (``meta length``, ``numgen``, ``ct zone``...):
         numbers, or strings nft reads as one (``"0x10"``); the type has no symbol names
         (nft ``src/datatype.c``: ``integer_type``)."""
-        if isinstance(value, bool) or (isinstance(value, str) and not value.startswith("@")
-                                       and not _NUMBER.fullmatch(value)):
-            raise self.fail(path, f"expected a number, got {_kind(value)}")
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                self.integer_values(item, (path, i))
-        elif isinstance(value, dict) and len(value) == 1:
-            ((kind, body),) = value.items()
-            if kind in ("range", "set"):
-                self.integer_values(body, (path, kind))
-            elif kind == "elem" and isinstance(body, dict):
-                self.integer_values(body.get("val"), ((path, "elem"), "val"))
+        for leaf, where in _constants(value, path):
+            if isinstance(leaf, bool) or (isinstance(leaf, str) and not leaf.startswith("@")
+                                          and not _NUMBER.fullmatch(leaf)):
+                raise self.fail(where, f"expected a number, got {_kind(leaf)}")
 
     def address_values(self, value: Any, path: _Path, version: int) -> None:
-        if isinstance(value, str):
-            if value.startswith(("@", "$")):
-                return
-            try:
-                socket.inet_pton(socket.AF_INET if version == 4 else socket.AF_INET6, value)
-            except (OSError, ValueError):
-                raise self.fail(path, f"{value!r} is not an IPv{version} address") from None
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                self.address_values(item, (path, i), version)
-        elif isinstance(value, dict) and len(value) == 1:
-            ((kind, body),) = value.items()
-            if kind == "prefix" and isinstance(body, dict):
-                self.address_values(body.get("addr"), ((path, "prefix"), "addr"), version)
-            elif kind in ("range", "set"):
-                self.address_values(body, (path, kind), version)
-            elif kind == "elem" and isinstance(body, dict):
-                self.address_values(body.get("val"), ((path, "elem"), "val"), version)
-        elif isinstance(value, int | bool) or value is None:
-            raise self.fail(path, f"{value!r} is not an IPv{version} address")
+        for leaf, where in _constants(value, path, prefixes=True):
+            if isinstance(leaf, str):
+                if leaf.startswith(("@", "$")):
+                    continue
+                try:
+                    socket.inet_pton(socket.AF_INET if version == 4 else socket.AF_INET6, leaf)
+                except (OSError, ValueError):
+                    raise self.fail(where, f"{leaf!r} is not an IPv{version} address") from None
+            elif isinstance(leaf, int | bool) or leaf is None:
+                raise self.fail(where, f"{leaf!r} is not an IPv{version} address")
 
     def port_values(self, value: Any, path: _Path) -> None:
-        if isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= 65535):
-            raise self.fail(path, f"{value!r} is not a port number (0..65535)")
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                self.port_values(item, (path, i))
-        elif isinstance(value, dict) and len(value) == 1:
-            ((kind, body),) = value.items()
-            if kind in ("range", "set"):
-                self.port_values(body, (path, kind))
-            elif kind == "elem" and isinstance(body, dict):
-                self.port_values(body.get("val"), ((path, "elem"), "val"))
+        for leaf, where in _constants(value, path):
+            if isinstance(leaf, bool) or (isinstance(leaf, int) and not 0 <= leaf <= 65535):
+                raise self.fail(where, f"{leaf!r} is not a port number (0..65535)")
 
     # -- sets, objects, flowtables ----------------------------------------------------------
 
@@ -730,6 +705,28 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]{0,40}")
 
 
 _NAT_STATEMENTS = frozenset({"snat", "dnat", "redirect", "masquerade"})
+
+
+def _constants(value: Any, path: _Path, *, prefixes: bool = False) -> Iterator[tuple[Any, _Path]]:
+    """Each constant of a match's right-hand side with its JSON path: the items of an array,
+    of an anonymous ``set`` and of a ``range``, an ``elem``'s ``val`` and (``prefixes``) a
+    ``prefix``'s ``addr``; other objects (symbols, expressions) yield nothing."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _constants(item, (path, i), prefixes=prefixes)
+    elif isinstance(value, dict):
+        if len(value) == 1:
+            ((kind, body),) = value.items()
+            if kind in ("range", "set"):
+                yield from _constants(body, (path, kind), prefixes=prefixes)
+            elif kind == "elem" and isinstance(body, dict):
+                yield from _constants(body.get("val"), ((path, "elem"), "val"),
+                                      prefixes=prefixes)
+            elif prefixes and kind == "prefix" and isinstance(body, dict):
+                yield from _constants(body.get("addr"), ((path, "prefix"), "addr"),
+                                      prefixes=prefixes)
+    else:
+        yield value, path
 
 
 def _is_address(text: str) -> bool:
