@@ -180,9 +180,13 @@ def _parse(path: Path, core: Core) -> tuple[float, float, int]:
     process on ``core`` (its start and ``import natlens`` not counted). Raises RuntimeError
     when the child did not run on the core asked for."""
     # run from the copy's folder: ``-c`` puts the current folder first on sys.path
-    out = subprocess.run([sys.executable, "-c", _PARSE_CHILD, str(path.resolve())], check=True,
-                         capture_output=True, text=True, env=core.env(), cwd=core.root).stdout
-    data = json.loads(out)
+    done = subprocess.run([sys.executable, "-c", _PARSE_CHILD, str(path.resolve())],
+                          check=False, capture_output=True, text=True, env=core.env(),
+                          cwd=core.root)
+    if done.returncode != 0:  # natlens refused the dump: say why, as natlens would
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise SystemExit(f"bench_parse: natlens cannot parse {path}: {lines[-1]}")
+    data = json.loads(done.stdout)
     if data["core"].startswith("compiled") != (core.build is not None):
         raise RuntimeError(f"the parse ran on the wrong core: {data['core']}")
     return data["wall"], data["cpu"], data["rules"]
